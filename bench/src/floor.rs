@@ -1,0 +1,377 @@
+//! The operating system's floor for each act, in raw syscalls.
+//!
+//! Each function measures one act with nothing but libc/rustix calls and
+//! returns the median over [`crate::params::REPS`] repetitions, in the unit of
+//! the workloads compared with it (see [`crate::workloads::Floor`]):
+//!
+//! * [`fork_wait_us`]: `fork` of a child that `_exit`s at once, then `waitpid`;
+//! * [`spawn_exec_us`]: `posix_spawn` of `/bin/true`, then `waitpid`;
+//! * [`socket_roundtrip_us`]: blocking round trip of 8 bytes over a Unix
+//!   socketpair with a forked echo child;
+//! * [`spin_roundtrip_us`]: round trip through one atomic word in shared memory,
+//!   both sides spinning (needs two CPUs);
+//! * [`memcpy_mbps`]: copies of 1 MiB into freshly mapped pages (page faults
+//!   included: BENCH.md's memcpy figure); [`memcpy_hot_mbps`]: the same between
+//!   two reused, cache-hot buffers, for reference;
+//! * [`cas_lock_pair_ns`]: an uncontended lock made of `compare_exchange` + `store`.
+//!
+//! Forked children only make async-signal-safe calls (read, write, close,
+//! getppid, `_exit`) and touch memory they inherited; they never allocate,
+//! lock or unwind.
+
+use std::hint::{black_box, spin_loop};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::ptr::{null, null_mut};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
+
+use rustix::io::Errno;
+
+use crate::measure::{mb_per_s, median_of, ns_per, us_per};
+use crate::params::{
+    FLOOR_CAS_PAIRS, FLOOR_FORKS, FLOOR_MEMCPY_COPIES, FLOOR_SOCKET_ROUNDTRIPS, FLOOR_SPAWNS,
+    FLOOR_SPIN_ROUNDTRIPS, MIB, REPS,
+};
+use crate::workloads::Floor;
+
+/// Measures `floor`; `None` if it cannot be measured on this machine.
+pub fn measure(floor: Floor, quick: bool) -> Option<f64> {
+    match floor {
+        Floor::ForkWait => Some(fork_wait_us(quick)),
+        Floor::SpawnExec => spawn_exec_us(quick),
+        Floor::SocketRoundTrip => Some(socket_roundtrip_us(quick)),
+        Floor::SpinRoundTrip => spin_roundtrip_us(quick),
+        Floor::Memcpy => Some(memcpy_mbps(quick)),
+        Floor::MemcpyHot => Some(memcpy_hot_mbps(quick)),
+        Floor::CasLock => Some(cas_lock_pair_ns(quick)),
+    }
+}
+
+/// Forks; the child runs `child` and `_exit`s with its result. Returns the child's pid.
+///
+/// # Safety
+///
+/// `child` runs in the forked copy of a possibly multi-threaded process: it must
+/// only make async-signal-safe calls, and must neither allocate, take locks,
+/// nor panic.
+unsafe fn fork_child(child: impl FnOnce() -> i32) -> libc::pid_t {
+    // SAFETY: fork has no preconditions; the child side below only runs
+    // `child`, which the caller vouches for, then `_exit`s without running
+    // destructors or atexit handlers.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => panic!("fork: {}", std::io::Error::last_os_error()),
+        0 => {
+            let code = child();
+            // SAFETY: `_exit` is async-signal-safe and never returns.
+            unsafe { libc::_exit(code) }
+        }
+        pid => pid,
+    }
+}
+
+/// Waits for child `pid` and panics unless it exited with status 0.
+fn wait_ok(pid: libc::pid_t) {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out-pointer; `pid` is our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        assert!(
+            r == -1 && err.kind() == std::io::ErrorKind::Interrupted,
+            "waitpid({pid}): {err}"
+        );
+    }
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "floor child {pid} failed: wait status {status:#x}"
+    );
+}
+
+/// us per `fork` of a child that `_exit(0)`s at once plus `waitpid`.
+///
+/// The floor for the fork and forkserver start methods.
+pub fn fork_wait_us(quick: bool) -> f64 {
+    let n = FLOOR_FORKS.get(quick);
+    median_of(REPS.get(quick), || {
+        let start = Instant::now();
+        for _ in 0..n {
+            // SAFETY: the child does nothing but `_exit(0)`.
+            let pid = unsafe { fork_child(|| 0) };
+            wait_ok(pid);
+        }
+        us_per(start.elapsed(), n)
+    })
+}
+
+/// us per `posix_spawn` of `/bin/true` (empty environment) plus `waitpid`.
+///
+/// The floor for the spawn start method, which must exec a fresh program.
+/// `None` if no `true` binary is found.
+pub fn spawn_exec_us(quick: bool) -> Option<f64> {
+    let path = [c"/bin/true", c"/usr/bin/true"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p.to_str().unwrap_or_default()).exists())?;
+    let argv = [path.as_ptr().cast_mut(), null_mut()];
+    let envp: [*mut libc::c_char; 1] = [null_mut()];
+    let n = FLOOR_SPAWNS.get(quick);
+    Some(median_of(REPS.get(quick), || {
+        let start = Instant::now();
+        for _ in 0..n {
+            let mut pid: libc::pid_t = 0;
+            // SAFETY: `path` is a valid C string; `argv` and `envp` are
+            // null-terminated arrays of valid C strings that outlive the call;
+            // null file actions and attributes mean the defaults.
+            let rc = unsafe {
+                libc::posix_spawn(
+                    &mut pid,
+                    path.as_ptr(),
+                    null(),
+                    null(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                )
+            };
+            assert_eq!(
+                rc,
+                0,
+                "posix_spawn: {}",
+                std::io::Error::from_raw_os_error(rc)
+            );
+            wait_ok(pid);
+        }
+        us_per(start.elapsed(), n)
+    }))
+}
+
+/// Reads exactly `buf.len()` bytes; false on end of file or error.
+/// Async-signal-safe.
+fn read_exact(fd: BorrowedFd<'_>, buf: &mut [u8; 8]) -> bool {
+    let mut got = 0;
+    while got < buf.len() {
+        match rustix::io::read(fd, &mut buf[got..]) {
+            Ok(0) => return false,
+            Ok(n) => got += n,
+            Err(Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Writes all of `buf`; false on error. Async-signal-safe.
+fn write_all(fd: BorrowedFd<'_>, buf: &[u8; 8]) -> bool {
+    let mut done = 0;
+    while done < buf.len() {
+        match rustix::io::write(fd, &buf[done..]) {
+            Ok(n) => done += n,
+            Err(Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// us per blocking round trip over a Unix stream socketpair: the parent writes
+/// a `u64`, a forked child reads it and writes it back plus one.
+///
+/// The floor for `pipe_roundtrip_small` (the wake-up latency of the machine).
+pub fn socket_roundtrip_us(quick: bool) -> f64 {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+    let (ours, theirs) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .expect("socketpair");
+    let our_raw = ours.as_raw_fd();
+    let child_fd = theirs.as_fd();
+    // Runs in the child: only close, read and write, no allocation, lock or panic.
+    let echo = || {
+        // SAFETY: closes the child's copy of the parent's end, so that the
+        // parent's close reads as end of file here; nothing else uses it.
+        unsafe { libc::close(our_raw) };
+        let mut buf = [0u8; 8];
+        while read_exact(child_fd, &mut buf) {
+            let reply = u64::from_ne_bytes(buf).wrapping_add(1).to_ne_bytes();
+            if !write_all(child_fd, &reply) {
+                return 1;
+            }
+        }
+        0
+    };
+    // SAFETY: `echo` is async-signal-safe (see above).
+    let pid = unsafe { fork_child(echo) };
+    drop(theirs);
+    let n = FLOOR_SOCKET_ROUNDTRIPS.get(quick);
+    let fd = ours.as_fd();
+    let mut next = 0u64;
+    let us = median_of(REPS.get(quick), || {
+        let start = Instant::now();
+        for _ in 0..n {
+            let mut buf = [0u8; 8];
+            assert!(write_all(fd, &next.to_ne_bytes()), "socket write");
+            assert!(read_exact(fd, &mut buf), "socket read");
+            assert_eq!(u64::from_ne_bytes(buf), next + 1);
+            next += 1;
+        }
+        us_per(start.elapsed(), n)
+    });
+    drop(ours);
+    wait_ok(pid);
+    us
+}
+
+/// Value of the shared word that tells the spinning child to exit (odd).
+const SPIN_STOP: u64 = u64::MAX;
+
+/// us per round trip through one shared atomic word, both processes spinning:
+/// the parent stores an odd value, the child answers with value + 1.
+///
+/// `None` with fewer than two CPUs (spinning would measure the scheduler).
+pub fn spin_roundtrip_us(quick: bool) -> Option<f64> {
+    use rustix::mm::{MapFlags, ProtFlags, mmap_anonymous, munmap};
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return None;
+    }
+    const LEN: usize = 4096;
+    // SAFETY: a fresh anonymous mapping aliases no existing memory.
+    let ptr = unsafe {
+        mmap_anonymous(
+            null_mut(),
+            LEN,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED,
+        )
+    }
+    .ok()?;
+    // SAFETY: the mapping is page-aligned, zero-filled (a valid AtomicU64 of 0),
+    // shared with the child across fork, and unmapped only after the child is
+    // reaped and the last use of `cell`.
+    let cell: &AtomicU64 = unsafe { &*ptr.cast::<AtomicU64>() };
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // Runs in the child: atomics and getppid only, no allocation, lock or panic.
+    let echo = || {
+        let mut spins = 0u32;
+        loop {
+            let v = cell.load(Ordering::Acquire);
+            if v == SPIN_STOP {
+                return 0;
+            }
+            if v & 1 == 1 {
+                cell.store(v + 1, Ordering::Release);
+            } else {
+                spin_loop();
+                spins = spins.wrapping_add(1);
+                // Never outlive the parent, even if it dies mid-run.
+                // SAFETY: getppid has no preconditions and is async-signal-safe.
+                if spins & 0xF_FFFF == 0 && unsafe { libc::getppid() } != parent {
+                    return 1;
+                }
+            }
+        }
+    };
+    // SAFETY: `echo` is async-signal-safe (see above).
+    let pid = unsafe { fork_child(echo) };
+    let n = FLOOR_SPIN_ROUNDTRIPS.get(quick);
+    let mut seq = 0u64;
+    let us = median_of(REPS.get(quick), || {
+        let start = Instant::now();
+        for _ in 0..n {
+            cell.store(seq + 1, Ordering::Release);
+            while cell.load(Ordering::Acquire) != seq + 2 {
+                spin_loop();
+            }
+            seq += 2;
+        }
+        us_per(start.elapsed(), n)
+    });
+    cell.store(SPIN_STOP, Ordering::Release);
+    wait_ok(pid);
+    // SAFETY: `ptr`/`LEN` is the mapping made above; the child is gone and
+    // `cell` is not used any more.
+    unsafe { munmap(ptr, LEN) }.expect("munmap");
+    Some(us)
+}
+
+/// MB/s of memcpy of 1 MiB into freshly mapped pages: per copy, `mmap` 1 MiB
+/// of anonymous memory, copy a 1 MiB source into it, `munmap` it.
+///
+/// The floor for bulk transfers (pipe and queue of 1 MiB messages, the shared
+/// array fill-and-sum): a message that lands in new memory pays the page
+/// faults. This is the act behind BENCH.md's "memcpy about 2,100 MB/s"; the
+/// cache-hot copy ([`memcpy_hot_mbps`]) is about 20 times faster on the
+/// reference machine and is reported beside it.
+pub fn memcpy_mbps(quick: bool) -> f64 {
+    use rustix::mm::{MapFlags, ProtFlags, mmap_anonymous, munmap};
+    let src = vec![0x5au8; MIB];
+    let n = FLOOR_MEMCPY_COPIES.get(quick);
+    median_of(REPS.get(quick), || {
+        let start = Instant::now();
+        for _ in 0..n {
+            // SAFETY: a fresh anonymous mapping aliases no existing memory.
+            let dst = unsafe {
+                mmap_anonymous(
+                    null_mut(),
+                    MIB,
+                    ProtFlags::READ | ProtFlags::WRITE,
+                    MapFlags::PRIVATE,
+                )
+            }
+            .expect("mmap");
+            // SAFETY: `dst` is a writable mapping of MIB bytes that does not
+            // overlap `src`, which holds MIB bytes.
+            unsafe { std::ptr::copy_nonoverlapping(black_box(src.as_ptr()), dst.cast(), MIB) };
+            black_box(dst);
+            // SAFETY: `dst`/MIB is the mapping made above, no longer used.
+            unsafe { munmap(dst, MIB) }.expect("munmap");
+        }
+        mb_per_s(n * MIB, start.elapsed())
+    })
+}
+
+/// MB/s of `copy_from_slice` (memcpy) between two reused, cache-hot 1 MiB buffers.
+///
+/// Reported beside [`memcpy_mbps`] for reference: the upper bound of a copy
+/// that faults no pages and stays in cache.
+pub fn memcpy_hot_mbps(quick: bool) -> f64 {
+    let src = vec![0x5au8; MIB];
+    let mut dst = vec![0u8; MIB];
+    dst.copy_from_slice(&src); // fault the pages in
+    let n = FLOOR_MEMCPY_COPIES.get(quick) * 10;
+    median_of(REPS.get(quick), || {
+        let start = Instant::now();
+        for _ in 0..n {
+            black_box(&mut dst).copy_from_slice(black_box(&src));
+        }
+        mb_per_s(n * MIB, start.elapsed())
+    })
+}
+
+/// ns per uncontended lock pair: `compare_exchange(0, 1)` (acquire) then
+/// `store(0)` (release) on an `AtomicU32`.
+///
+/// The floor for `lock_uncontended_pair`.
+pub fn cas_lock_pair_ns(quick: bool) -> f64 {
+    let lock = AtomicU32::new(0);
+    let n = FLOOR_CAS_PAIRS.get(quick);
+    median_of(REPS.get(quick), || {
+        let start = Instant::now();
+        for _ in 0..n {
+            let lock = black_box(&lock);
+            while lock
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                spin_loop();
+            }
+            lock.store(0, Ordering::Release);
+        }
+        ns_per(start.elapsed(), n)
+    })
+}

@@ -1,0 +1,20 @@
+//! Benchmark harness for `multiprocess`: this crate beside CPython's
+//! `multiprocessing` and beside the operating system's floor.
+//!
+//! The contract is `/work/shared/BENCH.md`: every workload of [`workloads::WORKLOADS`]
+//! runs three ways in one run: with this crate ([`ours`]), with CPython
+//! (`bench/python/baseline.py`, driven by [`python`]) and, where one exists, as the
+//! raw-syscall floor ([`floor`]). [`report`] prints the human table and the
+//! machine-readable `bench ...` lines.
+//!
+//! The pieces live in a library so that every public item (sizes, helpers) is
+//! usable by the binary, by future Criterion benches, and by the `ours`
+//! workloads as they are written, without dead-code noise.
+
+pub mod floor;
+pub mod measure;
+pub mod ours;
+pub mod params;
+pub mod python;
+pub mod report;
+pub mod workloads;

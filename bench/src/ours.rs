@@ -1,0 +1,153 @@
+//! The workloads run with this crate (`multiprocess`).
+//!
+//! [`run`] dispatches on the workload name; each workload returns its figure in
+//! the unit of BENCH.md's table, or `None` while it is not written yet (the
+//! report then shows `-`). Every workload must do what
+//! `bench/python/baseline.py` does, with the sizes of [`crate::params`] and the
+//! median of [`crate::params::REPS`] repetitions via
+//! [`crate::measure::median_of`]. Start-up of the processes, pools, executors and
+//! managers (and a first-use warm-up) is excluded from timings unless the
+//! workload is process start itself; everything except the explicit
+//! start-method workloads uses the fork start method, like the baseline.
+
+/// Runs the workload `name` with this crate; `None` if it is not implemented.
+pub fn run(name: &str, quick: bool) -> Option<f64> {
+    match name {
+        "process_start_join_fork" => process_start_join_fork(quick),
+        "process_start_join_spawn" => process_start_join_spawn(quick),
+        "process_start_join_forkserver" => process_start_join_forkserver(quick),
+        "pipe_roundtrip_small" => pipe_roundtrip_small(quick),
+        "pipe_throughput_1MiB" => pipe_throughput_1mib(quick),
+        "queue_1p1c_small" => queue_1p1c_small(quick),
+        "queue_1p1c_1KiB" => queue_1p1c_1kib(quick),
+        "queue_1p1c_1MiB" => queue_1p1c_1mib(quick),
+        "queue_4p4c_small" => queue_4p4c_small(quick),
+        "lock_uncontended_pair" => lock_uncontended_pair(quick),
+        "value_locked_incr_2proc" => value_locked_incr_2proc(quick),
+        "pool_map_1M_square" => pool_map_1m_square(quick),
+        "pool_apply_async_per_task" => pool_apply_async_per_task(quick),
+        "pool_imap_unordered_100k" => pool_imap_unordered_100k(quick),
+        "executor_submit_per_task" => executor_submit_per_task(quick),
+        "manager_dict_op" => manager_dict_op(quick),
+        "manager_queue_op" => manager_queue_op(quick),
+        "shm_array_write_64MiB" => shm_array_write_64mib(quick),
+        _ => None,
+    }
+}
+
+/// us per start+join of a fork-started process running an empty function;
+/// one warm-up start first, then [`crate::params::START_FORK`] cycles per repetition.
+fn process_start_join_fork(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess (fork start method).
+}
+
+/// us per start+join with the spawn start method (exec of a fresh program);
+/// warm-up start first, [`crate::params::START_SPAWN`] cycles per repetition.
+fn process_start_join_spawn(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess (spawn start method).
+}
+
+/// us per start+join with the forkserver start method; the warm-up start
+/// (which launches the server) is excluded; [`crate::params::START_FORKSERVER`] cycles.
+fn process_start_join_forkserver(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess (forkserver start method).
+}
+
+/// us per round trip over a `Pipe()`: the parent sends `i`, the child answers
+/// `i + 1`; the child is started and answered once before timing;
+/// [`crate::params::PIPE_ROUNDTRIPS`] round trips per repetition.
+fn pipe_roundtrip_small(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess::Pipe.
+}
+
+/// MB/s: the parent `send_bytes` [`crate::params::PIPE_MESSAGES_1MIB`] messages
+/// of 1 MiB, the child `recv_bytes` them and replies with the byte count; timed
+/// from the first send to that reply.
+fn pipe_throughput_1mib(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess::Pipe.
+}
+
+/// msg/s: one producer process puts the integers `0..n`, then a sentinel; one
+/// consumer process gets until the sentinel and reports its count on a side
+/// channel. Both wait on a barrier with the parent; timed from the parent's
+/// release to the consumer's report. n = [`crate::params::QUEUE_SMALL_MSGS`].
+fn queue_1p1c_small(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess::Queue.
+}
+
+/// msg/s: as [`queue_1p1c_small`] with a 1 KiB byte string as every message;
+/// n = [`crate::params::QUEUE_1KIB_MSGS`].
+fn queue_1p1c_1kib(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess::Queue.
+}
+
+/// MB/s: as [`queue_1p1c_small`] with a 1 MiB byte string as every message;
+/// n = [`crate::params::QUEUE_1MIB_MSGS`].
+fn queue_1p1c_1mib(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess::Queue.
+}
+
+/// msg/s in total: four producer processes each put `n / 4` integers then a
+/// sentinel; four consumer processes each get until one sentinel and report;
+/// timed from the release to the fourth report. n = [`crate::params::QUEUE_4P4C_MSGS`].
+fn queue_4p4c_small(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess::Queue.
+}
+
+/// ns per acquire + release of a process-shared `Lock`, in one process;
+/// [`crate::params::LOCK_PAIRS`] pairs per repetition.
+fn lock_uncontended_pair(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess::Lock.
+}
+
+/// ops/s in total: two processes each increment a shared `Value` of i32
+/// [`crate::params::VALUE_INCRS_PER_PROC`] times, each increment under the
+/// value's lock; barrier start, timed to both reports; the final value is checked.
+fn value_locked_incr_2proc(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess::Value.
+}
+
+/// ms for `Pool(2).map(|x| x * x, 0..1_000_000)` with the default chunk size;
+/// the pool is created and warmed up (a tiny map) before timing.
+fn pool_map_1m_square(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess::Pool.
+}
+
+/// us per task: [`crate::params::APPLY_ASYNC_TASKS`] `apply_async` of identity
+/// on a warmed-up Pool(2), then `get` of every result.
+fn pool_apply_async_per_task(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess::Pool.
+}
+
+/// ms to drain `imap_unordered(square, 0..100_000)` on a warmed-up Pool(2)
+/// with the default chunk size (CPython's default is 1).
+fn pool_imap_unordered_100k(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess::Pool.
+}
+
+/// us per task: a process-pool executor with 2 workers (warmed up),
+/// [`crate::params::EXECUTOR_TASKS`] `submit` of identity, then every result.
+fn executor_submit_per_task(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess's executor.
+}
+
+/// us per op, one op being one set plus one get: set
+/// [`crate::params::MANAGER_DICT_KEYS`] keys (`d[k] = k`) through a manager
+/// dict proxy, then get them all back; time / number of keys.
+fn manager_dict_op(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess's Manager.
+}
+
+/// us per op, one op being one put plus one get on a manager queue proxy,
+/// interleaved; [`crate::params::MANAGER_QUEUE_OPS`] ops per repetition.
+fn manager_queue_op(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess's Manager.
+}
+
+/// MB/s: a child started beforehand fills a 64 MiB shared byte array
+/// ([`crate::params::SHM_BYTES`]) with a byte value on command (memset), answers,
+/// and the parent sums the array as native 64-bit words and checks the sum;
+/// timed from the command to the end of the sum; bytes / time.
+fn shm_array_write_64mib(_quick: bool) -> Option<f64> {
+    None // TODO(lead): implement with multiprocess's shared Array / shared memory.
+}

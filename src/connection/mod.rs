@@ -1,0 +1,432 @@
+//! Pipes and connections: Python's `Pipe()` and `Connection`.
+//!
+//! A [`Connection<T>`] is one end of a Unix stream socket that carries typed messages
+//! (postcard-encoded `T`) and raw byte messages in length-prefixed frames. Both ends can
+//! live in any processes: pass an end in a child's args, or send it through another
+//! connection.
+//!
+//! # Examples
+//!
+//! ```
+//! multiprocess::init();
+//! let (a, b) = multiprocess::pipe::<String>()?;
+//! a.send(&"hello".to_string())?;
+//! assert_eq!(b.recv()?, "hello");
+//! # Ok::<(), multiprocess::Error>(())
+//! ```
+
+mod wait;
+
+pub use wait::{Waitable, wait};
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys;
+use crate::wire::{codec, frame};
+
+/// One end of a pipe: sends and receives messages of type `T`.
+///
+/// `T` only fixes what [`send`](Connection::send) and [`recv`](Connection::recv)
+/// accept; raw byte messages ([`send_bytes`](Connection::send_bytes)) work on any
+/// connection. A connection may be used from several threads: sends are serialized
+/// with sends, receives with receives.
+///
+/// # Errors
+///
+/// Every call returns [`ErrorKind::Disconnected`] once the other end is closed (the peer
+/// dropped it, exited or was killed) and nothing is left to read.
+///
+/// # Examples
+///
+/// In process 1 (the parent) and process 2 (a child):
+///
+/// ```
+/// use multiprocess::{Connection, Process};
+///
+/// fn child(conn: Connection<Vec<Option<i32>>>) {
+///     conn.send(&vec![Some(50), None]).unwrap();
+/// }
+///
+/// multiprocess::init();
+/// let (parent_end, child_end) = multiprocess::pipe()?;
+/// let mut p = Process::new(child, child_end);
+/// p.start()?;
+/// assert_eq!(parent_end.recv()?, vec![Some(50), None]);
+/// p.join()?;
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+pub struct Connection<T> {
+    fd: OwnedFd,
+    readable: bool,
+    writable: bool,
+    max_len: u64,
+    rlock: Mutex<()>,
+    wlock: Mutex<()>,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+/// Creates a duplex pipe: both ends can send and receive.
+///
+/// Python's `multiprocessing.Pipe()`.
+///
+/// # Examples
+///
+/// ```
+/// multiprocess::init();
+/// let (a, b) = multiprocess::pipe::<u64>()?;
+/// a.send(&1)?;
+/// b.send(&2)?;
+/// assert_eq!((b.recv()?, a.recv()?), (1, 2));
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+#[doc(alias = "Pipe")]
+pub fn pipe<T>() -> Result<(Connection<T>, Connection<T>)> {
+    let (a, b) = sys::socket::pair().map_err(|e| Error::io("socketpair", e))?;
+    Ok((
+        Connection::from_fd(a, true, true),
+        Connection::from_fd(b, true, true),
+    ))
+}
+
+/// Creates a one-way pipe: `(reader, writer)`, as Python's `Pipe(duplex=False)`.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocess::ErrorKind;
+/// multiprocess::init();
+/// let (reader, writer) = multiprocess::pipe_simplex::<u8>()?;
+/// writer.send(&7)?;
+/// assert_eq!(reader.recv()?, 7);
+/// assert_eq!(reader.send(&1).unwrap_err().kind(), ErrorKind::NotPermitted);
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+pub fn pipe_simplex<T>() -> Result<(Connection<T>, Connection<T>)> {
+    let (a, b) = sys::socket::pair().map_err(|e| Error::io("socketpair", e))?;
+    Ok((
+        Connection::from_fd(a, true, false),
+        Connection::from_fd(b, false, true),
+    ))
+}
+
+impl<T> Connection<T> {
+    pub(crate) fn from_fd(fd: OwnedFd, readable: bool, writable: bool) -> Self {
+        Connection {
+            fd,
+            readable,
+            writable,
+            max_len: u64::MAX,
+            rlock: Mutex::new(()),
+            wlock: Mutex::new(()),
+            _t: PhantomData,
+        }
+    }
+
+    /// Sets the largest message this end accepts; a larger incoming frame is a
+    /// [`ErrorKind::Protocol`] error. The default is no limit beyond memory.
+    pub fn set_max_message_size(&mut self, bytes: u64) {
+        self.max_len = bytes;
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::NotPermitted,
+                "this end of a one-way pipe is read-only",
+            ))
+        }
+    }
+
+    fn check_readable(&self) -> Result<()> {
+        if self.readable {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::NotPermitted,
+                "this end of a one-way pipe is write-only",
+            ))
+        }
+    }
+
+    /// Sends a raw byte message (any length, including zero).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Disconnected`] if the peer is gone; [`ErrorKind::NotPermitted`] on
+    /// the reading end of a one-way pipe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let (a, b) = multiprocess::pipe::<()>()?;
+    /// a.send_bytes(b"")?;
+    /// a.send_bytes(b"abc")?;
+    /// assert_eq!(b.recv_bytes()?, b"");
+    /// assert_eq!(b.recv_bytes()?, b"abc");
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        let _g = self.wlock.lock().unwrap_or_else(|e| e.into_inner());
+        frame::send_parts(self.fd.as_fd(), bytes, &[])
+    }
+
+    fn recv_frame(&self, deadline: Option<Instant>) -> Result<Option<frame::Frame>> {
+        self.check_readable()?;
+        let _g = self.rlock.lock().unwrap_or_else(|e| e.into_inner());
+        frame::recv(self.fd.as_fd(), deadline, self.max_len)
+    }
+
+    /// Receives a raw byte message, blocking until one arrives.
+    ///
+    /// A message sent with [`send`](Connection::send) arrives as its encoded bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Disconnected`] if the peer is gone and nothing is left.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let (a, b) = multiprocess::pipe::<()>()?;
+    /// a.send_bytes(&[1, 2, 3])?;
+    /// assert_eq!(b.recv_bytes()?, vec![1, 2, 3]);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn recv_bytes(&self) -> Result<Vec<u8>> {
+        Ok(self.recv_frame(None)?.expect("no deadline").body)
+    }
+
+    /// Receives a raw byte message into `buf` at `offset`, returning its length.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BufferTooShort`] if it does not fit: the message is consumed and
+    /// [`Error::message`] holds all of it. [`ErrorKind::InvalidInput`] if `offset` is
+    /// past the end of `buf`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::ErrorKind;
+    /// multiprocess::init();
+    /// let (a, b) = multiprocess::pipe::<()>()?;
+    /// a.send_bytes(b"xyz")?;
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(b.recv_bytes_into(&mut buf, 2)?, 3);
+    /// assert_eq!(&buf[2..5], b"xyz");
+    /// a.send_bytes(b"too long for it")?;
+    /// let err = b.recv_bytes_into(&mut buf, 0).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::BufferTooShort);
+    /// assert_eq!(err.message(), Some(&b"too long for it"[..]));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn recv_bytes_into(&self, buf: &mut [u8], offset: usize) -> Result<usize> {
+        if offset > buf.len() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "offset is past the end of the buffer",
+            ));
+        }
+        let msg = self.recv_bytes()?;
+        let room = buf.len() - offset;
+        if msg.len() > room {
+            return Err(Error::new(
+                ErrorKind::BufferTooShort,
+                format!(
+                    "message of {} bytes does not fit in {room} bytes",
+                    msg.len()
+                ),
+            )
+            .with_message(msg));
+        }
+        buf[offset..offset + msg.len()].copy_from_slice(&msg);
+        Ok(msg.len())
+    }
+
+    /// Is a message waiting? `poll(None)` blocks until one is; `poll(Some(d))` waits
+    /// at most `d`; `Some(Duration::ZERO)` answers at once.
+    ///
+    /// A closed peer also makes `poll` return `true`: the next `recv` then reports
+    /// [`ErrorKind::Disconnected`] (as Python's `poll` does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// multiprocess::init();
+    /// let (a, b) = multiprocess::pipe::<u8>()?;
+    /// assert!(!b.poll(Some(Duration::ZERO))?);
+    /// a.send(&1)?;
+    /// assert!(b.poll(Some(Duration::from_secs(5)))?);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
+        self.check_readable()?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        sys::poll::wait_readable(self.fd.as_fd(), deadline).map_err(|e| Error::io("poll", e))
+    }
+
+    /// Closes this end. The peer's next receive, once it has read what was sent, is
+    /// [`ErrorKind::Disconnected`]. Dropping the connection does the same.
+    pub fn close(self) {}
+
+    /// Re-types this connection (both ends must agree on the type).
+    pub fn cast<U>(self) -> Connection<U> {
+        Connection {
+            fd: self.fd,
+            readable: self.readable,
+            writable: self.writable,
+            max_len: self.max_len,
+            rlock: Mutex::new(()),
+            wlock: Mutex::new(()),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Serialize> Connection<T> {
+    /// Sends `value` (with any handles inside it) to the other end.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Serialize`] if `value` cannot be serialized: nothing is sent and the
+    /// connection stays usable. [`ErrorKind::Disconnected`] if the peer is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let (a, b) = multiprocess::pipe::<(u8, String)>()?;
+    /// a.send(&(1, "one".into()))?;
+    /// assert_eq!(b.recv()?, (1, "one".to_string()));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn send(&self, value: &T) -> Result<()> {
+        self.check_writable()?;
+        let mut enc = codec::encode_with_prefix(value, frame::HEADER)?;
+        let mut bytes = std::mem::take(&mut enc.bytes);
+        // The fds borrow from `value`, which the caller holds for the whole call.
+        let fds = enc.borrowed_fds();
+        let _g = self.wlock.lock().unwrap_or_else(|e| e.into_inner());
+        frame::send(self.fd.as_fd(), &mut bytes, &fds)
+    }
+}
+
+impl<T: DeserializeOwned> Connection<T> {
+    /// Receives a value, blocking until one arrives.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Disconnected`] once the peer is gone and everything sent was read;
+    /// [`ErrorKind::Deserialize`] if the bytes are not a `T` (the message is consumed,
+    /// the connection stays usable); [`ErrorKind::Protocol`] for a malformed frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let (a, b) = multiprocess::pipe::<Vec<u32>>()?;
+    /// a.send(&vec![1, 2])?;
+    /// assert_eq!(b.recv()?, vec![1, 2]);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn recv(&self) -> Result<T> {
+        let f = self.recv_frame(None)?.expect("no deadline");
+        codec::decode(&f.body, f.fds)
+    }
+
+    /// Receives a value, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] if nothing started to arrive in time; otherwise as
+    /// [`recv`](Connection::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiprocess::ErrorKind;
+    /// multiprocess::init();
+    /// let (_a, b) = multiprocess::pipe::<u8>()?;
+    /// let err = b.recv_timeout(Duration::from_millis(10)).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Timeout);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
+        match self.recv_frame(Some(Instant::now() + timeout))? {
+            Some(f) => codec::decode(&f.body, f.fds),
+            None => Err(Error::timeout("recv")),
+        }
+    }
+
+    /// Receives a value if one is waiting, without blocking.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] when nothing waits; otherwise as [`recv`](Connection::recv).
+    pub fn try_recv(&self) -> Result<T> {
+        self.recv_timeout(Duration::ZERO)
+    }
+}
+
+impl<T> AsFd for Connection<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl<T> fmt::Debug for Connection<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("readable", &self.readable)
+            .field("writable", &self.writable)
+            .finish()
+    }
+}
+
+/// A connection serializes as its fd (through the side table) and its direction; the
+/// receiving process gets its own descriptor for the same socket.
+impl<T> Serialize for Connection<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Fd<'a>(BorrowedFd<'a>);
+        impl Serialize for Fd<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                codec::serialize_fd(self.0, s)
+            }
+        }
+        let mut t = s.serialize_tuple(3)?;
+        t.serialize_element(&Fd(self.fd.as_fd()))?;
+        t.serialize_element(&self.readable)?;
+        t.serialize_element(&self.writable)?;
+        t.end()
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Connection<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Fd(OwnedFd);
+        impl<'de> Deserialize<'de> for Fd {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                codec::deserialize_fd(d).map(Fd)
+            }
+        }
+        let (Fd(fd), readable, writable) = <(Fd, bool, bool)>::deserialize(d)?;
+        Ok(Connection::from_fd(fd, readable, writable))
+    }
+}

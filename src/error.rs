@@ -1,0 +1,179 @@
+//! One error type for the whole crate: [`Error`] with a [`kind()`](Error::kind).
+
+use std::fmt;
+
+/// What went wrong, broadly. Match on this rather than on messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// An operating-system call failed; [`Error::source`](std::error::Error::source)
+    /// holds the [`std::io::Error`].
+    Io,
+    /// The other end of a connection is closed (the peer closed it, exited or was
+    /// killed).
+    Disconnected,
+    /// A `*_timeout` call ran out of time.
+    Timeout,
+    /// A value could not be serialized (for example a map with non-string keys in a
+    /// format that needs them, or a handle serialized outside `multiprocess`).
+    Serialize,
+    /// Received bytes did not decode as the expected type.
+    Deserialize,
+    /// A malformed, truncated or oversized frame arrived.
+    Protocol,
+    /// The object is in the wrong state for the call (a process started twice, joined
+    /// before start, used after `close()`, ...).
+    InvalidState,
+    /// The call is not allowed here (sending on a read-only connection, a daemonic
+    /// process starting children, ...).
+    NotPermitted,
+    /// A buffer given to [`recv_bytes_into`](crate::Connection::recv_bytes_into) was too
+    /// short; [`Error::message`] holds the whole message.
+    BufferTooShort,
+    /// A child process panicked; the message says what and where.
+    Panicked,
+    /// A child process ended without a result: killed by a signal or exited early.
+    ProcessDied,
+    /// The requested feature or start method is not available on this platform.
+    Unsupported,
+    /// An argument was out of range.
+    InvalidInput,
+}
+
+/// The error type of every fallible call in this crate.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocess::ErrorKind;
+/// # multiprocess::init();
+/// let (a, b) = multiprocess::pipe::<u32>()?;
+/// drop(b);
+/// let err = a.recv().unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Disconnected);
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+pub struct Error {
+    kind: ErrorKind,
+    msg: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    message: Option<Vec<u8>>,
+    exitcode: Option<i32>,
+}
+
+impl Error {
+    /// A new error of `kind` with a message.
+    pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
+        Error {
+            kind,
+            msg: msg.into(),
+            source: None,
+            message: None,
+            exitcode: None,
+        }
+    }
+
+    pub(crate) fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    pub(crate) fn with_message(mut self, bytes: Vec<u8>) -> Self {
+        self.message = Some(bytes);
+        self
+    }
+
+    pub(crate) fn with_exitcode(mut self, code: i32) -> Self {
+        self.exitcode = Some(code);
+        self
+    }
+
+    /// The broad category of this error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// For [`ErrorKind::BufferTooShort`]: the whole message that did not fit.
+    pub fn message(&self) -> Option<&[u8]> {
+        self.message.as_deref()
+    }
+
+    /// For [`ErrorKind::Panicked`] and [`ErrorKind::ProcessDied`]: the child's exit code
+    /// in Python's convention (`-N` for signal `N`).
+    pub fn exitcode(&self) -> Option<i32> {
+        self.exitcode
+    }
+
+    pub(crate) fn io(context: &str, e: std::io::Error) -> Self {
+        match e.raw_os_error() {
+            Some(libc::EPIPE) | Some(libc::ECONNRESET) => Error::new(
+                ErrorKind::Disconnected,
+                format!("{context}: the peer closed the connection"),
+            )
+            .with_source(e),
+            _ => Error::new(ErrorKind::Io, format!("{context}: {e}")).with_source(e),
+        }
+    }
+
+    pub(crate) fn state(msg: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidState, msg)
+    }
+
+    pub(crate) fn disconnected() -> Self {
+        Error::new(
+            ErrorKind::Disconnected,
+            "the other end of the connection is closed",
+        )
+    }
+
+    pub(crate) fn timeout(what: &str) -> Self {
+        Error::new(ErrorKind::Timeout, format!("{what} timed out"))
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind).field("msg", &self.msg);
+        if let Some(s) = &self.source {
+            d.field("source", s);
+        }
+        if let Some(c) = self.exitcode {
+            d.field("exitcode", &c);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|s| &**s as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        let kind = match e.kind {
+            ErrorKind::Disconnected => std::io::ErrorKind::BrokenPipe,
+            ErrorKind::Timeout => std::io::ErrorKind::TimedOut,
+            ErrorKind::InvalidInput => std::io::ErrorKind::InvalidInput,
+            ErrorKind::Deserialize | ErrorKind::Protocol => std::io::ErrorKind::InvalidData,
+            _ => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
+/// `Result<T, multiprocess::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

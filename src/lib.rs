@@ -1,0 +1,159 @@
+//! # multiprocess
+//!
+//! Python's `multiprocessing` for Rust: child processes with Python's names and
+//! behaviour, typed pipes that carry values *and handles*, and three start methods
+//! (`fork`, `spawn`, `forkserver`), with the guarantees Python lacks: no zombies, no
+//! orphans even when the parent is `SIGKILL`ed, and no hang when a peer dies.
+//!
+//! ## The one line of ceremony
+//!
+//! A child started by `spawn` or the fork server is a fresh run of your binary. The
+//! first line of `main` must be [`init()`]: in a child it runs the task and exits, in
+//! the parent it returns at once. Rust has no `if __name__ == "__main__"` guard to
+//! forget: nothing before `init()` runs twice, and nothing after it runs in a child.
+//!
+//! ```
+//! fn main() {
+//!     multiprocess::init();
+//!     // ... your program
+//! }
+//! ```
+//!
+//! In an integration-test file (a test binary, whose `main` libtest owns), write once at
+//! the top level: `multiprocess::test_support!();`. It adds a helper test named
+//! `__multiprocess_child_entry` through which children re-enter the binary; it passes
+//! trivially when run as a test. Works under `cargo test` and `cargo nextest`.
+//!
+//! ## Processes
+//!
+//! A [`Process`] runs a plain function with serializable args:
+//!
+//! ```
+//! use multiprocess::Process;
+//!
+//! fn work(n: u64) {
+//!     println!("child {} got {n}", multiprocess::current_process().name());
+//! }
+//!
+//! multiprocess::init();
+//! let mut p = Process::new(work, 42);
+//! p.start()?;
+//! p.join()?;
+//! assert_eq!(p.exitcode(), Some(0));
+//! # Ok::<(), multiprocess::Error>(())
+//! ```
+//!
+//! [`spawn`] is the Rust-native shortcut: it returns the function's value, or an error
+//! that says how the child panicked or died.
+//!
+//! ```
+//! fn fib(n: u32) -> u64 { if n < 2 { n as u64 } else { fib(n - 1) + fib(n - 2) } }
+//!
+//! multiprocess::init();
+//! assert_eq!(multiprocess::spawn(fib, 20)?.join()?, 6765);
+//! # Ok::<(), multiprocess::Error>(())
+//! ```
+//!
+//! ## Pipes
+//!
+//! [`pipe`] returns two [`Connection`]s. A connection is itself serializable: pass it to
+//! a child in its args, or send it through another connection.
+//!
+//! ```
+//! use multiprocess::{Connection, Process};
+//!
+//! fn echo(conn: Connection<String>) {
+//!     while let Ok(s) = conn.recv() {
+//!         conn.send(&s.to_uppercase()).unwrap();
+//!     }
+//! }
+//!
+//! multiprocess::init();
+//! let (here, there) = multiprocess::pipe()?;
+//! let mut p = Process::new(echo, there);
+//! p.start()?;
+//! here.send(&"hi".to_string())?;
+//! assert_eq!(here.recv()?, "HI");
+//! drop(here); // the child's recv now fails with Disconnected, and it returns
+//! p.join()?;
+//! # Ok::<(), multiprocess::Error>(())
+//! ```
+//!
+//! ## Start methods
+//!
+//! See [`StartMethod`]: `ForkServer` is the default; [`get_context`] gives a
+//! [`Context`] for another.
+//!
+//! ## Waiting on many things
+//!
+//! [`wait`] returns whichever connections and processes are ready, as Python's
+//! `multiprocessing.connection.wait`.
+
+// The docs show `fn main` on purpose: where `init()` goes is the point.
+#![allow(clippy::needless_doctest_main)]
+
+mod connection;
+mod error;
+mod process;
+mod sys;
+mod wire;
+
+pub use connection::{Connection, Waitable, pipe, pipe_simplex, wait};
+pub use error::{Error, ErrorKind, Result};
+pub use process::{
+    ChildInfo, Context, CurrentProcess, DEFAULT_START_METHOD, Fork, JoinHandle, ParentProcess,
+    Process, StartMethod, active_children, cpu_count, current_process, default_context, fork,
+    get_all_start_methods, get_context, get_start_method, parent_process, set_start_method, spawn,
+    waitpid,
+};
+
+/// Call first in `main`. In a child process started by `spawn` or the fork server,
+/// runs the child's task and exits; in any other process, returns at once.
+///
+/// Calling it more than once is harmless. Code before it runs in every child too, so
+/// keep it first.
+///
+/// # Examples
+///
+/// ```
+/// fn main() {
+///     multiprocess::init();
+///     println!("only the parent prints this");
+/// }
+/// ```
+pub fn init() {
+    process::init();
+}
+
+/// Makes an integration-test binary able to start children: write
+/// `multiprocess::test_support!();` once at the top level of the test file.
+///
+/// It defines the test `__multiprocess_child_entry`, which calls [`init`]. A child
+/// re-runs the test binary with that test as the filter, so libtest runs nothing else;
+/// as an ordinary test it passes at once.
+///
+/// # Examples
+///
+/// ```ignore
+/// // tests/my_test.rs
+/// multiprocess::test_support!();
+///
+/// fn child(x: u32) { assert_eq!(x, 1); }
+///
+/// #[test]
+/// fn runs_a_child() {
+///     let mut p = multiprocess::Process::new(child, 1);
+///     p.start().unwrap();
+///     p.join().unwrap();
+///     assert_eq!(p.exitcode(), Some(0));
+/// }
+/// ```
+#[macro_export]
+macro_rules! test_support {
+    () => {
+        #[test]
+        fn __multiprocess_child_entry() {
+            $crate::init();
+        }
+    };
+}

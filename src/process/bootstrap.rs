@@ -1,0 +1,358 @@
+//! The child's side of a start: what a new process is told ([`Boot`]), how it finds
+//! its task, runs it, and exits with Python's exit-code rules.
+//!
+//! # Function identity
+//!
+//! A task is a plain `fn(A)` (or `fn(A) -> R`). The parent sends two code addresses as
+//! offsets from [`anchor`], a function of this crate: the user's function and a
+//! monomorphized *entry* that knows `A` (and `R`) and so can decode the args. A child
+//! is always the same binary (fork, the fork server, or an exec of `/proc/self/exe`),
+//! so `anchor + offset` is the same code in the child even with ASLR. A name registry
+//! (for remote workers running a different build) can replace this later.
+//!
+//! # Interception
+//!
+//! A spawned child is a fresh run of the binary with the environment variable
+//! [`MARKER`] set to `<fd>:<parent pid>`. [`crate::init`], the first line of `main`,
+//! sees it, reads the [`Boot`] from the fd, runs the task and exits; `main` never goes
+//! on. In test binaries the child runs `<binary> __multiprocess_child_entry` so
+//! libtest runs only the helper test of [`crate::test_support!`], which calls `init`.
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use super::context::StartMethod;
+use super::state::{self, ParentInfo};
+use crate::connection::Connection;
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys;
+use crate::wire::{codec, frame};
+
+/// The environment variable that marks a spawned child.
+pub(crate) const MARKER: &str = "__MULTIPROCESS_CHILD";
+
+/// The name of the helper test that [`crate::test_support!`] defines.
+pub(crate) const TEST_ENTRY: &str = "__multiprocess_child_entry";
+
+/// Everything a new child is told.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Boot {
+    /// Offset of the monomorphized entry (an [`EntryFn`]).
+    pub(crate) entry: usize,
+    /// Offset of the user's function, interpreted by the entry.
+    pub(crate) func: usize,
+    /// The encoded args; their handles are the first `nfds` fds.
+    pub(crate) args: Vec<u8>,
+    pub(crate) nfds: u32,
+    /// One more fd after the args' fds: the result connection of `spawn`.
+    pub(crate) result: bool,
+    pub(crate) name: String,
+    pub(crate) identity: Vec<u32>,
+    pub(crate) daemon: bool,
+    pub(crate) parent_pid: u32,
+    pub(crate) parent_name: String,
+    pub(crate) die_with_parent: bool,
+    pub(crate) start_method: Option<StartMethod>,
+}
+
+/// What an entry gets.
+#[derive(Debug)]
+pub(crate) struct EntryCtx {
+    pub(crate) func: usize,
+    pub(crate) args: Vec<u8>,
+    pub(crate) fds: Vec<OwnedFd>,
+    pub(crate) result: Option<OwnedFd>,
+    /// The spawn control socket (the fork server's request channel).
+    pub(crate) ctrl: Option<OwnedFd>,
+}
+
+/// A monomorphized entry: runs the task, returns the exit code.
+pub(crate) type EntryFn = fn(EntryCtx) -> i32;
+
+#[inline(never)]
+fn anchor() {}
+
+/// A code address as an offset from [`anchor`].
+pub(crate) fn to_offset(f: *const ()) -> usize {
+    (f as usize).wrapping_sub(anchor as *const () as usize)
+}
+
+/// The code address at `off` from [`anchor`].
+pub(crate) fn from_offset(off: usize) -> *const () {
+    (anchor as *const () as usize).wrapping_add(off) as *const ()
+}
+
+/// The entry of `Process::<A>`: decodes `A`, calls `fn(A)`.
+pub(crate) fn entry_process<A: DeserializeOwned>(cx: EntryCtx) -> i32 {
+    #[allow(unsafe_code)]
+    // SAFETY: `func` was made by `to_offset(f as *const ())` for an `f: fn(A)` of this
+    // binary, together with this very entry (same `A`).
+    let f: fn(A) = unsafe { std::mem::transmute::<*const (), fn(A)>(from_offset(cx.func)) };
+    match codec::decode::<A>(&cx.args, cx.fds) {
+        Ok(a) => {
+            f(a);
+            0
+        }
+        Err(e) => {
+            eprintln!(
+                "Process {}: cannot decode its arguments: {e}",
+                state::state().name
+            );
+            1
+        }
+    }
+}
+
+/// What a `spawn`ed child sends back.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Outcome<R> {
+    Returned(R),
+    Panicked(String),
+    Failed(String),
+}
+
+/// The entry of `spawn::<A, R>`: like [`entry_process`], and sends the outcome back.
+pub(crate) fn entry_spawn<A: DeserializeOwned, R: Serialize>(cx: EntryCtx) -> i32 {
+    #[allow(unsafe_code)]
+    // SAFETY: as in `entry_process`, for `f: fn(A) -> R`.
+    let f: fn(A) -> R =
+        unsafe { std::mem::transmute::<*const (), fn(A) -> R>(from_offset(cx.func)) };
+    let Some(fd) = cx.result else {
+        eprintln!("multiprocess: internal error: spawn without a result channel");
+        return 1;
+    };
+    let back: Connection<Outcome<R>> = Connection::from_fd(fd, false, true);
+    let a = match codec::decode::<A>(&cx.args, cx.fds) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = back.send(&Outcome::Failed(format!(
+                "cannot decode the arguments: {e}"
+            )));
+            return 1;
+        }
+    };
+    match panic::catch_unwind(AssertUnwindSafe(|| f(a))) {
+        Ok(r) => {
+            let out = Outcome::Returned(r);
+            if let Err(e) = back.send(&out) {
+                let _ = back.send(&Outcome::Failed(format!(
+                    "cannot send the result back: {e}"
+                )));
+                return 1;
+            }
+            0
+        }
+        Err(_) => {
+            let msg = take_panic().unwrap_or_else(|| "panicked".into());
+            let _ = back.send(&Outcome::Panicked(msg));
+            1
+        }
+    }
+}
+
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// The last panic's "message at location" (set by the child's panic hook).
+pub(crate) fn take_panic() -> Option<String> {
+    LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+/// In a child: report panics as Python reports an exception in a process, with the
+/// process's name, and remember the message for `spawn`'s caller.
+fn install_panic_hook() {
+    panic::set_hook(Box::new(|info| {
+        let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
+            (*s).to_string()
+        } else if let Some(s) = info.payload().downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "Box<dyn Any>".to_string()
+        };
+        let loc = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        let st = state::state();
+        let mut text = match &loc {
+            Some(l) => format!(
+                "Process {} (pid {}) panicked at {l}:\n{msg}",
+                st.name, st.pid
+            ),
+            None => format!("Process {} (pid {}) panicked:\n{msg}", st.name, st.pid),
+        };
+        let bt = std::backtrace::Backtrace::capture();
+        if bt.status() == std::backtrace::BacktraceStatus::Captured {
+            text.push_str(&format!("\nstack backtrace:\n{bt}"));
+        }
+        eprintln!("{text}");
+        let short = match loc {
+            Some(l) => format!("{msg} (at {l})"),
+            None => msg,
+        };
+        let short = if bt.status() == std::backtrace::BacktraceStatus::Captured {
+            format!("{short}\nstack backtrace:\n{bt}")
+        } else {
+            short
+        };
+        *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(short);
+    }));
+}
+
+/// Runs a child's task and ends the process. Never returns.
+///
+/// `status`: a fork-server child's status socket, where it reports its own exit code
+/// just before `_exit`.
+pub(crate) fn run_child(
+    boot: Boot,
+    mut fds: Vec<OwnedFd>,
+    ctrl: Option<OwnedFd>,
+    status: Option<OwnedFd>,
+) -> ! {
+    let parent_pidfd = sys::pidfd::open(boot.parent_pid)
+        .ok()
+        .map(std::sync::Arc::new);
+    state::become_child(
+        boot.name,
+        boot.identity,
+        boot.daemon,
+        Some(ParentInfo {
+            pid: boot.parent_pid,
+            name: boot.parent_name,
+            pidfd: parent_pidfd,
+        }),
+        boot.start_method,
+    );
+    install_panic_hook();
+    let nfds = boot.nfds as usize;
+    let result = if boot.result && fds.len() > nfds {
+        fds.pop()
+    } else {
+        None
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: `entry` was made by `to_offset` from an `EntryFn` of this binary.
+    let entry: EntryFn =
+        unsafe { std::mem::transmute::<*const (), EntryFn>(from_offset(boot.entry)) };
+    let cx = EntryCtx {
+        func: boot.func,
+        args: boot.args,
+        fds,
+        result,
+        ctrl,
+    };
+    let code = panic::catch_unwind(AssertUnwindSafe(|| entry(cx))).unwrap_or(1);
+    finish(code, status)
+}
+
+/// Python's end of a process: join our own children, flush, report, `_exit`.
+pub(crate) fn finish(code: i32, status: Option<OwnedFd>) -> ! {
+    state::exit_cleanup();
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    if let Some(s) = status {
+        let _ = sys::socket::send_all(s.as_fd(), &[&code.to_le_bytes()], &[]);
+    }
+    sys::process::exit_now(code)
+}
+
+static CONSUMED: AtomicBool = AtomicBool::new(false);
+
+/// [`crate::init`]: if this process is a spawned child, run its task and exit.
+pub(crate) fn init() {
+    if CONSUMED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let Some(val) = std::env::var_os(MARKER) else {
+        return;
+    };
+    let Some((fd, out, ppid)) = parse_marker(&val.to_string_lossy()) else {
+        return;
+    };
+    if ppid != sys::process::getppid() {
+        // Inherited from an ancestor through a program that did not clear it: not ours.
+        return;
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: `init` runs first in `main`, before this process starts threads of its
+    // own (under libtest, its threads are idle while the helper test runs); no other
+    // thread reads the environment concurrently.
+    unsafe {
+        std::env::remove_var(MARKER)
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: the parent left exactly these fds open for us and nothing else owns them.
+    let (ctrl, out) = unsafe { (OwnedFd::from_raw_fd(fd), OwnedFd::from_raw_fd(out)) };
+    sys::process::restore_stdout(out);
+    let _ = rustix::io::fcntl_setfd(&ctrl, rustix::io::FdFlags::CLOEXEC);
+    let boot = match recv_boot(&ctrl) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("multiprocess: a spawned child could not read its task: {e}");
+            sys::process::exit_now(1);
+        }
+    };
+    let (boot, fds) = boot;
+    if !boot.die_with_parent {
+        // SAFETY: prctl(PR_SET_PDEATHSIG, 0) clears the setting; no memory effects.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0)
+        };
+    }
+    if let Err(e) = frame::send_parts(ctrl.as_fd(), b"ok", &[]) {
+        eprintln!("multiprocess: a spawned child could not acknowledge its task: {e}");
+        sys::process::exit_now(1);
+    }
+    run_child(boot, fds, Some(ctrl), None)
+}
+
+fn parse_marker(s: &str) -> Option<(RawFd, RawFd, u32)> {
+    let mut it = s.split(':');
+    let r = (
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    );
+    it.next().is_none().then_some(r)
+}
+
+fn recv_boot(ctrl: &OwnedFd) -> Result<(Boot, Vec<OwnedFd>)> {
+    let f = frame::recv(
+        ctrl.as_fd(),
+        Some(Instant::now() + Duration::from_secs(60)),
+        1 << 40,
+    )?
+    .ok_or_else(|| Error::timeout("waiting for the task from the parent"))?;
+    let boot: Boot = codec::decode(&f.body, Vec::new())?;
+    Ok((boot, f.fds))
+}
+
+/// The marker value for a child of ours that inherits `ctrl` and `stdout`.
+pub(crate) fn marker_value(ctrl: &OwnedFd, stdout: &OwnedFd) -> String {
+    format!(
+        "{}:{}:{}",
+        ctrl.as_raw_fd(),
+        stdout.as_raw_fd(),
+        sys::process::getpid()
+    )
+}
+
+/// Checks whether an error means the child never got to run its task.
+pub(crate) fn no_init_error(code: Option<i32>) -> Error {
+    let how = match code {
+        Some(c) => format!(" (it exited with {c})"),
+        None => String::new(),
+    };
+    Error::new(
+        ErrorKind::InvalidState,
+        format!(
+            "a spawned child did not pick up its task{how}: call `multiprocess::init()` as the \
+             first line of `main`, and put `multiprocess::test_support!();` in each test binary"
+        ),
+    )
+}

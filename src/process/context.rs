@@ -1,0 +1,197 @@
+//! Start methods and contexts: Python's `get_context`, `set_start_method`,
+//! `get_start_method`, `get_all_start_methods`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use super::state::state;
+use super::{JoinHandle, Process};
+use crate::error::{Error, ErrorKind, Result};
+
+/// How a child process is created.
+///
+/// | method | how | cost here | safe with threads |
+/// |---|---|---|---|
+/// | [`Fork`](StartMethod::Fork) | `fork()`; the child runs the task in a copy of the parent | ~fork | no: see below |
+/// | [`Spawn`](StartMethod::Spawn) | a fresh run of the current binary (`/proc/self/exe`) | ~exec | yes |
+/// | [`ForkServer`](StartMethod::ForkServer) | a single-threaded server process (spawned once) forks children on request | ~fork + 2 messages | yes |
+///
+/// `ForkServer` is the default on Linux, as in Python 3.14.
+///
+/// # Caveats
+///
+/// `Fork` copies only the calling thread. If another thread held a lock at that moment
+/// (a logger, a connection pool, a `Mutex` of yours), it stays locked in the child. We
+/// take the standard output and error locks around `fork`, so printing is safe, and
+/// glibc's allocator is fork-safe; anything else your task touches must not depend on
+/// other threads. `Spawn` and `ForkServer` have no such hazard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StartMethod {
+    /// Python's `"fork"`.
+    Fork,
+    /// Python's `"spawn"`.
+    Spawn,
+    /// Python's `"forkserver"`.
+    ForkServer,
+}
+
+impl StartMethod {
+    /// Python's name for it: `"fork"`, `"spawn"` or `"forkserver"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartMethod::Fork => "fork",
+            StartMethod::Spawn => "spawn",
+            StartMethod::ForkServer => "forkserver",
+        }
+    }
+}
+
+impl fmt::Display for StartMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StartMethod {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "fork" => Ok(StartMethod::Fork),
+            "spawn" => Ok(StartMethod::Spawn),
+            "forkserver" => Ok(StartMethod::ForkServer),
+            _ => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("cannot find start method {s:?} (expected fork, spawn or forkserver)"),
+            )),
+        }
+    }
+}
+
+/// The platform's default start method.
+pub const DEFAULT_START_METHOD: StartMethod = StartMethod::ForkServer;
+
+/// Every start method this platform offers, the default first.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocess::StartMethod;
+/// assert_eq!(multiprocess::get_all_start_methods()[0], StartMethod::ForkServer);
+/// ```
+pub fn get_all_start_methods() -> Vec<StartMethod> {
+    vec![
+        StartMethod::ForkServer,
+        StartMethod::Spawn,
+        StartMethod::Fork,
+    ]
+}
+
+/// Sets the start method of the default context, once.
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidState`] if another method was already set (or fixed by
+/// [`get_start_method`]), as Python's `set_start_method` without `force`.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocess::StartMethod;
+/// multiprocess::set_start_method(StartMethod::Spawn)?;
+/// assert_eq!(multiprocess::get_start_method(), StartMethod::Spawn);
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+pub fn set_start_method(method: StartMethod) -> Result<()> {
+    let mut m = state()
+        .start_method
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    match *m {
+        Some(old) if old != method => Err(Error::state(format!(
+            "the start method is already set to {old}; use get_context({method}) for another"
+        ))),
+        _ => {
+            *m = Some(method);
+            Ok(())
+        }
+    }
+}
+
+/// The default context's start method (fixing it to the default if none was set).
+pub fn get_start_method() -> StartMethod {
+    *state()
+        .start_method
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert(DEFAULT_START_METHOD)
+}
+
+/// A context: the start method every process made from it uses.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocess::{StartMethod, get_context};
+///
+/// fn hello(n: u32) { println!("hello {n}"); }
+///
+/// multiprocess::init();
+/// let ctx = get_context(StartMethod::Spawn);
+/// let mut p = ctx.process(hello, 1);
+/// p.start()?;
+/// p.join()?;
+/// assert_eq!(p.exitcode(), Some(0));
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Context {
+    method: Option<StartMethod>,
+}
+
+/// A context for `method`, as Python's `get_context("spawn")`.
+pub fn get_context(method: StartMethod) -> Context {
+    Context {
+        method: Some(method),
+    }
+}
+
+/// The default context (whose start method is [`get_start_method`]'s).
+pub fn default_context() -> Context {
+    Context { method: None }
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        default_context()
+    }
+}
+
+impl Context {
+    /// The start method of this context.
+    pub fn start_method(&self) -> StartMethod {
+        self.method.unwrap_or_else(get_start_method)
+    }
+
+    /// A [`Process`] started with this context's method.
+    pub fn process<A>(&self, target: fn(A), args: A) -> Process<A>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        Process::new(target, args).context(*self)
+    }
+
+    /// [`crate::spawn`] with this context's method.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::spawn`].
+    pub fn spawn<A, R>(&self, f: fn(A) -> R, args: A) -> Result<JoinHandle<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        super::spawn_with(*self, f, args)
+    }
+}

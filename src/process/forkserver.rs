@@ -1,0 +1,236 @@
+//! The fork server: a single-threaded process, spawned once per process that uses the
+//! `ForkServer` method, that forks children on request.
+//!
+//! # Protocol
+//!
+//! The server is a spawned child of ours; its spawn control socket stays open as the
+//! request channel. Only we hold the other end (a private `socketpair`, close-on-exec),
+//! so the channel is authenticated by construction: no address to connect to, no key
+//! to leak. Requests are serialized by a mutex on our side.
+//!
+//! ```text
+//! client                                   server
+//!   | frame: Boot bytes; fds = [status, handles..]  |
+//!   |---------------------------------------------->|  fork()
+//!   |        frame: Ok(pid) | Err(msg); fds=[pidfd] |  child: runs the task
+//!   |<----------------------------------------------|
+//!   |                 ...                           |  SIGCHLD -> waitpid -> code
+//!   |  status socket: 4-byte exit code              |---> (child's own, or the server's)
+//! ```
+//!
+//! # Lifetime
+//!
+//! The server dies with us (`PR_SET_PDEATHSIG` from a long-lived thread, and end of
+//! stream on its channel). If it dies while we live (killed), the next start notices
+//! (the request fails or its pidfd is readable) and starts a new one. Its children get
+//! a signal when it dies; they check whether *we* are gone too, and only then die: the
+//! running children of a killed fork server finish their work.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::bootstrap::{self, Boot, EntryCtx, to_offset};
+use super::child::{ChildShared, Reap};
+use super::start::{SPAWN_ACK_TIMEOUT, start_spawn};
+use super::state::state;
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys;
+use crate::wire::{codec, frame};
+
+/// Our connection to our fork server.
+#[derive(Debug)]
+pub(crate) struct ServerClient {
+    conn: OwnedFd,
+    server: ChildShared,
+}
+
+impl ServerClient {
+    fn alive(&self) -> bool {
+        matches!(self.server.poll_exit(Some(Instant::now())), Ok(None))
+    }
+}
+
+fn start_server() -> Result<ServerClient> {
+    let me = state();
+    let boot = Boot {
+        entry: to_offset(entry_server as *const ()),
+        func: 0,
+        args: Vec::new(),
+        nfds: 0,
+        result: false,
+        name: format!("ForkServer-{}", me.pid),
+        identity: me.identity.clone(),
+        daemon: true,
+        parent_pid: me.pid,
+        parent_name: me.name.clone(),
+        die_with_parent: true,
+        start_method: None,
+    };
+    let bytes = codec::encode(&boot)?.bytes;
+    let (server, conn) = start_spawn(&bytes, &[], boot.name.clone(), true)?;
+    Ok(ServerClient { conn, server })
+}
+
+/// Asks our fork server (started or restarted as needed) for a child.
+pub(crate) fn start_served(
+    boot: &[u8],
+    fds: &[BorrowedFd<'_>],
+    name: String,
+    daemon: bool,
+) -> Result<ChildShared> {
+    let (ours, theirs) = sys::socket::pair().map_err(|e| Error::io("socketpair", e))?;
+    let mut all: Vec<BorrowedFd<'_>> = Vec::with_capacity(fds.len() + 1);
+    all.push(theirs.as_fd());
+    all.extend_from_slice(fds);
+    let mut guard = state().server.lock().unwrap_or_else(|e| e.into_inner());
+    let mut last_err = None;
+    for _attempt in 0..2 {
+        if !guard.as_ref().is_some_and(ServerClient::alive) {
+            *guard = None; // drops (and so reaps) a dead server
+            *guard = Some(start_server()?);
+        }
+        let client = guard.as_ref().expect("just set");
+        let reply = frame::send_parts(client.conn.as_fd(), boot, &all).and_then(|()| {
+            frame::recv(
+                client.conn.as_fd(),
+                Some(Instant::now() + SPAWN_ACK_TIMEOUT),
+                1 << 20,
+            )
+        });
+        match reply {
+            Ok(Some(f)) => {
+                let mut fds = f.fds;
+                let answer: std::result::Result<u32, String> = codec::decode(&f.body, Vec::new())?;
+                return match (answer, fds.pop()) {
+                    (Ok(pid), Some(pidfd)) => Ok(ChildShared::new(
+                        pid,
+                        pidfd,
+                        name,
+                        daemon,
+                        Reap::Served(Mutex::new(Some(ours))),
+                    )),
+                    (Err(msg), _) => Err(Error::new(
+                        ErrorKind::Io,
+                        format!("the fork server could not fork: {msg}"),
+                    )),
+                    (Ok(_), None) => Err(Error::new(
+                        ErrorKind::Protocol,
+                        "the fork server sent no pidfd",
+                    )),
+                };
+            }
+            Ok(None) => {
+                // A hung server: replace it.
+                let _ = client.server.signal(sys::process::SIGKILL);
+                last_err = Some(Error::timeout("waiting for the fork server"));
+                *guard = None;
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::Disconnected | ErrorKind::Io) => {
+                // It died under us: restart it and try once more.
+                let _ = client
+                    .server
+                    .poll_exit(Some(Instant::now() + Duration::from_secs(5)));
+                last_err = Some(e);
+                *guard = None;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| Error::new(ErrorKind::Io, "the fork server failed")))
+}
+
+/// The fork server's main loop (an entry, run in the spawned server process).
+fn entry_server(cx: EntryCtx) -> i32 {
+    let Some(ctrl) = cx.ctrl else { return 1 };
+    let me = sys::process::getpid();
+    let client_pid = sys::process::getppid();
+    let client_pidfd = match sys::pidfd::open(client_pid) {
+        Ok(fd) if sys::process::getppid() == client_pid => fd,
+        _ => return 0, // the client is already gone
+    };
+    let sigchld = match sys::process::sigchld_fd() {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("multiprocess fork server: signalfd: {e}");
+            return 1;
+        }
+    };
+    let mut statuses: HashMap<u32, OwnedFd> = HashMap::new();
+    loop {
+        let ready = match sys::poll::wait_any(&[ctrl.as_raw_fd(), sigchld.as_raw_fd()], None) {
+            Ok(r) => r,
+            Err(_) => return 1,
+        };
+        if ready.contains(&1) {
+            sys::process::drain_signalfd(sigchld.as_fd());
+            while let Some((pid, code)) = sys::process::reap_any() {
+                if let Some(st) = statuses.remove(&pid) {
+                    let _ = sys::socket::send_all(st.as_fd(), &[&code.to_le_bytes()], &[]);
+                }
+            }
+        }
+        if ready.contains(&0) {
+            let f = match frame::recv(ctrl.as_fd(), None, 1 << 40) {
+                Ok(Some(f)) => f,
+                // The client closed its end (it exited): so do we.
+                Ok(None) | Err(_) => return 0,
+            };
+            let mut fds = f.fds;
+            let boot: Boot = match codec::decode(&f.body, Vec::new()) {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = reply(&ctrl, Err(e.to_string()), None);
+                    continue;
+                }
+            };
+            if fds.is_empty() {
+                let _ = reply(&ctrl, Err("request without a status socket".into()), None);
+                continue;
+            }
+            let status = fds.remove(0);
+            #[allow(unsafe_code)]
+            // SAFETY: this process is single-threaded in normal binaries (and only
+            // libtest's idle threads exist in test binaries); the child only runs
+            // `run_child`, which ends with `_exit`.
+            match unsafe { sys::process::fork() } {
+                Ok(sys::process::Forked::Child) => {
+                    drop(ctrl);
+                    drop(sigchld);
+                    drop(statuses);
+                    sys::process::unblock_all_signals();
+                    if boot.die_with_parent {
+                        sys::process::follow_client(client_pidfd.as_raw_fd(), me);
+                    }
+                    bootstrap::run_child(boot, fds, None, Some(status))
+                }
+                Ok(sys::process::Forked::Parent(pid)) => {
+                    drop(fds);
+                    match sys::pidfd::open(pid) {
+                        Ok(pidfd) => {
+                            statuses.insert(pid, status);
+                            let _ = reply(&ctrl, Ok(pid), Some(pidfd.as_fd()));
+                        }
+                        Err(e) => {
+                            let _ = reply(&ctrl, Err(format!("pidfd_open: {e}")), None);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = reply(&ctrl, Err(format!("fork: {e}")), None);
+                }
+            }
+        }
+    }
+}
+
+fn reply(
+    ctrl: &OwnedFd,
+    answer: std::result::Result<u32, String>,
+    pidfd: Option<BorrowedFd<'_>>,
+) -> Result<()> {
+    let bytes = codec::encode(&answer)?.bytes;
+    let fds: Vec<BorrowedFd<'_>> = pidfd.into_iter().collect();
+    frame::send_parts(ctrl.as_fd(), &bytes, &fds)
+}

@@ -1,0 +1,184 @@
+//! Per-process state: who we are (name, identity, parent), the children we started,
+//! our launcher thread and our fork server.
+//!
+//! # Fork safety
+//!
+//! The state lives behind an `AtomicPtr`. A forked child never locks a mutex of its
+//! parent's state (another thread may have held it at the moment of `fork`, and that
+//! thread does not exist in the child): it builds a fresh state from what it was told
+//! and swaps the pointer. The parent's copy is leaked in the child, on purpose.
+
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Once};
+
+use super::child::ChildShared;
+use super::context::StartMethod;
+use super::forkserver::ServerClient;
+use super::launcher::Launcher;
+use crate::sys;
+
+/// What a process knows about its parent.
+#[derive(Debug, Clone)]
+pub(crate) struct ParentInfo {
+    pub(crate) pid: u32,
+    pub(crate) name: String,
+    /// Opened when the child starts, while the parent is known to be alive.
+    pub(crate) pidfd: Option<Arc<std::os::fd::OwnedFd>>,
+}
+
+/// One process's view of itself.
+pub(crate) struct State {
+    pub(crate) pid: u32,
+    pub(crate) name: String,
+    pub(crate) identity: Vec<u32>,
+    pub(crate) daemon: bool,
+    pub(crate) parent: Option<ParentInfo>,
+    /// Next child number (`Process-<identity>:<n>`).
+    pub(crate) counter: AtomicU32,
+    /// Children started and not yet reaped.
+    pub(crate) children: Mutex<Vec<Arc<ChildShared>>>,
+    pub(crate) launcher: Mutex<Option<Launcher>>,
+    pub(crate) server: Mutex<Option<ServerClient>>,
+    /// The default start method chosen with `set_start_method` (None: not chosen yet).
+    pub(crate) start_method: Mutex<Option<StartMethod>>,
+}
+
+static STATE: AtomicPtr<State> = AtomicPtr::new(std::ptr::null_mut());
+
+impl State {
+    fn new(
+        name: String,
+        identity: Vec<u32>,
+        daemon: bool,
+        parent: Option<ParentInfo>,
+        start_method: Option<StartMethod>,
+    ) -> State {
+        State {
+            pid: sys::process::getpid(),
+            name,
+            identity,
+            daemon,
+            parent,
+            counter: AtomicU32::new(1),
+            children: Mutex::new(Vec::new()),
+            launcher: Mutex::new(None),
+            server: Mutex::new(None),
+            start_method: Mutex::new(start_method),
+        }
+    }
+}
+
+/// This process's state (created as `MainProcess` on first use).
+pub(crate) fn state() -> &'static State {
+    let p = STATE.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: pointers stored in STATE come from Box::leak and are never freed.
+        #[allow(unsafe_code)]
+        return unsafe { &*p };
+    }
+    let fresh = Box::into_raw(Box::new(State::new(
+        "MainProcess".into(),
+        Vec::new(),
+        false,
+        None,
+        None,
+    )));
+    match STATE.compare_exchange(
+        std::ptr::null_mut(),
+        fresh,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        // SAFETY: as above; we just stored it.
+        #[allow(unsafe_code)]
+        Ok(_) => unsafe { &*fresh },
+        Err(existing) => {
+            // SAFETY: `fresh` was never shared; `existing` is a leaked Box.
+            #[allow(unsafe_code)]
+            unsafe {
+                drop(Box::from_raw(fresh));
+                &*existing
+            }
+        }
+    }
+}
+
+/// Replaces this process's state (in a new child, before anything else runs).
+pub(crate) fn become_child(
+    name: String,
+    identity: Vec<u32>,
+    daemon: bool,
+    parent: Option<ParentInfo>,
+    start_method: Option<StartMethod>,
+) {
+    let fresh = Box::into_raw(Box::new(State::new(
+        name,
+        identity,
+        daemon,
+        parent,
+        start_method,
+    )));
+    STATE.store(fresh, Ordering::Release);
+}
+
+/// After a raw [`crate::fork`]: the same identity, a fresh state, no children.
+pub(crate) fn become_forked_copy() {
+    let old = state();
+    let pidfd = sys::pidfd::open(old.pid).ok().map(Arc::new);
+    let parent = Some(ParentInfo {
+        pid: old.pid,
+        name: old.name.clone(),
+        pidfd,
+    });
+    let sm = None; // do not lock the parent's mutex
+    become_child(
+        old.name.clone(),
+        old.identity.clone(),
+        old.daemon,
+        parent,
+        sm,
+    );
+}
+
+/// Registers the exit handler once per program: it terminates daemonic children and
+/// joins the others, as Python's `atexit` hook does.
+pub(crate) fn ensure_exit_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| sys::process::at_exit(exit_handler));
+}
+
+extern "C" fn exit_handler() {
+    exit_cleanup();
+}
+
+/// Terminates daemonic children, then joins every child. Runs at normal exit of any
+/// process, and at the end of a child's task.
+pub(crate) fn exit_cleanup() {
+    let st = state();
+    if st.pid != sys::process::getpid() {
+        return;
+    }
+    let children: Vec<Arc<ChildShared>> = match st.children.lock() {
+        Ok(mut c) => std::mem::take(&mut *c),
+        Err(p) => std::mem::take(&mut *p.into_inner()),
+    };
+    for c in &children {
+        if c.daemon && c.exitcode().is_none() {
+            let _ = c.signal(sys::process::SIGTERM);
+        }
+    }
+    for c in &children {
+        if c.raw_fork {
+            let _ = c.poll_exit(Some(std::time::Instant::now()));
+        } else {
+            let _ = c.poll_exit(None);
+        }
+    }
+}
+
+/// Reaps finished children and drops them from the registry.
+pub(crate) fn reap_finished() {
+    let st = state();
+    let mut kids = st.children.lock().unwrap_or_else(|e| e.into_inner());
+    kids.retain(|c| matches!(c.poll_exit(Some(std::time::Instant::now())), Ok(None)));
+}

@@ -1,0 +1,42 @@
+//! The operating-system layer: every system call and every `unsafe` block that touches
+//! the OS lives under this module, so the layers above are safe Rust.
+//!
+//! What a platform must provide (Linux is the only tier-1 target today; the code that
+//! would differ on macOS is exactly this module):
+//!
+//! * `fork` and `_exit`, and an exec of the current binary with one inherited fd
+//!   ([`process`]);
+//! * a process handle that is pollable and race-free to signal and reap: Linux pidfds
+//!   ([`pidfd`]), which macOS would replace with kqueue `EVFILT_PROC`;
+//! * parent-death notification (`PR_SET_PDEATHSIG`);
+//! * stream sockets that carry file descriptors (`SCM_RIGHTS`) ([`socket`]);
+//! * `poll` over a set of fds with a deadline ([`poll`]).
+//!
+//! Conventions: errno becomes [`std::io::Error`] here, once; `EINTR` is retried here.
+#![allow(unsafe_code)]
+
+pub(crate) mod pidfd;
+pub(crate) mod poll;
+pub(crate) mod process;
+pub(crate) mod socket;
+
+use std::io;
+
+/// Runs `f` until it does not fail with `EINTR`.
+pub(crate) fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => return other.map_err(io::Error::from),
+        }
+    }
+}
+
+/// Converts a libc return value (`-1` plus errno) into an [`io::Result`].
+pub(crate) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}

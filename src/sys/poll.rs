@@ -1,0 +1,65 @@
+//! `poll(2)` over fds with an absolute deadline, retrying `EINTR` with the time left.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::time::Instant;
+
+/// Milliseconds left until `deadline`, rounded up, for `poll`'s timeout (-1: forever).
+fn timeout_ms(deadline: Option<Instant>) -> libc::c_int {
+    match deadline {
+        None => -1,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            let ms = left.as_micros().div_ceil(1000);
+            ms.min(i32::MAX as u128) as libc::c_int
+        }
+    }
+}
+
+/// Waits until at least one of `fds` is readable (or hung up / in error), or the
+/// deadline passes. Returns the indices of the ready fds (empty on timeout).
+pub(crate) fn wait_any(fds: &[RawFd], deadline: Option<Instant>) -> io::Result<Vec<usize>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        let t = timeout_ms(deadline);
+        // SAFETY: `pfds` is a valid, exclusively borrowed array of `pfds.len()` pollfds.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, t) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            // poll's granularity is a millisecond; don't report a timeout early.
+            if deadline.is_some_and(|d| Instant::now() < d) {
+                continue;
+            }
+            return Ok(Vec::new());
+        }
+        return Ok(pfds
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.revents != 0)
+            .map(|(i, _)| i)
+            .collect());
+    }
+}
+
+/// Waits until `fd` is readable (or hung up), or the deadline passes.
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
+    Ok(!wait_any(&[fd.as_raw_fd()], deadline)?.is_empty())
+}
+
+/// Is `fd` readable right now?
+pub(crate) fn is_readable(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    wait_readable(fd, Some(Instant::now()))
+}

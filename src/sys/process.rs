@@ -1,0 +1,318 @@
+//! Creating and ending processes: `fork`, exec of the current binary, `_exit`,
+//! parent-death signals, `atexit`, and the facts `cpu_count` needs.
+//!
+//! # Caveats
+//!
+//! `fork` in a multithreaded process copies only the calling thread. Locks held by other
+//! threads at that moment stay locked forever in the child, so a forked child should run
+//! self-contained work. Rust's global allocator (glibc malloc) is safe after fork because
+//! glibc takes its arenas' locks around `fork`. The std `stdout` lock is not: a child
+//! forked while another thread was printing deadlocks on its first `println!`.
+//!
+//! `PR_SET_PDEATHSIG` fires when the *thread* that created the child exits, not when the
+//! process does. The caller of [`fork`] and [`spawn_self`] must therefore be a thread
+//! that lives as long as the process (the main thread, or the launcher thread of
+//! `process::launcher`).
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use super::cvt;
+
+/// `SIGTERM`, `SIGKILL`.
+pub(crate) const SIGTERM: i32 = libc::SIGTERM;
+pub(crate) const SIGKILL: i32 = libc::SIGKILL;
+
+/// The calling process's pid.
+pub(crate) fn getpid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// The parent's pid (0 if we have none, for example in a container's init).
+pub(crate) fn getppid() -> u32 {
+    rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32)
+}
+
+/// Is the calling thread the process's main thread?
+pub(crate) fn is_main_thread() -> bool {
+    rustix::thread::gettid() == rustix::process::getpid()
+}
+
+/// What [`fork`] returns.
+pub(crate) enum Forked {
+    /// In the parent, with the child's pid.
+    Parent(u32),
+    /// In the child.
+    Child,
+}
+
+/// `fork(2)`.
+///
+/// # Safety
+///
+/// In the child only the calling thread exists; the caller must make the child run
+/// work that does not depend on locks other threads may have held (see the module's
+/// caveats), and must end it with [`exit_now`] rather than by returning into code that
+/// expects to run in the parent.
+pub(crate) unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: the caller upholds the contract above.
+    let pid = cvt(unsafe { libc::fork() })?;
+    Ok(if pid == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent(pid as u32)
+    })
+}
+
+/// Ends the process at once with `code`: no atexit handlers, no destructors.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Asks the kernel to SIGKILL us when our parent (thread) exits, then checks that the
+/// parent is still `expected_parent`; if it already died, we die now.
+pub(crate) fn die_with_parent(expected_parent: u32) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) with a valid signal has no memory effects.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if getppid() != expected_parent {
+        kill_self(SIGKILL);
+    }
+}
+
+/// Sends `sig` to ourselves with `kill(2)` (the whole process, not one thread).
+pub(crate) fn kill_self(sig: i32) {
+    // SAFETY: kill on our own pid has no memory effects.
+    unsafe { libc::kill(libc::getpid(), sig) };
+}
+
+/// Spawns a fresh copy of the current binary, with `env` set and `inherit` (a
+/// close-on-exec fd of ours) left open in the child under the same number.
+///
+/// The child gets `PR_SET_PDEATHSIG(SIGKILL)` before exec and checks that its parent
+/// is still `getpid()`, so it cannot outlive us even if we are killed right now.
+///
+/// Until the child calls `init`, its standard output is `/dev/null` (so a test
+/// harness's "running 1 test" banner stays out of the child's output); the real
+/// stdout is inherited as `saved_stdout`, which `init` puts back on fd 1.
+pub(crate) fn spawn_self(
+    args: &[OsString],
+    env: &[(OsString, OsString)],
+    inherit: BorrowedFd<'_>,
+    saved_stdout: BorrowedFd<'_>,
+) -> io::Result<u32> {
+    let exe = "/proc/self/exe";
+    let mut cmd = Command::new(exe);
+    if let Some(arg0) = std::env::args_os().next() {
+        cmd.arg0(arg0);
+    }
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let parent = getpid() as libc::pid_t;
+    let keep: RawFd = inherit.as_raw_fd();
+    let saved: RawFd = saved_stdout.as_raw_fd();
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    let null_fd: RawFd = null.as_raw_fd();
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls (prctl, getppid, fcntl, _exit).
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            if libc::fcntl(keep, libc::F_SETFD, 0) == -1
+                || libc::fcntl(saved, libc::F_SETFD, 0) == -1
+                || libc::dup2(null_fd, 1) == -1
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    drop(null);
+    // We reap through a pidfd, not through std's `Child`; dropping it does not wait.
+    Ok(child.id())
+}
+
+/// A close-on-exec duplicate of our standard output, for [`spawn_self`].
+pub(crate) fn dup_stdout() -> io::Result<std::os::fd::OwnedFd> {
+    super::retry(|| {
+        rustix::io::fcntl_dupfd_cloexec(std::os::fd::AsFd::as_fd(&std::io::stdout()), 3)
+    })
+}
+
+/// Puts `saved` back on fd 1 (see [`spawn_self`]) and closes it.
+pub(crate) fn restore_stdout(saved: std::os::fd::OwnedFd) {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // SAFETY: dup2 onto fd 1 of an fd we own; no memory effects.
+    unsafe { libc::dup2(saved.as_raw_fd(), 1) };
+}
+
+/// Registers `f` to run when the process exits normally (`exit`, return from `main`).
+pub(crate) fn at_exit(f: extern "C" fn()) {
+    // SAFETY: `f` is a plain function; atexit only stores the pointer.
+    unsafe { libc::atexit(f) };
+}
+
+/// The signal the fork server's children get when the fork server dies
+/// (see `process::forkserver`).
+pub(crate) fn server_gone_signal() -> i32 {
+    libc::SIGRTMIN() + 7
+}
+
+static CLIENT_PIDFD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_server_gone(_sig: libc::c_int) {
+    // Async-signal-safe: one poll and, maybe, one kill.
+    let fd = CLIENT_PIDFD.load(std::sync::atomic::Ordering::Relaxed);
+    if fd < 0 {
+        return;
+    }
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `p` is a valid pollfd; poll and kill are async-signal-safe.
+    unsafe {
+        if libc::poll(&mut p, 1, 0) == 1 {
+            // The process that asked for us is gone too: follow it.
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
+
+/// In a child of the fork server: when the server dies, die too if the client process
+/// (`client_pidfd`, readable once it exited) is gone; keep running if only the server
+/// died, so its running children finish.
+pub(crate) fn follow_client(client_pidfd: RawFd, server_pid: u32) {
+    CLIENT_PIDFD.store(client_pidfd, std::sync::atomic::Ordering::Relaxed);
+    let sig = server_gone_signal();
+    // SAFETY: installs a handler that only calls async-signal-safe functions; the
+    // sigaction struct is fully initialised.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_server_gone as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
+        libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0);
+    }
+    if getppid() != server_pid {
+        on_server_gone(sig);
+    }
+}
+
+/// Blocks `SIGCHLD` in the calling thread and returns a close-on-exec signalfd for it.
+pub(crate) fn sigchld_fd() -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: sigset manipulation on a local, zeroed set; signalfd returns a new fd
+    // that we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        cvt(libc::pthread_sigmask(
+            libc::SIG_BLOCK,
+            &set,
+            std::ptr::null_mut(),
+        ))?;
+        let fd = cvt(libc::signalfd(
+            -1,
+            &set,
+            libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
+        ))?;
+        Ok(std::os::fd::FromRawFd::from_raw_fd(fd))
+    }
+}
+
+/// Unblocks every signal in the calling thread (undoes [`sigchld_fd`] in a child).
+pub(crate) fn unblock_all_signals() {
+    // SAFETY: as above, on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Drains a non-blocking signalfd.
+pub(crate) fn drain_signalfd(fd: BorrowedFd<'_>) {
+    let mut buf = [0u8; 128 * 8];
+    // SAFETY: reading into a local buffer of the given size.
+    while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+/// Reaps any exited child of ours without blocking: `(pid, exit code)`.
+///
+/// Only the fork server calls this: it owns every child it has.
+pub(crate) fn reap_any() -> Option<(u32, i32)> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid > 0 {
+        Some((pid as u32, super::pidfd::code_of_wait_status(status)))
+    } else {
+        None
+    }
+}
+
+/// The CPUs this process may run on: the affinity mask, capped by a cgroup v2 CPU
+/// quota (`cpu.max`), at least 1.
+pub(crate) fn usable_cpus() -> usize {
+    let affinity = rustix::thread::sched_getaffinity(None)
+        .map(|set| set.count() as usize)
+        .unwrap_or(0);
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut n = if affinity > 0 { affinity } else { online };
+    if let Some(q) = cgroup_quota() {
+        n = n.min(q);
+    }
+    n.max(1)
+}
+
+fn cgroup_quota() -> Option<usize> {
+    let cg = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = cg.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let mut dir = std::path::PathBuf::from("/sys/fs/cgroup");
+    dir.push(path.trim_start_matches('/'));
+    // Walk up: a parent's quota caps us too.
+    let mut best: Option<usize> = None;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(dir.join("cpu.max")) {
+            let mut it = s.split_whitespace();
+            if let (Some(q), Some(p)) = (it.next(), it.next())
+                && let (Ok(q), Ok(p)) = (q.parse::<u64>(), p.parse::<u64>())
+                && p > 0
+            {
+                let n = q.div_ceil(p).max(1) as usize;
+                best = Some(best.map_or(n, |b| b.min(n)));
+            }
+        }
+        if !dir.pop() || !dir.starts_with("/sys/fs/cgroup") || dir.as_os_str() == "/sys/fs/cgroup" {
+            break;
+        }
+    }
+    best
+}

@@ -1,0 +1,124 @@
+//! Unix stream sockets that carry file descriptors beside the bytes (`SCM_RIGHTS`).
+//!
+//! Every send uses `MSG_NOSIGNAL`, so a closed peer is an `EPIPE` error, never a
+//! `SIGPIPE` that kills the sender. Received fds are close-on-exec (`MSG_CMSG_CLOEXEC`).
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+
+use super::retry;
+
+/// The kernel's limit on fds in one `SCM_RIGHTS` message (`SCM_MAX_FD`).
+pub(crate) const MAX_FDS: usize = 253;
+
+/// A connected pair of close-on-exec Unix stream sockets.
+pub(crate) fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    retry(|| {
+        rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+    })
+}
+
+/// Sends all of `parts` (gathered), with `fds` attached to the first byte.
+pub(crate) fn send_all(
+    fd: BorrowedFd<'_>,
+    parts: &[&[u8]],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "a message can carry at most {MAX_FDS} handles, not {}",
+                fds.len()
+            ),
+        ));
+    }
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut sent = 0usize;
+    let mut first = true;
+    while sent < total || first {
+        // Build the iovec of what is left.
+        let mut skip = sent;
+        let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len());
+        for p in parts {
+            if skip >= p.len() {
+                skip -= p.len();
+                continue;
+            }
+            iov.push(IoSlice::new(&p[skip..]));
+            skip = 0;
+        }
+        let n = if first && !fds.is_empty() {
+            let mut space =
+                vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
+            let mut control = SendAncillaryBuffer::new(&mut space);
+            if !control.push(SendAncillaryMessage::ScmRights(fds)) {
+                return Err(io::Error::other("control buffer too small for the fds"));
+            }
+            retry(|| rustix::net::sendmsg(fd, &iov, &mut control, SendFlags::NOSIGNAL))?
+        } else {
+            retry(|| {
+                rustix::net::sendmsg(
+                    fd,
+                    &iov,
+                    &mut SendAncillaryBuffer::default(),
+                    SendFlags::NOSIGNAL,
+                )
+            })?
+        };
+        first = false;
+        sent += n;
+        if total == 0 {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Receives up to `buf.len()` bytes; fds that arrive are appended to `fds`.
+/// Returns 0 at end of stream. With `nonblocking`, `WouldBlock` when nothing waits.
+pub(crate) fn recv_some(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    nonblocking: bool,
+) -> io::Result<usize> {
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut flags = RecvFlags::CMSG_CLOEXEC;
+    if nonblocking {
+        flags |= RecvFlags::DONTWAIT;
+    }
+    let msg = {
+        let mut iov = [IoSliceMut::new(buf)];
+        retry(|| rustix::net::recvmsg(fd, &mut iov, &mut control, flags))?
+    };
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = m {
+            fds.extend(received);
+        }
+    }
+    if msg.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "handles were dropped by the kernel (control message truncated)",
+        ));
+    }
+    Ok(msg.bytes)
+}
+
+/// A close-on-exec duplicate of `fd`.
+pub(crate) fn dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    retry(|| rustix::io::fcntl_dupfd_cloexec(fd, 0))
+}

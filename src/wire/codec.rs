@@ -1,0 +1,161 @@
+//! postcard encoding with a side table of file descriptors.
+//!
+//! A handle serializes as the index of its fd in the thread's current *send table*; it
+//! deserializes by taking the fd at that index from the thread's current *receive
+//! table*. Outside [`encode`]/[`decode`] there is no table, and serializing a handle is
+//! an error (for example through `serde_json`): an fd number means nothing elsewhere.
+
+use std::cell::RefCell;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, ErrorKind, Result};
+
+thread_local! {
+    static SEND: RefCell<Option<Vec<RawFd>>> = const { RefCell::new(None) };
+    static RECV: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
+}
+
+/// An encoded value: its bytes and the fds its handles refer to (borrowed from the
+/// value, valid while it lives).
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) fds: Vec<RawFd>,
+}
+
+impl Encoded {
+    /// The fds as borrowed fds.
+    ///
+    /// The caller must still hold the value the bytes were encoded from.
+    pub(crate) fn borrowed_fds(&self) -> Vec<BorrowedFd<'_>> {
+        #[allow(unsafe_code)]
+        self.fds
+            .iter()
+            // SAFETY: the fds belong to handles inside a value that outlives `self`'s
+            // use (see `encode`'s contract): they are open.
+            .map(|&fd| unsafe { BorrowedFd::borrow_raw(fd) })
+            .collect()
+    }
+}
+
+/// Encodes `value` after `prefix` reserved bytes (a frame header to fill in later).
+pub(crate) fn encode_with_prefix<T: Serialize + ?Sized>(
+    value: &T,
+    prefix: usize,
+) -> Result<Encoded> {
+    struct Reset(Option<Vec<RawFd>>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            SEND.with(|s| *s.borrow_mut() = self.0.take());
+        }
+    }
+    // Support nesting (a handle's serializer never encodes, but be safe).
+    let saved = SEND.with(|s| s.borrow_mut().replace(Vec::new()));
+    let _reset = Reset(saved);
+    let buf = vec![0u8; prefix];
+    let bytes = postcard::to_extend(value, buf).map_err(|e| {
+        Error::new(
+            ErrorKind::Serialize,
+            format!("cannot serialize the value: {e}"),
+        )
+    })?;
+    let fds = SEND
+        .with(|s| s.borrow_mut().replace(Vec::new()))
+        .unwrap_or_default();
+    Ok(Encoded { bytes, fds })
+}
+
+/// Encodes `value`.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded> {
+    encode_with_prefix(value, 0)
+}
+
+/// Decodes a `T` from `bytes`, giving its handles the `fds` (which it takes ownership
+/// of; fds not claimed by a handle are closed).
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T> {
+    struct Reset(Option<Vec<Option<OwnedFd>>>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            RECV.with(|s| *s.borrow_mut() = self.0.take());
+        }
+    }
+    let saved = RECV.with(|s| s.borrow_mut().replace(fds.into_iter().map(Some).collect()));
+    let _reset = Reset(saved);
+    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::Deserialize,
+            format!(
+                "cannot decode a {} from {} received bytes: {e}",
+                std::any::type_name::<T>(),
+                bytes.len()
+            ),
+        )
+    })?;
+    if !rest.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Deserialize,
+            format!(
+                "{} trailing bytes after decoding a {}: the sender's type differs",
+                rest.len(),
+                std::any::type_name::<T>()
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+/// For a handle's `Serialize`: records `fd` in the send table and writes its index.
+pub(crate) fn serialize_fd<S: Serializer>(fd: BorrowedFd<'_>, s: S) -> Result<S::Ok, S::Error> {
+    let idx = SEND.with(|t| {
+        t.borrow_mut().as_mut().map(|v| {
+            v.push(fd.as_raw_fd());
+            (v.len() - 1) as u32
+        })
+    });
+    match idx {
+        Some(i) => i.serialize(s),
+        None => Err(serde::ser::Error::custom(
+            "a multiprocess handle can only be serialized by multiprocess itself \
+             (as an argument of a child, or sent through a Connection or Queue)",
+        )),
+    }
+}
+
+/// For a handle's `Deserialize`: takes the fd whose index is next in the input.
+pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(d: D) -> Result<OwnedFd, D::Error> {
+    let idx = u32::deserialize(d)? as usize;
+    RECV.with(|t| match t.borrow_mut().as_mut() {
+        None => Err(serde::de::Error::custom(
+            "a multiprocess handle can only be deserialized by multiprocess itself",
+        )),
+        Some(v) => match v.get_mut(idx).and_then(Option::take) {
+            Some(fd) => Ok(fd),
+            None => Err(serde::de::Error::custom(format!(
+                "handle refers to fd #{idx}, which did not arrive with the message"
+            ))),
+        },
+    })
+}
+
+/// Duplicates raw fds inherited through `fork` so each decoded handle owns its own.
+pub(crate) fn dup_inherited(fds: &[RawFd]) -> Result<Vec<OwnedFd>> {
+    fds.iter()
+        .map(|&fd| {
+            #[allow(unsafe_code)]
+            // SAFETY: the fds were open in the parent at fork time and are inherited.
+            let b = unsafe { BorrowedFd::borrow_raw(fd) };
+            crate::sys::socket::dup(b).map_err(|e| Error::io("duplicating an inherited handle", e))
+        })
+        .collect()
+}
+
+/// Wraps a raw fd received from the kernel as owned (only used where the fd number
+/// is known to be ours and unowned).
+#[allow(unsafe_code, dead_code)]
+pub(crate) fn own_raw(fd: RawFd) -> OwnedFd {
+    // SAFETY: callers pass fds they own exclusively.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}

@@ -1,0 +1,14 @@
+//! The wire layer: how values and handles travel between processes.
+//!
+//! * [`codec`]: values are encoded with postcard over serde. While a value is encoded,
+//!   every handle inside it (a [`Connection`](crate::Connection), later queues, locks,
+//!   shared memory) records its file descriptor in a side table instead of writing it
+//!   into the bytes; the bytes hold only the fd's index in that table. Decoding
+//!   re-attaches the received fds in the same order. One mechanism serves the args of
+//!   a child under every start method, `Connection::send`, and (later) queues, as
+//!   ipc-channel does for its `IpcSender`.
+//! * [`frame`]: length-prefixed frames over a Unix stream socket, with the side table's
+//!   fds travelling beside the first byte (`SCM_RIGHTS`).
+
+pub(crate) mod codec;
+pub(crate) mod frame;
