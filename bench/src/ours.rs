@@ -35,36 +35,124 @@ pub fn run(name: &str, quick: bool) -> Option<f64> {
     }
 }
 
+use std::time::Instant;
+
+use multiprocess::{Connection, StartMethod, get_context};
+
+use crate::measure::{mb_per_s, median_of, us_per};
+use crate::params::{self, MIB, REPS};
+
+fn empty(_: ()) {}
+
+/// us per start+join of a process running an empty function with `method`.
+fn start_join(method: StartMethod, cycles: usize, quick: bool) -> Option<f64> {
+    let ctx = get_context(method);
+    let once = || {
+        let mut p = ctx.process(empty, ());
+        p.start().expect("start");
+        p.join().expect("join");
+        assert_eq!(p.exitcode(), Some(0));
+    };
+    once(); // warm-up (starts the fork server for that method)
+    Some(median_of(REPS.get(quick), || {
+        let t = Instant::now();
+        for _ in 0..cycles {
+            once();
+        }
+        us_per(t.elapsed(), cycles)
+    }))
+}
+
 /// us per start+join of a fork-started process running an empty function;
 /// one warm-up start first, then [`crate::params::START_FORK`] cycles per repetition.
-fn process_start_join_fork(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess (fork start method).
+fn process_start_join_fork(quick: bool) -> Option<f64> {
+    start_join(StartMethod::Fork, params::START_FORK.get(quick), quick)
 }
 
 /// us per start+join with the spawn start method (exec of a fresh program);
 /// warm-up start first, [`crate::params::START_SPAWN`] cycles per repetition.
-fn process_start_join_spawn(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess (spawn start method).
+fn process_start_join_spawn(quick: bool) -> Option<f64> {
+    start_join(StartMethod::Spawn, params::START_SPAWN.get(quick), quick)
 }
 
 /// us per start+join with the forkserver start method; the warm-up start
 /// (which launches the server) is excluded; [`crate::params::START_FORKSERVER`] cycles.
-fn process_start_join_forkserver(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess (forkserver start method).
+fn process_start_join_forkserver(quick: bool) -> Option<f64> {
+    start_join(
+        StartMethod::ForkServer,
+        params::START_FORKSERVER.get(quick),
+        quick,
+    )
+}
+
+fn echo_plus_one(c: Connection<u64>) {
+    while let Ok(i) = c.recv() {
+        if c.send(&(i + 1)).is_err() {
+            break;
+        }
+    }
 }
 
 /// us per round trip over a `Pipe()`: the parent sends `i`, the child answers
 /// `i + 1`; the child is started and answered once before timing;
 /// [`crate::params::PIPE_ROUNDTRIPS`] round trips per repetition.
-fn pipe_roundtrip_small(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess::Pipe.
+fn pipe_roundtrip_small(quick: bool) -> Option<f64> {
+    let (here, there) = multiprocess::pipe::<u64>().ok()?;
+    let mut p = get_context(StartMethod::Fork).process(echo_plus_one, there);
+    p.start().ok()?;
+    here.send(&0).ok()?;
+    assert_eq!(here.recv().ok()?, 1);
+    let n = params::PIPE_ROUNDTRIPS.get(quick);
+    let r = median_of(REPS.get(quick), || {
+        let t = Instant::now();
+        for i in 0..n as u64 {
+            here.send(&i).expect("send");
+            assert_eq!(here.recv().expect("recv"), i + 1);
+        }
+        us_per(t.elapsed(), n)
+    });
+    drop(here);
+    p.join().ok()?;
+    Some(r)
+}
+
+fn sink(c: Connection<u64>) {
+    loop {
+        let Ok(count) = c.recv() else { return };
+        let mut bytes = 0u64;
+        for _ in 0..count {
+            bytes += c.recv_bytes().expect("recv_bytes").len() as u64;
+        }
+        c.send(&bytes).expect("reply");
+    }
 }
 
 /// MB/s: the parent `send_bytes` [`crate::params::PIPE_MESSAGES_1MIB`] messages
 /// of 1 MiB, the child `recv_bytes` them and replies with the byte count; timed
 /// from the first send to that reply.
-fn pipe_throughput_1mib(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess::Pipe.
+fn pipe_throughput_1mib(quick: bool) -> Option<f64> {
+    let (here, there) = multiprocess::pipe::<u64>().ok()?;
+    let mut p = get_context(StartMethod::Fork).process(sink, there);
+    p.start().ok()?;
+    let n = params::PIPE_MESSAGES_1MIB.get(quick);
+    let msg = vec![7u8; MIB];
+    // Warm-up round.
+    here.send(&1).ok()?;
+    here.send_bytes(&msg).ok()?;
+    here.recv().ok()?;
+    let r = median_of(REPS.get(quick), || {
+        let t = Instant::now();
+        here.send(&(n as u64)).expect("send");
+        for _ in 0..n {
+            here.send_bytes(&msg).expect("send_bytes");
+        }
+        let got = here.recv().expect("reply");
+        assert_eq!(got as usize, n * MIB);
+        mb_per_s(n * MIB, t.elapsed())
+    });
+    drop(here);
+    p.join().ok()?;
+    Some(r)
 }
 
 /// msg/s: one producer process puts the integers `0..n`, then a sentinel; one

@@ -30,6 +30,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
+use crate::wire::handles::HandleFd;
 use crate::wire::{codec, frame};
 
 /// One end of a pipe: sends and receives messages of type `T`.
@@ -64,7 +65,7 @@ use crate::wire::{codec, frame};
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 pub struct Connection<T> {
-    fd: OwnedFd,
+    fd: HandleFd,
     readable: bool,
     writable: bool,
     max_len: u64,
@@ -120,7 +121,7 @@ pub fn pipe_simplex<T>() -> Result<(Connection<T>, Connection<T>)> {
 impl<T> Connection<T> {
     pub(crate) fn from_fd(fd: OwnedFd, readable: bool, writable: bool) -> Self {
         Connection {
-            fd,
+            fd: HandleFd::new(fd),
             readable,
             writable,
             max_len: u64::MAX,

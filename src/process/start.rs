@@ -10,7 +10,7 @@ use super::forkserver;
 use super::launcher::on_long_lived_thread;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
-use crate::wire::{codec, frame};
+use crate::wire::{codec, frame, handles};
 
 /// How long a spawned child may take to pick up its task before we give up on it.
 pub(crate) const SPAWN_ACK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -63,12 +63,11 @@ fn start_fork(boot: Boot, fds: Vec<RawFd>) -> Result<(u32, OwnedFd)> {
         let err = std::io::stderr();
         let o = out.lock();
         let e = err.lock();
+        let handles = handles::lock_for_fork();
         #[allow(unsafe_code)]
         // SAFETY: the child only runs `run_child`, which ends with `_exit`.
         match unsafe { sys::process::fork() } {
             Ok(sys::process::Forked::Child) => {
-                drop(e);
-                drop(o);
                 if boot.die_with_parent {
                     sys::process::die_with_parent(parent);
                 }
@@ -79,6 +78,10 @@ fn start_fork(boot: Boot, fds: Vec<RawFd>) -> Result<(u32, OwnedFd)> {
                         sys::process::exit_now(1)
                     }
                 };
+                handles::close_inherited(&handles);
+                drop(handles);
+                drop(e);
+                drop(o);
                 bootstrap::run_child(boot, fds, None, None)
             }
             Ok(sys::process::Forked::Parent(pid)) => Ok(pid),

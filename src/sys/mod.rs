@@ -40,3 +40,11 @@ pub(crate) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
         Ok(ret)
     }
 }
+
+/// Closes a raw fd that the caller knows is open and unowned by live Rust objects
+/// (used in a fork child for fds inherited from the parent).
+pub(crate) fn close_raw(fd: std::os::fd::RawFd) {
+    // SAFETY: closing an fd number has no memory effects; the caller guarantees no live
+    // owner in this process will use or close it again.
+    unsafe { libc::close(fd) };
+}

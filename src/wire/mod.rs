@@ -12,3 +12,4 @@
 
 pub(crate) mod codec;
 pub(crate) mod frame;
+pub(crate) mod handles;

@@ -1,0 +1,67 @@
+//! The registry of file descriptors owned by this crate's handles.
+//!
+//! A child made by the `Fork` start method inherits every fd of its parent. For a pipe
+//! that is a trap: the parent drops its end expecting the child to see end of stream,
+//! but the child's inherited copy keeps the socket open, and the child waits forever.
+//! So every handle fd is registered here, and a fork child closes all of them before
+//! its task runs (after duplicating the fds its args were given). Spawn and
+//! fork-server children inherit nothing to begin with.
+
+use std::collections::HashSet;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::{Mutex, MutexGuard};
+
+static LIVE: Mutex<Option<HashSet<RawFd>>> = Mutex::new(None);
+
+fn live() -> MutexGuard<'static, Option<HashSet<RawFd>>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An fd owned by a handle: registered while it lives.
+#[derive(Debug)]
+pub(crate) struct HandleFd(OwnedFd);
+
+impl HandleFd {
+    pub(crate) fn new(fd: OwnedFd) -> Self {
+        live()
+            .get_or_insert_with(HashSet::new)
+            .insert(fd.as_raw_fd());
+        HandleFd(fd)
+    }
+}
+
+impl AsFd for HandleFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl AsRawFd for HandleFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl Drop for HandleFd {
+    fn drop(&mut self) {
+        if let Some(set) = live().as_mut() {
+            set.remove(&self.0.as_raw_fd());
+        }
+    }
+}
+
+/// Held across `fork` so the child's copy of the registry is consistent and unlocked.
+pub(crate) fn lock_for_fork() -> MutexGuard<'static, Option<HashSet<RawFd>>> {
+    live()
+}
+
+/// In a fork child: closes every handle fd inherited from the parent. The registry's
+/// entries are left in place on purpose: the parent's handle objects exist in the
+/// child's memory but are never dropped there (the child ends with `_exit`).
+pub(crate) fn close_inherited(guard: &MutexGuard<'static, Option<HashSet<RawFd>>>) {
+    if let Some(set) = guard.as_ref() {
+        for &fd in set {
+            crate::sys::close_raw(fd);
+        }
+    }
+}
