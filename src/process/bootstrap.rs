@@ -277,6 +277,8 @@ pub(crate) fn init() {
         // Inherited from an ancestor through a program that did not clear it: not ours.
         return;
     }
+    // Before anything else: never outlive the parent (see `sys::process::spawn_self`).
+    sys::process::die_with_parent(ppid);
     #[allow(unsafe_code)]
     // SAFETY: `init` runs first in `main`, before this process starts threads of its
     // own (under libtest, its threads are idle while the helper test runs); no other

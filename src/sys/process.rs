@@ -17,8 +17,6 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 
 use super::cvt;
 
@@ -97,62 +95,90 @@ pub(crate) fn kill_self(sig: i32) {
     unsafe { libc::kill(libc::getpid(), sig) };
 }
 
-/// Spawns a fresh copy of the current binary, with `env` set and `inherit` (a
-/// close-on-exec fd of ours) left open in the child under the same number.
-///
-/// The child gets `PR_SET_PDEATHSIG(SIGKILL)` before exec and checks that its parent
-/// is still `getpid()`, so it cannot outlive us even if we are killed right now.
+/// Spawns a fresh copy of the current binary (`/proc/self/exe`) with `posix_spawn`
+/// (`CLONE_VM | CLONE_VFORK` in glibc: no copy of our page tables), with `env` added
+/// to our environment and `inherit` (a close-on-exec fd of ours) left open in the
+/// child under the same number.
 ///
 /// Until the child calls `init`, its standard output is `/dev/null` (so a test
 /// harness's "running 1 test" banner stays out of the child's output); the real
 /// stdout is inherited as `saved_stdout`, which `init` puts back on fd 1.
+///
+/// The child sets `PR_SET_PDEATHSIG` itself, first thing in `init`, and then checks
+/// that its parent is still the pid it was given; a parent that died in between is
+/// caught by that check.
 pub(crate) fn spawn_self(
     args: &[OsString],
     env: &[(OsString, OsString)],
     inherit: BorrowedFd<'_>,
     saved_stdout: BorrowedFd<'_>,
 ) -> io::Result<u32> {
-    let exe = "/proc/self/exe";
-    let mut cmd = Command::new(exe);
-    if let Some(arg0) = std::env::args_os().next() {
-        cmd.arg0(arg0);
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let cstr = |b: &[u8]| {
+        CString::new(b).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in argument"))
+    };
+    let exe = cstr(b"/proc/self/exe")?;
+    let arg0 = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| "multiprocess-child".into());
+    let mut argv = vec![cstr(arg0.as_bytes())?];
+    for a in args {
+        argv.push(cstr(a.as_bytes())?);
     }
-    cmd.args(args);
+    let mut envs = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        if env.iter().any(|(ek, _)| *ek == k) {
+            continue;
+        }
+        envs.push(cstr(&[k.as_bytes(), b"=", v.as_bytes()].concat())?);
+    }
     for (k, v) in env {
-        cmd.env(k, v);
+        envs.push(cstr(&[k.as_bytes(), b"=", v.as_bytes()].concat())?);
     }
-    let parent = getpid() as libc::pid_t;
-    let keep: RawFd = inherit.as_raw_fd();
-    let saved: RawFd = saved_stdout.as_raw_fd();
+    let mut argv_p: Vec<*mut libc::c_char> = argv.iter().map(|c| c.as_ptr() as *mut _).collect();
+    argv_p.push(std::ptr::null_mut());
+    let mut envp: Vec<*mut libc::c_char> = envs.iter().map(|c| c.as_ptr() as *mut _).collect();
+    envp.push(std::ptr::null_mut());
     let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
-    let null_fd: RawFd = null.as_raw_fd();
-    // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (prctl, getppid, fcntl, _exit).
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            );
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            if libc::fcntl(keep, libc::F_SETFD, 0) == -1
-                || libc::fcntl(saved, libc::F_SETFD, 0) == -1
-                || libc::dup2(null_fd, 1) == -1
-            {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn()?;
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: every pointer passed is valid for the call: the file actions are
+    // initialised before use and destroyed after; argv/envp are NUL-terminated arrays
+    // of C strings that outlive the call.
+    let rc = unsafe {
+        let mut fa: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        libc::posix_spawn_file_actions_init(&mut fa);
+        // dup2(fd, fd) in a file action clears FD_CLOEXEC (glibc >= 2.29, POSIX 2024).
+        libc::posix_spawn_file_actions_adddup2(&mut fa, inherit.as_raw_fd(), inherit.as_raw_fd());
+        libc::posix_spawn_file_actions_adddup2(
+            &mut fa,
+            saved_stdout.as_raw_fd(),
+            saved_stdout.as_raw_fd(),
+        );
+        libc::posix_spawn_file_actions_adddup2(&mut fa, null.as_raw_fd(), 1);
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        libc::posix_spawnattr_init(&mut attr);
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::posix_spawnattr_setsigmask(&mut attr, &empty);
+        libc::posix_spawnattr_setflags(&mut attr, libc::POSIX_SPAWN_SETSIGMASK as libc::c_short);
+        let rc = libc::posix_spawn(
+            &mut pid,
+            exe.as_ptr(),
+            &fa,
+            &attr,
+            argv_p.as_ptr(),
+            envp.as_ptr(),
+        );
+        libc::posix_spawnattr_destroy(&mut attr);
+        libc::posix_spawn_file_actions_destroy(&mut fa);
+        rc
+    };
     drop(null);
-    // We reap through a pidfd, not through std's `Child`; dropping it does not wait.
-    Ok(child.id())
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(pid as u32)
 }
 
 /// A close-on-exec duplicate of our standard output, for [`spawn_self`].
