@@ -1,5 +1,291 @@
-//! A short tour of `multiprocess`: run it with `cargo run --release --example tour`.
-fn main() {
+//! A short tour of `multiprocess`, in the order a Python user meets `multiprocessing`.
+//!
+//! Run it with `cargo run --release --example tour`. Each section prints what it shows;
+//! the whole tour takes about a second.
+
+use std::time::{Duration, Instant};
+
+use multiprocess::{
+    Connection, ErrorKind, Process, StartMethod, Waitable, current_process, get_context,
+    parent_process,
+};
+
+fn section(title: &str) {
+    println!("\n== {title} ==");
+}
+
+// ---- 1. Processes -------------------------------------------------------------------
+
+fn hello(greeting: String) {
+    let me = current_process();
+    let parent = parent_process().expect("a child has a parent");
+    println!(
+        "  {greeting} from {} (pid {}), child of {} (pid {})",
+        me.name(),
+        me.pid(),
+        parent.name(),
+        parent.pid()
+    );
+}
+
+fn exit_with(code: i32) {
+    std::process::exit(code);
+}
+
+fn panics(_: ()) {
+    panic!("something went wrong in the child");
+}
+
+fn sleeps(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+// ---- 2. spawn: a process as a function call ----------------------------------------
+
+fn fib(n: u32) -> u64 {
+    if n < 2 {
+        n as u64
+    } else {
+        fib(n - 1) + fib(n - 2)
+    }
+}
+
+// ---- 3. Pipes ------------------------------------------------------------------------
+
+fn pipe_child(conn: Connection<(i32, Option<()>, String)>) {
+    conn.send(&(50, None, "Hello".into())).expect("send");
+}
+
+fn upper(conn: Connection<String>) {
+    while let Ok(s) = conn.recv() {
+        conn.send(&s.to_uppercase()).expect("send");
+    }
+}
+
+/// Receives a connection *through* a connection, then answers on it.
+fn relay(inbox: Connection<Connection<String>>) {
+    let conn = inbox.recv().expect("a connection arrives");
+    conn.send(&format!(
+        "hello over a pipe that came through a pipe, from pid {}",
+        std::process::id()
+    ))
+    .expect("send");
+}
+
+fn report(args: (Connection<String>, u64)) {
+    let (conn, ms) = args;
+    std::thread::sleep(Duration::from_millis(ms));
+    conn.send(&format!("{} done after {ms} ms", current_process().name()))
+        .expect("send");
+}
+
+// ---- 4. Children never outlive their parent ------------------------------------------
+
+fn middle(conn: Connection<u32>) {
+    let mut grandchild = Process::new(sleeps, 60_000);
+    grandchild.start().expect("start");
+    conn.send(&grandchild.pid().expect("started"))
+        .expect("send");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // A zombie has exited; only a live process counts.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+fn main() -> multiprocess::Result<()> {
+    // First line of main: in a child, runs its task and exits.
     multiprocess::init();
-    println!("tour: to be written");
+    let t0 = Instant::now();
+    println!(
+        "multiprocess tour: {} usable CPUs, default start method {}",
+        multiprocess::cpu_count(),
+        multiprocess::get_start_method()
+    );
+
+    section("Process, under each start method");
+    for method in multiprocess::get_all_start_methods() {
+        let mut p = get_context(method).process(hello, format!("hello via {method}"));
+        p.start()?;
+        p.join()?;
+        println!("  {method}: exitcode {:?}", p.exitcode());
+    }
+
+    section("exit codes follow Python");
+    let mut ok = Process::new(sleeps, 0);
+    let mut exits = Process::new(exit_with, 3);
+    let mut panicking = Process::new(panics, ());
+    let mut killed = Process::new(sleeps, 10_000);
+    ok.start()?;
+    exits.start()?;
+    panicking.start()?;
+    killed.start()?;
+    killed.terminate()?;
+    for (what, code) in [
+        ("returns", {
+            ok.join()?;
+            ok.exitcode()
+        }),
+        ("exit(3)", {
+            exits.join()?;
+            exits.exitcode()
+        }),
+        ("panics (message above, on stderr)", {
+            panicking.join()?;
+            panicking.exitcode()
+        }),
+        ("terminated (SIGTERM)", {
+            killed.join()?;
+            killed.exitcode()
+        }),
+    ] {
+        println!("  a child that {what}: exitcode {code:?}");
+    }
+
+    section("join with a timeout, then terminate (seed 003's timeout control)");
+    let mut slow = Process::new(sleeps, 10_000);
+    slow.start()?;
+    let ended = slow.join_timeout(Duration::from_millis(100))?;
+    println!(
+        "  ended within 100 ms? {ended}; alive? {}",
+        slow.is_alive()?
+    );
+    slow.terminate()?;
+    slow.join()?;
+    println!("  after terminate: exitcode {:?}", slow.exitcode());
+
+    section("spawn: the return value, or how the child failed");
+    println!(
+        "  fib(25) computed in a child = {}",
+        multiprocess::spawn(fib, 25)?.join()?
+    );
+    let err = multiprocess::spawn(|_: ()| -> u8 { panic!("no value for you") }, ())?
+        .join()
+        .unwrap_err();
+    println!("  a panicking child: {:?}: {err}", err.kind());
+    let h = multiprocess::spawn(
+        |ms: u64| std::thread::sleep(Duration::from_millis(ms)),
+        10_000,
+    )?;
+    h.kill()?;
+    let err = h.join().unwrap_err();
+    println!("  a killed child: {:?}: {err}", err.kind());
+
+    section("Pipe: values, and connections sent through connections");
+    let (parent_end, child_end) = multiprocess::pipe()?;
+    let mut p = Process::new(pipe_child, child_end);
+    p.start()?;
+    let (a, b, c) = parent_end.recv()?;
+    println!(
+        "  received [{a}, {}, '{c}']",
+        if b.is_none() { "None" } else { "?" }
+    );
+    p.join()?;
+
+    let (here, there) = multiprocess::pipe::<String>()?;
+    let mut p = get_context(StartMethod::Spawn).process(upper, there);
+    p.start()?;
+    here.send(&"shout this".to_string())?;
+    println!("  echoed by a spawned child: {}", here.recv()?);
+    drop(here); // the child's recv() sees Disconnected and it returns
+    p.join()?;
+
+    let (inbox_here, inbox_there) = multiprocess::pipe::<Connection<String>>()?;
+    let mut p = Process::new(relay, inbox_there);
+    p.start()?;
+    let (mine, theirs) = multiprocess::pipe::<String>()?;
+    inbox_here.send(&theirs)?;
+    drop(theirs);
+    println!("  {}", mine.recv_timeout(Duration::from_secs(10))?);
+    p.join()?;
+
+    let (a, b) = multiprocess::pipe::<u8>()?;
+    drop(a);
+    println!(
+        "  recv after the peer closed: {:?}",
+        b.recv().unwrap_err().kind()
+    );
+
+    section("wait() over connections and process sentinels");
+    let mut procs = Vec::new();
+    let mut conns = Vec::new();
+    for ms in [150u64, 50, 100] {
+        let (here, there) = multiprocess::pipe::<String>()?;
+        let mut p = Process::new(report, (there, ms));
+        p.start()?;
+        procs.push(p);
+        conns.push(here);
+    }
+    let mut pending: Vec<usize> = (0..conns.len()).collect();
+    while !pending.is_empty() {
+        let objs: Vec<&dyn Waitable> = pending
+            .iter()
+            .map(|&i| &conns[i] as &dyn Waitable)
+            .collect();
+        let ready = multiprocess::wait(&objs, Some(Duration::from_secs(10)))?;
+        for &k in &ready {
+            println!("  ready: {}", conns[pending[k]].recv()?);
+        }
+        let done: Vec<usize> = ready.iter().map(|&k| pending[k]).collect();
+        pending.retain(|i| !done.contains(i));
+    }
+    let sentinels: Vec<&dyn Waitable> = procs.iter().map(|p| p as &dyn Waitable).collect();
+    multiprocess::wait(&sentinels, Some(Duration::from_secs(10)))?;
+    for p in &procs {
+        p.join()?;
+    }
+    println!("  all {} sentinels ready", procs.len());
+
+    section("no orphans: a SIGKILLed parent takes its children along");
+    let (here, there) = multiprocess::pipe::<u32>()?;
+    let mut mid = Process::new(middle, there);
+    mid.start()?;
+    let grandchild = here.recv_timeout(Duration::from_secs(10))?;
+    println!(
+        "  middle process {} started grandchild {grandchild}; killing the middle one with SIGKILL",
+        mid.pid().unwrap_or(0)
+    );
+    mid.kill()?;
+    mid.join()?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pid_alive(grandchild) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!("  grandchild still alive? {}", pid_alive(grandchild));
+
+    section("rules that protect you");
+    let mut once = Process::new(sleeps, 0);
+    once.start()?;
+    println!("  start twice: {:?}", once.start().unwrap_err().kind());
+    once.join()?;
+    once.close()?;
+    println!("  join after close: {:?}", once.join().unwrap_err().kind());
+    let not_started = Process::new(sleeps, 0);
+    println!(
+        "  sentinel before start: {:?}",
+        not_started.sentinel().unwrap_err().kind()
+    );
+    assert_eq!(
+        not_started.sentinel().unwrap_err().kind(),
+        ErrorKind::InvalidState
+    );
+    println!(
+        "  children left running: {}",
+        multiprocess::active_children().len()
+    );
+
+    println!(
+        "\ntour finished in {:.0} ms",
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(())
 }
