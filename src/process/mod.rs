@@ -155,6 +155,14 @@ where
     }
 
     /// Sets the name (Python's `name=`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop(_: ()) {}
+    /// let p = multiprocess::Process::new(noop, ()).name("worker");
+    /// assert_eq!(p.get_name(), "worker");
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
@@ -162,6 +170,14 @@ where
 
     /// Sets the daemon flag (Python's `daemon=`): a daemonic child is terminated when
     /// its parent exits, and may not start children of its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop(_: ()) {}
+    /// let p = multiprocess::Process::new(noop, ()).daemon(true);
+    /// assert!(p.is_daemon());
+    /// ```
     pub fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = daemon;
         self
@@ -170,12 +186,32 @@ where
     /// Whether the child is killed if this process dies without joining it (default
     /// `true`: children never outlive their parent). With `false` the child may live on
     /// as an orphan, as in Python, for example to watch its parent end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn watcher(_: ()) { /* may outlive this process */ }
+    /// let p = multiprocess::Process::new(watcher, ()).die_with_parent(false);
+    /// # drop(p);
+    /// ```
     pub fn die_with_parent(mut self, yes: bool) -> Self {
         self.die_with_parent = yes;
         self
     }
 
     /// Uses `ctx`'s start method instead of the default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::{Process, StartMethod, get_context};
+    /// fn noop(_: ()) {}
+    /// multiprocess::init();
+    /// let mut p = Process::new(noop, ()).context(get_context(StartMethod::Spawn));
+    /// p.start()?;
+    /// p.join()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn context(mut self, ctx: Context) -> Self {
         self.ctx = ctx;
         self
@@ -190,6 +226,19 @@ where
     /// * [`ErrorKind::Serialize`]: the args cannot be serialized (nothing is started,
     ///   the args are kept);
     /// * [`ErrorKind::Io`]: the OS refused (out of processes, ...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::{ErrorKind, Process};
+    /// fn noop(_: ()) {}
+    /// multiprocess::init();
+    /// let mut p = Process::new(noop, ());
+    /// p.start()?;
+    /// assert_eq!(p.start().unwrap_err().kind(), ErrorKind::InvalidState);
+    /// p.join()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn start(&mut self) -> Result<()> {
         if self.closed {
             return Err(closed_error());
@@ -256,6 +305,18 @@ where
     /// # Errors
     ///
     /// [`ErrorKind::InvalidState`] if not started or closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn exit_7(_: ()) { std::process::exit(7) }
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(exit_7, ());
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(7));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn join(&self) -> Result<()> {
         let c = self.started()?;
         c.poll_exit(None).map_err(|e| Error::io("join", e))?;
@@ -269,6 +330,20 @@ where
     /// # Errors
     ///
     /// [`ErrorKind::InvalidState`] if not started or closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// fn nap(ms: u64) { std::thread::sleep(Duration::from_millis(ms)) }
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(nap, 5_000);
+    /// p.start()?;
+    /// assert!(!p.join_timeout(Duration::ZERO)?);
+    /// p.kill()?;
+    /// assert!(p.join_timeout(Duration::from_secs(10))?);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
         let c = self.started()?;
         let done = c
@@ -286,6 +361,19 @@ where
     /// # Errors
     ///
     /// [`ErrorKind::InvalidState`] after [`close`](Process::close).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop(_: ()) {}
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(noop, ());
+    /// assert!(!p.is_alive()?);
+    /// p.start()?;
+    /// p.join()?;
+    /// assert!(!p.is_alive()?);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn is_alive(&self) -> Result<bool> {
         if self.closed {
             return Err(closed_error());
@@ -301,27 +389,76 @@ where
 
     /// The exit code once the child ended (`None` before start or while it runs):
     /// `0`, `1` after a panic, `n` after `exit(n)`, `-N` after signal `N`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn boom(_: ()) { panic!("boom") }
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(boom, ());
+    /// assert_eq!(p.exitcode(), None);
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(1));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn exitcode(&self) -> Option<i32> {
         let c = self.child.as_ref()?;
         c.poll_exit(Some(Instant::now())).ok().flatten()
     }
 
     /// The child's pid once started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop(_: ()) {}
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(noop, ());
+    /// assert_eq!(p.pid(), None);
+    /// p.start()?;
+    /// assert!(p.pid().is_some());
+    /// p.join()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.pid)
     }
 
     /// Python's `ident`: the same as [`pid`](Process::pid).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop(_: ()) {}
+    /// let p = multiprocess::Process::new(noop, ());
+    /// assert_eq!(p.ident(), p.pid());
+    /// ```
     pub fn ident(&self) -> Option<u32> {
         self.pid()
     }
 
     /// The name (`Process-1`, or what [`name`](Process::name) set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop(_: ()) {}
+    /// let p = multiprocess::Process::new(noop, ());
+    /// assert!(p.get_name().starts_with("Process-"));
+    /// ```
     pub fn get_name(&self) -> &str {
         &self.name
     }
 
     /// Is the process daemonic?
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop(_: ()) {}
+    /// assert!(!multiprocess::Process::new(noop, ()).is_daemon());
+    /// ```
     pub fn is_daemon(&self) -> bool {
         self.daemon
     }
@@ -332,6 +469,23 @@ where
     /// # Errors
     ///
     /// [`ErrorKind::InvalidState`] before start or after close.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiprocess::Waitable;
+    /// fn noop(_: ()) {}
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(noop, ());
+    /// assert!(p.sentinel().is_err());
+    /// p.start()?;
+    /// // Ready once the child has ended:
+    /// let ready = multiprocess::wait(&[&p as &dyn Waitable], Some(Duration::from_secs(10)))?;
+    /// assert_eq!(ready, vec![0]);
+    /// p.join()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn sentinel(&self) -> Result<BorrowedFd<'_>> {
         Ok(self.started()?.pidfd.as_fd())
     }
@@ -342,6 +496,19 @@ where
     /// # Errors
     ///
     /// [`ErrorKind::InvalidState`] before start or after close.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn forever(_: ()) { loop { std::thread::sleep(std::time::Duration::from_secs(1)) } }
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(forever, ());
+    /// p.start()?;
+    /// p.terminate()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(-15));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn terminate(&self) -> Result<()> {
         self.started()?
             .signal(sys::process::SIGTERM)
@@ -353,6 +520,19 @@ where
     /// # Errors
     ///
     /// [`ErrorKind::InvalidState`] before start or after close.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn forever(_: ()) { loop { std::thread::sleep(std::time::Duration::from_secs(1)) } }
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(forever, ());
+    /// p.start()?;
+    /// p.kill()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(-9));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn kill(&self) -> Result<()> {
         self.started()?
             .signal(sys::process::SIGKILL)
@@ -365,6 +545,20 @@ where
     /// # Errors
     ///
     /// [`ErrorKind::InvalidState`] while the child still runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::ErrorKind;
+    /// fn noop(_: ()) {}
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(noop, ());
+    /// p.start()?;
+    /// p.join()?;
+    /// p.close()?;
+    /// assert_eq!(p.is_alive().unwrap_err().kind(), ErrorKind::InvalidState);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn close(&mut self) -> Result<()> {
         if self.closed {
             return Ok(());
@@ -547,11 +741,33 @@ pub(crate) fn describe_exit(code: i32) -> String {
 
 impl<R: DeserializeOwned> JoinHandle<R> {
     /// The child's pid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn id(x: u8) -> u8 { x }
+    /// multiprocess::init();
+    /// let h = multiprocess::spawn(id, 1)?;
+    /// assert_ne!(h.pid(), std::process::id());
+    /// h.join()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn pid(&self) -> u32 {
         self.child.pid
     }
 
     /// Has the child ended?
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn id(x: u8) -> u8 { x }
+    /// multiprocess::init();
+    /// let h = multiprocess::spawn(id, 1)?;
+    /// while !h.is_finished() { std::thread::yield_now(); }
+    /// assert_eq!(h.join()?, 1);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn is_finished(&self) -> bool {
         matches!(self.child.poll_exit(Some(Instant::now())), Ok(Some(_)))
     }
@@ -561,6 +777,20 @@ impl<R: DeserializeOwned> JoinHandle<R> {
     /// # Errors
     ///
     /// If the signal cannot be sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::ErrorKind;
+    /// fn nap(ms: u64) -> u64 { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }
+    /// multiprocess::init();
+    /// let h = multiprocess::spawn(nap, 60_000)?;
+    /// h.kill()?;
+    /// let err = h.join().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::ProcessDied);
+    /// assert_eq!(err.exitcode(), Some(-9));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn kill(&self) -> Result<()> {
         self.child
             .signal(sys::process::SIGKILL)
@@ -574,6 +804,19 @@ impl<R: DeserializeOwned> JoinHandle<R> {
     /// * [`ErrorKind::Panicked`]: `f` panicked; the message has its text and location;
     /// * [`ErrorKind::ProcessDied`]: the child was killed or exited without returning
     ///   ([`Error::exitcode`] says how).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::ErrorKind;
+    /// fn div((a, b): (i32, i32)) -> i32 { a / b }
+    /// multiprocess::init();
+    /// assert_eq!(multiprocess::spawn(div, (7, 2))?.join()?, 3);
+    /// let err = multiprocess::spawn(div, (1, 0))?.join().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Panicked);
+    /// assert!(err.to_string().contains("divide by zero"));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn join(self) -> Result<R> {
         self.finish(None)
     }
@@ -584,6 +827,17 @@ impl<R: DeserializeOwned> JoinHandle<R> {
     ///
     /// As `join`, plus [`ErrorKind::Timeout`] (the handle is consumed; the child keeps
     /// running and is joined at exit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// fn nap(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
+    /// multiprocess::init();
+    /// let h = multiprocess::spawn(nap, 10)?;
+    /// assert_eq!(h.join_timeout(Duration::from_secs(10))?, 10);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn join_timeout(self, timeout: Duration) -> Result<R> {
         self.finish(Some(Instant::now() + timeout))
     }
