@@ -5,6 +5,20 @@ use std::fmt;
 /// What went wrong, broadly. Match on this rather than on messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
+///
+/// # Examples
+///
+/// ```
+/// use multiprocess::ErrorKind;
+/// multiprocess::init();
+/// let (a, b) = multiprocess::pipe::<u8>()?;
+/// drop(a);
+/// match b.recv() {
+///     Err(e) if e.kind() == ErrorKind::Disconnected => println!("peer gone"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
 pub enum ErrorKind {
     /// An operating-system call failed; [`Error::source`](std::error::Error::source)
     /// holds the [`std::io::Error`].
@@ -63,6 +77,14 @@ pub struct Error {
 
 impl Error {
     /// A new error of `kind` with a message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::{Error, ErrorKind};
+    /// let e = Error::new(ErrorKind::Timeout, "took too long");
+    /// assert_eq!((e.kind(), e.to_string()), (ErrorKind::Timeout, "took too long".to_string()));
+    /// ```
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
         Error {
             kind,
@@ -92,17 +114,48 @@ impl Error {
     }
 
     /// The broad category of this error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::ErrorKind;
+    /// multiprocess::init();
+    /// let (a, _b) = multiprocess::pipe_simplex::<u8>()?;
+    /// assert_eq!(a.send(&1).unwrap_err().kind(), ErrorKind::NotPermitted);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
     /// For [`ErrorKind::BufferTooShort`]: the whole message that did not fit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let (a, b) = multiprocess::pipe::<()>()?;
+    /// a.send_bytes(b"0123456789")?;
+    /// let err = b.recv_bytes_into(&mut [0u8; 4], 0).unwrap_err();
+    /// assert_eq!(err.message(), Some(&b"0123456789"[..]));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn message(&self) -> Option<&[u8]> {
         self.message.as_deref()
     }
 
     /// For [`ErrorKind::Panicked`] and [`ErrorKind::ProcessDied`]: the child's exit code
     /// in Python's convention (`-N` for signal `N`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn bail(code: i32) -> u8 { std::process::exit(code) }
+    /// multiprocess::init();
+    /// let err = multiprocess::spawn(bail, 4)?.join().unwrap_err();
+    /// assert_eq!(err.exitcode(), Some(4));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn exitcode(&self) -> Option<i32> {
         self.exitcode
     }
@@ -176,4 +229,15 @@ impl From<Error> for std::io::Error {
 }
 
 /// `Result<T, multiprocess::Error>`.
+///
+/// # Examples
+///
+/// ```
+/// fn first_message(c: &multiprocess::Connection<u8>) -> multiprocess::Result<u8> {
+///     c.recv()
+/// }
+/// # multiprocess::init();
+/// # let (a, b) = multiprocess::pipe()?; a.send(&3)?; assert_eq!(first_message(&b)?, 3);
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;

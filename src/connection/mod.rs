@@ -133,6 +133,18 @@ impl<T> Connection<T> {
 
     /// Sets the largest message this end accepts; a larger incoming frame is a
     /// [`ErrorKind::Protocol`] error. The default is no limit beyond memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::ErrorKind;
+    /// multiprocess::init();
+    /// let (a, mut b) = multiprocess::pipe::<()>()?;
+    /// b.set_max_message_size(4);
+    /// a.send_bytes(b"too big")?;
+    /// assert_eq!(b.recv_bytes().unwrap_err().kind(), ErrorKind::Protocol);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn set_max_message_size(&mut self, bytes: u64) {
         self.max_len = bytes;
     }
@@ -282,9 +294,34 @@ impl<T> Connection<T> {
 
     /// Closes this end. The peer's next receive, once it has read what was sent, is
     /// [`ErrorKind::Disconnected`]. Dropping the connection does the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::ErrorKind;
+    /// multiprocess::init();
+    /// let (a, b) = multiprocess::pipe::<u8>()?;
+    /// a.send(&1)?;
+    /// a.close();
+    /// assert_eq!(b.recv()?, 1); // what was sent still arrives
+    /// assert_eq!(b.recv().unwrap_err().kind(), ErrorKind::Disconnected);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn close(self) {}
 
     /// Re-types this connection (both ends must agree on the type).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let (a, b) = multiprocess::pipe::<u32>()?;
+    /// let a = a.cast::<String>();
+    /// let b = b.cast::<String>();
+    /// a.send(&"now strings".to_string())?;
+    /// assert_eq!(b.recv()?, "now strings");
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn cast<U>(self) -> Connection<U> {
         Connection {
             fd: self.fd,
@@ -379,6 +416,18 @@ impl<T: DeserializeOwned> Connection<T> {
     /// # Errors
     ///
     /// [`ErrorKind::Timeout`] when nothing waits; otherwise as [`recv`](Connection::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::ErrorKind;
+    /// multiprocess::init();
+    /// let (a, b) = multiprocess::pipe::<u8>()?;
+    /// assert_eq!(b.try_recv().unwrap_err().kind(), ErrorKind::Timeout);
+    /// a.send(&9)?;
+    /// assert_eq!(b.try_recv()?, 9);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn try_recv(&self) -> Result<T> {
         self.recv_timeout(Duration::ZERO)
     }

@@ -8,6 +8,20 @@ use crate::sys;
 
 /// Something [`wait`] can watch: it becomes *ready* when a read would not block
 /// (a connection with a message or a closed peer, a process that has ended).
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::BorrowedFd;
+/// use multiprocess::{Result, Waitable};
+/// /// Your own pollable object joins `wait()` by exposing its fd.
+/// struct Timerish(std::os::fd::OwnedFd);
+/// impl Waitable for Timerish {
+///     fn wait_fd(&self) -> Result<BorrowedFd<'_>> {
+///         Ok(std::os::fd::AsFd::as_fd(&self.0))
+///     }
+/// }
+/// ```
 pub trait Waitable {
     /// The fd whose readability means "ready".
     ///

@@ -39,6 +39,15 @@ pub enum StartMethod {
 
 impl StartMethod {
     /// Python's name for it: `"fork"`, `"spawn"` or `"forkserver"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::StartMethod;
+    /// assert_eq!(StartMethod::ForkServer.as_str(), "forkserver");
+    /// assert_eq!("spawn".parse::<StartMethod>()?, StartMethod::Spawn);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             StartMethod::Fork => "fork",
@@ -120,6 +129,13 @@ pub fn set_start_method(method: StartMethod) -> Result<()> {
 }
 
 /// The default context's start method (fixing it to the default if none was set).
+///
+/// # Examples
+///
+/// ```
+/// // Unless `set_start_method` chose another, the default:
+/// assert_eq!(multiprocess::get_start_method(), multiprocess::DEFAULT_START_METHOD);
+/// ```
 pub fn get_start_method() -> StartMethod {
     *state()
         .start_method
@@ -151,6 +167,13 @@ pub struct Context {
 }
 
 /// A context for `method`, as Python's `get_context("spawn")`.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocess::{StartMethod, get_context};
+/// assert_eq!(get_context(StartMethod::Fork).start_method(), StartMethod::Fork);
+/// ```
 pub fn get_context(method: StartMethod) -> Context {
     Context {
         method: Some(method),
@@ -158,6 +181,13 @@ pub fn get_context(method: StartMethod) -> Context {
 }
 
 /// The default context (whose start method is [`get_start_method`]'s).
+///
+/// # Examples
+///
+/// ```
+/// let ctx = multiprocess::default_context();
+/// assert_eq!(ctx.start_method(), multiprocess::get_start_method());
+/// ```
 pub fn default_context() -> Context {
     Context { method: None }
 }
@@ -170,11 +200,30 @@ impl Default for Context {
 
 impl Context {
     /// The start method of this context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::{StartMethod, get_context};
+    /// assert_eq!(get_context(StartMethod::Spawn).start_method(), StartMethod::Spawn);
+    /// ```
     pub fn start_method(&self) -> StartMethod {
         self.method.unwrap_or_else(get_start_method)
     }
 
     /// A [`Process`] started with this context's method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::{StartMethod, get_context};
+    /// fn hello(n: u8) { println!("hello {n}"); }
+    /// multiprocess::init();
+    /// let mut p = get_context(StartMethod::ForkServer).process(hello, 7);
+    /// p.start()?;
+    /// p.join()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn process<A>(&self, target: fn(A), args: A) -> Process<A>
     where
         A: Serialize + DeserializeOwned + 'static,
@@ -187,6 +236,18 @@ impl Context {
     /// # Errors
     ///
     /// As [`crate::spawn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::{StartMethod, get_context};
+    /// fn double(x: i64) -> i64 { 2 * x }
+    /// multiprocess::init();
+    /// for m in multiprocess::get_all_start_methods() {
+    ///     assert_eq!(get_context(m).spawn(double, 21)?.join()?, 42);
+    /// }
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn spawn<A, R>(&self, f: fn(A) -> R, args: A) -> Result<JoinHandle<R>>
     where
         A: Serialize + DeserializeOwned + 'static,

@@ -908,6 +908,20 @@ impl<R: DeserializeOwned> Waitable for JoinHandle<R> {
 
 /// What [`fork`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// # Examples
+///
+/// ```
+/// # use multiprocess::Fork;
+/// # fn f() -> multiprocess::Result<()> {
+/// if let Fork::Parent(pid) = multiprocess::fork()? {
+///     println!("started {pid}");
+///     multiprocess::waitpid(pid)?;
+/// } else {
+///     std::process::exit(0);
+/// }
+/// # Ok(()) }
+/// ```
 pub enum Fork {
     /// In the parent, with the child's pid.
     Parent(u32),
@@ -985,6 +999,13 @@ pub fn fork() -> Result<Fork> {
 /// # Errors
 ///
 /// [`ErrorKind::InvalidInput`] if `pid` is not an unreaped child from [`fork`].
+///
+/// # Examples
+///
+/// ```
+/// use multiprocess::ErrorKind;
+/// assert_eq!(multiprocess::waitpid(1).unwrap_err().kind(), ErrorKind::InvalidInput);
+/// ```
 pub fn waitpid(pid: u32) -> Result<i32> {
     let child = state()
         .children
@@ -1034,6 +1055,19 @@ impl CurrentProcess {
         self.daemon
     }
     /// The position in the process tree (`[]` for the root, `[1, 2]` for `Process-1:2`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn show(_: ()) { assert_eq!(multiprocess::current_process().identity().len(), 1); }
+    /// multiprocess::init();
+    /// assert!(multiprocess::current_process().identity().is_empty());
+    /// let mut p = multiprocess::Process::new(show, ());
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(0));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn identity(&self) -> &[u32] {
         &self.identity
     }
@@ -1080,6 +1114,25 @@ impl ParentProcess {
         }
     }
     /// Waits at most `timeout` for the parent to end; `true` if it did.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiprocess::Connection;
+    /// fn child(c: Connection<bool>) {
+    ///     let parent = multiprocess::parent_process().unwrap();
+    ///     // The parent is alive while it waits for our answer.
+    ///     c.send(&(parent.is_alive() && !parent.join_timeout(Duration::ZERO))).unwrap();
+    /// }
+    /// multiprocess::init();
+    /// let (here, there) = multiprocess::pipe()?;
+    /// let mut p = multiprocess::Process::new(child, there);
+    /// p.start()?;
+    /// assert!(here.recv()?);
+    /// p.join()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         match &self.info.pidfd {
             Some(fd) => {
@@ -1095,12 +1148,45 @@ impl ParentProcess {
 }
 
 /// The parent process (`None` in the root process).
+///
+/// # Examples
+///
+/// ```
+/// use multiprocess::Connection;
+/// fn child(c: Connection<(String, u32)>) {
+///     let p = multiprocess::parent_process().unwrap();
+///     c.send(&(p.name().to_string(), p.pid())).unwrap();
+/// }
+/// multiprocess::init();
+/// assert!(multiprocess::parent_process().is_none());
+/// let (here, there) = multiprocess::pipe()?;
+/// let mut p = multiprocess::Process::new(child, there);
+/// p.start()?;
+/// assert_eq!(here.recv()?, ("MainProcess".to_string(), std::process::id()));
+/// p.join()?;
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
 pub fn parent_process() -> Option<ParentProcess> {
     state().parent.clone().map(|info| ParentProcess { info })
 }
 
 /// A running child, as listed by [`active_children`].
 #[derive(Debug, Clone)]
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// fn nap(ms: u64) { std::thread::sleep(Duration::from_millis(ms)) }
+/// multiprocess::init();
+/// let mut p = multiprocess::Process::new(nap, 10_000).name("napper");
+/// p.start()?;
+/// let kids = multiprocess::active_children();
+/// assert_eq!((kids[0].name(), kids[0].pid(), kids[0].is_daemon()), ("napper", p.pid().unwrap(), false));
+/// p.kill()?;
+/// p.join()?;
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
 pub struct ChildInfo {
     name: String,
     pid: u32,
