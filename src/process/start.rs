@@ -63,7 +63,7 @@ fn start_fork(boot: Boot, fds: Vec<RawFd>) -> Result<(u32, OwnedFd)> {
         let err = std::io::stderr();
         let o = out.lock();
         let e = err.lock();
-        let handles = handles::lock_for_fork();
+        let mut handles = handles::lock_for_fork();
         #[allow(unsafe_code)]
         // SAFETY: the child only runs `run_child`, which ends with `_exit`.
         match unsafe { sys::process::fork() } {
@@ -78,7 +78,7 @@ fn start_fork(boot: Boot, fds: Vec<RawFd>) -> Result<(u32, OwnedFd)> {
                         sys::process::exit_now(1)
                     }
                 };
-                handles::close_inherited(&handles);
+                handles::close_inherited(&mut handles);
                 drop(handles);
                 drop(e);
                 drop(o);

@@ -55,12 +55,14 @@ pub(crate) fn lock_for_fork() -> MutexGuard<'static, Option<HashSet<RawFd>>> {
     live()
 }
 
-/// In a fork child: closes every handle fd inherited from the parent. The registry's
-/// entries are left in place on purpose: the parent's handle objects exist in the
-/// child's memory but are never dropped there (the child ends with `_exit`).
-pub(crate) fn close_inherited(guard: &MutexGuard<'static, Option<HashSet<RawFd>>>) {
-    if let Some(set) = guard.as_ref() {
-        for &fd in set {
+/// In a fork child: closes every handle fd inherited from the parent and forgets them.
+/// The parent's handle objects exist in the child's memory but are never dropped
+/// there (the child runs its task and ends with `_exit`); forgetting the numbers
+/// matters because they are free for reuse now, and a later fork from this child must
+/// not close whatever reuses them.
+pub(crate) fn close_inherited(guard: &mut MutexGuard<'static, Option<HashSet<RawFd>>>) {
+    if let Some(set) = guard.as_mut() {
+        for fd in set.drain() {
             crate::sys::close_raw(fd);
         }
     }
