@@ -15,9 +15,11 @@
 //! Conventions: errno becomes [`std::io::Error`] here, once; `EINTR` is retried here.
 #![allow(unsafe_code)]
 
+pub(crate) mod futex;
 pub(crate) mod pidfd;
 pub(crate) mod poll;
 pub(crate) mod process;
+pub(crate) mod shm;
 pub(crate) mod socket;
 
 use std::io;

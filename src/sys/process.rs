@@ -342,3 +342,23 @@ fn cgroup_quota() -> Option<usize> {
     }
     best
 }
+
+/// Is the thread `tid` (of any process) still running? A zombie counts as dead: a
+/// killed process stays a zombie until its parent reaps it, but it will never release
+/// anything again.
+pub(crate) fn thread_alive(tid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{tid}/stat")) {
+        // The state follows the last ')' (the command name may contain spaces).
+        Ok(s) => !matches!(
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().as_bytes().first()),
+            Some(Some(b'Z' | b'X'))
+        ),
+        Err(_) => false,
+    }
+}
+
+/// The calling thread's id (a pid-space number, unique among live threads).
+pub(crate) fn gettid() -> u32 {
+    rustix::thread::gettid().as_raw_nonzero().get() as u32
+}

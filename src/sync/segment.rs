@@ -1,0 +1,83 @@
+//! A small anonymous shared-memory segment holding a primitive's atomic words, passed
+//! to other processes as an fd (see `wire::codec`).
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::AtomicU32;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys::shm::{self, Mapping};
+use crate::wire::codec;
+use crate::wire::handles::HandleFd;
+
+/// A shared segment of `words` 32-bit atomics (and room for more data after them).
+#[derive(Debug)]
+pub(crate) struct Segment {
+    fd: HandleFd,
+    map: Mapping,
+}
+
+impl Segment {
+    /// A new zeroed segment of `len` bytes.
+    pub(crate) fn new(name: &str, len: usize) -> Result<Segment> {
+        let fd = shm::memfd(name, len).map_err(|e| Error::io("memfd_create", e))?;
+        let map = Mapping::new(fd.as_fd(), len).map_err(|e| Error::io("mmap", e))?;
+        Ok(Segment {
+            fd: HandleFd::new(fd),
+            map,
+        })
+    }
+
+    /// The `i`-th 32-bit word.
+    pub(crate) fn word(&self, i: usize) -> &AtomicU32 {
+        assert!(
+            (i + 1) * 4 <= self.map.len(),
+            "word {i} is outside the segment"
+        );
+        #[allow(unsafe_code)]
+        // SAFETY: in bounds (checked), page-aligned base so 4-aligned, and the memory is
+        // only ever accessed atomically as u32 at this offset, by every process.
+        unsafe {
+            &*(self.map.as_ptr().add(i * 4) as *const AtomicU32)
+        }
+    }
+
+    /// The start of the segment (used by `Value`/`Array`).
+    #[allow(dead_code)]
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.map.as_ptr()
+    }
+
+    /// Its length in bytes.
+    #[allow(dead_code)]
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+impl AsFd for Segment {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Serialize for Segment {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        codec::serialize_fd(self.fd.as_fd(), s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Segment {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let fd = codec::deserialize_fd(d)?;
+        let len = shm::size_of(fd.as_fd()).map_err(serde::de::Error::custom)?;
+        let map = Mapping::new(fd.as_fd(), len).map_err(|e| {
+            serde::de::Error::custom(Error::new(ErrorKind::Io, format!("mmap: {e}")))
+        })?;
+        Ok(Segment {
+            fd: HandleFd::new(fd),
+            map,
+        })
+    }
+}
