@@ -184,8 +184,17 @@ fn queue_4p4c_small(_quick: bool) -> Option<f64> {
 
 /// ns per acquire + release of a process-shared `Lock`, in one process;
 /// [`crate::params::LOCK_PAIRS`] pairs per repetition.
-fn lock_uncontended_pair(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess::Lock.
+fn lock_uncontended_pair(quick: bool) -> Option<f64> {
+    let lock = multiprocess::Lock::new().ok()?;
+    let n = params::LOCK_PAIRS.get(quick);
+    drop(lock.acquire()); // warm-up: fault the segment in
+    Some(median_of(REPS.get(quick), || {
+        let t = Instant::now();
+        for _ in 0..n {
+            drop(std::hint::black_box(lock.acquire()));
+        }
+        crate::measure::ns_per(t.elapsed(), n)
+    }))
 }
 
 /// ops/s in total: two processes each increment a shared `Value` of i32

@@ -123,6 +123,7 @@ impl LockGuard<'_> {
 }
 
 impl Drop for LockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         raw::release(self.lock.seg.word(0));
     }
@@ -148,6 +149,7 @@ impl Lock {
         })
     }
 
+    #[inline]
     fn guard(&self, a: Acquired) -> LockGuard<'_> {
         LockGuard {
             lock: self,
@@ -168,6 +170,7 @@ impl Lock {
     /// assert!(!lock.is_locked());
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
+    #[inline]
     pub fn acquire(&self) -> LockGuard<'_> {
         let a = raw::acquire(self.seg.word(0), sys::process::gettid(), None).expect("no deadline");
         self.guard(a)
@@ -184,6 +187,7 @@ impl Lock {
     /// # drop(g);
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
+    #[inline]
     pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
         raw::try_acquire(self.seg.word(0), sys::process::gettid()).map(|a| self.guard(a))
     }

@@ -42,6 +42,7 @@ pub(crate) struct Acquired {
 }
 
 /// Tries once, without waiting.
+#[inline]
 pub(crate) fn try_acquire(word: &AtomicU32, me: u32) -> Option<Acquired> {
     word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
         .ok()
@@ -49,10 +50,17 @@ pub(crate) fn try_acquire(word: &AtomicU32, me: u32) -> Option<Acquired> {
 }
 
 /// Acquires, waiting until `deadline` (`None`: forever). `None` on timeout.
+#[inline]
 pub(crate) fn acquire(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Option<Acquired> {
     if let Some(a) = try_acquire(word, me) {
         return Some(a);
     }
+    acquire_slow(word, me, deadline)
+}
+
+#[cold]
+#[inline(never)]
+fn acquire_slow(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Option<Acquired> {
     for _ in 0..SPINS {
         std::hint::spin_loop();
         if word.load(Ordering::Relaxed) == 0
@@ -106,12 +114,19 @@ pub(crate) fn acquire(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> O
 }
 
 /// Releases; `false` if the lock was not held.
+#[inline]
 pub(crate) fn release(word: &AtomicU32) -> bool {
     let prev = word.swap(0, Ordering::Release);
     if prev & WAITERS != 0 {
-        futex::wake(word, 1);
+        wake_one(word);
     }
     prev != 0
+}
+
+#[cold]
+#[inline(never)]
+fn wake_one(word: &AtomicU32) {
+    futex::wake(word, 1);
 }
 
 /// The current owner's thread id, if held.

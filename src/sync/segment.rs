@@ -30,6 +30,7 @@ impl Segment {
     }
 
     /// The `i`-th 32-bit word.
+    #[inline]
     pub(crate) fn word(&self, i: usize) -> &AtomicU32 {
         assert!(
             (i + 1) * 4 <= self.map.len(),

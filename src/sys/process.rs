@@ -358,7 +358,43 @@ pub(crate) fn thread_alive(tid: u32) -> bool {
     }
 }
 
+/// Bumped in every child right after `fork` (a `pthread_atfork` child handler), so
+/// per-thread caches of ids know they are stale.
+static FORK_EPOCH: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn after_fork_in_child() {
+    FORK_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+thread_local! {
+    /// `(fork epoch, tid)`; epoch `u32::MAX` means "not cached yet".
+    static TID: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((u32::MAX, 0)) };
+}
+
 /// The calling thread's id (a pid-space number, unique among live threads).
+///
+/// Cached per thread: `gettid` is a system call, and the lock fast path needs the id
+/// on every acquire. The cache is invalidated in a forked child, whose only thread has
+/// a new id.
+#[inline]
 pub(crate) fn gettid() -> u32 {
-    rustix::thread::gettid().as_raw_nonzero().get() as u32
+    let epoch = FORK_EPOCH.load(std::sync::atomic::Ordering::Relaxed);
+    let (cached_epoch, tid) = TID.with(|c| c.get());
+    if cached_epoch == epoch {
+        return tid;
+    }
+    gettid_slow()
+}
+
+#[cold]
+#[inline(never)]
+fn gettid_slow() -> u32 {
+    static ATFORK: std::sync::Once = std::sync::Once::new();
+    ATFORK.call_once(|| {
+        // SAFETY: registers a handler that only bumps an atomic (async-signal-safe).
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+    let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+    TID.with(|c| c.set((FORK_EPOCH.load(std::sync::atomic::Ordering::Relaxed), tid)));
+    tid
 }
