@@ -1,0 +1,219 @@
+//! Cross-process `Lock` and `RLock`: Python's semantics, mutual exclusion between
+//! processes under every start method, and a holder killed while holding the lock.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use multiprocess::{Connection, ErrorKind, Lock, Process, RLock, StartMethod, get_context};
+
+multiprocess::test_support!();
+
+const LONG: Duration = Duration::from_secs(30);
+
+#[test]
+fn lock_basics() {
+    let lock = Lock::new().unwrap();
+    let g = lock.acquire();
+    assert!(!g.owner_died());
+    assert!(lock.is_locked());
+    assert!(lock.try_acquire().is_none());
+    let t = Instant::now();
+    assert!(lock.acquire_timeout(Duration::from_millis(100)).is_none());
+    assert!(
+        t.elapsed() >= Duration::from_millis(90),
+        "gave up early: {:?}",
+        t.elapsed()
+    );
+    drop(g);
+    assert!(!lock.is_locked());
+    assert_eq!(lock.release().unwrap_err().kind(), ErrorKind::InvalidState);
+    let g = lock.try_acquire().expect("free again");
+    g.keep();
+    lock.release().expect("anyone may release a Lock");
+}
+
+#[test]
+fn rlock_basics() {
+    let lock = RLock::new().unwrap();
+    let a = lock.acquire();
+    let b = lock.acquire();
+    let c = lock.try_acquire().expect("re-entrant");
+    assert_eq!(lock.count(), 3);
+    drop(c);
+    drop(b);
+    assert_eq!(lock.count(), 1);
+    // Another thread cannot take it or release it.
+    let other = lock.clone();
+    std::thread::spawn(move || {
+        assert!(other.try_acquire().is_none());
+        assert_eq!(other.release().unwrap_err().kind(), ErrorKind::NotPermitted);
+    })
+    .join()
+    .unwrap();
+    drop(a);
+    assert_eq!(lock.count(), 0);
+    assert_eq!(lock.release().unwrap_err().kind(), ErrorKind::NotPermitted);
+}
+
+#[test]
+fn lock_excludes_threads() {
+    let lock = Lock::new().unwrap();
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let lock = lock.clone();
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20_000 {
+                    let _g = lock.acquire();
+                    // A non-atomic read-modify-write, made safe only by the lock.
+                    let v = counter.load(std::sync::atomic::Ordering::Relaxed);
+                    counter.store(v + 1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 80_000);
+}
+
+/// Appends `[` and `]` around a short sleep, under the lock, `rounds` times.
+fn bracket_writer((lock, path, rounds): (Lock, String, u32)) {
+    let mut f = OpenOptions::new().append(true).open(path).unwrap();
+    for _ in 0..rounds {
+        let _g = lock.acquire();
+        f.write_all(b"[").unwrap();
+        std::thread::sleep(Duration::from_micros(200));
+        f.write_all(b"]").unwrap();
+    }
+}
+
+fn mutual_exclusion(method: StartMethod) {
+    let path = std::env::temp_dir().join(format!("mp-sync-{}-{method}", std::process::id()));
+    std::fs::write(&path, b"").unwrap();
+    let lock = Lock::new().unwrap();
+    let ctx = get_context(method);
+    let mut procs: Vec<_> = (0..3)
+        .map(|_| {
+            ctx.process(
+                bracket_writer,
+                (lock.clone(), path.display().to_string(), 50),
+            )
+        })
+        .collect();
+    for p in &mut procs {
+        p.start().unwrap();
+    }
+    for p in &procs {
+        assert!(p.join_timeout(LONG).unwrap(), "a writer hung");
+        assert_eq!(p.exitcode(), Some(0));
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(text.len(), 3 * 50 * 2);
+    assert_eq!(text, "[]".repeat(150), "critical sections interleaved");
+}
+
+#[test]
+fn mutual_exclusion_fork() {
+    mutual_exclusion(StartMethod::Fork);
+}
+#[test]
+fn mutual_exclusion_spawn() {
+    mutual_exclusion(StartMethod::Spawn);
+}
+#[test]
+fn mutual_exclusion_forkserver() {
+    mutual_exclusion(StartMethod::ForkServer);
+}
+
+/// Takes the lock, says so, then waits to be killed.
+fn hold_forever((lock, conn): (Lock, Connection<()>)) {
+    let g = lock.acquire();
+    conn.send(&()).unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+    drop(g);
+}
+
+fn holder_killed(method: StartMethod) {
+    let lock = Lock::new().unwrap();
+    let (here, there) = multiprocess::pipe().unwrap();
+    let mut p = get_context(method).process(hold_forever, (lock.clone(), there));
+    p.start().unwrap();
+    here.recv_timeout(LONG).unwrap();
+    assert!(lock.is_locked());
+    assert!(lock.try_acquire().is_none());
+    p.kill().unwrap();
+    // Not joined yet: the dead holder is a zombie, which still counts as dead.
+    let t = Instant::now();
+    let g = lock
+        .acquire_timeout(LONG)
+        .expect("the lock of a dead holder is taken over");
+    assert!(g.owner_died(), "the new holder must be told");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    drop(g);
+    assert!(
+        !lock.acquire().owner_died(),
+        "only the first acquirer after the death is told"
+    );
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(p.exitcode(), Some(-9));
+}
+
+#[test]
+fn holder_killed_fork() {
+    holder_killed(StartMethod::Fork);
+}
+#[test]
+fn holder_killed_spawn() {
+    holder_killed(StartMethod::Spawn);
+}
+#[test]
+fn holder_killed_forkserver() {
+    holder_killed(StartMethod::ForkServer);
+}
+
+/// Acquires the RLock three times and reports the count seen in this process.
+fn rlock_child((lock, conn): (RLock, Connection<u32>)) {
+    let _a = lock.acquire();
+    let _b = lock.acquire();
+    let _c = lock.acquire();
+    conn.send(&lock.count()).unwrap();
+}
+
+#[test]
+fn rlock_across_processes() {
+    for method in multiprocess::get_all_start_methods() {
+        let lock = RLock::new().unwrap();
+        let (here, there) = multiprocess::pipe().unwrap();
+        let mut p = get_context(method).process(rlock_child, (lock.clone(), there));
+        p.start().unwrap();
+        assert_eq!(here.recv_timeout(LONG).unwrap(), 3, "{method}");
+        assert!(p.join_timeout(LONG).unwrap());
+        assert_eq!(p.exitcode(), Some(0));
+        // Released three times by its holder: free here.
+        assert!(lock.try_acquire().is_some(), "{method}");
+    }
+}
+
+/// Sent through a connection, a lock still locks the same thing.
+fn lock_via_connection(conn: Connection<Lock>) {
+    let lock = conn.recv().unwrap();
+    lock.release().unwrap();
+}
+
+#[test]
+fn lock_sent_through_a_connection() {
+    let lock = Lock::new().unwrap();
+    lock.acquire().keep();
+    let (here, there) = multiprocess::pipe::<Lock>().unwrap();
+    let mut p = Process::new(lock_via_connection, there);
+    p.start().unwrap();
+    here.send(&lock).unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(p.exitcode(), Some(0));
+    assert!(!lock.is_locked(), "the child released our lock");
+}
