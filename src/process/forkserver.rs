@@ -14,7 +14,7 @@
 //!   |---------------------------------------------->|  fork()
 //!   |        frame: Ok(pid) | Err(msg); fds=[pidfd] |  child: runs the task
 //!   |<----------------------------------------------|
-//!   |                 ...                           |  SIGCHLD -> waitpid -> code
+//!   |                 ...                           |  child's pidfd readable -> waitid
 //!   |  status socket: 4-byte exit code              |---> (child's own, or the server's)
 //! ```
 //!
@@ -150,25 +150,27 @@ fn entry_server(cx: EntryCtx) -> i32 {
         Ok(fd) if sys::process::getppid() == client_pid => fd,
         _ => return 0, // the client is already gone
     };
-    let sigchld = match sys::process::sigchld_fd() {
-        Ok(fd) => fd,
-        Err(e) => {
-            eprintln!("multiprocess fork server: signalfd: {e}");
-            return 1;
-        }
-    };
-    let mut statuses: HashMap<u32, OwnedFd> = HashMap::new();
+    // Each child's pidfd and status socket. No SIGCHLD: in a test binary this loop runs
+    // on one of libtest's threads, and a process-directed signal may be delivered to
+    // another thread that does not block it. A pidfd per child is exact and needs no
+    // signal at all.
+    let mut children: HashMap<u32, (OwnedFd, OwnedFd)> = HashMap::new();
     loop {
-        let ready = match sys::poll::wait_any(&[ctrl.as_raw_fd(), sigchld.as_raw_fd()], None) {
+        let mut fds = vec![ctrl.as_raw_fd()];
+        let pids: Vec<u32> = children.keys().copied().collect();
+        fds.extend(pids.iter().map(|p| children[p].0.as_raw_fd()));
+        let ready = match sys::poll::wait_any(&fds, None) {
             Ok(r) => r,
             Err(_) => return 1,
         };
-        if ready.contains(&1) {
-            sys::process::drain_signalfd(sigchld.as_fd());
-            while let Some((pid, code)) = sys::process::reap_any() {
-                if let Some(st) = statuses.remove(&pid) {
-                    let _ = sys::socket::send_all(st.as_fd(), &[&code.to_le_bytes()], &[]);
-                }
+        for &i in ready.iter().filter(|&&i| i > 0) {
+            let pid = pids[i - 1];
+            if let Some((pidfd, status)) = children.remove(&pid) {
+                let code = sys::pidfd::try_reap(pidfd.as_fd())
+                    .ok()
+                    .flatten()
+                    .unwrap_or(255);
+                let _ = sys::socket::send_all(status.as_fd(), &[&code.to_le_bytes()], &[]);
             }
         }
         if ready.contains(&0) {
@@ -197,9 +199,7 @@ fn entry_server(cx: EntryCtx) -> i32 {
             match unsafe { sys::process::fork() } {
                 Ok(sys::process::Forked::Child) => {
                     drop(ctrl);
-                    drop(sigchld);
-                    drop(statuses);
-                    sys::process::unblock_all_signals();
+                    drop(children);
                     if boot.die_with_parent {
                         sys::process::follow_client(client_pidfd.as_raw_fd(), me);
                     }
@@ -209,8 +209,8 @@ fn entry_server(cx: EntryCtx) -> i32 {
                     drop(fds);
                     match sys::pidfd::open(pid) {
                         Ok(pidfd) => {
-                            statuses.insert(pid, status);
                             let _ = reply(&ctrl, Ok(pid), Some(pidfd.as_fd()));
+                            children.insert(pid, (pidfd, status));
                         }
                         Err(e) => {
                             let _ = reply(&ctrl, Err(format!("pidfd_open: {e}")), None);

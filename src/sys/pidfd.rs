@@ -60,14 +60,3 @@ fn code_of(s: &WaitIdStatus) -> ExitCode {
         255
     }
 }
-
-/// Python's convention for a raw `waitpid` status.
-pub(crate) fn code_of_wait_status(status: libc::c_int) -> ExitCode {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        -libc::WTERMSIG(status)
-    } else {
-        255
-    }
-}

@@ -251,59 +251,6 @@ pub(crate) fn follow_client(client_pidfd: RawFd, server_pid: u32) {
     }
 }
 
-/// Blocks `SIGCHLD` in the calling thread and returns a close-on-exec signalfd for it.
-pub(crate) fn sigchld_fd() -> io::Result<std::os::fd::OwnedFd> {
-    // SAFETY: sigset manipulation on a local, zeroed set; signalfd returns a new fd
-    // that we own.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-        cvt(libc::pthread_sigmask(
-            libc::SIG_BLOCK,
-            &set,
-            std::ptr::null_mut(),
-        ))?;
-        let fd = cvt(libc::signalfd(
-            -1,
-            &set,
-            libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
-        ))?;
-        Ok(std::os::fd::FromRawFd::from_raw_fd(fd))
-    }
-}
-
-/// Unblocks every signal in the calling thread (undoes [`sigchld_fd`] in a child).
-pub(crate) fn unblock_all_signals() {
-    // SAFETY: as above, on a local set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
-}
-
-/// Drains a non-blocking signalfd.
-pub(crate) fn drain_signalfd(fd: BorrowedFd<'_>) {
-    let mut buf = [0u8; 128 * 8];
-    // SAFETY: reading into a local buffer of the given size.
-    while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
-}
-
-/// Reaps any exited child of ours without blocking: `(pid, exit code)`.
-///
-/// Only the fork server calls this: it owns every child it has.
-pub(crate) fn reap_any() -> Option<(u32, i32)> {
-    let mut status = 0;
-    // SAFETY: `status` is a valid out-pointer.
-    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-    if pid > 0 {
-        Some((pid as u32, super::pidfd::code_of_wait_status(status)))
-    } else {
-        None
-    }
-}
-
 /// The CPUs this process may run on: the affinity mask, capped by a cgroup v2 CPU
 /// quota (`cpu.max`), at least 1.
 pub(crate) fn usable_cpus() -> usize {
