@@ -107,7 +107,9 @@ pub use process::{
     get_all_start_methods, get_context, get_start_method, parent_process, set_start_method, spawn,
     waitpid,
 };
-pub use sync::{Lock, LockGuard, RLock, RLockGuard};
+pub use sync::{
+    BoundedSemaphore, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore, SemaphoreGuard,
+};
 
 /// Call first in `main`. In a child process started by `spawn` or the fork server,
 /// runs the child's task and exits; in any other process, returns at once.

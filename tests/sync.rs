@@ -217,3 +217,121 @@ fn lock_sent_through_a_connection() {
     assert_eq!(p.exitcode(), Some(0));
     assert!(!lock.is_locked(), "the child released our lock");
 }
+
+#[test]
+fn semaphore_counts() {
+    use multiprocess::{BoundedSemaphore, Semaphore};
+    let sem = Semaphore::new(2).unwrap();
+    assert_eq!(sem.get_value(), 2);
+    let a = sem.acquire();
+    assert_eq!(sem.get_value(), 1);
+    let b = sem.try_acquire().expect("one left");
+    assert_eq!(sem.get_value(), 0);
+    assert!(sem.try_acquire().is_none());
+    assert_eq!(sem.get_value(), 0, "a failed try_acquire takes nothing");
+    let t = Instant::now();
+    assert!(sem.acquire_timeout(Duration::from_millis(100)).is_none());
+    assert!(t.elapsed() >= Duration::from_millis(90));
+    drop((a, b));
+    assert_eq!(sem.get_value(), 2);
+    sem.release().unwrap();
+    assert_eq!(
+        sem.get_value(),
+        3,
+        "release above the initial value is allowed"
+    );
+
+    let bounded = BoundedSemaphore::new(2).unwrap();
+    assert_eq!(
+        bounded.release().unwrap_err().kind(),
+        ErrorKind::InvalidState
+    );
+    bounded.acquire().keep();
+    bounded.release().unwrap();
+    assert_eq!(bounded.get_value(), 2);
+}
+
+/// Waits for a permit, then reports.
+fn take_permit((sem, conn): (multiprocess::Semaphore, Connection<u32>)) {
+    let g = sem.acquire_timeout(LONG).expect("a permit arrives");
+    g.keep();
+    conn.send(&std::process::id()).unwrap();
+}
+
+fn sets_after_delay(ev: multiprocess::Event) {
+    std::thread::sleep(Duration::from_millis(100));
+    ev.set();
+}
+
+fn semaphore_and_event(method: StartMethod) {
+    let ctx = get_context(method);
+    // Three children wait on an empty semaphore; each release lets exactly one through.
+    let sem = multiprocess::Semaphore::new(0).unwrap();
+    let mut procs = Vec::new();
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        let (here, there) = multiprocess::pipe::<u32>().unwrap();
+        let mut p = ctx.process(take_permit, (sem.clone(), there));
+        p.start().unwrap();
+        procs.push(p);
+        conns.push(here);
+    }
+    for released in 1..=3 {
+        sem.release().unwrap();
+        let objs: Vec<&dyn multiprocess::Waitable> = conns
+            .iter()
+            .map(|c| c as &dyn multiprocess::Waitable)
+            .collect();
+        let ready = multiprocess::wait(&objs, Some(LONG)).unwrap();
+        assert_eq!(
+            ready.len(),
+            1,
+            "{method}: release {released} let {} through",
+            ready.len()
+        );
+        conns[ready[0]].recv().unwrap();
+        conns.remove(ready[0]);
+        // Nobody else gets through without another release.
+        let objs: Vec<&dyn multiprocess::Waitable> = conns
+            .iter()
+            .map(|c| c as &dyn multiprocess::Waitable)
+            .collect();
+        assert!(
+            multiprocess::wait(&objs, Some(Duration::from_millis(50)))
+                .unwrap()
+                .is_empty()
+                || conns.is_empty()
+        );
+    }
+    for p in &procs {
+        assert!(p.join_timeout(LONG).unwrap());
+        assert_eq!(p.exitcode(), Some(0));
+    }
+    assert_eq!(sem.get_value(), 0);
+
+    // An event set in a child after a delay wakes a waiter here.
+    let ev = multiprocess::Event::new().unwrap();
+    assert!(!ev.wait_timeout(Duration::ZERO));
+    let mut p = ctx.process(sets_after_delay, ev.clone());
+    let t = Instant::now();
+    p.start().unwrap();
+    assert!(ev.wait_timeout(LONG), "{method}: the child's set() woke us");
+    assert!(t.elapsed() >= Duration::from_millis(90));
+    assert!(ev.is_set());
+    ev.clear();
+    assert!(!ev.is_set());
+    assert!(p.join_timeout(LONG).unwrap());
+}
+
+#[test]
+fn semaphore_and_event_fork() {
+    semaphore_and_event(StartMethod::Fork);
+}
+#[test]
+fn semaphore_and_event_spawn() {
+    semaphore_and_event(StartMethod::Spawn);
+}
+#[test]
+fn semaphore_and_event_forkserver() {
+    semaphore_and_event(StartMethod::ForkServer);
+}

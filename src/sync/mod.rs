@@ -8,5 +8,7 @@
 mod lock;
 pub(crate) mod raw;
 pub(crate) mod segment;
+mod semaphore;
 
 pub use lock::{Lock, LockGuard, RLock, RLockGuard};
+pub use semaphore::{BoundedSemaphore, Event, Semaphore, SemaphoreGuard};

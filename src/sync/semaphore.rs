@@ -1,0 +1,556 @@
+//! `Semaphore`, `BoundedSemaphore` and `Event`: Python's, across processes.
+//!
+//! # Algorithm
+//!
+//! A semaphore is three words in a shared segment: `count`, `waiters`, `max` (0 for
+//! unbounded). `acquire` decrements `count` with a CAS when it is positive; otherwise
+//! it registers in `waiters`, re-checks `count` and sleeps on the `count` futex while
+//! it is 0. `release` increments `count` and wakes one sleeper if `waiters` says there
+//! may be one. Both sides use sequentially consistent operations on the two words, so
+//! either the releaser sees the waiter or the waiter sees the new count (no lost
+//! wake-up); the futex itself re-checks `count == 0` in the kernel.
+//!
+//! An `Event` is a `flag` word and a `waiters` word with the same protocol; `set` wakes
+//! every sleeper.
+//!
+//! A process killed while asleep leaves `waiters` one too high: later releases make a
+//! `FUTEX_WAKE` call that finds nobody. That costs a system call, never a lost wake-up.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::segment::Segment;
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys::futex;
+
+const COUNT: usize = 0;
+const WAITERS: usize = 1;
+const MAX: usize = 2;
+
+/// A counting semaphore shared between processes: Python's `multiprocessing.Semaphore`.
+///
+/// # Examples
+///
+/// ```
+/// let sem = multiprocess::Semaphore::new(2)?;
+/// let a = sem.acquire();
+/// let b = sem.acquire();
+/// assert_eq!(sem.get_value(), 0);
+/// assert!(sem.try_acquire().is_none());
+/// drop((a, b));
+/// assert_eq!(sem.get_value(), 2);
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Semaphore {
+    seg: Arc<Segment>,
+}
+
+/// A semaphore that refuses to be released above its initial value: Python's
+/// `multiprocessing.BoundedSemaphore`.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocess::ErrorKind;
+/// let sem = multiprocess::BoundedSemaphore::new(1)?;
+/// assert_eq!(sem.release().unwrap_err().kind(), ErrorKind::InvalidState);
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct BoundedSemaphore {
+    sem: Semaphore,
+}
+
+/// One permit of a [`Semaphore`]; released on drop.
+#[must_use = "the permit is released as soon as the guard is dropped"]
+pub struct SemaphoreGuard<'a> {
+    sem: &'a Semaphore,
+}
+
+impl fmt::Debug for SemaphoreGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphoreGuard").finish_non_exhaustive()
+    }
+}
+
+impl SemaphoreGuard<'_> {
+    /// Keeps the permit taken after the guard is gone (release it later with
+    /// [`Semaphore::release`], from any process).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocess::Semaphore::new(1)?;
+    /// sem.acquire().keep();
+    /// assert_eq!(sem.get_value(), 0);
+    /// sem.release()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for SemaphoreGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.sem.release();
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore")
+            .field("value", &self.get_value())
+            .finish()
+    }
+}
+
+impl fmt::Debug for BoundedSemaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundedSemaphore")
+            .field("value", &self.get_value())
+            .finish()
+    }
+}
+
+/// Sleeps on `word` while it equals `expected`, registered in `waiters`; `false` once
+/// `deadline` passed.
+fn sleep_while(
+    word: &std::sync::atomic::AtomicU32,
+    waiters: &std::sync::atomic::AtomicU32,
+    expected: u32,
+    deadline: Option<Instant>,
+) -> bool {
+    waiters.fetch_add(1, SeqCst);
+    let mut in_time = true;
+    if word.load(SeqCst) == expected {
+        in_time = futex::wait(word, expected, deadline) != futex::Woken::TimedOut;
+    }
+    waiters.fetch_sub(1, SeqCst);
+    in_time
+}
+
+impl Semaphore {
+    /// A semaphore with `value` permits.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Io`] if shared memory cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(multiprocess::Semaphore::new(3)?.get_value(), 3);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn new(value: u32) -> Result<Semaphore> {
+        Self::with_max(value, 0)
+    }
+
+    fn with_max(value: u32, max: u32) -> Result<Semaphore> {
+        let seg = Segment::new("multiprocess-semaphore", 12)?;
+        seg.word(COUNT).store(value, Relaxed);
+        seg.word(MAX).store(max, Relaxed);
+        Ok(Semaphore { seg: Arc::new(seg) })
+    }
+
+    fn take(&self, deadline: Option<Instant>) -> bool {
+        let count = self.seg.word(COUNT);
+        loop {
+            let c = count.load(Relaxed);
+            if c > 0 {
+                if count
+                    .compare_exchange_weak(c, c - 1, Acquire, Relaxed)
+                    .is_ok()
+                {
+                    return true;
+                }
+                continue;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            if !sleep_while(count, self.seg.word(WAITERS), 0, deadline) && count.load(Relaxed) == 0
+            {
+                return false;
+            }
+        }
+    }
+
+    /// Takes a permit, waiting as long as it takes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocess::Semaphore::new(1)?;
+    /// let _permit = sem.acquire();
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn acquire(&self) -> SemaphoreGuard<'_> {
+        self.take(None);
+        SemaphoreGuard { sem: self }
+    }
+
+    /// Takes a permit if one is free.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocess::Semaphore::new(0)?;
+    /// assert!(sem.try_acquire().is_none());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.take(Some(Instant::now()))
+            .then(|| SemaphoreGuard { sem: self })
+    }
+
+    /// Takes a permit, waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let sem = multiprocess::Semaphore::new(0)?;
+    /// assert!(sem.acquire_timeout(Duration::from_millis(10)).is_none());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+        self.take(Some(Instant::now() + timeout))
+            .then(|| SemaphoreGuard { sem: self })
+    }
+
+    /// Returns a permit (from any process), waking one waiter.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidState`] for a bounded semaphore already at its initial value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocess::Semaphore::new(0)?;
+    /// sem.release()?; // allowed above the initial value
+    /// assert_eq!(sem.get_value(), 1);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn release(&self) -> Result<()> {
+        let count = self.seg.word(COUNT);
+        let max = self.seg.word(MAX).load(Relaxed);
+        let mut c = count.load(Relaxed);
+        loop {
+            if max != 0 && c >= max {
+                return Err(Error::state("semaphore released too many times"));
+            }
+            if c == u32::MAX {
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    "semaphore value overflow",
+                ));
+            }
+            match count.compare_exchange_weak(c, c + 1, SeqCst, Relaxed) {
+                Ok(_) => break,
+                Err(now) => c = now,
+            }
+        }
+        if self.seg.word(WAITERS).load(SeqCst) > 0 {
+            futex::wake(count, 1);
+        }
+        Ok(())
+    }
+
+    /// The number of free permits (Python's `get_value()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(multiprocess::Semaphore::new(2)?.get_value(), 2);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn get_value(&self) -> u32 {
+        self.seg.word(COUNT).load(Relaxed)
+    }
+}
+
+impl BoundedSemaphore {
+    /// A semaphore with `value` permits that cannot be released above `value`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Io`] if shared memory cannot be created; [`ErrorKind::InvalidInput`]
+    /// for `value == 0` (it could never be released).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocess::BoundedSemaphore::new(2)?;
+    /// let p = sem.acquire();
+    /// drop(p);
+    /// assert_eq!(sem.get_value(), 2);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn new(value: u32) -> Result<BoundedSemaphore> {
+        if value == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "a BoundedSemaphore needs at least one permit",
+            ));
+        }
+        Ok(BoundedSemaphore {
+            sem: Semaphore::with_max(value, value)?,
+        })
+    }
+
+    /// As [`Semaphore::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocess::BoundedSemaphore::new(1)?;
+    /// let _p = sem.acquire();
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn acquire(&self) -> SemaphoreGuard<'_> {
+        self.sem.acquire()
+    }
+
+    /// As [`Semaphore::try_acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocess::BoundedSemaphore::new(1)?;
+    /// let _p = sem.try_acquire().unwrap();
+    /// assert!(sem.try_acquire().is_none());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.sem.try_acquire()
+    }
+
+    /// As [`Semaphore::acquire_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let sem = multiprocess::BoundedSemaphore::new(1)?;
+    /// assert!(sem.acquire_timeout(Duration::from_millis(1)).is_some());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+        self.sem.acquire_timeout(timeout)
+    }
+
+    /// As [`Semaphore::release`], but an error above the initial value.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidState`] when already at the initial value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocess::BoundedSemaphore::new(1)?;
+    /// sem.acquire().keep();
+    /// sem.release()?;
+    /// assert!(sem.release().is_err());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn release(&self) -> Result<()> {
+        self.sem.release()
+    }
+
+    /// The number of free permits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(multiprocess::BoundedSemaphore::new(4)?.get_value(), 4);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn get_value(&self) -> u32 {
+        self.sem.get_value()
+    }
+}
+
+/// A flag that processes can wait for: Python's `multiprocessing.Event`.
+///
+/// # Examples
+///
+/// In process 1 and process 2:
+///
+/// ```
+/// use std::time::Duration;
+/// use multiprocess::{Event, Process};
+///
+/// fn setter(ev: Event) {
+///     std::thread::sleep(Duration::from_millis(20));
+///     ev.set();
+/// }
+///
+/// multiprocess::init();
+/// let ev = Event::new()?;
+/// assert!(!ev.wait_timeout(Duration::ZERO));
+/// let mut p = Process::new(setter, ev.clone());
+/// p.start()?;
+/// assert!(ev.wait_timeout(Duration::from_secs(10)));
+/// p.join()?;
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Event {
+    seg: Arc<Segment>,
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("set", &self.is_set())
+            .finish()
+    }
+}
+
+impl Event {
+    /// A new, unset event.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Io`] if shared memory cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!multiprocess::Event::new()?.is_set());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn new() -> Result<Event> {
+        Ok(Event {
+            seg: Arc::new(Segment::new("multiprocess-event", 8)?),
+        })
+    }
+
+    /// Is the flag set?
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev = multiprocess::Event::new()?;
+    /// ev.set();
+    /// assert!(ev.is_set());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn is_set(&self) -> bool {
+        self.seg.word(COUNT).load(SeqCst) != 0
+    }
+
+    /// Sets the flag and wakes every waiter, in every process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev = multiprocess::Event::new()?;
+    /// ev.set();
+    /// assert!(ev.wait_timeout(std::time::Duration::ZERO));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn set(&self) {
+        let flag = self.seg.word(COUNT);
+        flag.store(1, SeqCst);
+        if self.seg.word(WAITERS).load(SeqCst) > 0 {
+            futex::wake(flag, i32::MAX as u32);
+        }
+    }
+
+    /// Clears the flag.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev = multiprocess::Event::new()?;
+    /// ev.set();
+    /// ev.clear();
+    /// assert!(!ev.is_set());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn clear(&self) {
+        self.seg.word(COUNT).store(0, SeqCst);
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        let flag = self.seg.word(COUNT);
+        while flag.load(SeqCst) == 0 {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            sleep_while(flag, self.seg.word(WAITERS), 0, deadline);
+        }
+        true
+    }
+
+    /// Waits until the flag is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev = multiprocess::Event::new()?;
+    /// ev.set();
+    /// ev.wait();
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn wait(&self) {
+        self.wait_until(None);
+    }
+
+    /// Waits at most `timeout`; returns the flag (`false` on timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = multiprocess::Event::new()?;
+    /// assert!(!ev.wait_timeout(Duration::from_millis(5)));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+}
+
+macro_rules! serde_by_segment {
+    ($t:ty, $build:expr) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                self.seg.serialize(s)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let seg = Arc::new(Segment::deserialize(d)?);
+                Ok($build(seg))
+            }
+        }
+    };
+}
+
+serde_by_segment!(Semaphore, |seg| Semaphore { seg });
+serde_by_segment!(Event, |seg| Event { seg });
+
+impl Serialize for BoundedSemaphore {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.sem.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for BoundedSemaphore {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(BoundedSemaphore {
+            sem: Semaphore::deserialize(d)?,
+        })
+    }
+}
