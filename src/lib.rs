@@ -108,7 +108,8 @@ pub use process::{
     waitpid,
 };
 pub use sync::{
-    BoundedSemaphore, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore, SemaphoreGuard,
+    BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
+    SemaphoreGuard,
 };
 
 /// Call first in `main`. In a child process started by `spawn` or the fork server,

@@ -335,3 +335,137 @@ fn semaphore_and_event_spawn() {
 fn semaphore_and_event_forkserver() {
     semaphore_and_event(StartMethod::ForkServer);
 }
+
+type CondArgs = (
+    multiprocess::Condition,
+    multiprocess::Semaphore,
+    multiprocess::Semaphore,
+);
+
+/// Waits on the condition; `sleeping` is released (under the lock) just before, and
+/// `woken` right after being notified.
+fn cond_waiter((cond, sleeping, woken): CondArgs) {
+    let mut g = cond.acquire();
+    sleeping.release().unwrap();
+    if cond.wait_timeout(&mut g, LONG) {
+        woken.release().unwrap();
+    }
+}
+
+fn count_woken(woken: &multiprocess::Semaphore, expect: u32, method: StartMethod) {
+    for i in 0..expect {
+        // Keep the permit taken (a dropped guard would return it).
+        assert!(
+            woken.acquire_timeout(LONG).map(|g| g.keep()).is_some(),
+            "{method}: only {i} of {expect} woke"
+        );
+    }
+    assert!(
+        woken.acquire_timeout(Duration::from_millis(200)).is_none(),
+        "{method}: more than {expect} woke"
+    );
+}
+
+fn condition_notify(method: StartMethod) {
+    use multiprocess::{Condition, Semaphore};
+    let ctx = get_context(method);
+    let cond = Condition::new().unwrap();
+    let sleeping = Semaphore::new(0).unwrap();
+    let woken = Semaphore::new(0).unwrap();
+    let mut procs: Vec<_> = (0..6)
+        .map(|_| ctx.process(cond_waiter, (cond.clone(), sleeping.clone(), woken.clone())))
+        .collect();
+    for p in &mut procs {
+        p.start().unwrap();
+    }
+    for _ in 0..6 {
+        sleeping
+            .acquire_timeout(LONG)
+            .expect("waiter started")
+            .keep();
+    }
+    {
+        // Holding the lock proves every waiter is inside wait().
+        let _g = cond.acquire();
+        cond.notify();
+    }
+    count_woken(&woken, 1, method);
+    {
+        let _g = cond.acquire();
+        assert_eq!(cond.notify_n(2).unwrap(), 2);
+    }
+    count_woken(&woken, 2, method);
+    {
+        let _g = cond.acquire();
+        assert_eq!(cond.notify_n(4).unwrap(), 3, "only three were left");
+    }
+    count_woken(&woken, 3, method);
+    for p in &procs {
+        assert!(p.join_timeout(LONG).unwrap());
+        assert_eq!(p.exitcode(), Some(0));
+    }
+    // notify_all wakes every one of a new batch.
+    let mut procs: Vec<_> = (0..6)
+        .map(|_| ctx.process(cond_waiter, (cond.clone(), sleeping.clone(), woken.clone())))
+        .collect();
+    for p in &mut procs {
+        p.start().unwrap();
+    }
+    for _ in 0..6 {
+        sleeping
+            .acquire_timeout(LONG)
+            .expect("waiter started")
+            .keep();
+    }
+    {
+        let _g = cond.acquire();
+        cond.notify_all();
+    }
+    count_woken(&woken, 6, method);
+    for p in &procs {
+        assert!(p.join_timeout(LONG).unwrap());
+    }
+    // wait_timeout returns false when nobody notifies.
+    let mut g = cond.acquire();
+    let t = Instant::now();
+    assert!(!cond.wait_timeout(&mut g, Duration::from_millis(100)));
+    assert!(t.elapsed() >= Duration::from_millis(90));
+}
+
+#[test]
+fn condition_notify_fork() {
+    condition_notify(StartMethod::Fork);
+}
+#[test]
+fn condition_notify_spawn() {
+    condition_notify(StartMethod::Spawn);
+}
+#[test]
+fn condition_notify_forkserver() {
+    condition_notify(StartMethod::ForkServer);
+}
+
+/// Makes the predicate true (the event) under the lock, then notifies.
+fn make_true((cond, ev): (multiprocess::Condition, multiprocess::Event)) {
+    std::thread::sleep(Duration::from_millis(50));
+    let _g = cond.acquire();
+    ev.set();
+    cond.notify_all();
+}
+
+#[test]
+fn condition_wait_for() {
+    for method in multiprocess::get_all_start_methods() {
+        let cond = multiprocess::Condition::new().unwrap();
+        let ev = multiprocess::Event::new().unwrap();
+        let mut p = get_context(method).process(make_true, (cond.clone(), ev.clone()));
+        let mut g = cond.acquire();
+        p.start().unwrap();
+        assert!(
+            cond.wait_for(&mut g, || ev.is_set(), Some(LONG)),
+            "{method}"
+        );
+        drop(g);
+        assert!(p.join_timeout(LONG).unwrap());
+    }
+}

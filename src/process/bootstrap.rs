@@ -99,7 +99,7 @@ pub(crate) fn entry_process<A: DeserializeOwned>(cx: EntryCtx) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!(
+            report!(
                 "Process {}: cannot decode its arguments: {e}",
                 state::state().name
             );
@@ -123,7 +123,7 @@ pub(crate) fn entry_spawn<A: DeserializeOwned, R: Serialize>(cx: EntryCtx) -> i3
     let f: fn(A) -> R =
         unsafe { std::mem::transmute::<*const (), fn(A) -> R>(from_offset(cx.func)) };
     let Some(fd) = cx.result else {
-        eprintln!("multiprocess: internal error: spawn without a result channel");
+        report!("multiprocess: internal error: spawn without a result channel");
         return 1;
     };
     let back: Connection<Outcome<R>> = Connection::from_fd(fd, false, true);
@@ -188,7 +188,7 @@ fn install_panic_hook() {
         if bt.status() == std::backtrace::BacktraceStatus::Captured {
             text.push_str(&format!("\nstack backtrace:\n{bt}"));
         }
-        eprintln!("{text}");
+        report!("{text}");
         let short = match loc {
             Some(l) => format!("{msg} (at {l})"),
             None => msg,
@@ -294,7 +294,7 @@ pub(crate) fn init() {
     let boot = match recv_boot(&ctrl) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("multiprocess: a spawned child could not read its task: {e}");
+            report!("multiprocess: a spawned child could not read its task: {e}");
             sys::process::exit_now(1);
         }
     };
@@ -307,7 +307,7 @@ pub(crate) fn init() {
         };
     }
     if let Err(e) = frame::send_parts(ctrl.as_fd(), b"ok", &[]) {
-        eprintln!("multiprocess: a spawned child could not acknowledge its task: {e}");
+        report!("multiprocess: a spawned child could not acknowledge its task: {e}");
         sys::process::exit_now(1);
     }
     run_child(boot, fds, Some(ctrl), None)

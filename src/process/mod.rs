@@ -14,6 +14,16 @@
 //!   and is joined at exit (terminated if daemonic), as Python does.
 //! * **Fork safety.** See [`StartMethod`].
 
+/// Writes a line to the real standard error (fd 2). `eprintln!` would go into
+/// libtest's output capture, which a thread spawned by a test inherits, and a child
+/// forked from such a thread would lose its report when it exits.
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod bootstrap;
 mod child;
 mod context;

@@ -74,7 +74,7 @@ fn start_fork(boot: Boot, fds: Vec<RawFd>) -> Result<(u32, OwnedFd)> {
                 let fds = match codec::dup_inherited(&fds) {
                     Ok(f) => f,
                     Err(e) => {
-                        eprintln!("multiprocess: forked child cannot take its handles: {e}");
+                        report!("multiprocess: forked child cannot take its handles: {e}");
                         sys::process::exit_now(1)
                     }
                 };

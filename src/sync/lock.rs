@@ -475,6 +475,25 @@ impl RLock {
         Ok(())
     }
 
+    /// The lock word (for `Condition`).
+    pub(crate) fn word(&self) -> &std::sync::atomic::AtomicU32 {
+        self.seg.word(0)
+    }
+
+    /// Releases every level held by the calling thread (which must hold it); returns
+    /// the depth, for [`acquire_all`](RLock::acquire_all).
+    pub(crate) fn release_all(&self) -> u32 {
+        let depth = self.seg.word(1).swap(0, Ordering::Relaxed);
+        raw::release(self.seg.word(0));
+        depth
+    }
+
+    /// Re-acquires the lock at `depth` levels (after [`release_all`](RLock::release_all)).
+    pub(crate) fn acquire_all(&self, depth: u32) {
+        let _ = raw::acquire(self.seg.word(0), sys::process::gettid(), None);
+        self.seg.word(1).store(depth.max(1), Ordering::Relaxed);
+    }
+
     /// How many times the holder has acquired it (0 when free).
     ///
     /// # Examples

@@ -5,10 +5,12 @@
 //! between threads, pass it in a child's args or send it through a
 //! [`Connection`](crate::Connection) to share it between processes.
 
+mod condition;
 mod lock;
 pub(crate) mod raw;
 pub(crate) mod segment;
 mod semaphore;
 
+pub use condition::Condition;
 pub use lock::{Lock, LockGuard, RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Event, Semaphore, SemaphoreGuard};

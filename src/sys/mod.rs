@@ -50,3 +50,21 @@ pub(crate) fn close_raw(fd: std::os::fd::RawFd) {
     // owner in this process will use or close it again.
     unsafe { libc::close(fd) };
 }
+
+/// A zeroed byte vector of `len` bytes, or `None` if memory is short (instead of
+/// aborting, as `vec![0; len]` would): `calloc`, so large buffers are fresh zero pages.
+pub(crate) fn zeroed_bytes(len: usize) -> Option<Vec<u8>> {
+    if len == 0 {
+        return Some(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<u8>(len).ok()?;
+    // SAFETY: `layout` has a non-zero size; a non-null result is a zeroed allocation of
+    // exactly `len` bytes with u8 alignment, which `Vec::from_raw_parts` may own.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout);
+        if p.is_null() {
+            return None;
+        }
+        Some(Vec::from_raw_parts(p, len, len))
+    }
+}

@@ -140,15 +140,13 @@ pub(crate) fn recv(
     }
     let len = usize::try_from(len)
         .map_err(|_| Error::new(ErrorKind::Protocol, "frame larger than the address space"))?;
-    let mut body = Vec::new();
-    body.try_reserve_exact(len).map_err(|_| {
+    // calloc: a large buffer comes from fresh zero pages, at no cost until written.
+    let mut body = sys::zeroed_bytes(len).ok_or_else(|| {
         Error::new(
             ErrorKind::Protocol,
             format!("cannot allocate {len} bytes for a received frame"),
         )
     })?;
-    // calloc'd: large buffers come from fresh zero pages, at no cost until written.
-    body.resize(len, 0);
     if len > 0 {
         match read_full(fd, &mut body, &mut fds, None, false, SPIN)? {
             ReadOutcome::Done => {}

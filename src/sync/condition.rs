@@ -1,0 +1,334 @@
+//! `Condition`: Python's `multiprocessing.Condition`, across processes.
+//!
+//! # Algorithm
+//!
+//! Three words beside the condition's [`RLock`]: `seq` (the futex), `waiting` (waiters
+//! not yet notified) and `tickets` (notifications not yet taken). All three change only
+//! while the lock is held, except that a woken waiter takes a ticket before it has the
+//! lock again.
+//!
+//! * `wait`: `waiting += 1`, release the lock fully (remembering the re-entry count),
+//!   then sleep on `seq` until a ticket can be taken (CAS `tickets -> tickets - 1`), or
+//!   the deadline passes; re-acquire the lock and restore the count.
+//! * `notify_n(k)`: `m = min(k, waiting)`; `waiting -= m`, `tickets += m`, `seq += 1`,
+//!   `FUTEX_WAKE` `m` sleepers. A sleeper that wakes and finds no ticket (another
+//!   waiter took it first) sleeps again, so exactly `m` waiters return per notify.
+//! * A waiter that times out takes a ticket if one is there (it was notified after
+//!   all), otherwise it withdraws from `waiting`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::lock::{RLock, RLockGuard};
+use super::raw;
+use super::segment::Segment;
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys::{self, futex};
+
+const SEQ: usize = 0;
+const WAITING: usize = 1;
+const TICKETS: usize = 2;
+
+/// A condition variable shared between processes, with its own [`RLock`].
+///
+/// Hold the lock (from [`acquire`](Condition::acquire)) to wait or notify, as in Python.
+///
+/// # Examples
+///
+/// In process 1 and process 2:
+///
+/// ```
+/// use std::time::Duration;
+/// use multiprocess::{Condition, Process};
+///
+/// fn producer(cond: Condition) {
+///     let _g = cond.acquire();
+///     cond.notify_all();
+/// }
+///
+/// multiprocess::init();
+/// let cond = Condition::new()?;
+/// let mut g = cond.acquire();
+/// let mut p = Process::new(producer, cond.clone());
+/// p.start()?;
+/// // Released while waiting; the child takes the lock and notifies us.
+/// assert!(cond.wait_timeout(&mut g, Duration::from_secs(10)));
+/// drop(g);
+/// p.join()?;
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Condition {
+    lock: RLock,
+    seg: Arc<Segment>,
+}
+
+impl fmt::Debug for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Condition")
+            .field("waiting", &self.seg.word(WAITING).load(SeqCst))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Condition {
+    /// A new condition with a fresh [`RLock`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Io`] if shared memory cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocess::Condition::new()?;
+    /// let _g = cond.acquire();
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn new() -> Result<Condition> {
+        Self::with_lock(RLock::new()?)
+    }
+
+    /// A condition using `lock` (share one lock among several conditions).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Io`] if shared memory cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocess::RLock::new()?;
+    /// let not_empty = multiprocess::Condition::with_lock(lock.clone())?;
+    /// let not_full = multiprocess::Condition::with_lock(lock)?;
+    /// # drop((not_empty, not_full));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn with_lock(lock: RLock) -> Result<Condition> {
+        Ok(Condition {
+            lock,
+            seg: Arc::new(Segment::new("multiprocess-condition", 12)?),
+        })
+    }
+
+    /// Acquires the condition's lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocess::Condition::new()?;
+    /// let g = cond.acquire();
+    /// cond.notify(); // nobody waits: no effect
+    /// drop(g);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn acquire(&self) -> RLockGuard<'_> {
+        self.lock.acquire()
+    }
+
+    /// The condition's lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocess::Condition::new()?;
+    /// assert_eq!(cond.lock().count(), 0);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn lock(&self) -> &RLock {
+        &self.lock
+    }
+
+    fn take_ticket(&self) -> bool {
+        let t = self.seg.word(TICKETS);
+        let mut cur = t.load(SeqCst);
+        while cur > 0 {
+            match t.compare_exchange(cur, cur - 1, SeqCst, SeqCst) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+        false
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        let me = sys::process::gettid();
+        if raw::owner(self.lock.word()) != Some(me) {
+            // Not reachable through the typed API (a guard proves ownership).
+            return false;
+        }
+        self.seg.word(WAITING).fetch_add(1, SeqCst);
+        let depth = self.lock.release_all();
+        let seq = self.seg.word(SEQ);
+        let notified = loop {
+            let s = seq.load(SeqCst);
+            if self.take_ticket() {
+                break true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // Re-check under the lock, so a notify cannot count us after we left.
+                self.lock.acquire_all(depth);
+                if self.take_ticket() {
+                    return true;
+                }
+                self.seg.word(WAITING).fetch_sub(1, SeqCst);
+                return false;
+            }
+            futex::wait(seq, s, deadline);
+        };
+        self.lock.acquire_all(depth);
+        notified
+    }
+
+    /// Releases the lock, waits for a notification, and re-acquires the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let cond = multiprocess::Condition::new()?;
+    /// let mut g = cond.acquire();
+    /// cond.wait(&mut g); // until another thread or process notifies
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn wait(&self, guard: &mut RLockGuard<'_>) {
+        let _ = guard;
+        self.wait_until(None);
+    }
+
+    /// As [`wait`](Condition::wait), giving up after `timeout`; `false` on timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cond = multiprocess::Condition::new()?;
+    /// let mut g = cond.acquire();
+    /// assert!(!cond.wait_timeout(&mut g, Duration::from_millis(10)));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn wait_timeout(&self, guard: &mut RLockGuard<'_>, timeout: Duration) -> bool {
+        let _ = guard;
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    /// Waits until `predicate()` is true (checked with the lock held), or `timeout`
+    /// (`None`: forever) passes; returns the last value of the predicate.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cond = multiprocess::Condition::new()?;
+    /// let mut g = cond.acquire();
+    /// assert!(cond.wait_for(&mut g, || true, None));
+    /// assert!(!cond.wait_for(&mut g, || false, Some(Duration::from_millis(10))));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn wait_for(
+        &self,
+        guard: &mut RLockGuard<'_>,
+        mut predicate: impl FnMut() -> bool,
+        timeout: Option<Duration>,
+    ) -> bool {
+        let _ = guard;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if predicate() {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            self.wait_until(deadline);
+        }
+    }
+
+    fn check_owner(&self) -> Result<()> {
+        if raw::owner(self.lock.word()) == Some(sys::process::gettid()) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::NotPermitted,
+                "notify on a Condition whose lock this thread does not hold",
+            ))
+        }
+    }
+
+    /// Wakes one waiter (call with the lock held).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocess::Condition::new()?;
+    /// let _g = cond.acquire();
+    /// cond.notify();
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn notify(&self) {
+        let _ = self.notify_n(1);
+    }
+
+    /// Wakes up to `n` waiters; returns how many were waiting to be woken.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotPermitted`] if the calling thread does not hold the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocess::Condition::new()?;
+    /// assert!(cond.notify_n(2).is_err()); // lock not held
+    /// let _g = cond.acquire();
+    /// assert_eq!(cond.notify_n(2)?, 0);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn notify_n(&self, n: u32) -> Result<u32> {
+        self.check_owner()?;
+        let waiting = self.seg.word(WAITING);
+        let m = n.min(waiting.load(SeqCst));
+        if m == 0 {
+            return Ok(0);
+        }
+        waiting.fetch_sub(m, SeqCst);
+        self.seg.word(TICKETS).fetch_add(m, SeqCst);
+        let seq = self.seg.word(SEQ);
+        seq.fetch_add(1, SeqCst);
+        futex::wake(seq, m);
+        Ok(m)
+    }
+
+    /// Wakes every waiter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocess::Condition::new()?;
+    /// let _g = cond.acquire();
+    /// cond.notify_all();
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn notify_all(&self) {
+        let _ = self.notify_n(u32::MAX);
+    }
+}
+
+impl Serialize for Condition {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        (&self.lock, &*self.seg).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let (lock, seg) = <(RLock, Segment)>::deserialize(d)?;
+        Ok(Condition {
+            lock,
+            seg: Arc::new(seg),
+        })
+    }
+}

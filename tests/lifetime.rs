@@ -1,0 +1,392 @@
+//! Child lifetime: no zombie, no orphan, no leaked fd, under every start method.
+//!
+//! Every test here holds [`common::serial`], so it may look at the whole process:
+//! every child of ours (zombies included) and every open fd. Each test ends with
+//! [`common::assert_quiescent`]: no child of ours is left but the fork server, and the
+//! fork server has no child left.
+//!
+//! The fork server is found by asking a `ForkServer` child for its parent pid (see
+//! `common::fork_server_pid`); it is started before any fd snapshot, so its socket and
+//! pidfd are part of the baseline.
+
+multiprocess::test_support!();
+
+#[macro_use]
+mod common;
+
+use std::os::unix::process::parent_id;
+use std::time::Duration;
+
+use multiprocess::{
+    Connection, ErrorKind, Process, StartMethod, get_context, parent_process, pipe,
+};
+use serde::{Deserialize, Serialize};
+
+use common::{
+    GRACE, LONG, Poison, assert_gone, assert_quiescent, fd_count, fd_list, fork_server_pid,
+    is_running, stat, timed,
+};
+
+/// How long a blocked child waits for its parent before giving up on its own.
+const CHILD_PATIENCE: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------- children
+
+fn noop(_: ()) {}
+
+fn identity(x: u32) -> u32 {
+    x
+}
+
+fn wait_for_parent(conn: Connection<()>) {
+    let _ = conn.recv_timeout(CHILD_PATIENCE);
+}
+
+fn blocks(conn: Connection<()>) -> u32 {
+    let _ = conn.recv_timeout(CHILD_PATIENCE);
+    1
+}
+
+/// Starts a grandchild (dying with us, the default) and waits.
+fn middle_with_sleeper((to_g, hold): (Connection<(u32, u32)>, Connection<()>)) {
+    let mut g = Process::new(grandchild_sleeps, to_g);
+    g.start().unwrap();
+    let _ = hold.recv_timeout(CHILD_PATIENCE);
+}
+
+/// Reports (own pid, OS parent pid), then waits for the test to close the pipe.
+fn grandchild_sleeps(conn: Connection<(u32, u32)>) {
+    conn.send(&(std::process::id(), parent_id())).unwrap();
+    let _ = conn.recv_timeout(CHILD_PATIENCE);
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Watch {
+    /// (own pid, parent pid as `parent_process` says, parent alive)
+    Started(u32, u32, bool),
+    /// (parent ended within the wait, parent alive)
+    ParentEnded(bool, bool),
+}
+
+/// Starts a grandchild that may outlive us, and waits.
+fn middle_with_watcher((to_g, hold): (Connection<Watch>, Connection<()>)) {
+    let mut g = Process::new(grandchild_watches, to_g).die_with_parent(false);
+    g.start().unwrap();
+    let _ = hold.recv_timeout(CHILD_PATIENCE);
+}
+
+/// Watches its parent end, and says so.
+fn grandchild_watches(conn: Connection<Watch>) {
+    let parent = parent_process().unwrap();
+    conn.send(&Watch::Started(
+        std::process::id(),
+        parent.pid(),
+        parent.is_alive(),
+    ))
+    .unwrap();
+    let ended = parent.join_timeout(LONG);
+    conn.send(&Watch::ParentEnded(ended, parent.is_alive()))
+        .unwrap();
+}
+
+/// Says "ready" with its OS parent, then "done" once told "go".
+fn finish_on_request(conn: Connection<String>) {
+    conn.send(&format!("ready {}", parent_id())).unwrap();
+    assert_eq!(conn.recv_timeout(LONG).unwrap(), "go");
+    conn.send(&"done".to_string()).unwrap();
+}
+
+/// Gets a connection through `ctrl` and sends 5 on it.
+fn relay(ctrl: Connection<Connection<u32>>) {
+    let c = ctrl.recv_timeout(LONG).unwrap();
+    c.send(&5).unwrap();
+}
+
+fn takes_poison(_: Poison) {}
+
+fn poison_len(_: Poison) -> u32 {
+    0
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// Starts the fork server and runs one child with `m` (starting whatever long-lived
+/// helpers `m` needs), so that an fd snapshot taken next is a fair baseline. Returns
+/// the fork server's pid.
+fn warm_up(m: StartMethod) -> u32 {
+    let server = fork_server_pid();
+    let mut p = get_context(m).process(noop, ());
+    p.start().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(p.exitcode(), Some(0));
+    assert_gone(p.pid().unwrap());
+    server
+}
+
+fn assert_same_fds(before: usize, before_list: &[String]) {
+    let after = fd_count();
+    assert_eq!(
+        after,
+        before,
+        "fd count changed: before {before_list:?}, after {:?}",
+        fd_list()
+    );
+}
+
+// ---------------------------------------------------------------- tests
+
+for_each_method!(
+    serial: hundred_in_a_row,
+    child_killed_while_parent_waits,
+    parent_killed_leaves_no_child,
+    grandchild_sees_parent_end,
+    handles_leave_no_fd_behind,
+);
+
+/// 100 processes (spawn: 25) started and joined in a row, then as many `spawn`
+/// handles: all exit 0, none is left running or a zombie, and no fd is left open.
+fn hundred_in_a_row(m: StartMethod) {
+    let server = warm_up(m);
+    let before = fd_count();
+    let before_list = fd_list();
+    let ctx = get_context(m);
+    let n = if m == StartMethod::Spawn { 25 } else { 100 };
+    let mut pids = Vec::new();
+    for _ in 0..n {
+        let mut p = ctx.process(noop, ());
+        p.start().unwrap();
+        assert!(p.join_timeout(LONG).unwrap());
+        assert_eq!(p.exitcode(), Some(0), "{p:?}");
+        pids.push(p.pid().unwrap());
+    }
+    for i in 0..n {
+        let h = ctx.spawn(identity, i).unwrap();
+        pids.push(h.pid());
+        assert_eq!(h.join_timeout(LONG).unwrap(), i);
+    }
+    for pid in pids {
+        assert_gone(pid);
+    }
+    assert_quiescent(Some(server));
+    assert_same_fds(before, &before_list);
+}
+
+/// A child killed by `SIGKILL` (from outside) while the parent waits in `join`:
+/// the join returns with `-SIGKILL`, for a `Process` and a `spawn` handle.
+fn child_killed_while_parent_waits(m: StartMethod) {
+    let server = fork_server_pid();
+    let ctx = get_context(m);
+
+    let (here, there) = pipe::<()>().unwrap();
+    let mut p = ctx.process(wait_for_parent, there);
+    p.start().unwrap();
+    let pid = p.pid().unwrap();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        common::kill(pid, libc::SIGKILL);
+    });
+    let (done, took) = timed(|| p.join_timeout(LONG).unwrap());
+    killer.join().unwrap();
+    assert!(done, "join did not return after the kill");
+    assert!(took < LONG);
+    assert_eq!(p.exitcode(), Some(-libc::SIGKILL));
+    assert_gone(pid);
+    drop(here);
+
+    let (here, there) = pipe::<()>().unwrap();
+    let h = ctx.spawn(blocks, there).unwrap();
+    let pid = h.pid();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        common::kill(pid, libc::SIGKILL);
+    });
+    let e = h.join_timeout(LONG).unwrap_err();
+    killer.join().unwrap();
+    assert_eq!(e.kind(), ErrorKind::ProcessDied, "{e:?}");
+    assert_eq!(e.exitcode(), Some(-libc::SIGKILL), "{e:?}");
+    assert_gone(pid);
+    drop(here);
+
+    assert_quiescent(Some(server));
+}
+
+/// A parent killed by `SIGKILL` leaves no child behind: its child (started with the
+/// default `die_with_parent(true)`) is gone within seconds, and so is any helper it
+/// had (its own fork server).
+fn parent_killed_leaves_no_child(m: StartMethod) {
+    let server = fork_server_pid();
+    let ctx = get_context(m);
+    let (g_here, g_there) = pipe().unwrap();
+    let (hold, held) = pipe::<()>().unwrap();
+    let mut p = ctx.process(middle_with_sleeper, (g_there, held));
+    p.start().unwrap();
+    let (gpid, g_os_parent) = g_here.recv_timeout(LONG).unwrap();
+    assert!(is_running(gpid));
+    if m == StartMethod::ForkServer {
+        // The grandchild comes from the middle process's own fork server.
+        assert_eq!(stat(g_os_parent).map(|s| s.ppid), p.pid());
+    } else {
+        assert_eq!(Some(g_os_parent), p.pid());
+    }
+
+    p.kill().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(p.exitcode(), Some(-libc::SIGKILL));
+    // `g_here` stays open: the grandchild can only end by being killed.
+    assert_gone(gpid);
+    assert_gone(g_os_parent);
+    assert_eq!(
+        g_here.recv_timeout(LONG).unwrap_err().kind(),
+        ErrorKind::Disconnected
+    );
+    drop(hold);
+    assert_quiescent(Some(server));
+}
+
+/// A grandchild started with `die_with_parent(false)` sees its parent end when the
+/// parent is terminated (`parent_process().join_timeout`, `is_alive`), and then ends.
+fn grandchild_sees_parent_end(m: StartMethod) {
+    let server = fork_server_pid();
+    let ctx = get_context(m);
+    let (g_here, g_there) = pipe().unwrap();
+    let (hold, held) = pipe::<()>().unwrap();
+    let mut p = ctx.process(middle_with_watcher, (g_there, held));
+    p.start().unwrap();
+    let gpid = match g_here.recv_timeout(LONG).unwrap() {
+        Watch::Started(gpid, ppid, alive) => {
+            assert_eq!(Some(ppid), p.pid());
+            assert!(alive);
+            gpid
+        }
+        w => panic!("unexpected {w:?}"),
+    };
+    p.terminate().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(p.exitcode(), Some(-libc::SIGTERM));
+    match g_here.recv_timeout(LONG).unwrap() {
+        Watch::ParentEnded(ended, alive) => {
+            assert!(ended, "the grandchild did not see its parent end");
+            assert!(!alive);
+        }
+        w => panic!("unexpected {w:?}"),
+    }
+    assert_gone(gpid);
+    drop(hold);
+    assert_quiescent(Some(server));
+}
+
+/// Handles passed in args and through connections, `spawn` handles, and starts and
+/// sends that fail to serialize leave no fd behind.
+fn handles_leave_no_fd_behind(m: StartMethod) {
+    let server = warm_up(m);
+    let before = fd_count();
+    let before_list = fd_list();
+    let ctx = get_context(m);
+    for _ in 0..3 {
+        let (ctrl, there) = pipe::<Connection<u32>>().unwrap();
+        let mut p = ctx.process(relay, there);
+        p.start().unwrap();
+        let (a, b) = pipe::<u32>().unwrap();
+        ctrl.send(&b).unwrap();
+        drop(b);
+        assert_eq!(a.recv_timeout(LONG).unwrap(), 5);
+        assert!(p.join_timeout(LONG).unwrap());
+        assert_eq!(p.exitcode(), Some(0));
+
+        assert_eq!(
+            ctx.spawn(identity, 4).unwrap().join_timeout(LONG).unwrap(),
+            4
+        );
+
+        let mut q = ctx.process(takes_poison, Poison);
+        assert_eq!(q.start().unwrap_err().kind(), ErrorKind::Serialize);
+        assert_eq!(
+            ctx.spawn(poison_len, Poison).unwrap_err().kind(),
+            ErrorKind::Serialize
+        );
+        let (x, _y) = pipe::<Poison>().unwrap();
+        assert_eq!(x.send(&Poison).unwrap_err().kind(), ErrorKind::Serialize);
+    }
+    assert_quiescent(Some(server));
+    assert_same_fds(before, &before_list);
+}
+
+/// Killing the fork server: a child it had started runs on and finishes; the next
+/// start restarts the server (and the dead one is reaped).
+#[test]
+fn fork_server_killed_restarts() {
+    let _g = common::serial();
+    let server1 = fork_server_pid();
+    let ctx = get_context(StartMethod::ForkServer);
+    let (here, there) = pipe::<String>().unwrap();
+    let mut c = ctx.process(finish_on_request, there);
+    c.start().unwrap();
+    let cpid = c.pid().unwrap();
+    assert_eq!(here.recv_timeout(LONG).unwrap(), format!("ready {server1}"));
+
+    common::kill(server1, libc::SIGKILL);
+    let deadline = std::time::Instant::now() + GRACE;
+    while is_running(server1) {
+        assert!(std::time::Instant::now() < deadline, "the server survives");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(c.is_alive().unwrap(), "the server's child died with it");
+    here.send(&"go".to_string()).unwrap();
+    assert_eq!(here.recv_timeout(LONG).unwrap(), "done");
+    assert!(c.join_timeout(LONG).unwrap());
+    assert_eq!(c.exitcode(), Some(0));
+
+    let server2 = fork_server_pid();
+    assert_ne!(server2, server1, "a new fork server");
+    assert!(
+        stat(server1).is_none(),
+        "the killed fork server was not reaped: {:?}",
+        stat(server1)
+    );
+    let mut p = ctx.process(noop, ());
+    p.start().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(p.exitcode(), Some(0));
+    assert_gone(cpid);
+    assert_quiescent(Some(server2));
+}
+
+/// The fork server is reachable only through a private socket pair: none of its
+/// sockets has an address or listens.
+#[test]
+fn fork_server_has_no_address() {
+    let _g = common::serial();
+    let server = fork_server_pid();
+    let mut inodes = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{server}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        if let Ok(t) = std::fs::read_link(e.path()) {
+            let t = t.display().to_string();
+            if let Some(n) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
+                inodes.push(n.to_string());
+            }
+        }
+    }
+    assert!(!inodes.is_empty(), "the fork server has no socket at all");
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap();
+    let mut seen = 0;
+    for line in table.lines().skip(1) {
+        // Num RefCount Protocol Flags Type St Inode [Path]
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() < 7 || !inodes.iter().any(|i| i == cols[6]) {
+            continue;
+        }
+        seen += 1;
+        let flags = u32::from_str_radix(cols[3], 16).unwrap();
+        assert_eq!(flags & 0x10000, 0, "a listening socket: {line}");
+        assert_eq!(cols[5], "03", "not a connected socket: {line}");
+        assert!(cols.len() == 7, "a socket with an address: {line}");
+    }
+    assert_eq!(
+        seen,
+        inodes.len(),
+        "sockets of the server not in /proc/net/unix"
+    );
+}
