@@ -48,6 +48,9 @@ pub enum ErrorKind {
     Panicked,
     /// A child process ended without a result: killed by a signal or exited early.
     ProcessDied,
+    /// A [`Barrier`](crate::Barrier) is broken: aborted, reset while parties waited,
+    /// a party timed out, or its action panicked (Python's `BrokenBarrierError`).
+    BrokenBarrier,
     /// The requested feature or start method is not available on this platform.
     Unsupported,
     /// An argument was out of range.

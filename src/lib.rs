@@ -108,7 +108,7 @@ pub use process::{
     waitpid,
 };
 pub use sync::{
-    BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
+    Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard,
 };
 

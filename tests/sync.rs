@@ -469,3 +469,168 @@ fn condition_wait_for() {
         assert!(p.join_timeout(LONG).unwrap());
     }
 }
+
+fn action_log() -> std::path::PathBuf {
+    // The action runs in whichever party arrives last: the test process or a child.
+    let root = multiprocess::parent_process().map_or(std::process::id(), |p| p.pid());
+    std::env::temp_dir().join(format!("mp-barrier-action-{root}"))
+}
+
+fn log_pass() {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(action_log())
+        .unwrap();
+    f.write_all(b"pass\n").unwrap();
+}
+
+/// Waits `passes` times; returns the index it got each time.
+fn barrier_party((b, passes): (multiprocess::Barrier, u32)) -> Vec<u32> {
+    (0..passes)
+        .map(|_| b.wait_timeout(LONG).expect("barrier pass"))
+        .collect()
+}
+
+fn check_passes(all: &[Vec<u32>], passes: usize, parties: u32) {
+    for pass in 0..passes {
+        let mut idx: Vec<u32> = all.iter().map(|v| v[pass]).collect();
+        idx.sort();
+        assert_eq!(
+            idx,
+            (0..parties).collect::<Vec<_>>(),
+            "pass {pass}: each index exactly once"
+        );
+    }
+}
+
+/// The barrier action takes no arguments, so the lockstep tests share one log file
+/// per test process: under `cargo test` (threads) they take turns.
+static ACTION_LOG_USERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn barrier_lockstep(method: StartMethod) {
+    let _turn = ACTION_LOG_USERS.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = std::fs::remove_file(action_log());
+    let b = multiprocess::Barrier::with_action(5, log_pass).unwrap();
+    let ctx = get_context(method);
+    for passes in [1u32, 10] {
+        let handles: Vec<_> = (0..4)
+            .map(|_| ctx.spawn(barrier_party, (b.clone(), passes)).unwrap())
+            .collect();
+        let mine = barrier_party((b.clone(), passes));
+        let mut all: Vec<Vec<u32>> = handles
+            .into_iter()
+            .map(|h| h.join_timeout(LONG).unwrap())
+            .collect();
+        all.push(mine);
+        check_passes(&all, passes as usize, 5);
+    }
+    let log = std::fs::read_to_string(action_log()).unwrap();
+    std::fs::remove_file(action_log()).unwrap();
+    assert_eq!(
+        log.lines().count(),
+        11,
+        "{method}: the action ran once per pass"
+    );
+}
+
+#[test]
+fn barrier_lockstep_fork() {
+    barrier_lockstep(StartMethod::Fork);
+}
+#[test]
+fn barrier_lockstep_spawn() {
+    barrier_lockstep(StartMethod::Spawn);
+}
+#[test]
+fn barrier_lockstep_forkserver() {
+    barrier_lockstep(StartMethod::ForkServer);
+}
+
+#[test]
+fn barrier_five_processes_thousand_passes() {
+    let b = multiprocess::Barrier::new(5).unwrap();
+    let handles: Vec<_> = (0..5)
+        .map(|_| multiprocess::spawn(barrier_party, (b.clone(), 1000)).unwrap())
+        .collect();
+    let all: Vec<Vec<u32>> = handles
+        .into_iter()
+        .map(|h| h.join_timeout(Duration::from_secs(120)).unwrap())
+        .collect();
+    check_passes(&all, 1000, 5);
+}
+
+/// Waits once; reports whether the barrier was broken.
+fn barrier_broken_party(b: multiprocess::Barrier) -> bool {
+    matches!(b.wait_timeout(LONG), Err(e) if e.kind() == ErrorKind::BrokenBarrier)
+}
+
+fn wait_for_waiters(b: &multiprocess::Barrier, n: u32) {
+    let deadline = Instant::now() + LONG;
+    while b.n_waiting() < n {
+        assert!(Instant::now() < deadline, "parties never arrived");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn barrier_abort_reset_and_timeout() {
+    for method in multiprocess::get_all_start_methods() {
+        let ctx = get_context(method);
+        // abort() breaks the waiters.
+        let b = multiprocess::Barrier::new(3).unwrap();
+        let hs: Vec<_> = (0..2)
+            .map(|_| ctx.spawn(barrier_broken_party, b.clone()).unwrap())
+            .collect();
+        wait_for_waiters(&b, 2);
+        b.abort();
+        for h in hs {
+            assert!(
+                h.join_timeout(LONG).unwrap(),
+                "{method}: abort must break the waiters"
+            );
+        }
+        assert!(b.is_broken());
+        assert_eq!(b.wait().unwrap_err().kind(), ErrorKind::BrokenBarrier);
+        // reset() breaks the current waiters and makes the barrier usable again.
+        b.reset();
+        assert!(!b.is_broken());
+        let hs: Vec<_> = (0..2)
+            .map(|_| ctx.spawn(barrier_broken_party, b.clone()).unwrap())
+            .collect();
+        wait_for_waiters(&b, 2);
+        b.reset();
+        for h in hs {
+            assert!(
+                h.join_timeout(LONG).unwrap(),
+                "{method}: reset must break the waiters"
+            );
+        }
+        let hs: Vec<_> = (0..2)
+            .map(|_| ctx.spawn(barrier_party, (b.clone(), 1)).unwrap())
+            .collect();
+        b.wait_timeout(LONG).unwrap();
+        for h in hs {
+            h.join_timeout(LONG).unwrap();
+        }
+        // A late party makes the others time out, which breaks the barrier.
+        let late = multiprocess::Barrier::with_timeout(3, Duration::from_millis(200)).unwrap();
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                ctx.spawn(barrier_broken_party_default, late.clone())
+                    .unwrap()
+            })
+            .collect();
+        for h in hs {
+            assert!(
+                h.join_timeout(LONG).unwrap(),
+                "{method}: timed-out parties see a broken barrier"
+            );
+        }
+        assert!(late.is_broken());
+    }
+}
+
+fn barrier_broken_party_default(b: multiprocess::Barrier) -> bool {
+    matches!(b.wait(), Err(e) if e.kind() == ErrorKind::BrokenBarrier)
+}

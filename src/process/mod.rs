@@ -39,6 +39,25 @@ pub use context::{
 
 pub(crate) use bootstrap::init;
 
+/// The offset of a code address in this binary (see `bootstrap`), for function
+/// pointers stored in shared memory.
+pub(crate) fn code_offset(f: *const ()) -> usize {
+    bootstrap::to_offset(f)
+}
+
+/// The function pointer of type `F` at `off` (made by [`code_offset`] from an `F` of
+/// this binary).
+pub(crate) fn code_at<F: Copy>(off: usize) -> F {
+    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<*const ()>());
+    let p = bootstrap::from_offset(off);
+    #[allow(unsafe_code)]
+    // SAFETY: `F` is a function pointer type of pointer size (asserted), and `off` was
+    // made from an `F` of this same binary by `code_offset`.
+    unsafe {
+        std::mem::transmute_copy::<*const (), F>(&p)
+    }
+}
+
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd};

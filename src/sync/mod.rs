@@ -5,12 +5,14 @@
 //! between threads, pass it in a child's args or send it through a
 //! [`Connection`](crate::Connection) to share it between processes.
 
+mod barrier;
 mod condition;
 mod lock;
 pub(crate) mod raw;
 pub(crate) mod segment;
 mod semaphore;
 
+pub use barrier::Barrier;
 pub use condition::Condition;
 pub use lock::{Lock, LockGuard, RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Event, Semaphore, SemaphoreGuard};

@@ -1,0 +1,384 @@
+//! `Barrier`: Python's `multiprocessing.Barrier`, across processes.
+//!
+//! # Algorithm
+//!
+//! Words in a shared segment: an internal robust lock word, `count` (parties arrived in
+//! this generation), `generation` (the futex), `broken`, `parties`, and the offset of
+//! the action function (0: none). Arriving takes the internal lock, bumps `count` and
+//! either trips the barrier (the last party: runs the action, resets `count`, bumps
+//! `generation`, wakes everyone) or sleeps on `generation` until it changes, the
+//! barrier breaks, or the deadline passes (which breaks it, as in Python).
+//!
+//! The action is a plain `fn()` identified, like a task, by its offset in the binary,
+//! so any process sharing the barrier can run it.
+//!
+//! A party killed while waiting stays counted: the others wait until their timeout
+//! (or forever without one), as in Python.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::raw;
+use super::segment::Segment;
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys::{self, futex};
+
+const LOCK: usize = 0;
+const COUNT: usize = 1;
+const GENERATION: usize = 2;
+const BROKEN: usize = 3;
+const PARTIES: usize = 4;
+const ACTION_LO: usize = 5;
+const ACTION_HI: usize = 6;
+const TIMEOUT_MS: usize = 7;
+/// `g + 1` when `reset` broke generation `g` (0: none).
+const RESET_GEN: usize = 8;
+/// 1 when an action is set.
+const HAS_ACTION: usize = 9;
+
+/// A barrier for a fixed number of parties, in any processes.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocess::{Barrier, Process};
+///
+/// fn party(b: Barrier) {
+///     b.wait().unwrap();
+/// }
+///
+/// multiprocess::init();
+/// let b = Barrier::new(3)?;
+/// let mut ps: Vec<_> = (0..2).map(|_| Process::new(party, b.clone())).collect();
+/// for p in &mut ps { p.start()?; }
+/// let index = b.wait()?; // the third party: everyone passes together
+/// assert!(index < 3);
+/// for p in &ps { p.join()?; }
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Barrier {
+    seg: Arc<Segment>,
+}
+
+impl fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Barrier")
+            .field("parties", &self.parties())
+            .field("n_waiting", &self.n_waiting())
+            .field("broken", &self.is_broken())
+            .finish()
+    }
+}
+
+fn broken() -> Error {
+    Error::new(ErrorKind::BrokenBarrier, "the barrier is broken")
+}
+
+struct Internal<'a>(&'a AtomicU32);
+
+impl Drop for Internal<'_> {
+    fn drop(&mut self) {
+        raw::release(self.0);
+    }
+}
+
+impl Barrier {
+    fn build(parties: u32, action: Option<fn()>, timeout: Option<Duration>) -> Result<Barrier> {
+        if parties == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "a barrier needs at least one party",
+            ));
+        }
+        let seg = Segment::new("multiprocess-barrier", 40)?;
+        seg.word(PARTIES).store(parties, SeqCst);
+        if let Some(f) = action {
+            let off = crate::process::code_offset(f as *const ()) as u64;
+            seg.word(ACTION_LO).store(off as u32, SeqCst);
+            seg.word(ACTION_HI).store((off >> 32) as u32, SeqCst);
+            seg.word(HAS_ACTION).store(1, SeqCst);
+        }
+        let ms = timeout.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
+        seg.word(TIMEOUT_MS).store(ms, SeqCst);
+        Ok(Barrier { seg: Arc::new(seg) })
+    }
+
+    /// A barrier for `parties` parties.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] for 0 parties; [`ErrorKind::Io`] if shared memory
+    /// cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = multiprocess::Barrier::new(1)?;
+    /// assert_eq!(b.wait()?, 0); // one party: passes at once
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn new(parties: u32) -> Result<Barrier> {
+        Self::build(parties, None, None)
+    }
+
+    /// A barrier whose `action` runs once per pass, in the last party to arrive, before
+    /// anyone is released. A panicking action breaks the barrier.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Barrier::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn announce() { println!("everyone is here"); }
+    /// let b = multiprocess::Barrier::with_action(1, announce)?;
+    /// b.wait()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn with_action(parties: u32, action: fn()) -> Result<Barrier> {
+        Self::build(parties, Some(action), None)
+    }
+
+    /// A barrier whose [`wait`](Barrier::wait) gives up (and breaks it) after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Barrier::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiprocess::ErrorKind;
+    /// let b = multiprocess::Barrier::with_timeout(2, Duration::from_millis(10))?;
+    /// assert_eq!(b.wait().unwrap_err().kind(), ErrorKind::BrokenBarrier);
+    /// assert!(b.is_broken());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn with_timeout(parties: u32, timeout: Duration) -> Result<Barrier> {
+        Self::build(parties, None, Some(timeout))
+    }
+
+    fn internal(&self) -> Internal<'_> {
+        let w = self.seg.word(LOCK);
+        let _ = raw::acquire(w, sys::process::gettid(), None);
+        Internal(w)
+    }
+
+    fn run_action(&self) -> bool {
+        if self.seg.word(HAS_ACTION).load(SeqCst) == 0 {
+            return true;
+        }
+        let hi = self.seg.word(ACTION_HI).load(SeqCst) as u64;
+        let off = (hi << 32) | self.seg.word(ACTION_LO).load(SeqCst) as u64;
+        let f = crate::process::code_at::<fn()>(off as usize);
+        std::panic::catch_unwind(f).is_ok()
+    }
+
+    fn break_now(&self) {
+        self.seg.word(BROKEN).store(1, SeqCst);
+        let g = self.seg.word(GENERATION);
+        futex::wake(g, i32::MAX as u32);
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<u32> {
+        let guard = self.internal();
+        if self.seg.word(BROKEN).load(SeqCst) != 0 {
+            return Err(broken());
+        }
+        let gen_word = self.seg.word(GENERATION);
+        let generation = gen_word.load(SeqCst);
+        let count = self.seg.word(COUNT);
+        let index = count.fetch_add(1, SeqCst);
+        if index + 1 >= self.parties() {
+            let ok = self.run_action();
+            if !ok {
+                count.store(0, SeqCst);
+                self.break_now();
+                return Err(Error::new(
+                    ErrorKind::BrokenBarrier,
+                    "the barrier's action panicked",
+                ));
+            }
+            count.store(0, SeqCst);
+            gen_word.fetch_add(1, SeqCst);
+            futex::wake(gen_word, i32::MAX as u32);
+            drop(guard);
+            return Ok(index);
+        }
+        drop(guard);
+        let passed = || {
+            if self.seg.word(RESET_GEN).load(SeqCst) == generation.wrapping_add(1) {
+                Err(Error::new(
+                    ErrorKind::BrokenBarrier,
+                    "the barrier was reset while waiting",
+                ))
+            } else {
+                Ok(index)
+            }
+        };
+        loop {
+            if gen_word.load(SeqCst) != generation {
+                return passed();
+            }
+            if self.seg.word(BROKEN).load(SeqCst) != 0 {
+                return Err(broken());
+            }
+            if futex::wait(gen_word, generation, deadline) == futex::Woken::TimedOut
+                && gen_word.load(SeqCst) == generation
+            {
+                let _g = self.internal();
+                if gen_word.load(SeqCst) != generation {
+                    return passed();
+                }
+                self.break_now();
+                return Err(Error::new(
+                    ErrorKind::BrokenBarrier,
+                    "timed out waiting at the barrier; it is broken now",
+                ));
+            }
+        }
+    }
+
+    /// Waits until all parties have called `wait`; returns this party's arrival index
+    /// (`0..parties`, each index once per pass).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BrokenBarrier`] if the barrier is or becomes broken (abort, reset,
+    /// the barrier's own timeout, a panicking action).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = multiprocess::Barrier::new(1)?;
+    /// assert_eq!(b.wait()?, 0);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn wait(&self) -> Result<u32> {
+        let ms = self.seg.word(TIMEOUT_MS).load(SeqCst);
+        let deadline = (ms != 0).then(|| Instant::now() + Duration::from_millis(ms as u64));
+        self.wait_until(deadline)
+    }
+
+    /// As [`wait`](Barrier::wait) with this call's own timeout (which breaks the barrier
+    /// when it passes).
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Barrier::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = multiprocess::Barrier::new(2)?;
+    /// assert!(b.wait_timeout(Duration::from_millis(10)).is_err());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<u32> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    /// Breaks the barrier: current and future waiters get [`ErrorKind::BrokenBarrier`]
+    /// until [`reset`](Barrier::reset).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = multiprocess::Barrier::new(2)?;
+    /// b.abort();
+    /// assert!(b.is_broken());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn abort(&self) {
+        let _g = self.internal();
+        self.break_now();
+    }
+
+    /// Returns the barrier to its initial state; parties waiting now get
+    /// [`ErrorKind::BrokenBarrier`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = multiprocess::Barrier::new(1)?;
+    /// b.abort();
+    /// b.reset();
+    /// assert!(!b.is_broken());
+    /// assert_eq!(b.wait()?, 0);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn reset(&self) {
+        let _g = self.internal();
+        let gen_word = self.seg.word(GENERATION);
+        let generation = gen_word.load(SeqCst);
+        if self.seg.word(COUNT).load(SeqCst) > 0 {
+            // The parties waiting in this generation will see it was broken.
+            self.seg
+                .word(RESET_GEN)
+                .store(generation.wrapping_add(1), SeqCst);
+        }
+        self.seg.word(COUNT).store(0, SeqCst);
+        self.seg.word(BROKEN).store(0, SeqCst);
+        gen_word.fetch_add(1, SeqCst);
+        futex::wake(gen_word, i32::MAX as u32);
+    }
+
+    /// Is the barrier broken?
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!multiprocess::Barrier::new(2)?.is_broken());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn is_broken(&self) -> bool {
+        self.seg.word(BROKEN).load(SeqCst) != 0
+    }
+
+    /// How many parties are waiting now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(multiprocess::Barrier::new(2)?.n_waiting(), 0);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn n_waiting(&self) -> u32 {
+        self.seg.word(COUNT).load(SeqCst)
+    }
+
+    /// The number of parties.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(multiprocess::Barrier::new(5)?.parties(), 5);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn parties(&self) -> u32 {
+        self.seg.word(PARTIES).load(SeqCst)
+    }
+}
+
+impl Serialize for Barrier {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.seg.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Barrier {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Barrier {
+            seg: Arc::new(Segment::deserialize(d)?),
+        })
+    }
+}
