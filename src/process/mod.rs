@@ -993,6 +993,9 @@ pub enum Fork {
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 pub fn fork() -> Result<Fork> {
+    // Create this process's state now: created lazily in the child, it would take the
+    // child's pid for the parent's.
+    let _ = state();
     state::ensure_exit_handler();
     let out = std::io::stdout();
     let err = std::io::stderr();
