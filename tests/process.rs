@@ -657,3 +657,21 @@ fn main_process_and_helpers() {
     );
     assert_eq!(get_start_method(), DEFAULT_START_METHOD);
 }
+
+/// `multiprocess::fork()`: the child sees the caller as its parent (even when the
+/// caller's state was never used before), and `waitpid` returns its exit code.
+#[test]
+fn raw_fork_parent_and_waitpid() {
+    let me = std::process::id();
+    match multiprocess::fork().unwrap() {
+        multiprocess::Fork::Child => {
+            let ok = multiprocess::parent_process().map(|p| p.pid()) == Some(me)
+                && multiprocess::current_process().pid() == std::process::id();
+            std::process::exit(if ok { 7 } else { 1 });
+        }
+        multiprocess::Fork::Parent(pid) => {
+            assert_eq!(multiprocess::waitpid(pid).unwrap(), 7);
+            assert!(multiprocess::waitpid(pid).is_err(), "reaped once");
+        }
+    }
+}
