@@ -255,4 +255,80 @@ impl Context {
     {
         super::spawn_with(*self, f, args)
     }
+
+    /// A [`Lock`](crate::Lock), as Python's `ctx.Lock()`. Synchronization primitives
+    /// live in anonymous shared memory and work with every start method.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Io`] if shared memory cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::{StartMethod, get_context};
+    /// let ctx = get_context(StartMethod::Spawn);
+    /// let lock = ctx.lock()?;
+    /// let sem = ctx.semaphore(2)?;
+    /// let b = ctx.barrier(1)?;
+    /// # drop((lock, sem, b, ctx.rlock()?, ctx.bounded_semaphore(1)?, ctx.condition()?, ctx.event()?));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn lock(&self) -> Result<crate::Lock> {
+        crate::Lock::new()
+    }
+
+    /// An [`RLock`](crate::RLock) (see [`lock`](Context::lock)).
+    ///
+    /// # Errors
+    ///
+    /// As [`lock`](Context::lock).
+    pub fn rlock(&self) -> Result<crate::RLock> {
+        crate::RLock::new()
+    }
+
+    /// A [`Semaphore`](crate::Semaphore) with `value` permits.
+    ///
+    /// # Errors
+    ///
+    /// As [`lock`](Context::lock).
+    pub fn semaphore(&self, value: u32) -> Result<crate::Semaphore> {
+        crate::Semaphore::new(value)
+    }
+
+    /// A [`BoundedSemaphore`](crate::BoundedSemaphore) with `value` permits.
+    ///
+    /// # Errors
+    ///
+    /// As [`lock`](Context::lock), and `value == 0`.
+    pub fn bounded_semaphore(&self, value: u32) -> Result<crate::BoundedSemaphore> {
+        crate::BoundedSemaphore::new(value)
+    }
+
+    /// A [`Condition`](crate::Condition) with its own `RLock`.
+    ///
+    /// # Errors
+    ///
+    /// As [`lock`](Context::lock).
+    pub fn condition(&self) -> Result<crate::Condition> {
+        crate::Condition::new()
+    }
+
+    /// An [`Event`](crate::Event).
+    ///
+    /// # Errors
+    ///
+    /// As [`lock`](Context::lock).
+    pub fn event(&self) -> Result<crate::Event> {
+        crate::Event::new()
+    }
+
+    /// A [`Barrier`](crate::Barrier) for `parties`.
+    ///
+    /// # Errors
+    ///
+    /// As [`lock`](Context::lock), and `parties == 0`.
+    pub fn barrier(&self, parties: u32) -> Result<crate::Barrier> {
+        crate::Barrier::new(parties)
+    }
 }
