@@ -89,6 +89,20 @@ fn middle(conn: Connection<u32>) {
     std::thread::sleep(Duration::from_secs(60));
 }
 
+// ---- 5. Synchronization across processes -------------------------------------------
+
+fn hold_and_die(lock: multiprocess::Lock) {
+    lock.acquire().keep(); // take it...
+    std::process::exit(0); // ...and die holding it
+}
+
+fn party((barrier, ev): (multiprocess::Barrier, multiprocess::Event)) {
+    let index = barrier.wait().expect("barrier");
+    if index == 0 {
+        ev.set();
+    }
+}
+
 fn pid_alive(pid: u32) -> bool {
     // A zombie has exited; only a live process counts.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -261,6 +275,39 @@ fn main() -> multiprocess::Result<()> {
         std::thread::sleep(Duration::from_millis(5));
     }
     println!("  grandchild still alive? {}", pid_alive(grandchild));
+
+    section("locks, events and barriers across processes");
+    let lock = multiprocess::Lock::new()?;
+    let mut p = Process::new(hold_and_die, lock.clone());
+    p.start()?;
+    p.join()?;
+    let t = Instant::now();
+    let g = lock.acquire();
+    println!(
+        "  a child died holding the lock: we got it after {:.0} ms, owner_died = {}",
+        t.elapsed().as_secs_f64() * 1000.0,
+        g.owner_died()
+    );
+    drop(g);
+    let barrier = multiprocess::Barrier::new(4)?;
+    let ev = multiprocess::Event::new()?;
+    let mut parties: Vec<_> = (0..3)
+        .map(|_| Process::new(party, (barrier.clone(), ev.clone())))
+        .collect();
+    for p in &mut parties {
+        p.start()?;
+    }
+    let mine = barrier.wait()?;
+    if mine == 0 {
+        ev.set();
+    }
+    let set = ev.wait_timeout(Duration::from_secs(10));
+    for p in &parties {
+        p.join()?;
+    }
+    println!(
+        "  4 parties passed a barrier together (our index {mine}); index 0 set the event: {set}"
+    );
 
     section("rules that protect you");
     let mut once = Process::new(sleeps, 0);
