@@ -366,24 +366,28 @@ fn count_woken(woken: &multiprocess::Semaphore, expect: u32, method: StartMethod
     );
 }
 
+/// Starts six waiters and returns once all six are inside `wait()` (each signals
+/// `sleeping` while holding the lock, which `wait` releases).
+fn start_waiters(ctx: &multiprocess::Context, args: CondArgs) -> Vec<Process<CondArgs>> {
+    let mut procs: Vec<_> = (0..6)
+        .map(|_| ctx.process(cond_waiter, args.clone()))
+        .collect();
+    for p in &mut procs {
+        p.start().unwrap();
+    }
+    for _ in 0..6 {
+        args.1.acquire_timeout(LONG).expect("waiter started").keep();
+    }
+    procs
+}
+
 fn condition_notify(method: StartMethod) {
     use multiprocess::{Condition, Semaphore};
     let ctx = get_context(method);
     let cond = Condition::new().unwrap();
     let sleeping = Semaphore::new(0).unwrap();
     let woken = Semaphore::new(0).unwrap();
-    let mut procs: Vec<_> = (0..6)
-        .map(|_| ctx.process(cond_waiter, (cond.clone(), sleeping.clone(), woken.clone())))
-        .collect();
-    for p in &mut procs {
-        p.start().unwrap();
-    }
-    for _ in 0..6 {
-        sleeping
-            .acquire_timeout(LONG)
-            .expect("waiter started")
-            .keep();
-    }
+    let procs = start_waiters(&ctx, (cond.clone(), sleeping.clone(), woken.clone()));
     {
         // Holding the lock proves every waiter is inside wait().
         let _g = cond.acquire();
@@ -405,18 +409,7 @@ fn condition_notify(method: StartMethod) {
         assert_eq!(p.exitcode(), Some(0));
     }
     // notify_all wakes every one of a new batch.
-    let mut procs: Vec<_> = (0..6)
-        .map(|_| ctx.process(cond_waiter, (cond.clone(), sleeping.clone(), woken.clone())))
-        .collect();
-    for p in &mut procs {
-        p.start().unwrap();
-    }
-    for _ in 0..6 {
-        sleeping
-            .acquire_timeout(LONG)
-            .expect("waiter started")
-            .keep();
-    }
+    let procs = start_waiters(&ctx, (cond.clone(), sleeping.clone(), woken.clone()));
     {
         let _g = cond.acquire();
         cond.notify_all();

@@ -21,10 +21,8 @@ use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use super::raw;
-use super::segment::Segment;
+use super::segment::{Segment, serde_by_segment};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys::{self, futex};
 
@@ -369,16 +367,4 @@ impl Barrier {
     }
 }
 
-impl Serialize for Barrier {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.seg.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Barrier {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(Barrier {
-            seg: Arc::new(Segment::deserialize(d)?),
-        })
-    }
-}
+serde_by_segment!(Barrier);

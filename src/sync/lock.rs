@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use super::raw::{self, Acquired};
-use super::segment::Segment;
+use super::segment::{Segment, serde_by_segment};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 
@@ -248,19 +246,7 @@ impl Lock {
     }
 }
 
-impl Serialize for Lock {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.seg.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Lock {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(Lock {
-            seg: Arc::new(Segment::deserialize(d)?),
-        })
-    }
-}
+serde_by_segment!(Lock);
 
 /// A re-entrant lock shared between processes: Python's `multiprocessing.RLock`.
 ///
@@ -513,16 +499,4 @@ impl RLock {
     }
 }
 
-impl Serialize for RLock {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.seg.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for RLock {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(RLock {
-            seg: Arc::new(Segment::deserialize(d)?),
-        })
-    }
-}
+serde_by_segment!(RLock);

@@ -82,3 +82,29 @@ impl<'de> Deserialize<'de> for Segment {
         })
     }
 }
+
+/// Implements `Serialize`/`Deserialize` for a primitive that is a handle on one
+/// `seg: Arc<Segment>`: it travels as the segment's fd.
+macro_rules! serde_by_segment {
+    ($t:ident) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                serde::Serialize::serialize(&*self.seg, s)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
+                let seg = std::sync::Arc::new(
+                    <$crate::sync::segment::Segment as serde::Deserialize>::deserialize(d)?,
+                );
+                Ok($t { seg })
+            }
+        }
+    };
+}
+pub(crate) use serde_by_segment;

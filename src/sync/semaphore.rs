@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::segment::Segment;
+use super::segment::{Segment, serde_by_segment};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys::futex;
 
@@ -522,24 +522,8 @@ impl Event {
     }
 }
 
-macro_rules! serde_by_segment {
-    ($t:ty, $build:expr) => {
-        impl Serialize for $t {
-            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-                self.seg.serialize(s)
-            }
-        }
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-                let seg = Arc::new(Segment::deserialize(d)?);
-                Ok($build(seg))
-            }
-        }
-    };
-}
-
-serde_by_segment!(Semaphore, |seg| Semaphore { seg });
-serde_by_segment!(Event, |seg| Event { seg });
+serde_by_segment!(Semaphore);
+serde_by_segment!(Event);
 
 impl Serialize for BoundedSemaphore {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
