@@ -48,6 +48,12 @@ pub enum ErrorKind {
     Panicked,
     /// A child process ended without a result: killed by a signal or exited early.
     ProcessDied,
+    /// A queue had no item within the time allowed (`try_get`, `get_timeout`):
+    /// Python's `queue.Empty`.
+    Empty,
+    /// A bounded queue had no room within the time allowed (`try_put`,
+    /// `put_timeout`): Python's `queue.Full`.
+    Full,
     /// A [`Barrier`](crate::Barrier) is broken: aborted, reset while parties waited,
     /// a party timed out, or its action panicked (Python's `BrokenBarrierError`).
     BrokenBarrier,

@@ -95,6 +95,7 @@
 mod connection;
 mod error;
 mod process;
+mod queue;
 mod sync;
 mod sys;
 mod wire;
@@ -107,6 +108,7 @@ pub use process::{
     get_all_start_methods, get_context, get_start_method, parent_process, set_start_method, spawn,
     waitpid,
 };
+pub use queue::{JoinableQueue, PutError, Queue, SimpleQueue};
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard,

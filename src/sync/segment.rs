@@ -2,7 +2,7 @@
 //! to other processes as an fd (see `wire::codec`).
 
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -41,6 +41,60 @@ impl Segment {
         // only ever accessed atomically as u32 at this offset, by every process.
         unsafe {
             &*(self.map.as_ptr().add(i * 4) as *const AtomicU32)
+        }
+    }
+
+    /// The 64-bit atomic at byte offset `8 * i`.
+    #[inline]
+    pub(crate) fn word64(&self, i: usize) -> &AtomicU64 {
+        assert!(
+            (i + 1) * 8 <= self.map.len(),
+            "word64 {i} is outside the segment"
+        );
+        #[allow(unsafe_code)]
+        // SAFETY: in bounds (checked), 8-aligned (page-aligned base), and only ever
+        // accessed atomically as u64 at this offset, by every process.
+        unsafe {
+            &*(self.map.as_ptr().add(i * 8) as *const AtomicU64)
+        }
+    }
+
+    /// Copies `src` into the segment at byte `offset`.
+    ///
+    /// The caller's protocol (locks and acquire/release counters) must make sure no
+    /// other process reads or writes these bytes at the same time.
+    #[inline]
+    pub(crate) fn write_at(&self, offset: usize, src: &[u8]) {
+        assert!(
+            offset
+                .checked_add(src.len())
+                .is_some_and(|end| end <= self.map.len()),
+            "write outside the segment"
+        );
+        #[allow(unsafe_code)]
+        // SAFETY: in bounds (checked); `src` is ordinary memory that cannot overlap the
+        // shared mapping of this segment's fd... unless it is a view into this very
+        // mapping, which no caller makes: `copy` (memmove) is used to be safe anyway.
+        unsafe {
+            std::ptr::copy(src.as_ptr(), self.map.as_ptr().add(offset), src.len())
+        }
+    }
+
+    /// Copies bytes at `offset` out of the segment into `dst` (see [`write_at`]).
+    ///
+    /// [`write_at`]: Segment::write_at
+    #[inline]
+    pub(crate) fn read_at(&self, offset: usize, dst: &mut [u8]) {
+        assert!(
+            offset
+                .checked_add(dst.len())
+                .is_some_and(|end| end <= self.map.len()),
+            "read outside the segment"
+        );
+        #[allow(unsafe_code)]
+        // SAFETY: in bounds (checked); `dst` is exclusively borrowed.
+        unsafe {
+            std::ptr::copy(self.map.as_ptr().add(offset), dst.as_mut_ptr(), dst.len())
         }
     }
 

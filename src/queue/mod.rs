@@ -1,0 +1,962 @@
+//! Queues across processes: Python's `Queue`, `SimpleQueue` and `JoinableQueue`.
+//!
+//! # Design
+//!
+//! A queue is a byte ring in an anonymous shared segment (memfd), plus one Unix
+//! socket pair for file descriptors. There is no feeder thread: `put` writes the item
+//! into the ring itself, so an item is either in the queue when `put` returns or the
+//! call failed and gave it back.
+//!
+//! ```text
+//! segment: | producer side: lock, tail, fd seq, space futex | consumer side: lock,
+//!          | head, items futex | count, capacity, maxsize, unfinished | ring ...  |
+//! record:  | len u32 | flags u32 | seq u64 | payload, padded to 8 |   (len = MAX: wrap)
+//! ```
+//!
+//! * Producers serialize on the producer lock, consumers on the consumer lock; both
+//!   are the robust futex locks of [`crate::Lock`], so a process killed inside `put`
+//!   or `get` does not wedge the queue: the next one takes the lock over.
+//! * A producer writes the record, then publishes it by advancing `tail` (release).
+//!   A producer killed before that leaves no trace. A consumer copies the record out,
+//!   then frees it by advancing `head`. A consumer killed before that leaves the item
+//!   in the queue for the next consumer: **no item is lost or duplicated by a kill**,
+//!   except an item carrying handles whose consumer died after taking its fds (the
+//!   next consumer gets an error for that item).
+//! * `count` is updated at publish and at free: `len()` is exact.
+//! * Items larger than a quarter of the ring travel in their own memfd. Items that
+//!   contain handles, and those memfds, travel as fds over the socket pair: producers
+//!   send them (tagged with a sequence number) under the producer lock before
+//!   publishing, consumers receive them under the consumer lock in the same order.
+//! * Waiting: a short spin, then a futex (shared) on a sequence word, with waiter
+//!   counts so that an uncontended `put`/`get` makes no system call.
+
+mod joinable;
+
+pub use joinable::JoinableQueue;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::sync::raw;
+use crate::sync::segment::Segment;
+use crate::sys::{self, futex};
+use crate::wire::codec;
+use crate::wire::handles::HandleFd;
+
+// u32 word indices.
+const W_PLOCK: usize = 0;
+const W_SPACE_WAITERS: usize = 1;
+const W_SPACE_SEQ: usize = 2;
+const W_CLOCK: usize = 16;
+const W_ITEM_WAITERS: usize = 17;
+const W_ITEMS_SEQ: usize = 18;
+const W_COUNT: usize = 32;
+const W_CAPACITY: usize = 33;
+const W_MAXSIZE: usize = 34;
+pub(crate) const W_UNFINISHED: usize = 35;
+pub(crate) const W_JOIN_WAITERS: usize = 36;
+// u64 word indices.
+const Q_TAIL: usize = 2;
+const Q_NEXT_SEQ: usize = 3;
+const Q_HEAD: usize = 10;
+/// Where the ring starts (bytes).
+const RING: usize = 256;
+const HEADER: usize = 16;
+const WRAP: u32 = u32::MAX;
+const F_BIG: u32 = 1;
+const F_FDS: u32 = 2;
+
+/// The default ring size: 1 MiB (pages are only touched as used).
+pub(crate) const DEFAULT_CAPACITY: usize = 1 << 20;
+
+/// How long a waiter spins before it sleeps.
+const SPIN: Duration = Duration::from_micros(20);
+
+fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// An item that could not be put, given back with the reason.
+pub struct PutError<T> {
+    error: Error,
+    item: T,
+}
+
+impl<T> PutError<T> {
+    /// Why the put failed.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// The broad category ([`ErrorKind::Full`] for a full queue).
+    pub fn kind(&self) -> ErrorKind {
+        self.error.kind()
+    }
+
+    /// The item, back in your hands.
+    pub fn into_inner(self) -> T {
+        self.item
+    }
+}
+
+impl<T> fmt::Debug for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PutError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<T> std::error::Error for PutError<T> {}
+
+impl<T> From<PutError<T>> for Error {
+    fn from(e: PutError<T>) -> Error {
+        e.error
+    }
+}
+
+/// The untyped queue shared by every flavour.
+pub(crate) struct RawQueue {
+    pub(crate) seg: Segment,
+    tx: HandleFd,
+    rx: HandleFd,
+}
+
+impl fmt::Debug for RawQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawQueue")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// Which limit a full queue hit.
+enum Wait {
+    Ok { waste: usize },
+    TimedOut,
+}
+
+impl RawQueue {
+    pub(crate) fn new(maxsize: u32, capacity: usize) -> Result<RawQueue> {
+        let capacity = capacity.max(4096).next_power_of_two();
+        if capacity > u32::MAX as usize / 2 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "queue capacity too large",
+            ));
+        }
+        let seg = Segment::new("multiprocess-queue", RING + capacity)?;
+        seg.word(W_CAPACITY).store(capacity as u32, Relaxed);
+        seg.word(W_MAXSIZE).store(maxsize, Relaxed);
+        let (tx, rx) = sys::socket::pair().map_err(|e| Error::io("socketpair", e))?;
+        Ok(RawQueue {
+            seg,
+            tx: HandleFd::new(tx),
+            rx: HandleFd::new(rx),
+        })
+    }
+
+    fn capacity(&self) -> u64 {
+        self.seg.word(W_CAPACITY).load(Relaxed) as u64
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.seg.word(W_COUNT).load(SeqCst) as usize
+    }
+
+    pub(crate) fn maxsize(&self) -> u32 {
+        self.seg.word(W_MAXSIZE).load(Relaxed)
+    }
+
+    fn lock(&self, word: usize, deadline: Option<Instant>) -> Option<Held<'_>> {
+        let w = self.seg.word(word);
+        raw::acquire(w, sys::process::gettid(), deadline).map(|_| Held(w))
+    }
+
+    /// Waits (holding the producer lock) until a record of `need` bytes fits.
+    fn wait_for_room(&self, need: usize, deadline: Option<Instant>) -> Wait {
+        let cap = self.capacity();
+        let maxsize = self.maxsize();
+        let spin_until = Instant::now() + SPIN;
+        loop {
+            let head = self.seg.word64(Q_HEAD).load(Acquire);
+            let tail = self.seg.word64(Q_TAIL).load(Relaxed);
+            let pos = tail % cap;
+            let contiguous = cap - pos;
+            let waste = if need as u64 > contiguous {
+                contiguous
+            } else {
+                0
+            };
+            let fits = (tail - head) + waste + need as u64 <= cap;
+            let below_max = maxsize == 0 || self.seg.word(W_COUNT).load(SeqCst) < maxsize;
+            if fits && below_max {
+                return Wait::Ok {
+                    waste: waste as usize,
+                };
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Wait::TimedOut;
+            }
+            if Instant::now() < spin_until {
+                std::hint::spin_loop();
+                continue;
+            }
+            let seq = self.seg.word(W_SPACE_SEQ);
+            let waiters = self.seg.word(W_SPACE_WAITERS);
+            waiters.fetch_add(1, SeqCst);
+            let s = seq.load(SeqCst);
+            let head_now = self.seg.word64(Q_HEAD).load(SeqCst);
+            let count_now = self.seg.word(W_COUNT).load(SeqCst);
+            if head_now == head && (maxsize == 0 || count_now >= maxsize || !fits) {
+                futex::wait(seq, s, deadline);
+            }
+            waiters.fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Puts encoded `bytes` with the handles `fds`.
+    pub(crate) fn put(
+        &self,
+        bytes: &[u8],
+        fds: &[BorrowedFd<'_>],
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        let cap = self.capacity() as usize;
+        let big = bytes.len() > cap / 4;
+        let memfd = if big { Some(big_item(bytes)?) } else { None };
+        let payload_len = if big { 8 } else { bytes.len() };
+        let need = align8(HEADER + payload_len);
+        let Some(_held) = self.lock(W_PLOCK, deadline) else {
+            return Err(full());
+        };
+        let waste = match self.wait_for_room(need, deadline) {
+            Wait::Ok { waste } => waste,
+            Wait::TimedOut => return Err(full()),
+        };
+        let mut flags = 0;
+        let mut seq = 0u64;
+        if big || !fds.is_empty() {
+            flags = if big { F_BIG } else { 0 } | if fds.is_empty() { 0 } else { F_FDS };
+            seq = self.seg.word64(Q_NEXT_SEQ).fetch_add(1, SeqCst);
+            let mut all: Vec<BorrowedFd<'_>> = Vec::with_capacity(fds.len() + 1);
+            if let Some(m) = &memfd {
+                all.push(m.as_fd());
+            }
+            all.extend_from_slice(fds);
+            sys::socket::send_all(self.tx.as_fd(), &[&seq.to_le_bytes()], &all)
+                .map_err(|e| Error::io("queue: passing handles", e))?;
+        }
+        let mut tail = self.seg.word64(Q_TAIL).load(Relaxed);
+        if waste > 0 {
+            self.seg
+                .write_at(RING + (tail % cap as u64) as usize, &WRAP.to_le_bytes());
+            tail += waste as u64;
+        }
+        let at = RING + (tail % cap as u64) as usize;
+        let mut header = [0u8; HEADER];
+        header[0..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        header[4..8].copy_from_slice(&flags.to_le_bytes());
+        header[8..16].copy_from_slice(&seq.to_le_bytes());
+        self.seg.write_at(at, &header);
+        if big {
+            self.seg
+                .write_at(at + HEADER, &(bytes.len() as u64).to_le_bytes());
+        } else {
+            self.seg.write_at(at + HEADER, bytes);
+        }
+        self.seg.word64(Q_TAIL).store(tail + need as u64, Release);
+        self.seg.word(W_COUNT).fetch_add(1, SeqCst);
+        let items = self.seg.word(W_ITEMS_SEQ);
+        items.fetch_add(1, SeqCst);
+        if self.seg.word(W_ITEM_WAITERS).load(SeqCst) > 0 {
+            futex::wake(items, 1);
+        }
+        Ok(())
+    }
+
+    /// Takes the next item's bytes and fds.
+    pub(crate) fn get(&self, deadline: Option<Instant>) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+        let Some(_held) = self.lock(W_CLOCK, deadline) else {
+            return Err(empty());
+        };
+        let cap = self.capacity();
+        let spin_until = Instant::now() + SPIN;
+        let mut head = self.seg.word64(Q_HEAD).load(Relaxed);
+        loop {
+            if self.seg.word64(Q_TAIL).load(Acquire) != head {
+                break;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(empty());
+            }
+            if Instant::now() < spin_until {
+                std::hint::spin_loop();
+                continue;
+            }
+            let seq = self.seg.word(W_ITEMS_SEQ);
+            let waiters = self.seg.word(W_ITEM_WAITERS);
+            waiters.fetch_add(1, SeqCst);
+            let s = seq.load(SeqCst);
+            if self.seg.word64(Q_TAIL).load(SeqCst) == head {
+                futex::wait(seq, s, deadline);
+            }
+            waiters.fetch_sub(1, SeqCst);
+        }
+        let mut header = [0u8; HEADER];
+        self.seg
+            .read_at(RING + (head % cap) as usize, &mut header[..4]);
+        if u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) == WRAP {
+            head += cap - head % cap;
+        }
+        let at = RING + (head % cap) as usize;
+        self.seg.read_at(at, &mut header);
+        let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
+        let flags = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+        let seq = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+        if len > cap as usize {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                "queue ring is corrupt (record longer than the ring)",
+            ));
+        }
+        let mut payload = sys::zeroed_bytes(len)
+            .ok_or_else(|| Error::new(ErrorKind::Io, "out of memory for a queue item"))?;
+        self.seg.read_at(at + HEADER, &mut payload);
+        let mut result = Ok(());
+        let mut fds = Vec::new();
+        if flags & (F_BIG | F_FDS) != 0 {
+            match self.recv_fds(seq) {
+                Ok(f) => fds = f,
+                Err(e) => result = Err(e),
+            }
+        }
+        // Free the record (even if its fds were lost: the item cannot be delivered).
+        self.seg
+            .word64(Q_HEAD)
+            .store(head + align8(HEADER + len) as u64, Release);
+        self.seg.word(W_COUNT).fetch_sub(1, SeqCst);
+        let space = self.seg.word(W_SPACE_SEQ);
+        space.fetch_add(1, SeqCst);
+        if self.seg.word(W_SPACE_WAITERS).load(SeqCst) > 0 {
+            futex::wake(space, 1);
+        }
+        drop(_held);
+        result?;
+        if flags & F_BIG != 0 {
+            if fds.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    "a large queue item arrived without its memory",
+                ));
+            }
+            let memfd = fds.remove(0);
+            let total = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes")) as usize;
+            payload = read_big_item(memfd, total)?;
+        }
+        Ok((payload, fds))
+    }
+
+    /// Receives the fd message tagged `seq` (dropping orphans of killed producers).
+    fn recv_fds(&self, seq: u64) -> Result<Vec<OwnedFd>> {
+        let deadline = Some(Instant::now() + Duration::from_secs(10));
+        loop {
+            let mut buf = [0u8; 8];
+            let mut got = 0;
+            let mut fds = Vec::new();
+            while got < 8 {
+                if !sys::poll::wait_readable(self.rx.as_fd(), deadline)
+                    .map_err(|e| Error::io("poll", e))?
+                {
+                    return Err(Error::new(
+                        ErrorKind::ProcessDied,
+                        "the handles of a queue item never arrived",
+                    ));
+                }
+                match sys::socket::recv_some(self.rx.as_fd(), &mut buf[got..], &mut fds, true) {
+                    Ok(0) => return Err(Error::disconnected()),
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(Error::io("queue: receiving handles", e)),
+                }
+            }
+            let got_seq = u64::from_le_bytes(buf);
+            if got_seq == seq {
+                return Ok(fds);
+            }
+            if got_seq > seq {
+                return Err(Error::new(
+                    ErrorKind::ProcessDied,
+                    "the handles of this queue item were lost with a consumer that was killed while taking it",
+                ));
+            }
+            // An orphan from a producer killed before publishing: drop its fds.
+        }
+    }
+}
+
+struct Held<'a>(&'a AtomicU32);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        raw::release(self.0);
+    }
+}
+
+fn full() -> Error {
+    Error::new(ErrorKind::Full, "the queue is full")
+}
+
+fn empty() -> Error {
+    Error::new(ErrorKind::Empty, "the queue is empty")
+}
+
+fn big_item(bytes: &[u8]) -> Result<OwnedFd> {
+    let fd =
+        sys::shm::memfd("multiprocess-queue-item", 0).map_err(|e| Error::io("memfd_create", e))?;
+    let mut written = 0;
+    while written < bytes.len() {
+        let n = rustix::io::write(&fd, &bytes[written..])
+            .map_err(|e| Error::io("queue: writing a large item", e.into()))?;
+        written += n;
+    }
+    Ok(fd)
+}
+
+fn read_big_item(fd: OwnedFd, total: usize) -> Result<Vec<u8>> {
+    let mut buf = sys::zeroed_bytes(total)
+        .ok_or_else(|| Error::new(ErrorKind::Io, "out of memory for a queue item"))?;
+    let mut got = 0;
+    while got < total {
+        let n = rustix::io::pread(&fd, &mut buf[got..], got as u64)
+            .map_err(|e| Error::io("queue: reading a large item", e.into()))?;
+        if n == 0 {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                "a large queue item is truncated",
+            ));
+        }
+        got += n;
+    }
+    Ok(buf)
+}
+
+impl Serialize for RawQueue {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        struct Fd<'a>(BorrowedFd<'a>);
+        impl Serialize for Fd<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                codec::serialize_fd(self.0, s)
+            }
+        }
+        (&self.seg, Fd(self.tx.as_fd()), Fd(self.rx.as_fd())).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawQueue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Fd(OwnedFd);
+        impl<'de> Deserialize<'de> for Fd {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                codec::deserialize_fd(d).map(Fd)
+            }
+        }
+        let (seg, Fd(tx), Fd(rx)) = <(Segment, Fd, Fd)>::deserialize(d)?;
+        Ok(RawQueue {
+            seg,
+            tx: HandleFd::new(tx),
+            rx: HandleFd::new(rx),
+        })
+    }
+}
+
+/// A multi-producer, multi-consumer queue between processes: Python's
+/// `multiprocessing.Queue`.
+///
+/// Clone it to share it between threads; pass it in a child's args or send it through
+/// a [`Connection`](crate::Connection) to share it between processes. Items are any
+/// serializable `T`, including handles (connections, locks, other queues).
+///
+/// # Guarantees
+///
+/// No background thread: when `put` returns `Ok`, the item is in the queue; when it
+/// fails, you get the item back. A process killed in the middle of `put` or `get`
+/// neither corrupts nor wedges the queue (see the module's design notes): an
+/// interrupted `put` leaves no trace, an interrupted `get` leaves the item for the
+/// next consumer. `len()` is exact.
+///
+/// # Examples
+///
+/// In process 1 and process 2:
+///
+/// ```
+/// use multiprocess::{Process, Queue};
+///
+/// fn producer(q: Queue<u32>) {
+///     for i in 0..5 {
+///         q.put(i).unwrap();
+///     }
+/// }
+///
+/// multiprocess::init();
+/// let q = Queue::new()?;
+/// let mut p = Process::new(producer, q.clone());
+/// p.start()?;
+/// let got: Vec<u32> = (0..5).map(|_| q.get()).collect::<Result<_, _>>()?;
+/// assert_eq!(got, vec![0, 1, 2, 3, 4]);
+/// p.join()?;
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+pub struct Queue<T> {
+    inner: Arc<RawQueue>,
+    closed: Arc<AtomicBool>,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            inner: self.inner.clone(),
+            closed: self.closed.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("len", &self.len())
+            .field("maxsize", &self.inner.maxsize())
+            .finish()
+    }
+}
+
+fn closed_error() -> Error {
+    Error::state("the queue is closed (in this process)")
+}
+
+impl<T> Queue<T> {
+    pub(crate) fn from_raw(inner: RawQueue) -> Self {
+        Queue {
+            inner: Arc::new(inner),
+            closed: Arc::new(AtomicBool::new(false)),
+            _t: PhantomData,
+        }
+    }
+
+    pub(crate) fn raw(&self) -> &RawQueue {
+        &self.inner
+    }
+
+    /// An unbounded queue.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Io`] if shared memory or the socket cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocess::Queue::<String>::new()?;
+    /// assert!(q.is_empty());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn new() -> Result<Self> {
+        Ok(Self::from_raw(RawQueue::new(0, DEFAULT_CAPACITY)?))
+    }
+
+    /// A queue that holds at most `maxsize` items (Python's `Queue(maxsize)`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] for 0; otherwise as [`new`](Queue::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocess::Queue::bounded(1)?;
+    /// q.put(1u8)?;
+    /// assert!(q.is_full());
+    /// assert_eq!(q.try_put(2).unwrap_err().into_inner(), 2);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn bounded(maxsize: u32) -> Result<Self> {
+        if maxsize == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "a bounded queue needs room for at least one item",
+            ));
+        }
+        Ok(Self::from_raw(RawQueue::new(maxsize, DEFAULT_CAPACITY)?))
+    }
+
+    /// The number of items in the queue now (exact; Python's `qsize()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocess::Queue::new()?;
+    /// q.put(1u8)?;
+    /// assert_eq!(q.len(), 1);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    #[doc(alias = "qsize")]
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Python's name for [`len`](Queue::len).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(multiprocess::Queue::<u8>::new()?.qsize(), 0);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn qsize(&self) -> usize {
+        self.len()
+    }
+
+    /// Is the queue empty now?
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(multiprocess::Queue::<u8>::new()?.is_empty());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    #[doc(alias = "empty")]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Is a bounded queue at its `maxsize` now? (Always `false` when unbounded.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!multiprocess::Queue::<u8>::bounded(2)?.is_full());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    #[doc(alias = "full")]
+    pub fn is_full(&self) -> bool {
+        let max = self.inner.maxsize();
+        max != 0 && self.len() >= max as usize
+    }
+
+    /// Closes this handle: further `put`/`get` through it (and its clones in this
+    /// process) fail with [`ErrorKind::InvalidState`]. Other processes are unaffected,
+    /// as in Python.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::ErrorKind;
+    /// let q = multiprocess::Queue::<u8>::new()?;
+    /// q.close();
+    /// assert_eq!(q.put(1).unwrap_err().kind(), ErrorKind::InvalidState);
+    /// assert_eq!(q.get().unwrap_err().kind(), ErrorKind::InvalidState);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn close(&self) {
+        self.closed.store(true, SeqCst);
+    }
+}
+
+impl<T: Serialize> Queue<T> {
+    fn put_until(
+        &self,
+        item: T,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<(), PutError<T>> {
+        if self.closed.load(Relaxed) {
+            return Err(PutError {
+                error: closed_error(),
+                item,
+            });
+        }
+        let enc = match codec::encode(&item) {
+            Ok(e) => e,
+            Err(error) => return Err(PutError { error, item }),
+        };
+        let fds = enc.borrowed_fds();
+        let r = self.inner.put(&enc.bytes, &fds, deadline);
+        drop(fds);
+        r.map_err(|error| PutError { error, item })
+    }
+
+    /// Puts `item`, waiting for room in a bounded queue.
+    ///
+    /// # Errors
+    ///
+    /// The item comes back in the [`PutError`]: [`ErrorKind::Serialize`] if it cannot
+    /// be serialized (the queue is unchanged), [`ErrorKind::InvalidState`] after
+    /// [`close`](Queue::close).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocess::Queue::new()?;
+    /// q.put(vec![1, 2, 3])?;
+    /// assert_eq!(q.get()?, vec![1, 2, 3]);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn put(&self, item: T) -> std::result::Result<(), PutError<T>> {
+        self.put_until(item, None)
+    }
+
+    /// Puts `item` if there is room now (Python's `put_nowait`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Full`] at once when full; otherwise as [`put`](Queue::put).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::ErrorKind;
+    /// let q = multiprocess::Queue::bounded(1)?;
+    /// q.try_put('a')?;
+    /// assert_eq!(q.try_put('b').unwrap_err().kind(), ErrorKind::Full);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    #[doc(alias = "put_nowait")]
+    pub fn try_put(&self, item: T) -> std::result::Result<(), PutError<T>> {
+        self.put_until(item, Some(Instant::now()))
+    }
+
+    /// Puts `item`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Full`] after the timeout; otherwise as [`put`](Queue::put).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = multiprocess::Queue::bounded(1)?;
+    /// q.put(1u8)?;
+    /// assert!(q.put_timeout(2, Duration::from_millis(10)).is_err());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> std::result::Result<(), PutError<T>> {
+        self.put_until(item, Some(Instant::now() + timeout))
+    }
+}
+
+impl<T: DeserializeOwned> Queue<T> {
+    fn get_until(&self, deadline: Option<Instant>) -> Result<T> {
+        if self.closed.load(Relaxed) {
+            return Err(closed_error());
+        }
+        let (bytes, fds) = self.inner.get(deadline)?;
+        codec::decode(&bytes, fds)
+    }
+
+    /// Takes the next item, waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Deserialize`] if the bytes are not a `T` (the item is consumed);
+    /// [`ErrorKind::InvalidState`] after [`close`](Queue::close).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocess::Queue::new()?;
+    /// q.put("x".to_string())?;
+    /// assert_eq!(q.get()?, "x");
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn get(&self) -> Result<T> {
+        self.get_until(None)
+    }
+
+    /// Takes an item if one is there (Python's `get_nowait`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Empty`] at once when empty; otherwise as [`get`](Queue::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::ErrorKind;
+    /// let q = multiprocess::Queue::<u8>::new()?;
+    /// assert_eq!(q.try_get().unwrap_err().kind(), ErrorKind::Empty);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    #[doc(alias = "get_nowait")]
+    pub fn try_get(&self) -> Result<T> {
+        self.get_until(Some(Instant::now()))
+    }
+
+    /// Takes an item, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Empty`] after the timeout; otherwise as [`get`](Queue::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = multiprocess::Queue::<u8>::new()?;
+    /// assert!(q.get_timeout(Duration::from_millis(10)).is_err());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.get_until(Some(Instant::now() + timeout))
+    }
+}
+
+impl<T> Serialize for Queue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.inner.serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Queue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Queue::from_raw(RawQueue::deserialize(d)?))
+    }
+}
+
+/// Python's `multiprocessing.SimpleQueue`: an unbounded [`Queue`] with the short API
+/// (`put`, `get`, `is_empty`, `close`).
+///
+/// # Examples
+///
+/// ```
+/// let q = multiprocess::SimpleQueue::new()?;
+/// q.put(7u16)?;
+/// assert!(!q.is_empty());
+/// assert_eq!(q.get()?, 7);
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+pub struct SimpleQueue<T>(Queue<T>);
+
+impl<T> Clone for SimpleQueue<T> {
+    fn clone(&self) -> Self {
+        SimpleQueue(self.0.clone())
+    }
+}
+
+impl<T> fmt::Debug for SimpleQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SimpleQueue").field(&self.0).finish()
+    }
+}
+
+impl<T> SimpleQueue<T> {
+    /// A new simple queue.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocess::SimpleQueue::<u8>::new()?;
+    /// # drop(q);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn new() -> Result<Self> {
+        Ok(SimpleQueue(Queue::new()?))
+    }
+
+    /// Is it empty now?
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(multiprocess::SimpleQueue::<u8>::new()?.is_empty());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Closes this handle (see [`Queue::close`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocess::SimpleQueue::<u8>::new()?;
+    /// q.close();
+    /// assert!(q.get().is_err());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn close(&self) {
+        self.0.close();
+    }
+}
+
+impl<T: Serialize> SimpleQueue<T> {
+    /// Puts an item (see [`Queue::put`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::put`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocess::SimpleQueue::new()?;
+    /// q.put(1u8)?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn put(&self, item: T) -> std::result::Result<(), PutError<T>> {
+        self.0.put(item)
+    }
+}
+
+impl<T: DeserializeOwned> SimpleQueue<T> {
+    /// Takes an item, waiting as long as it takes (see [`Queue::get`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocess::SimpleQueue::new()?;
+    /// q.put(1u8)?;
+    /// assert_eq!(q.get()?, 1);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn get(&self) -> Result<T> {
+        self.0.get()
+    }
+}
+
+impl<T> Serialize for SimpleQueue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Queue::deserialize(d).map(SimpleQueue)
+    }
+}

@@ -1,0 +1,374 @@
+//! `Queue`, `SimpleQueue`, `JoinableQueue` across processes under every start method:
+//! Python's semantics (CONFORMANCE.md, Queue section), exactly-once delivery with many
+//! producers and consumers, killed consumers and producers, handles and huge items.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use multiprocess::{
+    Connection, ErrorKind, JoinableQueue, Process, Queue, SimpleQueue, StartMethod, get_context,
+};
+use serde::{Serialize, Serializer};
+
+multiprocess::test_support!();
+
+const LONG: Duration = Duration::from_secs(60);
+
+macro_rules! each_method {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+                #[test]
+                fn fork() {
+                    super::$name(StartMethod::Fork)
+                }
+                #[test]
+                fn spawn() {
+                    super::$name(StartMethod::Spawn)
+                }
+                #[test]
+                fn forkserver() {
+                    super::$name(StartMethod::ForkServer)
+                }
+            }
+        )*
+    };
+}
+
+each_method!(
+    bounded_full_and_empty,
+    items_before_and_after_start_arrive_in_order,
+    joinable_four_workers,
+    many_producers_many_consumers,
+    consumer_killed_mid_stream,
+    producer_killed_mid_stream,
+    handles_through_a_queue,
+);
+
+/// A value whose serialization always fails.
+struct Poison;
+
+impl Serialize for Poison {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("poison"))
+    }
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum Item {
+    Num(u64),
+    #[serde(skip_deserializing)]
+    Bad(#[serde(serialize_with = "fail")] ()),
+}
+
+fn fail<S: Serializer>(_: &(), _: S) -> Result<S::Ok, S::Error> {
+    Err(serde::ser::Error::custom("this item cannot be serialized"))
+}
+
+#[test]
+fn lengths_and_local_rules() {
+    let q = Queue::new().unwrap();
+    assert_eq!(q.len(), 0);
+    q.put(Item::Num(1)).unwrap();
+    assert_eq!(q.len(), 1);
+    q.put(Item::Num(2)).unwrap();
+    assert_eq!(q.len(), 2);
+    // An item that fails to serialize fails that put only, and comes back.
+    let err = q.put(Item::Bad(())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Serialize);
+    assert!(matches!(err.into_inner(), Item::Bad(())));
+    assert_eq!(q.len(), 2, "a failed put changes nothing");
+    assert!(matches!(q.get().unwrap(), Item::Num(1)));
+    assert_eq!(q.len(), 1);
+    assert!(matches!(q.get().unwrap(), Item::Num(2)));
+    assert_eq!(q.len(), 0);
+    assert_eq!(q.try_get().unwrap_err().kind(), ErrorKind::Empty);
+    let _ = Poison;
+    // After close: errors, not hangs.
+    q.close();
+    assert_eq!(
+        q.put(Item::Num(3)).unwrap_err().kind(),
+        ErrorKind::InvalidState
+    );
+    assert_eq!(q.get().unwrap_err().kind(), ErrorKind::InvalidState);
+    let s = SimpleQueue::new().unwrap();
+    s.put(5u8).unwrap();
+    assert!(!s.is_empty());
+    assert_eq!(s.get().unwrap(), 5);
+    assert!(s.is_empty());
+}
+
+#[test]
+fn many_sizes_round_trip_in_order() {
+    // Sizes around the ring's wrap point and the large-item threshold.
+    let q = Queue::<Vec<u8>>::new().unwrap();
+    let sizes = [
+        0usize,
+        1,
+        7,
+        8,
+        9,
+        1000,
+        4096,
+        100_000,
+        262_000,
+        262_200,
+        300_000,
+        1 << 20,
+    ];
+    for round in 0..3 {
+        for (i, &n) in sizes.iter().enumerate() {
+            q.put(vec![(i + round) as u8; n]).unwrap();
+        }
+        for (i, &n) in sizes.iter().enumerate() {
+            let v = q.get_timeout(LONG).unwrap();
+            assert_eq!(v.len(), n);
+            assert!(v.iter().all(|&b| b == (i + round) as u8));
+        }
+    }
+    assert!(q.is_empty());
+}
+
+#[test]
+fn huge_item() {
+    let q = Queue::<Vec<u8>>::new().unwrap();
+    let n = 256 << 20;
+    let mut v = vec![0u8; n];
+    v[0] = 1;
+    v[n - 1] = 2;
+    q.put(v).unwrap();
+    assert_eq!(q.len(), 1);
+    let back = q.get_timeout(LONG).unwrap();
+    assert_eq!((back.len(), back[0], back[n - 1]), (n, 1, 2));
+}
+
+fn bounded_full_and_empty(method: StartMethod) {
+    let q = Queue::bounded(6).unwrap();
+    for i in 0..6u32 {
+        q.put(i).unwrap();
+    }
+    assert!(q.is_full());
+    let t = Instant::now();
+    assert_eq!(q.try_put(6).unwrap_err().kind(), ErrorKind::Full);
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "try_put must not wait"
+    );
+    let t = Instant::now();
+    let err = q.put_timeout(6, Duration::from_millis(200)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Full);
+    assert_eq!(err.into_inner(), 6);
+    assert!(
+        t.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        t.elapsed()
+    );
+    // A child drains it.
+    let h = get_context(method).spawn(drain_six, q.clone()).unwrap();
+    assert_eq!(h.join_timeout(LONG).unwrap(), vec![0, 1, 2, 3, 4, 5]);
+    assert!(q.is_empty());
+    let t = Instant::now();
+    assert_eq!(q.try_get().unwrap_err().kind(), ErrorKind::Empty);
+    assert!(q.get_timeout(Duration::from_millis(200)).is_err());
+    assert!(t.elapsed() >= Duration::from_millis(190));
+}
+
+fn drain_six(q: Queue<u32>) -> Vec<u32> {
+    (0..6).map(|_| q.get_timeout(LONG).unwrap()).collect()
+}
+
+fn read_n((q, n): (Queue<u32>, u32)) -> Vec<u32> {
+    (0..n).map(|_| q.get_timeout(LONG).unwrap()).collect()
+}
+
+fn items_before_and_after_start_arrive_in_order(method: StartMethod) {
+    let q = Queue::new().unwrap();
+    for i in 0..10u32 {
+        q.put(i).unwrap();
+    }
+    let h = get_context(method).spawn(read_n, (q.clone(), 20)).unwrap();
+    for i in 10..20u32 {
+        q.put(i).unwrap();
+    }
+    assert_eq!(h.join_timeout(LONG).unwrap(), (0..20).collect::<Vec<_>>());
+}
+
+fn joinable_worker(q: JoinableQueue<u32>) {
+    while let Ok(_n) = q.get() {
+        std::thread::sleep(Duration::from_millis(5));
+        q.task_done().unwrap();
+    }
+}
+
+fn joinable_four_workers(method: StartMethod) {
+    let q = JoinableQueue::new().unwrap();
+    let ctx = get_context(method);
+    let mut workers: Vec<_> = (0..4)
+        .map(|_| ctx.process(joinable_worker, q.clone()).daemon(true))
+        .collect();
+    for w in &mut workers {
+        w.start().unwrap();
+    }
+    for i in 0..10 {
+        q.put(i).unwrap();
+    }
+    assert!(
+        q.join_timeout(LONG),
+        "{method}: join returns after every task_done"
+    );
+    assert_eq!(q.unfinished(), 0);
+    assert_eq!(q.task_done().unwrap_err().kind(), ErrorKind::InvalidState);
+    for w in &workers {
+        w.terminate().unwrap();
+        assert!(w.join_timeout(LONG).unwrap());
+    }
+}
+
+const PER_PRODUCER: u64 = 100_000;
+
+fn produce((q, id): (Queue<u64>, u64)) {
+    for i in 0..PER_PRODUCER {
+        q.put(id * PER_PRODUCER + i).unwrap();
+    }
+}
+
+/// Takes items until it sees one `u64::MAX` stop marker; returns what it took.
+fn consume(q: Queue<u64>) -> Vec<u64> {
+    let mut got = Vec::new();
+    loop {
+        let v = q.get_timeout(LONG).unwrap();
+        if v == u64::MAX {
+            return got;
+        }
+        got.push(v);
+    }
+}
+
+fn many_producers_many_consumers(method: StartMethod) {
+    let q = Queue::<u64>::new().unwrap();
+    let ctx = get_context(method);
+    let consumers: Vec<_> = (0..4)
+        .map(|_| ctx.spawn(consume, q.clone()).unwrap())
+        .collect();
+    let producers: Vec<_> = (0..4)
+        .map(|id| ctx.spawn(produce, (q.clone(), id)).unwrap())
+        .collect();
+    for p in producers {
+        p.join_timeout(Duration::from_secs(120)).unwrap();
+    }
+    for _ in 0..4 {
+        q.put(u64::MAX).unwrap();
+    }
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for c in consumers {
+        for v in c.join_timeout(Duration::from_secs(120)).unwrap() {
+            assert!(seen.insert(v), "{method}: {v} delivered twice");
+            total += 1;
+        }
+    }
+    assert_eq!(total, 4 * PER_PRODUCER, "{method}: every item exactly once");
+    assert!(q.is_empty());
+}
+
+/// Reports every item it takes, then takes the next.
+fn reporting_consumer((q, report): (Queue<u64>, Connection<u64>)) {
+    loop {
+        let v = q.get().unwrap();
+        report.send(&v).unwrap();
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn consumer_killed_mid_stream(method: StartMethod) {
+    let q = Queue::<u64>::new().unwrap();
+    let n = 2000u64;
+    for i in 0..n {
+        q.put(i).unwrap();
+    }
+    let (here, there) = multiprocess::pipe::<u64>().unwrap();
+    let mut victim = get_context(method).process(reporting_consumer, (q.clone(), there));
+    victim.start().unwrap();
+    let mut reported = HashSet::new();
+    while reported.len() < 100 {
+        reported.insert(here.recv_timeout(LONG).unwrap());
+    }
+    victim.kill().unwrap();
+    assert!(victim.join_timeout(LONG).unwrap());
+    while let Ok(v) = here.try_recv() {
+        reported.insert(v);
+    }
+    // The queue still works for everyone else; at most the one item the victim held
+    // between get() and its report is unaccounted for.
+    let mut rest = HashSet::new();
+    while let Ok(v) = q.get_timeout(Duration::from_millis(500)) {
+        assert!(!reported.contains(&v), "{method}: {v} delivered twice");
+        assert!(rest.insert(v));
+    }
+    let accounted = reported.len() + rest.len();
+    assert!(
+        accounted as u64 >= n - 1 && accounted as u64 <= n,
+        "{method}: {accounted} of {n}"
+    );
+    assert!(q.is_empty());
+    q.put(7).unwrap();
+    assert_eq!(q.get_timeout(LONG).unwrap(), 7);
+}
+
+fn endless_producer(q: Queue<Vec<u8>>) {
+    loop {
+        q.put(vec![1u8; 512]).unwrap();
+    }
+}
+
+fn producer_killed_mid_stream(method: StartMethod) {
+    let q = Queue::<Vec<u8>>::bounded(50).unwrap();
+    let mut p = get_context(method).process(endless_producer, q.clone());
+    p.start().unwrap();
+    for _ in 0..200 {
+        assert_eq!(q.get_timeout(LONG).unwrap().len(), 512);
+    }
+    p.kill().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    // Whatever was published is intact; the queue accepts new producers.
+    while let Ok(v) = q.get_timeout(Duration::from_millis(200)) {
+        assert_eq!(v.len(), 512);
+    }
+    q.put_timeout(vec![2u8; 3], LONG).unwrap();
+    assert_eq!(q.get_timeout(LONG).unwrap(), vec![2, 2, 2]);
+}
+
+/// Takes a connection out of the queue and answers on it.
+fn answer_through_queued_connection(q: Queue<Connection<String>>) {
+    let conn = q.get_timeout(LONG).unwrap();
+    conn.send(&format!("hello from {}", std::process::id()))
+        .unwrap();
+}
+
+fn handles_through_a_queue(method: StartMethod) {
+    let q = Queue::<Connection<String>>::new().unwrap();
+    let mut p = get_context(method).process(answer_through_queued_connection, q.clone());
+    p.start().unwrap();
+    let (mine, theirs) = multiprocess::pipe::<String>().unwrap();
+    q.put(theirs).unwrap();
+    let msg = mine.recv_timeout(LONG).unwrap();
+    assert!(msg.starts_with("hello from "), "{msg}");
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(p.exitcode(), Some(0));
+}
+
+#[test]
+fn queue_passed_through_a_connection() {
+    let (a, b) = multiprocess::pipe::<Queue<u8>>().unwrap();
+    let q = Queue::new().unwrap();
+    let mut p = Process::new(put_via_received_queue, b);
+    p.start().unwrap();
+    a.send(&q).unwrap();
+    assert_eq!(q.get_timeout(LONG).unwrap(), 42);
+    assert!(p.join_timeout(LONG).unwrap());
+}
+
+fn put_via_received_queue(conn: Connection<Queue<u8>>) {
+    conn.recv().unwrap().put(42).unwrap();
+}
