@@ -159,27 +159,156 @@ fn pipe_throughput_1mib(quick: bool) -> Option<f64> {
 /// consumer process gets until the sentinel and reports its count on a side
 /// channel. Both wait on a barrier with the parent; timed from the parent's
 /// release to the consumer's report. n = [`crate::params::QUEUE_SMALL_MSGS`].
-fn queue_1p1c_small(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess::Queue.
+fn queue_1p1c_small(quick: bool) -> Option<f64> {
+    let n = params::QUEUE_SMALL_MSGS.get(quick);
+    let t = queue_run(1, 1, n, || 7u64, quick)?;
+    Some(n as f64 / t)
 }
 
 /// msg/s: as [`queue_1p1c_small`] with a 1 KiB byte string as every message;
 /// n = [`crate::params::QUEUE_1KIB_MSGS`].
-fn queue_1p1c_1kib(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess::Queue.
+fn queue_1p1c_1kib(quick: bool) -> Option<f64> {
+    let n = params::QUEUE_1KIB_MSGS.get(quick);
+    let t = queue_run(1, 1, n, || Bytes(vec![7u8; 1024]), quick)?;
+    Some(n as f64 / t)
 }
 
 /// MB/s: as [`queue_1p1c_small`] with a 1 MiB byte string as every message;
 /// n = [`crate::params::QUEUE_1MIB_MSGS`].
-fn queue_1p1c_1mib(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess::Queue.
+fn queue_1p1c_1mib(quick: bool) -> Option<f64> {
+    let n = params::QUEUE_1MIB_MSGS.get(quick);
+    let t = queue_run(1, 1, n, || Bytes(vec![7u8; MIB]), quick)?;
+    Some((n * MIB) as f64 / crate::params::MB / t)
 }
 
 /// msg/s in total: four producer processes each put `n / 4` integers then a
 /// sentinel; four consumer processes each get until one sentinel and report;
 /// timed from the release to the fourth report. n = [`crate::params::QUEUE_4P4C_MSGS`].
-fn queue_4p4c_small(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess::Queue.
+fn queue_4p4c_small(quick: bool) -> Option<f64> {
+    let n = params::QUEUE_4P4C_MSGS.get(quick);
+    let t = queue_run(4, 4, n, || 7u64, quick)?;
+    Some(n as f64 / t)
+}
+
+/// A byte string that serializes as one block (as Python's `bytes` pickles), not
+/// byte by byte as `Vec<u8>` does through serde.
+#[derive(Clone)]
+struct Bytes(Vec<u8>);
+
+impl serde::Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+type QueueArgs<T> = (multiprocess::Queue<Option<T>>, multiprocess::Event, u64, T);
+
+fn queue_producer<T: serde::Serialize + serde::de::DeserializeOwned + Clone>(
+    (q, go, n, item): QueueArgs<T>,
+) {
+    go.wait();
+    for _ in 0..n {
+        q.put(Some(item.clone()))
+            .map_err(|e| e.to_string())
+            .expect("put");
+    }
+    q.put(None)
+        .map_err(|e| e.to_string())
+        .expect("put sentinel");
+}
+
+fn queue_consumer<T: serde::Serialize + serde::de::DeserializeOwned>(
+    (q, done): (multiprocess::Queue<Option<T>>, Connection<u64>),
+) {
+    let mut count = 0u64;
+    while let Some(_item) = q.get().expect("get") {
+        count += 1;
+    }
+    done.send(&count).expect("report");
+}
+
+/// Seconds from releasing `producers` producer processes (each putting `n /
+/// producers` items) to the reports of `consumers` consumer processes (median of
+/// repetitions). Processes are started with the fork method before timing.
+fn queue_run<T>(
+    producers: usize,
+    consumers: usize,
+    n: usize,
+    item: impl Fn() -> T,
+    quick: bool,
+) -> Option<f64>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Clone + 'static,
+{
+    let ctx = get_context(StartMethod::Fork);
+    let mut failed = false;
+    let r = median_of(REPS.get(quick), || {
+        let run = || -> multiprocess::Result<f64> {
+            let q = multiprocess::Queue::<Option<T>>::new()?;
+            let go = multiprocess::Event::new()?;
+            let mut reports = Vec::new();
+            let mut procs_c = Vec::new();
+            for _ in 0..consumers {
+                let (here, there) = multiprocess::pipe::<u64>()?;
+                let mut p = ctx.process(queue_consumer::<T>, (q.clone(), there));
+                p.start()?;
+                procs_c.push(p);
+                reports.push(here);
+            }
+            let mut procs_p = Vec::new();
+            for _ in 0..producers {
+                let mut p = ctx.process(
+                    queue_producer::<T>,
+                    (q.clone(), go.clone(), (n / producers) as u64, item()),
+                );
+                p.start()?;
+                procs_p.push(p);
+            }
+            let t = Instant::now();
+            go.set();
+            let mut total = 0;
+            for r in &reports {
+                total += r.recv()?;
+            }
+            let secs = t.elapsed().as_secs_f64();
+            assert_eq!(total as usize, (n / producers) * producers);
+            for p in &procs_p {
+                p.join()?;
+            }
+            for p in &procs_c {
+                p.join()?;
+            }
+            Ok(secs)
+        };
+        match run() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("[ours] queue workload failed: {e}");
+                failed = true;
+                f64::NAN
+            }
+        }
+    });
+    (!failed).then_some(r)
 }
 
 /// ns per acquire + release of a process-shared `Lock`, in one process;

@@ -23,7 +23,7 @@
 //!   except an item carrying handles whose consumer died after taking its fds (the
 //!   next consumer gets an error for that item).
 //! * `count` is updated at publish and at free: `len()` is exact.
-//! * Items larger than a quarter of the ring travel in their own memfd. Items that
+//! * Items larger than half the ring travel in their own memfd. Items that
 //!   contain handles, and those memfds, travel as fds over the socket pair: producers
 //!   send them (tagged with a sequence number) under the producer lock before
 //!   publishing, consumers receive them under the consumer lock in the same order.
@@ -75,8 +75,9 @@ const WRAP: u32 = u32::MAX;
 const F_BIG: u32 = 1;
 const F_FDS: u32 = 2;
 
-/// The default ring size: 1 MiB (pages are only touched as used).
-pub(crate) const DEFAULT_CAPACITY: usize = 1 << 20;
+/// The default ring size: 4 MiB of shared memory (its pages are touched as the ring
+/// goes round). Items up to half of it travel inline.
+pub(crate) const DEFAULT_CAPACITY: usize = 4 << 20;
 
 /// How long a waiter spins before it sleeps.
 const SPIN: Duration = Duration::from_micros(20);
@@ -238,7 +239,7 @@ impl RawQueue {
         deadline: Option<Instant>,
     ) -> Result<()> {
         let cap = self.capacity() as usize;
-        let big = bytes.len() > cap / 4;
+        let big = HEADER + bytes.len() > cap / 2;
         let memfd = if big { Some(big_item(bytes)?) } else { None };
         let payload_len = if big { 8 } else { bytes.len() };
         let need = align8(HEADER + payload_len);

@@ -61,8 +61,14 @@ pub(crate) fn acquire(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> O
 #[cold]
 #[inline(never)]
 fn acquire_slow(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Option<Acquired> {
-    for _ in 0..SPINS {
-        std::hint::spin_loop();
+    for i in 0..SPINS {
+        // Past the first few rounds, let the holder run: with more processes than cores
+        // it may be waiting for our CPU.
+        if i % 16 == 15 {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
         if word.load(Ordering::Relaxed) == 0
             && let Some(a) = try_acquire(word, me)
         {
