@@ -169,7 +169,13 @@ fn queue_1p1c_small(quick: bool) -> Option<f64> {
 /// n = [`crate::params::QUEUE_1KIB_MSGS`].
 fn queue_1p1c_1kib(quick: bool) -> Option<f64> {
     let n = params::QUEUE_1KIB_MSGS.get(quick);
-    let t = queue_run(1, 1, n, || Bytes(vec![7u8; 1024]), quick)?;
+    let t = queue_run(
+        1,
+        1,
+        n,
+        || Bytes(std::sync::Arc::new(vec![7u8; 1024])),
+        quick,
+    )?;
     Some(n as f64 / t)
 }
 
@@ -177,7 +183,13 @@ fn queue_1p1c_1kib(quick: bool) -> Option<f64> {
 /// n = [`crate::params::QUEUE_1MIB_MSGS`].
 fn queue_1p1c_1mib(quick: bool) -> Option<f64> {
     let n = params::QUEUE_1MIB_MSGS.get(quick);
-    let t = queue_run(1, 1, n, || Bytes(vec![7u8; MIB]), quick)?;
+    let t = queue_run(
+        1,
+        1,
+        n,
+        || Bytes(std::sync::Arc::new(vec![7u8; MIB])),
+        quick,
+    )?;
     Some((n * MIB) as f64 / crate::params::MB / t)
 }
 
@@ -191,9 +203,10 @@ fn queue_4p4c_small(quick: bool) -> Option<f64> {
 }
 
 /// A byte string that serializes as one block (as Python's `bytes` pickles), not
-/// byte by byte as `Vec<u8>` does through serde.
+/// byte by byte as `Vec<u8>` does through serde. Cloning shares the buffer, as
+/// Python's `q.put(payload)` puts the same object every time.
 #[derive(Clone)]
-struct Bytes(Vec<u8>);
+struct Bytes(std::sync::Arc<Vec<u8>>);
 
 impl serde::Serialize for Bytes {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -210,10 +223,10 @@ impl<'de> serde::Deserialize<'de> for Bytes {
                 f.write_str("bytes")
             }
             fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
-                Ok(Bytes(v.to_vec()))
+                Ok(Bytes(std::sync::Arc::new(v.to_vec())))
             }
             fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
-                Ok(Bytes(v))
+                Ok(Bytes(std::sync::Arc::new(v)))
             }
         }
         d.deserialize_byte_buf(V)

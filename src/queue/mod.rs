@@ -291,8 +291,17 @@ impl RawQueue {
         Ok(())
     }
 
-    /// Takes the next item's bytes and fds.
-    pub(crate) fn get(&self, deadline: Option<Instant>) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+    /// Takes the next item and hands its bytes and fds to `decode`: in place in the
+    /// ring for an inline item (under the consumer lock, saving a copy), from its
+    /// memfd for a large one.
+    pub(crate) fn get_with<R>(
+        &self,
+        deadline: Option<Instant>,
+        decode: impl FnOnce(&[u8], Vec<OwnedFd>) -> Result<R>,
+    ) -> Result<R> {
+        let mut decode = Some(decode);
+        let mut decode_once =
+            |b: &[u8], f: Vec<OwnedFd>| (decode.take().expect("decoded once"))(b, f);
         let Some(_held) = self.lock(W_CLOCK, deadline) else {
             return Err(empty());
         };
@@ -336,15 +345,27 @@ impl RawQueue {
                 "queue ring is corrupt (record longer than the ring)",
             ));
         }
-        let mut payload = sys::zeroed_bytes(len)
-            .ok_or_else(|| Error::new(ErrorKind::Io, "out of memory for a queue item"))?;
-        self.seg.read_at(at + HEADER, &mut payload);
         let mut result = Ok(());
         let mut fds = Vec::new();
         if flags & (F_BIG | F_FDS) != 0 {
             match self.recv_fds(seq) {
                 Ok(f) => fds = f,
                 Err(e) => result = Err(e),
+            }
+        }
+        // Inline items are decoded in place, before the record is freed.
+        let mut big_len = None;
+        let mut decoded = None;
+        if result.is_ok() {
+            if flags & F_BIG != 0 {
+                let mut b = [0u8; 8];
+                self.seg.read_at(at + HEADER, &mut b);
+                big_len = Some(u64::from_le_bytes(b) as usize);
+            } else {
+                decoded = Some(decode_once(
+                    self.seg.view(at + HEADER, len),
+                    std::mem::take(&mut fds),
+                ));
             }
         }
         // Free the record (even if its fds were lost: the item cannot be delivered).
@@ -359,18 +380,19 @@ impl RawQueue {
         }
         drop(_held);
         result?;
-        if flags & F_BIG != 0 {
-            if fds.is_empty() {
-                return Err(Error::new(
-                    ErrorKind::Protocol,
-                    "a large queue item arrived without its memory",
-                ));
-            }
-            let memfd = fds.remove(0);
-            let total = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes")) as usize;
-            payload = read_big_item(memfd, total)?;
+        if let Some(r) = decoded {
+            return r;
         }
-        Ok((payload, fds))
+        let total = big_len.expect("a large item");
+        if fds.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                "a large queue item arrived without its memory",
+            ));
+        }
+        let memfd = fds.remove(0);
+        let payload = read_big_item(memfd, total)?;
+        decode_once(&payload, fds)
     }
 
     /// Receives the fd message tagged `seq` (dropping orphans of killed producers).
@@ -767,8 +789,8 @@ impl<T: DeserializeOwned> Queue<T> {
         if self.closed.load(Relaxed) {
             return Err(closed_error());
         }
-        let (bytes, fds) = self.inner.get(deadline)?;
-        codec::decode(&bytes, fds)
+        self.inner
+            .get_with(deadline, |bytes, fds| codec::decode(bytes, fds))
     }
 
     /// Takes the next item, waiting as long as it takes.

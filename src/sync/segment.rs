@@ -98,6 +98,26 @@ impl Segment {
         }
     }
 
+    /// A view of `len` bytes at `offset`, for reading in place.
+    ///
+    /// The caller's protocol must make sure no process writes these bytes while the
+    /// view lives (for the queue: the record is published and not yet freed, and the
+    /// caller holds the consumer lock).
+    pub(crate) fn view(&self, offset: usize, len: usize) -> &[u8] {
+        assert!(
+            offset
+                .checked_add(len)
+                .is_some_and(|end| end <= self.map.len()),
+            "view outside the segment"
+        );
+        #[allow(unsafe_code)]
+        // SAFETY: in bounds (checked) and initialised (shared memory is zero-filled);
+        // by the caller's protocol no writer touches it while the view lives.
+        unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr().add(offset), len)
+        }
+    }
+
     /// The start of the segment (used by `Value`/`Array`).
     #[allow(dead_code)]
     pub(crate) fn as_ptr(&self) -> *mut u8 {
