@@ -331,4 +331,51 @@ impl Context {
     pub fn barrier(&self, parties: u32) -> Result<crate::Barrier> {
         crate::Barrier::new(parties)
     }
+
+    /// An unbounded [`Queue`](crate::Queue), as Python's `ctx.Queue()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::new`](crate::Queue::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::{StartMethod, get_context};
+    /// let ctx = get_context(StartMethod::ForkServer);
+    /// let q = ctx.queue::<u8>()?;
+    /// let b = ctx.bounded_queue::<u8>(3)?;
+    /// # drop((q, b, ctx.simple_queue::<u8>()?, ctx.joinable_queue::<u8>()?));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn queue<T>(&self) -> Result<crate::Queue<T>> {
+        crate::Queue::new()
+    }
+
+    /// A [`Queue`](crate::Queue) of at most `maxsize` items (`ctx.Queue(maxsize)`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::bounded`](crate::Queue::bounded).
+    pub fn bounded_queue<T>(&self, maxsize: u32) -> Result<crate::Queue<T>> {
+        crate::Queue::bounded(maxsize)
+    }
+
+    /// A [`SimpleQueue`](crate::SimpleQueue).
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::new`](crate::Queue::new).
+    pub fn simple_queue<T>(&self) -> Result<crate::SimpleQueue<T>> {
+        crate::SimpleQueue::new()
+    }
+
+    /// A [`JoinableQueue`](crate::JoinableQueue).
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::new`](crate::Queue::new).
+    pub fn joinable_queue<T>(&self) -> Result<crate::JoinableQueue<T>> {
+        crate::JoinableQueue::new()
+    }
 }
