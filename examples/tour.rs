@@ -103,6 +103,20 @@ fn party((barrier, ev): (multiprocess::Barrier, multiprocess::Event)) {
     }
 }
 
+// ---- 6. Queues ------------------------------------------------------------------------
+
+fn square_worker(
+    (jobs, results): (
+        multiprocess::JoinableQueue<u64>,
+        multiprocess::Queue<(u64, u64)>,
+    ),
+) {
+    while let Ok(n) = jobs.get() {
+        results.put((n, n * n)).expect("put");
+        jobs.task_done().expect("task_done");
+    }
+}
+
 fn pid_alive(pid: u32) -> bool {
     // A zombie has exited; only a live process counts.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -308,6 +322,36 @@ fn main() -> multiprocess::Result<()> {
     println!(
         "  4 parties passed a barrier together (our index {mine}); index 0 set the event: {set}"
     );
+
+    section("queues: jobs to two workers, results back");
+    let jobs = multiprocess::JoinableQueue::new()?;
+    let results = multiprocess::Queue::new()?;
+    let mut workers: Vec<_> = (0..2)
+        .map(|_| Process::new(square_worker, (jobs.clone(), results.clone())).daemon(true))
+        .collect();
+    for w in &mut workers {
+        w.start()?;
+    }
+    for n in 1..=10 {
+        jobs.put(n)?;
+    }
+    jobs.join(); // every job acknowledged
+    let mut squares: Vec<(u64, u64)> = (0..10).map(|_| results.get()).collect::<Result<_, _>>()?;
+    squares.sort();
+    println!(
+        "  squares computed by two processes: {:?}",
+        squares.iter().map(|p| p.1).collect::<Vec<_>>()
+    );
+    let full = multiprocess::Queue::bounded(1)?;
+    full.put(1u8)?;
+    println!(
+        "  try_put on a full queue gives the item back: {:?}",
+        full.try_put(2).map_err(|e| e.into_inner())
+    );
+    for w in &workers {
+        w.terminate()?;
+        w.join()?;
+    }
 
     section("rules that protect you");
     let mut once = Process::new(sleeps, 0);
