@@ -96,6 +96,7 @@ mod connection;
 mod error;
 mod process;
 mod queue;
+mod shared;
 mod sync;
 mod sys;
 mod wire;
@@ -109,6 +110,7 @@ pub use process::{
     waitpid,
 };
 pub use queue::{JoinableQueue, PutError, Queue, SimpleQueue};
+pub use shared::{Array, Pod, SharedGuard, Value};
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard,

@@ -119,13 +119,11 @@ impl Segment {
     }
 
     /// The start of the segment (used by `Value`/`Array`).
-    #[allow(dead_code)]
     pub(crate) fn as_ptr(&self) -> *mut u8 {
         self.map.as_ptr()
     }
 
     /// Its length in bytes.
-    #[allow(dead_code)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }

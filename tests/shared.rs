@@ -1,0 +1,139 @@
+//! `Value` and `Array` in shared memory across processes under every start method
+//! (CONFORMANCE.md, Shared memory section).
+
+use std::time::Duration;
+
+use multiprocess::{Array, StartMethod, Value, get_context};
+
+multiprocess::test_support!();
+
+const LONG: Duration = Duration::from_secs(60);
+
+type Values = (Value<i32>, Value<f64>, Value<i16>, Value<i64>, Value<u8>);
+
+fn mutate_values((a, b, c, d, e): Values) {
+    a.set(a.get() * 2);
+    b.set(b.get() * 2.0);
+    c.set(c.get() - 1);
+    d.set(d.get() + 1_000_000_000_000);
+    e.set(e.get().wrapping_add(1));
+}
+
+fn values_seen_by_parent(method: StartMethod) {
+    let vals: Values = (
+        Value::new(21).unwrap(),
+        Value::new(1.25).unwrap(),
+        Value::new(-7).unwrap(),
+        Value::raw(5).unwrap(),
+        Value::raw(255).unwrap(),
+    );
+    let h = get_context(method)
+        .spawn(mutate_values, vals.clone())
+        .unwrap();
+    h.join_timeout(LONG).unwrap();
+    assert_eq!(vals.0.get(), 42);
+    assert_eq!(vals.1.get(), 2.5);
+    assert_eq!(vals.2.get(), -8);
+    assert_eq!(vals.3.get(), 1_000_000_000_005);
+    assert_eq!(vals.4.get(), 0);
+    assert!(vals.3.is_raw() && !vals.0.is_raw());
+}
+
+fn prefix_sums(a: Array<i64>) {
+    let mut g = a.lock();
+    for i in 1..g.len() {
+        g[i] += g[i - 1];
+    }
+}
+
+fn array_prefix_sums(method: StartMethod) {
+    let a = Array::from_slice(&[1i64, 2, 3, 4, 5, 6, 7, 8, 9, 10]).unwrap();
+    assert_eq!(a.len(), 10);
+    assert_eq!(a.get(3), Some(4));
+    assert_eq!(&a.lock()[2..5], &[3, 4, 5]);
+    get_context(method)
+        .spawn(prefix_sums, a.clone())
+        .unwrap()
+        .join_timeout(LONG)
+        .unwrap();
+    assert_eq!(a.to_vec(), vec![1, 3, 6, 10, 15, 21, 28, 36, 45, 55]);
+}
+
+fn add_under_lock((v, n): (Value<u64>, u64)) {
+    for _ in 0..n {
+        *v.lock() += 1;
+    }
+}
+
+fn locked_increments(method: StartMethod) {
+    let v = Value::new(0u64).unwrap();
+    let ctx = get_context(method);
+    let hs: Vec<_> = (0..2)
+        .map(|_| ctx.spawn(add_under_lock, (v.clone(), 20_000)).unwrap())
+        .collect();
+    for h in hs {
+        h.join_timeout(LONG).unwrap();
+    }
+    assert_eq!(v.get(), 40_000, "{method}: the lock makes increments exact");
+}
+
+macro_rules! each_method {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+                #[test]
+                fn fork() {
+                    super::$name(StartMethod::Fork)
+                }
+                #[test]
+                fn spawn() {
+                    super::$name(StartMethod::Spawn)
+                }
+                #[test]
+                fn forkserver() {
+                    super::$name(StartMethod::ForkServer)
+                }
+            }
+        )*
+    };
+}
+
+each_method!(values_seen_by_parent, array_prefix_sums, locked_increments);
+
+#[test]
+fn zeroed_and_bounds() {
+    let a = Array::<i32>::zeroed(10).unwrap();
+    assert_eq!(a.to_vec(), vec![0; 10]);
+    assert!(a.get(10).is_none());
+    assert_eq!(
+        a.set(10, 1).unwrap_err().kind(),
+        multiprocess::ErrorKind::InvalidInput
+    );
+    let r = Array::<f32>::raw_zeroed(3).unwrap();
+    r.set(2, 1.5).unwrap();
+    assert_eq!(r.to_vec(), vec![0.0, 0.0, 1.5]);
+    assert!(Array::<u8>::zeroed(0).unwrap().is_empty());
+}
+
+#[test]
+fn no_dev_shm_entries() {
+    // Anonymous segments never appear in /dev/shm.
+    let before: Vec<_> = std::fs::read_dir("/dev/shm")
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    let v = Value::new(1u8).unwrap();
+    let a = Array::from_slice(&[1u8; 100]).unwrap();
+    let q = multiprocess::Queue::<u8>::new().unwrap();
+    let l = multiprocess::Lock::new().unwrap();
+    let after: Vec<_> = std::fs::read_dir("/dev/shm")
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    let new: Vec<_> = after
+        .iter()
+        .filter(|n| !before.contains(n))
+        .filter(|n| n.to_string_lossy().contains("multiprocess"))
+        .collect();
+    assert!(new.is_empty(), "{new:?}");
+    drop((v, a, q, l));
+}
