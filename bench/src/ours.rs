@@ -342,8 +342,48 @@ fn lock_uncontended_pair(quick: bool) -> Option<f64> {
 /// ops/s in total: two processes each increment a shared `Value` of i32
 /// [`crate::params::VALUE_INCRS_PER_PROC`] times, each increment under the
 /// value's lock; barrier start, timed to both reports; the final value is checked.
-fn value_locked_incr_2proc(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess::Value.
+fn value_locked_incr_2proc(quick: bool) -> Option<f64> {
+    let n = params::VALUE_INCRS_PER_PROC.get(quick);
+    let ctx = get_context(StartMethod::Fork);
+    Some(median_of(REPS.get(quick), || {
+        let v = multiprocess::Value::new(0i32).expect("value");
+        let go = multiprocess::Event::new().expect("event");
+        let mut reports = Vec::new();
+        let mut procs = Vec::new();
+        for _ in 0..2 {
+            let (here, there) = multiprocess::pipe::<()>().expect("pipe");
+            let mut p = ctx.process(incr_worker, (v.clone(), go.clone(), n as u32, there));
+            p.start().expect("start");
+            procs.push(p);
+            reports.push(here);
+        }
+        let t = Instant::now();
+        go.set();
+        for r in &reports {
+            r.recv().expect("report");
+        }
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(v.get() as usize, 2 * n);
+        for p in &procs {
+            p.join().expect("join");
+        }
+        (2 * n) as f64 / secs
+    }))
+}
+
+fn incr_worker(
+    (v, go, n, done): (
+        multiprocess::Value<i32>,
+        multiprocess::Event,
+        u32,
+        Connection<()>,
+    ),
+) {
+    go.wait();
+    for _ in 0..n {
+        *v.lock() += 1;
+    }
+    done.send(&()).expect("report");
 }
 
 /// ms for `Pool(2).map(|x| x * x, 0..1_000_000)` with the default chunk size;
@@ -387,6 +427,40 @@ fn manager_queue_op(_quick: bool) -> Option<f64> {
 /// ([`crate::params::SHM_BYTES`]) with a byte value on command (memset), answers,
 /// and the parent sums the array as native 64-bit words and checks the sum;
 /// timed from the command to the end of the sum; bytes / time.
-fn shm_array_write_64mib(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess's shared Array / shared memory.
+fn shm_array_write_64mib(quick: bool) -> Option<f64> {
+    let bytes = params::SHM_BYTES.get(quick);
+    let a = multiprocess::Array::<u64>::raw_zeroed(bytes / 8).ok()?;
+    let (here, there) = multiprocess::pipe::<u8>().ok()?;
+    let mut p = get_context(StartMethod::Fork).process(fill_worker, (a.clone(), there));
+    p.start().ok()?;
+    let mut round = 0u8;
+    let r = median_of(REPS.get(quick), || {
+        round = round.wrapping_add(1).max(1);
+        let t = Instant::now();
+        here.send(&round).expect("command");
+        here.recv().expect("answer");
+        let sum: u64 = sum_words(&a);
+        let secs = t.elapsed().as_secs_f64();
+        let word = u64::from_ne_bytes([round; 8]);
+        assert_eq!(sum, word.wrapping_mul((bytes / 8) as u64));
+        bytes as f64 / crate::params::MB / secs
+    });
+    drop(here);
+    p.join().ok()?;
+    Some(r)
+}
+
+/// Fills the array with the byte it is sent (a memset through the lock-free view),
+/// answers, until the connection closes.
+fn fill_worker((a, conn): (multiprocess::Array<u64>, Connection<u8>)) {
+    while let Ok(b) = conn.recv() {
+        let mut g = a.lock(); // one lock for the whole fill, as a memset would run
+        g.fill(u64::from_ne_bytes([b; 8]));
+        drop(g);
+        conn.send(&b).expect("answer");
+    }
+}
+
+fn sum_words(a: &multiprocess::Array<u64>) -> u64 {
+    a.lock().iter().fold(0u64, |s, &w| s.wrapping_add(w))
 }
