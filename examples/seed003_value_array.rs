@@ -4,6 +4,8 @@
 
 use multiprocess::{Array, Process, Value};
 
+// The seed's literal, printed back as the seed shows it (not meant as PI).
+#[allow(clippy::approx_constant)]
 fn f((n, a): (Value<f64>, Array<i32>)) {
     n.set(3.1415927);
     for x in a.lock().iter_mut() {
