@@ -61,6 +61,11 @@ pub enum ErrorKind {
     Unsupported,
     /// An argument was out of range.
     InvalidInput,
+    /// A named object already exists (`SharedMemory::create` of a taken name).
+    AlreadyExists,
+    /// A named object does not exist (`SharedMemory::open` of a missing name, or
+    /// `unlink` of one already unlinked).
+    NotFound,
 }
 
 /// The error type of every fallible call in this crate.
@@ -230,6 +235,8 @@ impl From<Error> for std::io::Error {
             ErrorKind::Disconnected => std::io::ErrorKind::BrokenPipe,
             ErrorKind::Timeout => std::io::ErrorKind::TimedOut,
             ErrorKind::InvalidInput => std::io::ErrorKind::InvalidInput,
+            ErrorKind::AlreadyExists => std::io::ErrorKind::AlreadyExists,
+            ErrorKind::NotFound => std::io::ErrorKind::NotFound,
             ErrorKind::Deserialize | ErrorKind::Protocol => std::io::ErrorKind::InvalidData,
             _ => std::io::ErrorKind::Other,
         };

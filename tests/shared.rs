@@ -137,3 +137,82 @@ fn no_dev_shm_entries() {
     assert!(new.is_empty(), "{new:?}");
     drop((v, a, q, l));
 }
+
+fn shm_name(tag: &str, method: StartMethod) -> String {
+    format!("mp-test-{}-{tag}-{method}", std::process::id())
+}
+
+fn gone(name: &str) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if !std::path::Path::new("/dev/shm").join(name).exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+fn open_and_write(name: String) {
+    let shm = multiprocess::SharedMemory::open(&name).unwrap();
+    assert_eq!(shm.size(), 4096);
+    shm.write(100, b"written by the child").unwrap();
+}
+
+fn shared_memory_by_name(method: StartMethod) {
+    use multiprocess::{ErrorKind, SharedMemory};
+    let name = shm_name("byname", method);
+    let shm = SharedMemory::create(Some(&name), 4096).unwrap();
+    assert_eq!(shm.name(), name);
+    assert_eq!(
+        SharedMemory::create(Some(&name), 10).unwrap_err().kind(),
+        ErrorKind::AlreadyExists
+    );
+    get_context(method)
+        .spawn(open_and_write, name.clone())
+        .unwrap()
+        .join_timeout(LONG)
+        .unwrap();
+    let mut buf = [0u8; 20];
+    shm.read(100, &mut buf).unwrap();
+    assert_eq!(&buf, b"written by the child");
+    shm.unlink().unwrap();
+    assert_eq!(shm.unlink().unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        SharedMemory::open(&name).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(gone(&name));
+}
+
+/// Creates a named segment, says so, and waits to be killed (or returns without
+/// unlinking, when `linger` is false).
+fn create_and_linger((name, linger, conn): (String, bool, multiprocess::Connection<()>)) {
+    let shm = multiprocess::SharedMemory::create(Some(&name), 1 << 16).unwrap();
+    shm.write(0, b"x").unwrap();
+    conn.send(&()).unwrap();
+    if linger {
+        std::thread::sleep(Duration::from_secs(600));
+    }
+}
+
+fn creator_death_cleans_up(method: StartMethod) {
+    for (linger, tag) in [(true, "killed"), (false, "exited")] {
+        let name = shm_name(tag, method);
+        let (here, there) = multiprocess::pipe::<()>().unwrap();
+        let mut p = get_context(method).process(create_and_linger, (name.clone(), linger, there));
+        p.start().unwrap();
+        here.recv_timeout(LONG).unwrap();
+        assert!(std::path::Path::new("/dev/shm").join(&name).exists());
+        if linger {
+            p.kill().unwrap();
+        }
+        assert!(p.join_timeout(LONG).unwrap());
+        assert!(
+            gone(&name),
+            "{method}: a segment whose creator {tag} must be unlinked by its tracker"
+        );
+    }
+}
+
+each_method!(shared_memory_by_name, creator_death_cleans_up);

@@ -658,6 +658,34 @@ where
     spawn_with(default_context(), f, args)
 }
 
+/// Starts `f(args)` in a process that is not this process's child in the registry:
+/// never joined or terminated at exit, never killed when we die. For helpers that must
+/// outlive us (the shared-memory tracker). Returns its pid.
+pub(crate) fn start_detached<A>(method: StartMethod, name: &str, f: fn(A), args: A) -> Result<u32>
+where
+    A: Serialize + DeserializeOwned + 'static,
+{
+    let me = state();
+    let enc = codec::encode(&args)?;
+    let boot = Boot {
+        entry: to_offset(entry_process::<A> as *const ()),
+        func: to_offset(f as *const ()),
+        nfds: enc.fds.len() as u32,
+        args: enc.bytes,
+        result: false,
+        name: name.to_string(),
+        identity: me.identity.clone(),
+        daemon: false,
+        parent_pid: me.pid,
+        parent_name: me.name.clone(),
+        die_with_parent: false,
+        start_method: Some(method),
+    };
+    let child = start::start(method, boot, &enc.fds)?;
+    drop(args);
+    Ok(child.pid)
+}
+
 pub(crate) fn spawn_with<A, R>(ctx: Context, f: fn(A) -> R, args: A) -> Result<JoinHandle<R>>
 where
     A: Serialize + DeserializeOwned + 'static,

@@ -18,6 +18,10 @@
 // Raw access to shared memory; every block states its `SAFETY` argument.
 #![allow(unsafe_code)]
 
+mod memory;
+
+pub use memory::SharedMemory;
+
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};

@@ -1,0 +1,420 @@
+//! Named shared memory: Python's `multiprocessing.shared_memory.SharedMemory`.
+//!
+//! # Cleanup when the creator dies
+//!
+//! A named segment lives in `/dev/shm` until someone unlinks it, even after every
+//! process using it is gone. So a process that creates named segments starts, on its
+//! first `create`, a small *tracker* process (spawned, detached: not joined at exit
+//! and not killed with us). The creator tells it the names it creates and unlinks over
+//! a pipe. When the creator dies (even by `SIGKILL`) or exits, the pipe closes and the
+//! tracker unlinks every name still registered, then exits. This is what Python's
+//! `resource_tracker` does.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::connection::Connection;
+use crate::error::{Error, ErrorKind, Result};
+use crate::process::StartMethod;
+use crate::sys;
+use crate::sys::shm::Mapping;
+use crate::wire::codec;
+use crate::wire::handles::HandleFd;
+
+/// A named block of shared memory that unrelated processes can open by name.
+///
+/// # Examples
+///
+/// In process 1 and process 2:
+///
+/// ```
+/// use multiprocess::{Process, SharedMemory};
+///
+/// fn writer(name: String) {
+///     let shm = SharedMemory::open(&name).unwrap();
+///     shm.write(0, b"hello").unwrap();
+/// }
+///
+/// multiprocess::init();
+/// let shm = SharedMemory::create(None, 4096)?;
+/// let mut p = Process::new(writer, shm.name().to_string());
+/// p.start()?;
+/// p.join()?;
+/// let mut buf = [0u8; 5];
+/// shm.read(0, &mut buf)?;
+/// assert_eq!(&buf, b"hello");
+/// shm.unlink()?;
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+pub struct SharedMemory {
+    name: String,
+    fd: HandleFd,
+    map: Mapping,
+    size: usize,
+}
+
+impl std::fmt::Debug for SharedMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedMemory")
+            .field("name", &self.name)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+fn shm_path(name: &str) -> Result<String> {
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    if bare.is_empty() || bare.contains('/') || bare.len() > 250 {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("invalid shared memory name {name:?}"),
+        ));
+    }
+    Ok(format!("/{bare}"))
+}
+
+fn map_err(name: &str, e: rustix::io::Errno) -> Error {
+    match e {
+        rustix::io::Errno::EXIST => Error::new(
+            ErrorKind::AlreadyExists,
+            format!("shared memory {name:?} already exists"),
+        ),
+        rustix::io::Errno::NOENT => Error::new(
+            ErrorKind::NotFound,
+            format!("shared memory {name:?} does not exist"),
+        ),
+        e => Error::io(&format!("shared memory {name:?}"), e.into()),
+    }
+}
+
+impl SharedMemory {
+    fn from_fd(name: String, fd: OwnedFd, size: usize) -> Result<Self> {
+        let map = Mapping::new(fd.as_fd(), size).map_err(|e| Error::io("mmap", e))?;
+        Ok(SharedMemory {
+            name,
+            fd: HandleFd::new(fd),
+            map,
+            size,
+        })
+    }
+
+    /// Creates a new segment of `size` bytes (zeroed) named `name`, or a fresh unique
+    /// name when `None`. The segment is unlinked automatically if this process dies
+    /// without unlinking it (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::AlreadyExists`] if the name is taken; [`ErrorKind::InvalidInput`]
+    /// for a name with `/` inside or an empty one; [`ErrorKind::Io`] otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::{ErrorKind, SharedMemory};
+    /// multiprocess::init();
+    /// let a = SharedMemory::create(None, 100)?;
+    /// assert_eq!(a.size(), 100);
+    /// let err = SharedMemory::create(Some(a.name()), 100).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    /// a.unlink()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn create(name: Option<&str>, size: usize) -> Result<Self> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let name = match name {
+            Some(n) => n.strip_prefix('/').unwrap_or(n).to_string(),
+            None => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                format!(
+                    "mp-{}-{}-{nanos:x}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::Relaxed)
+                )
+            }
+        };
+        let path = shm_path(&name)?;
+        let fd = rustix::shm::open(
+            path.as_str(),
+            rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL | rustix::shm::OFlags::RDWR,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| map_err(&name, e))?;
+        let made = (|| {
+            rustix::fs::ftruncate(&fd, size as u64)
+                .map_err(|e| Error::io("ftruncate", e.into()))?;
+            track(Tracker::Register(name.clone()))?;
+            Self::from_fd(name.clone(), fd, size)
+        })();
+        if made.is_err() {
+            let _ = rustix::shm::unlink(path.as_str());
+        }
+        made
+    }
+
+    /// Opens an existing segment by name (created here or in any other process).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] if there is no such segment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::{ErrorKind, SharedMemory};
+    /// let err = SharedMemory::open("surely-not-there-12345").unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::NotFound);
+    /// ```
+    pub fn open(name: &str) -> Result<Self> {
+        let bare = name.strip_prefix('/').unwrap_or(name).to_string();
+        let path = shm_path(&bare)?;
+        let fd = rustix::shm::open(
+            path.as_str(),
+            rustix::shm::OFlags::RDWR,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| map_err(&bare, e))?;
+        let size = sys::shm::size_of(fd.as_fd()).map_err(|e| Error::io("fstat", e))?;
+        Self::from_fd(bare, fd, size)
+    }
+
+    /// The name (without a leading `/`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let shm = multiprocess::SharedMemory::create(None, 1)?;
+    /// assert!(shm.name().starts_with("mp-"));
+    /// shm.unlink()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The size in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let shm = multiprocess::SharedMemory::create(None, 10)?;
+    /// assert_eq!(shm.size(), 10);
+    /// shm.unlink()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    fn check(&self, offset: usize, len: usize) -> Result<()> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.size => Ok(()),
+            _ => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "bytes {offset}..{} are outside a segment of {} bytes",
+                    offset.saturating_add(len),
+                    self.size
+                ),
+            )),
+        }
+    }
+
+    /// Copies bytes at `offset` into `buf`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] if the range is outside the segment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let shm = multiprocess::SharedMemory::create(None, 8)?;
+    /// let mut buf = [1u8; 8];
+    /// shm.read(0, &mut buf)?;
+    /// assert_eq!(buf, [0; 8]);
+    /// shm.unlink()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        self.check(offset, buf.len())?;
+        #[allow(unsafe_code)]
+        // SAFETY: the range is inside the mapping (checked); `buf` is exclusive.
+        unsafe {
+            std::ptr::copy(self.map.as_ptr().add(offset), buf.as_mut_ptr(), buf.len())
+        };
+        Ok(())
+    }
+
+    /// Copies `data` into the segment at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] if the range is outside the segment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let shm = multiprocess::SharedMemory::create(None, 4)?;
+    /// shm.write(1, b"ab")?;
+    /// assert!(shm.write(3, b"ab").is_err());
+    /// shm.unlink()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn write(&self, offset: usize, data: &[u8]) -> Result<()> {
+        self.check(offset, data.len())?;
+        #[allow(unsafe_code)]
+        // SAFETY: the range is inside the mapping (checked).
+        unsafe {
+            std::ptr::copy(data.as_ptr(), self.map.as_ptr().add(offset), data.len())
+        };
+        Ok(())
+    }
+
+    /// The start of the mapping, for your own synchronised access.
+    ///
+    /// # Safety
+    ///
+    /// Dereferencing it is up to you: other processes may write the bytes at any time,
+    /// so coordinate with a [`Lock`](crate::Lock) or atomics; stay within
+    /// [`size`](SharedMemory::size) bytes; the pointer dangles once `self` is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let shm = multiprocess::SharedMemory::create(None, 4)?;
+    /// // SAFETY: no other process has this segment yet; 4 bytes are in bounds.
+    /// unsafe { shm.as_ptr().write_bytes(7, 4) };
+    /// let mut b = [0u8; 4];
+    /// shm.read(0, &mut b)?;
+    /// assert_eq!(b, [7; 4]);
+    /// shm.unlink()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map.as_ptr()
+    }
+
+    /// Removes the name from the system; processes that have the segment open keep it
+    /// until they drop it. Python's `unlink()`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] if the name was already unlinked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::ErrorKind;
+    /// multiprocess::init();
+    /// let shm = multiprocess::SharedMemory::create(None, 4)?;
+    /// shm.unlink()?;
+    /// assert_eq!(shm.unlink().unwrap_err().kind(), ErrorKind::NotFound);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn unlink(&self) -> Result<()> {
+        let path = shm_path(&self.name)?;
+        rustix::shm::unlink(path.as_str()).map_err(|e| map_err(&self.name, e))?;
+        let _ = track(Tracker::Unregister(self.name.clone()));
+        Ok(())
+    }
+}
+
+impl AsFd for SharedMemory {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Serialize for SharedMemory {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        struct Fd<'a>(BorrowedFd<'a>);
+        impl Serialize for Fd<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                codec::serialize_fd(self.0, s)
+            }
+        }
+        (&self.name, Fd(self.fd.as_fd())).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedMemory {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Fd(OwnedFd);
+        impl<'de> Deserialize<'de> for Fd {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                codec::deserialize_fd(d).map(Fd)
+            }
+        }
+        let (name, Fd(fd)) = <(String, Fd)>::deserialize(d)?;
+        let size = sys::shm::size_of(fd.as_fd()).map_err(serde::de::Error::custom)?;
+        SharedMemory::from_fd(name, fd, size).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What the creator tells its tracker.
+#[derive(Debug, Serialize, Deserialize)]
+enum Tracker {
+    Register(String),
+    Unregister(String),
+}
+
+/// This process's connection to its tracker (with the pid it belongs to: a forked
+/// child must start its own).
+static TRACKER: Mutex<Option<(u32, Connection<Tracker>)>> = Mutex::new(None);
+
+fn track(msg: Tracker) -> Result<()> {
+    let me = sys::process::getpid();
+    let mut t = TRACKER.lock().unwrap_or_else(|e| e.into_inner());
+    if !t.as_ref().is_some_and(|(pid, _)| *pid == me) {
+        if matches!(msg, Tracker::Unregister(_)) {
+            return Ok(());
+        }
+        // An entry from our parent (we were forked): its fd was closed in this process
+        // and its number may be reused by now, so forget it; dropping would close it.
+        if let Some(stale) = t.take() {
+            std::mem::forget(stale);
+        }
+        let (ours, theirs) = crate::connection::pipe::<Tracker>()?;
+        crate::process::start_detached(
+            StartMethod::Spawn,
+            "SharedMemoryTracker",
+            tracker_main,
+            theirs,
+        )?;
+        *t = Some((me, ours));
+    }
+    let (_, conn) = t.as_ref().expect("just set");
+    conn.send(&msg)
+}
+
+/// The tracker: collects names until the creator's end of the pipe closes, then
+/// unlinks what is left.
+fn tracker_main(conn: Connection<Tracker>) {
+    let mut names = std::collections::BTreeSet::new();
+    // `recv` fails once the creator is gone (exit, crash or SIGKILL closes its end).
+    while let Ok(msg) = conn.recv() {
+        match msg {
+            Tracker::Register(n) => {
+                names.insert(n);
+            }
+            Tracker::Unregister(n) => {
+                names.remove(&n);
+            }
+        }
+    }
+    for n in names {
+        if let Ok(path) = shm_path(&n) {
+            let _ = rustix::shm::unlink(path.as_str());
+        }
+    }
+}
