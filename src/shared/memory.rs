@@ -375,7 +375,7 @@ static TRACKER: Mutex<Option<(u32, Connection<Tracker>)>> = Mutex::new(None);
 fn track(msg: Tracker) -> Result<()> {
     let me = sys::process::getpid();
     let mut t = TRACKER.lock().unwrap_or_else(|e| e.into_inner());
-    if !t.as_ref().is_some_and(|(pid, _)| *pid == me) {
+    if t.as_ref().is_none_or(|(pid, _)| *pid != me) {
         if matches!(msg, Tracker::Unregister(_)) {
             return Ok(());
         }
