@@ -130,16 +130,42 @@ fn many_sizes_round_trip_in_order() {
     assert!(q.is_empty());
 }
 
+/// A byte string that serializes as one block (what `serde_bytes` does), not byte by
+/// byte as `Vec<u8>` does through serde.
+struct Blob(Vec<u8>);
+
+impl Serialize for Blob {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Blob {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Blob;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Blob, E> {
+                Ok(Blob(v.to_vec()))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
 #[test]
 fn huge_item() {
-    let q = Queue::<Vec<u8>>::new().unwrap();
+    let q = Queue::<Blob>::new().unwrap();
     let n = 256 << 20;
     let mut v = vec![0u8; n];
     v[0] = 1;
     v[n - 1] = 2;
-    q.put(v).unwrap();
+    q.put(Blob(v)).map_err(|e| e.to_string()).unwrap();
     assert_eq!(q.len(), 1);
-    let back = q.get_timeout(LONG).unwrap();
+    let back = q.get_timeout(LONG).unwrap().0;
     assert_eq!((back.len(), back[0], back[n - 1]), (n, 1, 2));
 }
 
@@ -372,3 +398,43 @@ fn queue_passed_through_a_connection() {
 fn put_via_received_queue(conn: Connection<Queue<u8>>) {
     conn.recv().unwrap().put(42).unwrap();
 }
+
+fn put_later((q, ms): (Queue<u8>, u64)) {
+    std::thread::sleep(Duration::from_millis(ms));
+    q.put(1).unwrap();
+}
+
+fn wait_over_queues(method: StartMethod) {
+    use multiprocess::Waitable;
+    let qs: Vec<Queue<u8>> = (0..3).map(|_| Queue::new().unwrap()).collect();
+    let objs: Vec<&dyn Waitable> = qs.iter().map(|q| q as &dyn Waitable).collect();
+    let t = Instant::now();
+    assert!(
+        multiprocess::wait(&objs, Some(Duration::from_millis(200)))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(t.elapsed() >= Duration::from_millis(190));
+    // A child puts into queue 2 after a delay: wait wakes for exactly that one.
+    let h = get_context(method)
+        .spawn(put_later, (qs[2].clone(), 100))
+        .unwrap();
+    assert_eq!(
+        multiprocess::wait(&objs, Some(LONG)).unwrap(),
+        vec![2],
+        "{method}"
+    );
+    h.join_timeout(LONG).unwrap();
+    assert_eq!(qs[2].get().unwrap(), 1);
+    // Ready at once when an item is already there; not after it was taken.
+    qs[0].put(5).unwrap();
+    assert_eq!(multiprocess::wait(&objs, Some(LONG)).unwrap(), vec![0]);
+    qs[0].get().unwrap();
+    assert!(
+        multiprocess::wait(&objs, Some(Duration::from_millis(50)))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+each_method!(wait_over_queues);

@@ -29,6 +29,18 @@ pub trait Waitable {
     ///
     /// When the object has nothing to wait on (a process not yet started).
     fn wait_fd(&self) -> Result<BorrowedFd<'_>>;
+
+    /// Called by [`wait`] before it sleeps: register interest, and say whether the
+    /// object is ready already. Objects whose fd is not readable by itself when they are
+    /// ready (a queue in shared memory) use it; the default does nothing.
+    #[doc(hidden)]
+    fn wait_begin(&self) -> bool {
+        false
+    }
+
+    /// Called by [`wait`] after it woke: withdraw the interest of `wait_begin`.
+    #[doc(hidden)]
+    fn wait_end(&self) {}
 }
 
 impl<T> Waitable for crate::Connection<T> {
@@ -63,5 +75,16 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Vec<
         .iter()
         .map(|o| o.wait_fd().map(|f| f.as_raw_fd()))
         .collect::<Result<Vec<_>>>()?;
-    sys::poll::wait_any(&fds, deadline).map_err(|e| Error::io("poll", e))
+    let ready_now: Vec<usize> = (0..objects.len())
+        .filter(|&i| objects[i].wait_begin())
+        .collect();
+    let result = if ready_now.is_empty() {
+        sys::poll::wait_any(&fds, deadline).map_err(|e| Error::io("poll", e))
+    } else {
+        Ok(ready_now)
+    };
+    for o in objects {
+        o.wait_end();
+    }
+    result
 }

@@ -64,6 +64,8 @@ const W_CAPACITY: usize = 33;
 const W_MAXSIZE: usize = 34;
 pub(crate) const W_UNFINISHED: usize = 35;
 pub(crate) const W_JOIN_WAITERS: usize = 36;
+/// Callers of `multiprocess::wait` watching this queue.
+const W_POLL_WAITERS: usize = 37;
 // u64 word indices.
 const Q_TAIL: usize = 2;
 const Q_NEXT_SEQ: usize = 3;
@@ -136,6 +138,8 @@ pub(crate) struct RawQueue {
     pub(crate) seg: Segment,
     tx: HandleFd,
     rx: HandleFd,
+    /// An eventfd rung after a put while someone is in `multiprocess::wait` on us.
+    bell: HandleFd,
 }
 
 impl fmt::Debug for RawQueue {
@@ -165,10 +169,12 @@ impl RawQueue {
         seg.word(W_CAPACITY).store(capacity as u32, Relaxed);
         seg.word(W_MAXSIZE).store(maxsize, Relaxed);
         let (tx, rx) = sys::socket::pair().map_err(|e| Error::io("socketpair", e))?;
+        let bell = sys::poll::eventfd().map_err(|e| Error::io("eventfd", e))?;
         Ok(RawQueue {
             seg,
             tx: HandleFd::new(tx),
             rx: HandleFd::new(rx),
+            bell: HandleFd::new(bell),
         })
     }
 
@@ -288,7 +294,25 @@ impl RawQueue {
         if self.seg.word(W_ITEM_WAITERS).load(SeqCst) > 0 {
             futex::wake(items, 1);
         }
+        if self.seg.word(W_POLL_WAITERS).load(SeqCst) > 0 {
+            sys::poll::ring(self.bell.as_fd());
+        }
         Ok(())
+    }
+
+    /// For `multiprocess::wait`: register, clear a stale bell, and say if an item is
+    /// there already (checked after registering, so a put cannot slip between).
+    pub(crate) fn wait_begin(&self) -> bool {
+        self.seg.word(W_POLL_WAITERS).fetch_add(1, SeqCst);
+        if self.len() > 0 {
+            return true;
+        }
+        sys::poll::silence(self.bell.as_fd());
+        self.len() > 0
+    }
+
+    pub(crate) fn wait_end(&self) {
+        self.seg.word(W_POLL_WAITERS).fetch_sub(1, SeqCst);
     }
 
     /// Takes the next item and hands its bytes and fds to `decode`: in place in the
@@ -487,7 +511,13 @@ impl Serialize for RawQueue {
                 codec::serialize_fd(self.0, s)
             }
         }
-        (&self.seg, Fd(self.tx.as_fd()), Fd(self.rx.as_fd())).serialize(s)
+        (
+            &self.seg,
+            Fd(self.tx.as_fd()),
+            Fd(self.rx.as_fd()),
+            Fd(self.bell.as_fd()),
+        )
+            .serialize(s)
     }
 }
 
@@ -499,11 +529,12 @@ impl<'de> Deserialize<'de> for RawQueue {
                 codec::deserialize_fd(d).map(Fd)
             }
         }
-        let (seg, Fd(tx), Fd(rx)) = <(Segment, Fd, Fd)>::deserialize(d)?;
+        let (seg, Fd(tx), Fd(rx), Fd(bell)) = <(Segment, Fd, Fd, Fd)>::deserialize(d)?;
         Ok(RawQueue {
             seg,
             tx: HandleFd::new(tx),
             rx: HandleFd::new(rx),
+            bell: HandleFd::new(bell),
         })
     }
 }
@@ -981,5 +1012,33 @@ impl<T> Serialize for SimpleQueue<T> {
 impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         Queue::deserialize(d).map(SimpleQueue)
+    }
+}
+
+/// A queue is ready for [`multiprocess::wait`](crate::wait) when it holds an item.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use multiprocess::{Queue, Waitable};
+/// let empty = Queue::<u8>::new()?;
+/// let full = Queue::<u8>::new()?;
+/// full.put(1)?;
+/// let ready = multiprocess::wait(&[&empty as &dyn Waitable, &full], Some(Duration::from_secs(1)))?;
+/// assert_eq!(ready, vec![1]);
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+impl<T> crate::connection::Waitable for Queue<T> {
+    fn wait_fd(&self) -> Result<BorrowedFd<'_>> {
+        Ok(self.inner.bell.as_fd())
+    }
+
+    fn wait_begin(&self) -> bool {
+        self.inner.wait_begin()
+    }
+
+    fn wait_end(&self) {
+        self.inner.wait_end()
     }
 }

@@ -63,3 +63,25 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io
 pub(crate) fn is_readable(fd: BorrowedFd<'_>) -> io::Result<bool> {
     wait_readable(fd, Some(Instant::now()))
 }
+
+/// A close-on-exec, non-blocking eventfd (a doorbell that `poll` sees as readable
+/// while its counter is non-zero).
+pub(crate) fn eventfd() -> io::Result<std::os::fd::OwnedFd> {
+    super::retry(|| {
+        rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )
+    })
+}
+
+/// Rings an eventfd (adds 1; never blocks).
+pub(crate) fn ring(fd: BorrowedFd<'_>) {
+    let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+}
+
+/// Resets an eventfd to silent (reads its counter; never blocks).
+pub(crate) fn silence(fd: BorrowedFd<'_>) {
+    let mut buf = [0u8; 8];
+    let _ = rustix::io::read(fd, &mut buf);
+}
