@@ -378,4 +378,33 @@ impl Context {
     pub fn joinable_queue<T>(&self) -> Result<crate::JoinableQueue<T>> {
         crate::JoinableQueue::new()
     }
+
+    /// A shared [`Value`](crate::Value) with a lock (`ctx.Value(typecode, x)`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Value::new`](crate::Value::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ctx = multiprocess::default_context();
+    /// let v = ctx.value(1.5f64)?;
+    /// let a = ctx.array(&[1u8, 2, 3])?;
+    /// assert_eq!((v.get(), a.len()), (1.5, 3));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn value<T: crate::Pod>(&self, x: T) -> Result<crate::Value<T>> {
+        crate::Value::new(x)
+    }
+
+    /// A shared [`Array`](crate::Array) with a lock, holding a copy of `src`
+    /// (`ctx.Array(typecode, [...])`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Array::from_slice`](crate::Array::from_slice).
+    pub fn array<T: crate::Pod>(&self, src: &[T]) -> Result<crate::Array<T>> {
+        crate::Array::from_slice(src)
+    }
 }
