@@ -37,6 +37,8 @@ pub(crate) trait Word {
         failure: Ordering,
     ) -> Result<u32, u32>;
     fn swap(&self, value: u32, order: Ordering) -> u32;
+    fn fetch_add(&self, value: u32, order: Ordering) -> u32;
+    fn fetch_sub(&self, value: u32, order: Ordering) -> u32;
     /// Sleeps while the word holds `expected`, until woken or `deadline`.
     fn wait(&self, expected: u32, deadline: Option<Instant>) -> futex::Woken;
     fn wake_one(&self);
@@ -62,6 +64,14 @@ impl Word for AtomicU32 {
     #[inline]
     fn swap(&self, value: u32, order: Ordering) -> u32 {
         AtomicU32::swap(self, value, order)
+    }
+    #[inline]
+    fn fetch_add(&self, value: u32, order: Ordering) -> u32 {
+        AtomicU32::fetch_add(self, value, order)
+    }
+    #[inline]
+    fn fetch_sub(&self, value: u32, order: Ordering) -> u32 {
+        AtomicU32::fetch_sub(self, value, order)
     }
     fn wait(&self, expected: u32, deadline: Option<Instant>) -> futex::Woken {
         futex::wait(self, expected, deadline)
@@ -193,6 +203,77 @@ pub(crate) fn owner<W: Word>(word: &W) -> Option<u32> {
     }
 }
 
+/// Sleeps on `word` while it equals `expected`, registered in `waiters` (so that a
+/// waker knows to make the system call); `false` once `deadline` passed.
+pub(crate) fn sleep_while<W: Word>(
+    word: &W,
+    waiters: &W,
+    expected: u32,
+    deadline: Option<Instant>,
+) -> bool {
+    waiters.fetch_add(1, Ordering::SeqCst);
+    let mut in_time = true;
+    if word.load(Ordering::SeqCst) == expected {
+        in_time = word.wait(expected, deadline) != futex::Woken::TimedOut;
+    }
+    waiters.fetch_sub(1, Ordering::SeqCst);
+    in_time
+}
+
+/// The semaphore's acquire: take one from `count`, sleeping while it is 0; `false` if
+/// `deadline` passed first.
+pub(crate) fn sem_take<W: Word>(count: &W, waiters: &W, deadline: Option<Instant>) -> bool {
+    loop {
+        let c = count.load(Ordering::Relaxed);
+        if c > 0 {
+            if count
+                .compare_exchange(c, c - 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return true;
+            }
+            continue;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        if !sleep_while(count, waiters, 0, deadline) && count.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+    }
+}
+
+/// Why a semaphore release was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ReleaseRefused {
+    /// A bounded semaphore is at its maximum.
+    AtMax,
+    /// The count would overflow.
+    Overflow,
+}
+
+/// The semaphore's release: add one to `count` (refusing past `max`, 0 = unbounded)
+/// and wake one sleeper if `waiters` says there may be one.
+pub(crate) fn sem_release<W: Word>(count: &W, waiters: &W, max: u32) -> Result<(), ReleaseRefused> {
+    let mut c = count.load(Ordering::Relaxed);
+    loop {
+        if max != 0 && c >= max {
+            return Err(ReleaseRefused::AtMax);
+        }
+        if c == u32::MAX {
+            return Err(ReleaseRefused::Overflow);
+        }
+        match count.compare_exchange(c, c + 1, Ordering::SeqCst, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(now) => c = now,
+        }
+    }
+    if waiters.load(Ordering::SeqCst) > 0 {
+        count.wake_one();
+    }
+    Ok(())
+}
+
 #[cfg(all(test, loom))]
 mod loom_model {
     //! Model checks of the lock algorithm: threads stand in for processes, the futex
@@ -218,6 +299,12 @@ mod loom_model {
         }
         fn swap(&self, value: u32, order: Ordering) -> u32 {
             LoomU32::swap(self, value, order)
+        }
+        fn fetch_add(&self, value: u32, order: Ordering) -> u32 {
+            LoomU32::fetch_add(self, value, order)
+        }
+        fn fetch_sub(&self, value: u32, order: Ordering) -> u32 {
+            LoomU32::fetch_sub(self, value, order)
         }
         fn wait(&self, _expected: u32, _deadline: Option<Instant>) -> futex::Woken {
             loom::thread::yield_now();
@@ -265,6 +352,56 @@ mod loom_model {
     #[test]
     fn two_contenders() {
         exclusion(2);
+    }
+
+    /// A semaphore of one permit between two threads: exclusion, and nobody is left
+    /// waiting (the release wakes or is seen by the waiter).
+    #[test]
+    fn semaphore_one_permit() {
+        loom::model(|| {
+            let count = Arc::new(LoomU32::new(1));
+            let waiters = Arc::new(LoomU32::new(0));
+            let inside = Arc::new(AtomicUsize::new(0));
+            let hs: Vec<_> = (0..2)
+                .map(|_| {
+                    let (count, waiters, inside) = (count.clone(), waiters.clone(), inside.clone());
+                    loom::thread::spawn(move || {
+                        assert!(sem_take(&*count, &*waiters, None));
+                        assert_eq!(
+                            inside.fetch_add(1, Ordering::SeqCst),
+                            0,
+                            "two holders of one permit"
+                        );
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        sem_release(&*count, &*waiters, 0).unwrap();
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            assert_eq!(count.load(Ordering::SeqCst), 1);
+        });
+    }
+
+    /// A waiter on an empty semaphore gets the permit released by another thread; a
+    /// bounded semaphore refuses a release past its maximum.
+    #[test]
+    fn semaphore_handoff_and_bound() {
+        loom::model(|| {
+            let count = Arc::new(LoomU32::new(0));
+            let waiters = Arc::new(LoomU32::new(0));
+            let (c2, w2) = (count.clone(), waiters.clone());
+            let t = loom::thread::spawn(move || sem_release(&*c2, &*w2, 1).unwrap());
+            assert!(sem_take(&*count, &*waiters, None));
+            t.join().unwrap();
+            assert_eq!(count.load(Ordering::SeqCst), 0);
+            sem_release(&*count, &*waiters, 1).unwrap();
+            assert_eq!(
+                sem_release(&*count, &*waiters, 1),
+                Err(ReleaseRefused::AtMax)
+            );
+        });
     }
 
     #[test]

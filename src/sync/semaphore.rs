@@ -18,11 +18,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::raw;
 use super::segment::{Segment, serde_by_segment};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys::futex;
@@ -118,23 +119,6 @@ impl fmt::Debug for BoundedSemaphore {
     }
 }
 
-/// Sleeps on `word` while it equals `expected`, registered in `waiters`; `false` once
-/// `deadline` passed.
-fn sleep_while(
-    word: &std::sync::atomic::AtomicU32,
-    waiters: &std::sync::atomic::AtomicU32,
-    expected: u32,
-    deadline: Option<Instant>,
-) -> bool {
-    waiters.fetch_add(1, SeqCst);
-    let mut in_time = true;
-    if word.load(SeqCst) == expected {
-        in_time = futex::wait(word, expected, deadline) != futex::Woken::TimedOut;
-    }
-    waiters.fetch_sub(1, SeqCst);
-    in_time
-}
-
 impl Semaphore {
     /// A semaphore with `value` permits.
     ///
@@ -160,26 +144,7 @@ impl Semaphore {
     }
 
     fn take(&self, deadline: Option<Instant>) -> bool {
-        let count = self.seg.word(COUNT);
-        loop {
-            let c = count.load(Relaxed);
-            if c > 0 {
-                if count
-                    .compare_exchange_weak(c, c - 1, Acquire, Relaxed)
-                    .is_ok()
-                {
-                    return true;
-                }
-                continue;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return false;
-            }
-            if !sleep_while(count, self.seg.word(WAITERS), 0, deadline) && count.load(Relaxed) == 0
-            {
-                return false;
-            }
-        }
+        raw::sem_take(self.seg.word(COUNT), self.seg.word(WAITERS), deadline)
     }
 
     /// Takes a permit, waiting as long as it takes.
@@ -240,28 +205,13 @@ impl Semaphore {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn release(&self) -> Result<()> {
-        let count = self.seg.word(COUNT);
         let max = self.seg.word(MAX).load(Relaxed);
-        let mut c = count.load(Relaxed);
-        loop {
-            if max != 0 && c >= max {
-                return Err(Error::state("semaphore released too many times"));
+        raw::sem_release(self.seg.word(COUNT), self.seg.word(WAITERS), max).map_err(|r| match r {
+            raw::ReleaseRefused::AtMax => Error::state("semaphore released too many times"),
+            raw::ReleaseRefused::Overflow => {
+                Error::new(ErrorKind::InvalidState, "semaphore value overflow")
             }
-            if c == u32::MAX {
-                return Err(Error::new(
-                    ErrorKind::InvalidState,
-                    "semaphore value overflow",
-                ));
-            }
-            match count.compare_exchange_weak(c, c + 1, SeqCst, Relaxed) {
-                Ok(_) => break,
-                Err(now) => c = now,
-            }
-        }
-        if self.seg.word(WAITERS).load(SeqCst) > 0 {
-            futex::wake(count, 1);
-        }
-        Ok(())
+        })
     }
 
     /// The number of free permits (Python's `get_value()`).
@@ -488,7 +438,7 @@ impl Event {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
             }
-            sleep_while(flag, self.seg.word(WAITERS), 0, deadline);
+            raw::sleep_while(flag, self.seg.word(WAITERS), 0, deadline);
         }
         true
     }
