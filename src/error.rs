@@ -66,6 +66,15 @@ pub enum ErrorKind {
     /// A named object does not exist (`SharedMemory::open` of a missing name, or
     /// `unlink` of one already unlinked).
     NotFound,
+    /// A pool or executor cannot run tasks any more: its initializer failed in a
+    /// worker (Python's `BrokenProcessPool`), or it was shut down.
+    BrokenPool,
+    /// A task or future was cancelled before it ran, or was still pending or running
+    /// when its pool was terminated (Python's `CancelledError`).
+    Cancelled,
+    /// An authkey challenge failed: the peer used another key, or none
+    /// (Python's `AuthenticationError`).
+    Authentication,
 }
 
 /// The error type of every fallible call in this crate.
@@ -183,6 +192,17 @@ impl Error {
             .with_source(e),
             _ => Error::new(ErrorKind::Io, format!("{context}: {e}")).with_source(e),
         }
+    }
+
+    /// A copy of this error for a second receiver (the source is kept as text).
+    pub(crate) fn duplicate(&self) -> Self {
+        let mut e = Error::new(self.kind, self.msg.clone());
+        e.message = self.message.clone();
+        e.exitcode = self.exitcode;
+        if let Some(s) = &self.source {
+            e.source = Some(s.to_string().into());
+        }
+        e
     }
 
     pub(crate) fn state(msg: impl Into<String>) -> Self {
