@@ -94,6 +94,8 @@
 
 mod connection;
 mod error;
+pub mod futures;
+pub mod pool;
 mod process;
 mod queue;
 mod shared;
@@ -103,6 +105,10 @@ mod wire;
 
 pub use connection::{Connection, Waitable, pipe, pipe_simplex, wait};
 pub use error::{Error, ErrorKind, Result};
+pub use futures::{ProcessPoolExecutor, ThreadPoolExecutor};
+pub use pool::{
+    AsyncResult, IMap, Options, Pool, PoolBuilder, ThreadPool, ThreadPoolBuilder, WorkerStats,
+};
 pub use process::{
     ChildInfo, Context, CurrentProcess, DEFAULT_START_METHOD, Fork, JoinHandle, ParentProcess,
     Process, StartMethod, active_children, cpu_count, current_process, default_context, fork,

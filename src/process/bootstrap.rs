@@ -157,6 +157,16 @@ pub(crate) fn entry_spawn<A: DeserializeOwned, R: Serialize>(cx: EntryCtx) -> i3
 
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
 
+/// In a pool worker, panics are caught and sent back to the caller, who reports them;
+/// the worker does not print them too.
+static QUIET_PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stop printing panics in this (child) process; they are still recorded for
+/// [`take_panic`].
+pub(crate) fn quiet_panics() {
+    QUIET_PANICS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The last panic's "message at location" (set by the child's panic hook).
 pub(crate) fn take_panic() -> Option<String> {
     LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take()
@@ -188,7 +198,9 @@ fn install_panic_hook() {
         if bt.status() == std::backtrace::BacktraceStatus::Captured {
             text.push_str(&format!("\nstack backtrace:\n{bt}"));
         }
-        report!("{text}");
+        if !QUIET_PANICS.load(std::sync::atomic::Ordering::Relaxed) {
+            report!("{text}");
+        }
         let short = match loc {
             Some(l) => format!("{msg} (at {l})"),
             None => msg,

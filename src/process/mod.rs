@@ -37,7 +37,7 @@ pub use context::{
     get_context, get_start_method, set_start_method,
 };
 
-pub(crate) use bootstrap::init;
+pub(crate) use bootstrap::{init, quiet_panics, take_panic};
 
 /// The offset of a code address in this binary (see `bootstrap`), for function
 /// pointers stored in shared memory.

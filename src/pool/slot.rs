@@ -1,0 +1,350 @@
+//! Where one result lands: a slot that a pool fills once and callers wait on.
+//!
+//! A [`Slot`] is shared by the pool side (which completes it, from the pool's thread)
+//! and the user side ([`AsyncResult`](super::AsyncResult),
+//! [`Future`](crate::futures::Future)). Its life is a small state machine held in an
+//! atomic, so the pool can check "cancelled?" before dispatching and users can ask
+//! "running?" without a lock:
+//!
+//! ```text
+//! PENDING --dispatch--> RUNNING --result--> DONE
+//!    \--cancel--> CANCELLED (a DONE whose result is ErrorKind::Cancelled)
+//! ```
+//!
+//! Completion runs the callbacks first, with the result borrowed, and only then
+//! publishes it, as Python's `AsyncResult._set` does: a `get()` that returns has seen
+//! every callback finish. Waiters are counted, so completing a slot nobody waits on
+//! costs no system call (std's condvar would always issue a futex wake).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::Instant;
+
+use crate::error::{Error, ErrorKind, Result};
+
+pub(crate) const PENDING: u8 = 0;
+pub(crate) const RUNNING: u8 = 1;
+pub(crate) const DONE: u8 = 2;
+pub(crate) const CANCELLED: u8 = 3;
+
+/// The phase of a task, shared between its slot and the pool that runs it.
+#[derive(Debug, Default)]
+pub(crate) struct Phase(AtomicU8);
+
+impl Phase {
+    pub(crate) fn get(&self) -> u8 {
+        self.0.load(SeqCst)
+    }
+
+    /// PENDING -> RUNNING; false if the task was cancelled (or already ran).
+    pub(crate) fn start(&self) -> bool {
+        self.0
+            .compare_exchange(PENDING, RUNNING, SeqCst, SeqCst)
+            .is_ok()
+    }
+}
+
+type Callback<T> = Box<dyn FnOnce(&Result<T>) + Send>;
+
+/// Someone waiting on several slots at once (`futures::wait`, `as_completed`).
+#[derive(Debug, Default)]
+pub(crate) struct Watch {
+    fired: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Watch {
+    fn fire(&self) {
+        *self.fired.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.cv.notify_all();
+    }
+
+    /// The number of firings so far.
+    pub(crate) fn count(&self) -> u64 {
+        *self.fired.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until the count exceeds `seen` or the deadline passes; the new count.
+    pub(crate) fn wait_past(&self, seen: u64, deadline: Option<Instant>) -> u64 {
+        let mut g = self.fired.lock().unwrap_or_else(|e| e.into_inner());
+        while *g <= seen {
+            match deadline {
+                None => g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break;
+                    }
+                    g = self
+                        .cv
+                        .wait_timeout(g, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+        *g
+    }
+}
+
+struct State<T> {
+    result: Option<Result<T>>,
+    /// Set once a result (or the cancellation) is published.
+    done: bool,
+    /// Whether the published result was `Ok` (kept after `take`).
+    ok: bool,
+    taken: bool,
+    /// The result is lent to a late callback (`on_done` after completion).
+    lent: bool,
+    waiters: usize,
+    callbacks: Vec<Callback<T>>,
+    watches: Vec<Arc<Watch>>,
+    wakers: Vec<Waker>,
+}
+
+/// One result to come.
+pub(crate) struct Slot<T> {
+    pub(crate) phase: Arc<Phase>,
+    state: Mutex<State<T>>,
+    cv: Condvar,
+    /// What this is, for error messages ("task 3", "map of 100 items").
+    pub(crate) what: String,
+}
+
+impl<T> fmt::Debug for Slot<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slot")
+            .field("what", &self.what)
+            .field("phase", &self.phase.get())
+            .finish()
+    }
+}
+
+impl<T> Slot<T> {
+    pub(crate) fn new(what: String) -> Arc<Self> {
+        Arc::new(Slot {
+            phase: Arc::new(Phase::default()),
+            state: Mutex::new(State {
+                result: None,
+                done: false,
+                ok: false,
+                taken: false,
+                lent: false,
+                waiters: 0,
+                callbacks: Vec::new(),
+                watches: Vec::new(),
+                wakers: Vec::new(),
+            }),
+            cv: Condvar::new(),
+            what,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs the callbacks with `r`, then publishes it. A second completion is ignored.
+    pub(crate) fn complete(&self, r: Result<T>) {
+        let callbacks = {
+            let mut s = self.lock();
+            if s.done {
+                return;
+            }
+            std::mem::take(&mut s.callbacks)
+        };
+        for cb in callbacks {
+            // A panicking callback must not take the pool's thread down with it.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&r)));
+        }
+        let (watches, wakers, notify) = {
+            let mut s = self.lock();
+            if s.done {
+                return;
+            }
+            // Callbacks added while the others ran.
+            let late = std::mem::take(&mut s.callbacks);
+            if !late.is_empty() {
+                drop(s);
+                for cb in late {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&r)));
+                }
+                s = self.lock();
+            }
+            s.ok = r.is_ok();
+            s.result = Some(r);
+            s.done = true;
+            let _ = self.phase.0.compare_exchange(RUNNING, DONE, SeqCst, SeqCst);
+            let _ = self.phase.0.compare_exchange(PENDING, DONE, SeqCst, SeqCst);
+            (
+                std::mem::take(&mut s.watches),
+                std::mem::take(&mut s.wakers),
+                s.waiters > 0,
+            )
+        };
+        if notify {
+            self.cv.notify_all();
+        }
+        for w in watches {
+            w.fire();
+        }
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// Cancels a task that has not started: true if it was pending.
+    pub(crate) fn cancel(&self) -> bool {
+        if self
+            .phase
+            .0
+            .compare_exchange(PENDING, CANCELLED, SeqCst, SeqCst)
+            .is_err()
+        {
+            return self.phase.get() == CANCELLED;
+        }
+        self.complete(Err(Error::new(
+            ErrorKind::Cancelled,
+            format!("{} was cancelled", self.what),
+        )));
+        true
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.lock().done
+    }
+
+    /// `Some(true)` if done with a value, `Some(false)` if done with an error.
+    pub(crate) fn outcome(&self) -> Option<bool> {
+        let s = self.lock();
+        s.done.then_some(s.ok)
+    }
+
+    /// Waits until done or the deadline passes; whether it is done.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+        let mut s = self.lock();
+        while !s.done {
+            s.waiters += 1;
+            s = match deadline {
+                None => self.cv.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        s.waiters -= 1;
+                        return false;
+                    }
+                    self.cv
+                        .wait_timeout(s, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+            s.waiters -= 1;
+        }
+        true
+    }
+
+    /// Waits (until the deadline) and takes the result out.
+    pub(crate) fn take(&self, deadline: Option<Instant>) -> Result<T> {
+        if !self.wait(deadline) {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!("waiting for the result of {} timed out", self.what),
+            ));
+        }
+        let mut s = self.lock();
+        while s.lent {
+            s.waiters += 1;
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+            s.waiters -= 1;
+        }
+        match s.result.take() {
+            Some(r) => {
+                s.taken = true;
+                r
+            }
+            None => Err(Error::state(format!(
+                "the result of {} was already taken",
+                self.what
+            ))),
+        }
+    }
+
+    /// Runs `f` with the result if done (and not taken).
+    pub(crate) fn peek<U>(&self, f: impl FnOnce(&Result<T>) -> U) -> Option<U> {
+        let s = self.lock();
+        s.result.as_ref().map(f)
+    }
+
+    /// Adds a callback: run at completion, or now (in this thread) if already done.
+    pub(crate) fn on_done(&self, cb: Callback<T>) {
+        let mut s = self.lock();
+        if !s.done {
+            s.callbacks.push(cb);
+            return;
+        }
+        match &s.result {
+            Some(r) => {
+                // Run outside the lock: the callback may look at the slot.
+                let r = match r {
+                    Ok(_) => None,
+                    Err(e) => Some(e.duplicate()),
+                };
+                match r {
+                    None => {
+                        // Borrow the value in place; the callback cannot re-lock
+                        // (documented: callbacks must not block on their own future).
+                        let r = s.result.take().expect("checked");
+                        s.lent = true;
+                        drop(s);
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&r)));
+                        let mut s = self.lock();
+                        s.result = Some(r);
+                        s.lent = false;
+                        if s.waiters > 0 {
+                            self.cv.notify_all();
+                        }
+                    }
+                    Some(e) => {
+                        drop(s);
+                        let _ =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&Err(e))));
+                    }
+                }
+            }
+            None => {
+                drop(s);
+                let e = Error::state(format!("the result of {} was already taken", self.what));
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&Err(e))));
+            }
+        }
+    }
+
+    /// Registers a watch; false (not registered) if already done.
+    pub(crate) fn watch(&self, w: &Arc<Watch>) -> bool {
+        let mut s = self.lock();
+        if s.done {
+            return false;
+        }
+        s.watches.push(w.clone());
+        true
+    }
+
+    pub(crate) fn unwatch(&self, w: &Arc<Watch>) {
+        self.lock().watches.retain(|x| !Arc::ptr_eq(x, w));
+    }
+
+    /// For `IntoFuture`: done, or remember the waker.
+    pub(crate) fn poll_ready(&self, waker: &Waker) -> bool {
+        let mut s = self.lock();
+        if s.done {
+            return true;
+        }
+        if !s.wakers.iter().any(|w| w.will_wake(waker)) {
+            s.wakers.push(waker.clone());
+        }
+        false
+    }
+}
