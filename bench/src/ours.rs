@@ -386,28 +386,96 @@ fn incr_worker(
     done.send(&()).expect("report");
 }
 
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn identity(x: u64) -> u64 {
+    x
+}
+
+/// A warmed-up `Pool(2)` with the fork start method, like the baseline's.
+fn warm_pool() -> multiprocess::Pool {
+    let pool = multiprocess::Pool::builder()
+        .processes(2)
+        .context(get_context(StartMethod::Fork))
+        .build()
+        .expect("pool");
+    pool.map(identity, 0..8).expect("warm-up");
+    pool
+}
+
 /// ms for `Pool(2).map(|x| x * x, 0..1_000_000)` with the default chunk size;
 /// the pool is created and warmed up (a tiny map) before timing.
-fn pool_map_1m_square(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess::Pool.
+fn pool_map_1m_square(quick: bool) -> Option<f64> {
+    let n = params::POOL_MAP_ITEMS.get(quick) as u64;
+    let pool = warm_pool();
+    Some(median_of(REPS.get(quick), || {
+        let t = Instant::now();
+        let out = pool.map(square, 0..n).expect("map");
+        let dt = t.elapsed();
+        assert_eq!(out[out.len() - 1], (n - 1) * (n - 1));
+        dt.as_secs_f64() * 1e3
+    }))
 }
 
 /// us per task: [`crate::params::APPLY_ASYNC_TASKS`] `apply_async` of identity
 /// on a warmed-up Pool(2), then `get` of every result.
-fn pool_apply_async_per_task(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess::Pool.
+fn pool_apply_async_per_task(quick: bool) -> Option<f64> {
+    let n = params::APPLY_ASYNC_TASKS.get(quick);
+    let pool = warm_pool();
+    Some(median_of(REPS.get(quick), || {
+        let t = Instant::now();
+        let rs: Vec<_> = (0..n as u64)
+            .map(|i| pool.apply_async(identity, i).expect("apply_async"))
+            .collect();
+        let out: Vec<u64> = rs.iter().map(|r| r.get().expect("get")).collect();
+        let dt = t.elapsed();
+        assert_eq!(out[n - 1], n as u64 - 1);
+        us_per(dt, n)
+    }))
 }
 
 /// ms to drain `imap_unordered(square, 0..100_000)` on a warmed-up Pool(2)
 /// with the default chunk size (CPython's default is 1).
-fn pool_imap_unordered_100k(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess::Pool.
+fn pool_imap_unordered_100k(quick: bool) -> Option<f64> {
+    let n = params::IMAP_ITEMS.get(quick) as u64;
+    let pool = warm_pool();
+    Some(median_of(REPS.get(quick), || {
+        let t = Instant::now();
+        let mut count = 0u64;
+        for r in pool.imap_unordered(square, 0..n) {
+            r.expect("imap item");
+            count += 1;
+        }
+        let dt = t.elapsed();
+        assert_eq!(count, n, "lost results");
+        dt.as_secs_f64() * 1e3
+    }))
 }
 
 /// us per task: a process-pool executor with 2 workers (warmed up),
 /// [`crate::params::EXECUTOR_TASKS`] `submit` of identity, then every result.
-fn executor_submit_per_task(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess's executor.
+fn executor_submit_per_task(quick: bool) -> Option<f64> {
+    let n = params::EXECUTOR_TASKS.get(quick);
+    let ex = multiprocess::futures::ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .context(get_context(StartMethod::Fork))
+        .build()
+        .expect("executor");
+    for r in ex.map(identity, 0..8).expect("warm-up") {
+        r.expect("warm-up");
+    }
+    Some(median_of(REPS.get(quick), || {
+        let t = Instant::now();
+        let fs: Vec<_> = (0..n as u64)
+            .map(|i| ex.submit(identity, i).expect("submit"))
+            .collect();
+        let out: Vec<u64> = fs.iter().map(|f| f.result().expect("result")).collect();
+        let dt = t.elapsed();
+        assert_eq!(out[n - 1], n as u64 - 1);
+        us_per(dt, n)
+    }))
 }
 
 /// us per op, one op being one set plus one get: set

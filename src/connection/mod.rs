@@ -1,7 +1,7 @@
 //! Pipes and connections: Python's `Pipe()` and `Connection`.
 //!
 //! A [`Connection<T>`] is one end of a Unix stream socket that carries typed messages
-//! (postcard-encoded `T`) and raw byte messages in length-prefixed frames. Both ends can
+//! (bincode-encoded `T`) and raw byte messages in length-prefixed frames. Both ends can
 //! live in any processes: pass an end in a child's args, or send it through another
 //! connection.
 //!

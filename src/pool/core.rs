@@ -54,9 +54,13 @@ use crate::sync::segment::Segment;
 use crate::sys;
 use crate::wire::codec;
 
-/// Ring size of a worker's queues: big enough for chunks of small items; larger items
-/// travel as memfds anyway.
-const RING: usize = 1 << 20;
+/// Ring size of a worker's queues: room for `map` chunks of a million small items
+/// in a small pool (inline items up to half the ring are decoded in place, with no
+/// copy and no page faults once the ring is warm); less per worker in big pools,
+/// since a ring's pages stay resident once touched. Larger items travel as memfds.
+fn ring_size(processes: usize) -> usize {
+    ((8 << 20) / processes.max(1)).clamp(256 << 10, 2 << 20)
+}
 /// Spin this long for work before sleeping.
 const SPIN: Duration = Duration::from_micros(50);
 /// How often a busy pool thread checks its workers' pidfds.
@@ -67,18 +71,20 @@ const MAX_WINDOW: usize = 256;
 const WINDOW_WORK_NS: u64 = 500_000;
 /// Tasks longer than this on average are handed out one at a time.
 const SHORT_TASK_NS: u64 = 250_000;
+/// Results at least this large are decoded after the next dispatch.
+const DEFER_BYTES: usize = 64 << 10;
 
 // Parent -> worker: a 32-byte header, then the payload.
 const OP_RUN: u8 = 1;
 const OP_EXIT: u8 = 2;
 const FLAG_STAMP: u8 = 1;
-const TASK_HEADER: usize = 32;
+pub(crate) const TASK_HEADER: usize = 32;
 // Worker -> parent: a 16-byte header, then the payload.
 const MSG_RESULT: u8 = 1;
 const MSG_FAILED: u8 = 2;
 const MSG_READY: u8 = 3;
 const MSG_INIT_FAILED: u8 = 4;
-const RESULT_HEADER: usize = 16;
+pub(crate) const RESULT_HEADER: usize = 16;
 
 /// The type-erased completion of a task: the worker's encoded output (borrowed in
 /// place from the ring, with its fds) or why there is none.
@@ -96,6 +102,8 @@ pub(crate) struct Task {
     pub(crate) timeout: Option<Duration>,
     /// Shared with a future that can be cancelled while pending.
     pub(crate) phase: Option<Arc<Phase>>,
+    /// One chunk of a `map`: its siblings are alike, so prefetching is safe.
+    pub(crate) chunk: bool,
     pub(crate) done: RawDone,
 }
 
@@ -386,6 +394,7 @@ impl Core {
             pending: VecDeque::new(),
             started: 0,
             last_death_check: Instant::now(),
+            deferred: Vec::new(),
         };
         for _ in 0..runner.cfg.processes {
             let w = runner.start_worker()?;
@@ -453,6 +462,8 @@ struct Runner {
     pending: VecDeque<Task>,
     started: usize,
     last_death_check: Instant,
+    /// Large results taken from the rings, to decode once workers have new work.
+    deferred: Vec<(RawDone, Vec<u8>, Vec<OwnedFd>)>,
 }
 
 static TASK_IDS: AtomicU64 = AtomicU64::new(1);
@@ -461,8 +472,9 @@ impl Runner {
     fn start_worker(&mut self) -> Result<Worker> {
         self.started += 1;
         let name = format!("{}-{}", self.cfg.name, self.started);
-        let tasks = Queue::from_raw(crate::queue::RawQueue::new(0, RING)?);
-        let results = Queue::from_raw(crate::queue::RawQueue::new(0, RING)?);
+        let ring = ring_size(self.cfg.processes);
+        let tasks = Queue::from_raw(crate::queue::RawQueue::new(0, ring)?);
+        let results = Queue::from_raw(crate::queue::RawQueue::new(0, ring)?);
         let status = Status::new()?;
         let init = match &self.cfg.init {
             Some(i) => Some((
@@ -553,6 +565,7 @@ impl Runner {
                 }
             }
             progress |= self.dispatch();
+            self.run_deferred();
             self.retire();
             if closed
                 && self.pending.is_empty()
@@ -578,6 +591,12 @@ impl Runner {
             idle_since = None;
             self.sleep();
             seen = self.shared.submitted.load(SeqCst);
+        }
+    }
+
+    fn run_deferred(&mut self) {
+        for (done, bytes, fds) in self.deferred.drain(..) {
+            done(Ok((&bytes, fds)));
         }
     }
 
@@ -683,6 +702,7 @@ impl Runner {
             let inflight = &mut w.inflight;
             let mut finished: Option<Instant> = None;
             let mut init_error: Option<String> = None;
+            let mut deferred: Option<(RawDone, Vec<u8>, Vec<OwnedFd>)> = None;
             let r = w
                 .results
                 .raw()
@@ -706,7 +726,11 @@ impl Runner {
                             finished = Some(f.sent);
                             let what = f.task.what;
                             let done = f.task.done;
-                            if kind == MSG_RESULT {
+                            if kind == MSG_RESULT && body.len() >= DEFER_BYTES {
+                                // Copy it out and decode after the next dispatch, so
+                                // the worker is not idle while we decode.
+                                deferred = Some((done, body.to_vec(), fds));
+                            } else if kind == MSG_RESULT {
                                 done(Ok((body, fds)));
                             } else {
                                 let text = String::from_utf8_lossy(body).into_owned();
@@ -729,6 +753,9 @@ impl Runner {
                 return any;
             }
             any = true;
+            if let Some(d) = deferred {
+                self.deferred.push(d);
+            }
             let w = &mut self.workers[i];
             match msg {
                 Some((MSG_READY, _)) => w.ready = true,
@@ -784,7 +811,11 @@ impl Runner {
                 if self.pending.is_empty() {
                     return any;
                 }
-                if w.retiring || w.killed_for.is_some() || w.inflight.len() >= w.window() {
+                // Chunks of one `map` are alike: a second one waiting in the worker
+                // hides the round trip between them.
+                let chunk = self.pending.front().is_some_and(|t| t.chunk);
+                let window = if chunk { w.window().max(2) } else { w.window() };
+                if w.retiring || w.killed_for.is_some() || w.inflight.len() >= window {
                     continue;
                 }
                 if let Some(max) = self.cfg.max_tasks {
@@ -803,22 +834,22 @@ impl Runner {
                     }
                 }
                 let id = TASK_IDS.fetch_add(1, SeqCst);
-                let mut header = [0u8; TASK_HEADER];
-                header[0] = OP_RUN;
-                header[1] = if task.timeout.is_some() {
+                let mut task = task;
+                let h = &mut task.bytes[..TASK_HEADER];
+                h[0] = OP_RUN;
+                h[1] = if task.timeout.is_some() {
                     FLAG_STAMP
                 } else {
                     0
                 };
-                header[8..16].copy_from_slice(&id.to_le_bytes());
-                header[16..24].copy_from_slice(&(task.entry as u64).to_le_bytes());
-                header[24..32].copy_from_slice(&(task.func as u64).to_le_bytes());
+                h[8..16].copy_from_slice(&id.to_le_bytes());
+                h[16..24].copy_from_slice(&(task.entry as u64).to_le_bytes());
+                h[24..32].copy_from_slice(&(task.func as u64).to_le_bytes());
                 let w = &mut self.workers[i];
-                let mut buf = Vec::with_capacity(TASK_HEADER + task.bytes.len());
-                buf.extend_from_slice(&header);
-                buf.extend_from_slice(&task.bytes);
                 let fds: Vec<BorrowedFd<'_>> = task.fds.iter().map(|f| f.as_fd()).collect();
-                match w.tasks.raw().put(&buf, &fds, Some(Instant::now())) {
+                let sent = w.tasks.raw().put(&task.bytes, &fds, Some(Instant::now()));
+                drop(fds);
+                match sent {
                     Ok(()) => {
                         w.dispatched += 1;
                         w.inflight.push_back(InFlight {
@@ -926,6 +957,7 @@ impl Runner {
     }
 
     fn fail_all(&mut self, e: &Error) {
+        self.run_deferred();
         let mut tasks: Vec<Task> = self.pending.drain(..).collect();
         tasks.extend(self.shared.inbox().pending.drain(..));
         for w in &mut self.workers {
@@ -968,11 +1000,12 @@ impl Runner {
     }
 
     fn terminate_all(&mut self) {
-        self.stop_workers(Duration::from_millis(200));
+        // Fail the tasks first: stopping the workers drops what they held.
         self.fail_all(&Error::new(
             ErrorKind::Cancelled,
             "the pool was terminated before it finished",
         ));
+        self.stop_workers(Duration::from_millis(200));
         self.finish();
     }
 
@@ -985,12 +1018,13 @@ impl Runner {
             .as_ref()
             .map(Error::duplicate)
             .expect("broken");
-        self.stop_workers(Duration::from_millis(100));
         self.fail_all(&e);
+        self.stop_workers(Duration::from_millis(100));
         self.finish();
     }
 
     fn shutdown_workers(&mut self) {
+        self.run_deferred();
         for w in &self.workers {
             if !w.retiring {
                 send_exit(&w.tasks);
@@ -1066,7 +1100,8 @@ where
     let f: fn(A) -> R = code_at(func);
     let items: Vec<A> = codec::decode(bytes, fds)
         .map_err(|e| format!("cannot decode the task's arguments: {e}"))?;
-    let mut ok: Vec<R> = Vec::with_capacity(items.len());
+    let n = items.len();
+    let mut ok: Vec<R> = Vec::with_capacity(n);
     let mut mixed: Option<Vec<std::result::Result<R, Failure>>> = None;
     for (i, a) in items.into_iter().enumerate() {
         stamp.begin(i);
@@ -1088,8 +1123,14 @@ where
         None => ChunkOut::AllOk(ok),
         Some(m) => ChunkOut::Mixed(m),
     };
-    let enc = codec::encode(&out).map_err(|e| format!("cannot serialize the result: {e}"))?;
-    let fds = dup_all(&enc.borrowed_fds()).map_err(|e| e.to_string())?;
+    let expected = (std::mem::size_of::<R>() + 4) * n + 16;
+    let enc = codec::encode_sized(&out, RESULT_HEADER, expected)
+        .map_err(|e| format!("cannot serialize the result: {e}"))?;
+    let fds = if enc.fds.is_empty() {
+        Vec::new()
+    } else {
+        dup_all(&enc.borrowed_fds()).map_err(|e| e.to_string())?
+    };
     Ok((enc.bytes, fds))
 }
 
@@ -1108,14 +1149,24 @@ pub(crate) fn run_init<A: DeserializeOwned>(
     Ok((Vec::new(), Vec::new()))
 }
 
-fn send(results: &Queue<()>, kind: u8, id: u64, body: &[u8], fds: &[OwnedFd]) -> Result<()> {
-    let mut buf = Vec::with_capacity(RESULT_HEADER + body.len());
-    buf.push(kind);
-    buf.extend_from_slice(&[0; 7]);
-    buf.extend_from_slice(&id.to_le_bytes());
-    buf.extend_from_slice(body);
+/// Sends a message whose first [`RESULT_HEADER`] bytes are reserved for the header.
+fn send_prefixed(
+    results: &Queue<()>,
+    kind: u8,
+    id: u64,
+    mut buf: Vec<u8>,
+    fds: &[OwnedFd],
+) -> Result<()> {
+    buf[0] = kind;
+    buf[8..16].copy_from_slice(&id.to_le_bytes());
     let fds: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
     results.raw().put(&buf, &fds, None)
+}
+
+fn send(results: &Queue<()>, kind: u8, id: u64, body: &[u8]) -> Result<()> {
+    let mut buf = vec![0u8; RESULT_HEADER];
+    buf.extend_from_slice(body);
+    send_prefixed(results, kind, id, buf, &[])
 }
 
 enum Job {
@@ -1133,16 +1184,18 @@ enum Job {
 /// A pool worker's life: run the initializer, then tasks until told to exit.
 fn worker_main(args: WorkerArgs) {
     crate::process::quiet_panics();
+    // Chunks allocate and free the same large buffers over and over.
+    crate::sys::process::keep_heap();
     if let Some((entry, func, blob)) = args.init {
         let run: Entry = code_at(entry);
         match run(func, &blob.bytes, blob.fds, &Stamp { status: None }) {
             Ok(_) => {
-                if send(&args.results, MSG_READY, 0, &[], &[]).is_err() {
+                if send(&args.results, MSG_READY, 0, &[]).is_err() {
                     return;
                 }
             }
             Err(msg) => {
-                let _ = send(&args.results, MSG_INIT_FAILED, 0, msg.as_bytes(), &[]);
+                let _ = send(&args.results, MSG_INIT_FAILED, 0, msg.as_bytes());
                 std::process::exit(1);
             }
         }
@@ -1179,8 +1232,8 @@ fn worker_main(args: WorkerArgs) {
                     status: stamp.then_some((&args.status, id)),
                 };
                 let sent = match run(func, &bytes, fds, &st) {
-                    Ok((out, ofds)) => send(&args.results, MSG_RESULT, id, &out, &ofds),
-                    Err(msg) => send(&args.results, MSG_FAILED, id, msg.as_bytes(), &[]),
+                    Ok((out, ofds)) => send_prefixed(&args.results, MSG_RESULT, id, out, &ofds),
+                    Err(msg) => send(&args.results, MSG_FAILED, id, msg.as_bytes()),
                 };
                 if sent.is_err() {
                     return;

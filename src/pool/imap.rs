@@ -24,8 +24,13 @@ pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
     Instant::now().checked_add(d)
 }
 
+/// Collects a map's chunks into one vector, appending chunks as they become
+/// contiguous (they mostly arrive in order), so no big copy is left for the end.
 struct MapState<R> {
-    parts: Vec<Option<Vec<R>>>,
+    out: Vec<R>,
+    /// The next chunk to append, and chunks that arrived before their turn.
+    next: usize,
+    early: BTreeMap<usize, Vec<R>>,
     remaining: usize,
     /// The failure of the lowest item index, and how many items failed.
     error: Option<(usize, Error)>,
@@ -35,8 +40,8 @@ struct MapState<R> {
 
 impl<R> MapState<R> {
     fn record(&mut self, k: usize, first: usize, n: usize, out: Outcome<R>) {
-        match out {
-            Outcome::AllOk(v) => self.parts[k] = Some(v),
+        let part = match out {
+            Outcome::AllOk(v) => v,
             Outcome::Mixed(v) => {
                 let mut ok = Vec::with_capacity(v.len());
                 for (i, r) in v.into_iter().enumerate() {
@@ -45,32 +50,40 @@ impl<R> MapState<R> {
                         Err(e) => self.fail(first + i, 1, e),
                     }
                 }
-                self.parts[k] = Some(ok);
+                ok
             }
-            Outcome::Failed(e) => self.fail(first, n, e),
+            Outcome::Failed(e) => {
+                self.fail(first, n, e);
+                Vec::new()
+            }
+        };
+        if self.error.is_none() {
+            if k == self.next {
+                self.out.extend(part);
+                self.next += 1;
+                while let Some(p) = self.early.remove(&self.next) {
+                    self.out.extend(p);
+                    self.next += 1;
+                }
+            } else {
+                self.early.insert(k, part);
+            }
+        } else {
+            self.early.clear();
+            self.out = Vec::new();
         }
         self.remaining -= 1;
         if self.remaining == 0 {
             let r = match self.error.take() {
-                Some((_, e)) => {
-                    if self.failed > 1 {
-                        let more = self.failed - 1;
-                        Err(Error::new(
-                            e.kind(),
-                            format!("{e} (and {more} more item(s) failed)"),
-                        ))
-                    } else {
-                        Err(e)
-                    }
+                Some((_, e)) if self.failed > 1 => {
+                    let more = self.failed - 1;
+                    Err(Error::new(
+                        e.kind(),
+                        format!("{e} (and {more} more item(s) failed)"),
+                    ))
                 }
-                None => {
-                    let mut all =
-                        Vec::with_capacity(self.parts.iter().flatten().map(Vec::len).sum());
-                    for p in self.parts.drain(..).flatten() {
-                        all.extend(p);
-                    }
-                    Ok(all)
-                }
+                Some((_, e)) => Err(e),
+                None => Ok(std::mem::take(&mut self.out)),
             };
             self.slot.complete(r);
         }
@@ -87,7 +100,7 @@ impl<R> MapState<R> {
 /// `map_async` on any backend: chunks of `chunk` items (default: Python's heuristic).
 pub(crate) fn map_async<A, R>(
     b: &dyn Backend<A, R>,
-    items: Vec<A>,
+    items: impl IntoIterator<Item = A>,
     mut opts: Options<Vec<R>>,
     default_timeout: Option<Duration>,
 ) -> Result<AsyncResult<Vec<R>>>
@@ -95,13 +108,25 @@ where
     A: Send + 'static,
     R: Send + 'static,
 {
-    let n = items.len();
     if opts.chunk_size == Some(0) {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             "chunk size must be at least 1",
         ));
     }
+    // The length decides the default chunk size: taken from an exact size hint, or
+    // by collecting the input (as Python's `list(iterable)`).
+    let mut it = items.into_iter();
+    let mut collected: Option<std::vec::IntoIter<A>> = None;
+    let n = match it.size_hint() {
+        (lo, Some(hi)) if lo == hi => lo,
+        _ => {
+            let v: Vec<A> = it.by_ref().collect();
+            let n = v.len();
+            collected = Some(v.into_iter());
+            n
+        }
+    };
     let cs = opts
         .chunk_size
         .unwrap_or_else(|| default_chunksize(n, b.processes()));
@@ -113,34 +138,39 @@ where
     }
     let nchunks = n.div_ceil(cs);
     let state = Arc::new(Mutex::new(MapState {
-        parts: (0..nchunks).map(|_| None).collect(),
+        out: Vec::with_capacity(n),
+        next: 0,
+        early: BTreeMap::new(),
         remaining: nchunks,
         error: None,
         failed: 0,
         slot: slot.clone(),
     }));
     let timeout = opts.timeout.or(default_timeout);
-    let mut chunks = Vec::with_capacity(nchunks);
-    let mut it = items.into_iter();
-    for k in 0..nchunks {
-        let part: Vec<A> = it.by_ref().take(cs).collect();
-        let first = k * cs;
-        let len = part.len();
+    let input: &mut dyn Iterator<Item = A> = match &mut collected {
+        Some(c) => c,
+        None => &mut it,
+    };
+    // An iterator that lied about its size: count what is really there.
+    let mut counted = 0usize;
+    let mut counting = input.inspect(|_| counted += 1).take(n);
+    b.submit_split(&mut counting, n, cs, timeout, &mut |k, first, len| {
         let st = state.clone();
-        chunks.push(Chunk {
-            items: part,
-            first,
-            single: None,
-            timeout,
-            phase: None,
-            done: Box::new(move |out| {
-                st.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .record(k, first, len, out)
-            }),
-        });
+        Box::new(move |out| {
+            st.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(k, first, len, out)
+        })
+    })?;
+    drop(counting);
+    if counted < n {
+        // Fewer items than announced: the chunks that were never made count as done.
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        let made = counted.div_ceil(cs);
+        for k in made..nchunks {
+            st.record(k, k * cs, 0, Outcome::AllOk(Vec::new()));
+        }
     }
-    b.submit(chunks)?;
     Ok(AsyncResult { slot })
 }
 

@@ -841,9 +841,11 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
+        let items = items.into_iter();
         #[cfg(feature = "progress")]
-        let bar = opts.progress.then(|| progress_bar(items.len() as u64));
+        let bar = opts
+            .progress
+            .then(|| progress_bar(items.size_hint().0 as u64));
         let r = map_async(&self.backend(f), items, opts, self.timeout)?;
         #[cfg(feature = "progress")]
         if let Some(bar) = bar {

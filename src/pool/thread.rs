@@ -9,7 +9,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::backend::{Backend, Chunk, Outcome};
+use super::backend::{Backend, Chunk, Outcome, panicked};
 use super::imap::{apply_async, map_async};
 use super::slot::Phase;
 use super::{AsyncResult, IMap, Options};
@@ -220,9 +220,8 @@ where
                         let mut out = Vec::with_capacity(c.items.len());
                         let mut all_ok = true;
                         for (i, a) in c.items.into_iter().enumerate() {
-                            let r = panic::catch_unwind(AssertUnwindSafe(|| f(a))).map_err(|p| {
-                                Chunk::<A, R>::panicked(&c.single, c.first, i, &panic_message(&*p))
-                            });
+                            let r = panic::catch_unwind(AssertUnwindSafe(|| f(a)))
+                                .map_err(|p| panicked(&c.single, c.first, i, &panic_message(&*p)));
                             all_ok &= r.is_ok();
                             out.push(r);
                         }
@@ -581,7 +580,7 @@ impl ThreadPool {
         R: Send + 'static,
     {
         no_timeout(opts.timeout)?;
-        map_async(&self.backend(f), items.into_iter().collect(), opts, None)
+        map_async(&self.backend(f), items, opts, None)
     }
 
     /// Python's `starmap`: [`map`](ThreadPool::map) over argument tuples.

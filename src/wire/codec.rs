@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+use bincode::Options as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -41,10 +42,32 @@ impl Encoded {
     }
 }
 
+/// The wire format: bincode with fixed-width little-endian integers. Measured here,
+/// it encodes and decodes a `Vec<u64>` several times faster than a varint format
+/// (postcard), which is what bulk pool and queue traffic is made of; the extra bytes
+/// of small integers cost nothing next to that.
+fn options() -> impl bincode::Options {
+    use bincode::Options as _;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+        .allow_trailing_bytes()
+}
+
 /// Encodes `value` after `prefix` reserved bytes (a frame header to fill in later).
 pub(crate) fn encode_with_prefix<T: Serialize + ?Sized>(
     value: &T,
     prefix: usize,
+) -> Result<Encoded> {
+    encode_sized(value, prefix, 0)
+}
+
+/// Encodes `value` after `prefix` reserved bytes into a buffer with room for
+/// `expected` more bytes (a guess that saves regrowing a large buffer).
+pub(crate) fn encode_sized<T: Serialize + ?Sized>(
+    value: &T,
+    prefix: usize,
+    expected: usize,
 ) -> Result<Encoded> {
     struct Reset(Option<Vec<RawFd>>);
     impl Drop for Reset {
@@ -55,8 +78,9 @@ pub(crate) fn encode_with_prefix<T: Serialize + ?Sized>(
     // Support nesting (a handle's serializer never encodes, but be safe).
     let saved = SEND.with(|s| s.borrow_mut().replace(Vec::new()));
     let _reset = Reset(saved);
-    let buf = vec![0u8; prefix];
-    let bytes = postcard::to_extend(value, buf).map_err(|e| {
+    let mut bytes = Vec::with_capacity(prefix + expected);
+    bytes.resize(prefix, 0);
+    options().serialize_into(&mut bytes, value).map_err(|e| {
         Error::new(
             ErrorKind::Serialize,
             format!("cannot serialize the value: {e}"),
@@ -84,7 +108,8 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
     }
     let saved = RECV.with(|s| s.borrow_mut().replace(fds.into_iter().map(Some).collect()));
     let _reset = Reset(saved);
-    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| {
+    let mut rest: &[u8] = bytes;
+    let value = options().deserialize_from::<_, T>(&mut rest).map_err(|e| {
         Error::new(
             ErrorKind::Deserialize,
             format!(

@@ -1,6 +1,6 @@
 //! The wire layer: how values and handles travel between processes.
 //!
-//! * [`codec`]: values are encoded with postcard over serde. While a value is encoded,
+//! * [`codec`]: values are encoded with bincode (fixed-width integers) over serde. While a value is encoded,
 //!   every handle inside it (a [`Connection`](crate::Connection), later queues, locks,
 //!   shared memory) records its file descriptor in a side table instead of writing it
 //!   into the bytes; the bytes hold only the fd's index in that table. Decoding
