@@ -1,7 +1,7 @@
 //! `multiprocess::wait`: Python's `multiprocessing.connection.wait`.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::sys;
@@ -70,7 +70,7 @@ impl<T> Waitable for crate::Connection<T> {
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Vec<usize>> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = sys::deadline_after_opt(timeout);
     let fds = objects
         .iter()
         .map(|o| o.wait_fd().map(|f| f.as_raw_fd()))

@@ -376,7 +376,7 @@ where
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
         let c = self.started()?;
         let done = c
-            .poll_exit(Some(Instant::now() + timeout))
+            .poll_exit(sys::deadline_after(timeout))
             .map_err(|e| Error::io("join", e))?
             .is_some();
         if done {
@@ -896,7 +896,7 @@ impl<R: DeserializeOwned> JoinHandle<R> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn join_timeout(self, timeout: Duration) -> Result<R> {
-        self.finish(Some(Instant::now() + timeout))
+        self.finish(sys::deadline_after(timeout))
     }
 
     fn finish(self, deadline: Option<Instant>) -> Result<R> {
@@ -1196,7 +1196,7 @@ impl ParentProcess {
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         match &self.info.pidfd {
             Some(fd) => {
-                sys::pidfd::wait_exit(fd.as_fd(), Some(Instant::now() + timeout)).unwrap_or(true)
+                sys::pidfd::wait_exit(fd.as_fd(), sys::deadline_after(timeout)).unwrap_or(true)
             }
             None => true,
         }
