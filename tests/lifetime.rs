@@ -160,7 +160,7 @@ fn hundred_in_a_row(m: StartMethod) {
         pids.push(p.pid().unwrap());
     }
     for i in 0..n {
-        let h = ctx.spawn(identity, i).unwrap();
+        let mut h = ctx.spawn(identity, i).unwrap();
         pids.push(h.pid());
         assert_eq!(h.join_timeout(LONG).unwrap(), i);
     }
@@ -194,7 +194,7 @@ fn child_killed_while_parent_waits(m: StartMethod) {
     drop(here);
 
     let (here, there) = pipe::<()>().unwrap();
-    let h = ctx.spawn(blocks, there).unwrap();
+    let mut h = ctx.spawn(blocks, there).unwrap();
     let pid = h.pid();
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));

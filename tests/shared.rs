@@ -27,7 +27,7 @@ fn values_seen_by_parent(method: StartMethod) {
         Value::raw(5).unwrap(),
         Value::raw(255).unwrap(),
     );
-    let h = get_context(method)
+    let mut h = get_context(method)
         .spawn(mutate_values, vals.clone())
         .unwrap();
     h.join_timeout(LONG).unwrap();
@@ -71,7 +71,7 @@ fn locked_increments(method: StartMethod) {
     let hs: Vec<_> = (0..2)
         .map(|_| ctx.spawn(add_under_lock, (v.clone(), 20_000)).unwrap())
         .collect();
-    for h in hs {
+    for mut h in hs {
         h.join_timeout(LONG).unwrap();
     }
     assert_eq!(v.get(), 40_000, "{method}: the lock makes increments exact");

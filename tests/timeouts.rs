@@ -59,9 +59,9 @@ fn processes(m: StartMethod) {
     assert!(p.join_timeout(FOREVER).unwrap());
     assert_eq!(p.exitcode(), Some(0));
 
-    let h = ctx.spawn(double, 21).unwrap();
+    let mut h = ctx.spawn(double, 21).unwrap();
     assert_eq!(h.join_timeout(FOREVER).unwrap(), 42);
-    let h = ctx.spawn(double, 2).unwrap();
+    let mut h = ctx.spawn(double, 2).unwrap();
     assert_eq!(h.join_timeout(HUGE).unwrap(), 4);
 
     let (g_here, g_there) = pipe::<bool>().unwrap();
