@@ -6,8 +6,10 @@
 //!   [`Process::is_alive`]/[`Process::exitcode`] once it ended, by [`active_children`],
 //!   by the next [`Process::start`], or at exit. Reaping uses pidfds, never `SIGCHLD`.
 //! * **Orphans.** A child never outlives a parent that dies, even by `SIGKILL`: it is
-//!   created from a long-lived thread with `PR_SET_PDEATHSIG(SIGKILL)` (opt out per
-//!   process with [`Process::die_with_parent`]). At a normal exit (return from `main`
+//!   created from a long-lived thread with `PR_SET_PDEATHSIG(SIGKILL)`, or, started by
+//!   the fork server (whose child it is), it watches the parent's pidfd from a small
+//!   thread of its own and dies once the parent is gone, even if the fork server was
+//!   killed first (opt out per process with [`Process::die_with_parent`]). At a normal exit (return from `main`
 //!   or `std::process::exit`), daemonic children are terminated and the others joined,
 //!   as in Python.
 //! * **Drop.** Dropping a running [`Process`] neither kills nor waits: the child runs on
