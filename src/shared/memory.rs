@@ -304,6 +304,68 @@ impl SharedMemory {
         self.map.as_ptr()
     }
 
+    /// The whole segment as bytes, to read in place (no copy, unlike
+    /// [`read`](SharedMemory::read)).
+    ///
+    /// # Safety
+    ///
+    /// While the slice lives, nobody may write these bytes: not another thread or
+    /// process through its own handle or mapping of the segment (by name or received
+    /// through a connection), not [`write`](SharedMemory::write),
+    /// [`as_mut_slice`](SharedMemory::as_mut_slice) or [`as_ptr`](SharedMemory::as_ptr).
+    /// Rust assumes the bytes behind a `&[u8]` do not change: a concurrent write is
+    /// undefined behaviour, not merely a torn read. Make sure of it with your own
+    /// protocol (a [`Lock`](crate::Lock) held by every writer and by you meanwhile, a
+    /// [`Barrier`](crate::Barrier) after the writers are done, a message saying so).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let shm = multiprocess::SharedMemory::create(None, 4)?;
+    /// shm.write(0, b"abcd")?;
+    /// // SAFETY: the segment is ours alone: no other process knows its name yet.
+    /// let bytes = unsafe { shm.as_slice() };
+    /// assert_eq!(bytes, b"abcd");
+    /// shm.unlink()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: the mapping is `size` bytes, initialised (zero-filled by the kernel),
+        // and lives as long as `self`; the caller promises no concurrent writer.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.size) }
+    }
+
+    /// The whole segment as mutable bytes, to write in place.
+    ///
+    /// # Safety
+    ///
+    /// While the slice lives, nobody else may read or write these bytes: not another
+    /// thread or process through its own handle or mapping of the segment, nor
+    /// anything reading through [`as_ptr`](SharedMemory::as_ptr). (`&mut self` rules out
+    /// this handle's other methods; the rest is up to your protocol, as for
+    /// [`as_slice`](SharedMemory::as_slice).)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let mut shm = multiprocess::SharedMemory::create(None, 8)?;
+    /// // SAFETY: the segment is ours alone: no other process knows its name yet.
+    /// let bytes = unsafe { shm.as_mut_slice() };
+    /// bytes.copy_from_slice(b"12345678");
+    /// let mut buf = [0u8; 8];
+    /// shm.read(0, &mut buf)?;
+    /// assert_eq!(&buf, b"12345678");
+    /// shm.unlink()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_slice`; `&mut self` and the caller's promise make this the
+        // only access while the slice lives.
+        unsafe { std::slice::from_raw_parts_mut(self.map.as_ptr(), self.size) }
+    }
+
     /// Removes the name from the system; processes that have the segment open keep it
     /// until they drop it. Python's `unlink()`.
     ///
