@@ -310,3 +310,40 @@ fn raw_value_races_are_defined() {
     v.set([9; 3]);
     assert_eq!(v.get(), [9; 3]);
 }
+
+/// Creates two named segments, says so, waits, and exits without unlinking them (so
+/// its tracker unlinks them, in name order).
+fn create_two_and_leave((a, b, conn): (String, String, multiprocess::Connection<()>)) {
+    let x = multiprocess::SharedMemory::create(Some(&a), 64).unwrap();
+    let y = multiprocess::SharedMemory::create(Some(&b), 64).unwrap();
+    conn.send(&()).unwrap();
+    let _ = conn.recv_timeout(LONG);
+    drop((x, y));
+}
+
+/// A name its creator's tracker would clean up, unlinked by someone else and created
+/// again (another segment now), is left alone when the creator exits: the tracker
+/// unlinks a name only while it names the file it registered. (The tracker used to
+/// unlink by name, removing the newcomer's segment.) The tracker also has a later
+/// name (`z-marker`) to unlink: once that is gone, it has dealt with the first.
+#[test]
+fn tracker_leaves_a_reused_name_alone() {
+    use multiprocess::SharedMemory;
+    let reused = shm_name("a-reused", StartMethod::Spawn);
+    let marker = shm_name("z-marker", StartMethod::Spawn);
+    let (here, there) = multiprocess::pipe::<()>().unwrap();
+    let mut p = get_context(StartMethod::Spawn).process(
+        create_two_and_leave,
+        (reused.clone(), marker.clone(), there),
+    );
+    p.start().unwrap();
+    here.recv_timeout(LONG).unwrap();
+    SharedMemory::open(&reused).unwrap().unlink().unwrap();
+    let newcomer = SharedMemory::create(Some(&reused), 16).unwrap();
+    drop(here); // the creator exits
+    assert!(p.join_timeout(LONG).unwrap());
+    assert!(gone(&marker), "the creator's tracker did not clean up");
+    let still = std::path::Path::new("/dev/shm").join(&reused).exists();
+    let _ = newcomer.unlink();
+    assert!(still, "the tracker unlinked a segment it does not own");
+}
