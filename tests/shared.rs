@@ -340,7 +340,7 @@ fn tracker_leaves_a_reused_name_alone() {
     here.recv_timeout(LONG).unwrap();
     SharedMemory::open(&reused).unwrap().unlink().unwrap();
     let newcomer = SharedMemory::create(Some(&reused), 16).unwrap();
-    drop(here); // the creator exits
+    here.send(&()).unwrap(); // the creator exits
     assert!(p.join_timeout(LONG).unwrap());
     assert!(gone(&marker), "the creator's tracker did not clean up");
     let still = std::path::Path::new("/dev/shm").join(&reused).exists();
