@@ -3,9 +3,9 @@
 //! across processes the number lives in a shared `Value` and the lock is a `Lock`.
 //! Run: `cargo run --release --example seed002_mutex`.
 
-use multiprocess::{Lock, Process, Value};
+use multiprocess::{Lock, Process, RawValue};
 
-fn inc_num((mutex, num, label): (Lock, Value<u64>, String)) {
+fn inc_num((mutex, num, label): (Lock, RawValue<u64>, String)) {
     let g = mutex.acquire(); // while locked, the other worker blocks
     for _ in 0..999_999 {
         num.set(num.get() + 1);
@@ -17,7 +17,7 @@ fn inc_num((mutex, num, label): (Lock, Value<u64>, String)) {
 fn main() -> multiprocess::Result<()> {
     multiprocess::init();
     let mutex = Lock::new()?;
-    let py_num = Value::raw(0u64)?; // no lock of its own: the mutex protects it
+    let py_num = RawValue::new(0u64)?; // no lock of its own: the mutex protects it
     let mut p1 = Process::new(inc_num, (mutex.clone(), py_num.clone(), "py_num".into()));
     let mut p2 = Process::new(inc_num, (mutex, py_num.clone(), "py_num2".into()));
     p1.start()?;

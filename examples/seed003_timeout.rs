@@ -27,8 +27,8 @@
 //!
 //! Last, the library's own typed timeout: `spawn(f, x)` returns a `JoinHandle`, and
 //! `join_timeout` gives `Err` with `ErrorKind::Timeout` if `f` has not returned in
-//! time. That handle is consumed: the child keeps running and is joined when `main`
-//! returns (its task takes 1 s, so the wait at exit is short).
+//! time. The handle stays usable after a timeout: here the second `join_timeout`, with
+//! a budget long enough, gets the value (the task takes 1 s).
 //!
 //! Run: `cargo run --example seed003_timeout` (about 2.5 s).
 
@@ -95,7 +95,7 @@ fn main() -> multiprocess::Result<()> {
     }
 
     println!("spawn(nap, 1000).join_timeout(300 ms):");
-    let h = multiprocess::spawn(nap, 1000)?;
+    let mut h = multiprocess::spawn(nap, 1000)?;
     match h.join_timeout(Duration::from_millis(300)) {
         Ok(ms) => println!("  returned {ms} (unexpected: too early)"),
         Err(e) if e.kind() == ErrorKind::Timeout => {
@@ -103,5 +103,7 @@ fn main() -> multiprocess::Result<()> {
         }
         Err(e) => return Err(e),
     }
+    println!("the same handle, join_timeout(5 s):");
+    println!("  returned {}", h.join_timeout(Duration::from_secs(5))?);
     Ok(())
 }

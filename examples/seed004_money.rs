@@ -6,9 +6,11 @@
 
 use std::time::Instant;
 
-use multiprocess::{Process, Value};
+use multiprocess::{Process, RawValue, Value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-fn run_unlocked((money, n): (Value<i64>, i64)) {
+fn run_unlocked((money, n): (RawValue<i64>, i64)) {
     for _ in 0..1_000_000 {
         money.set(money.get() + n); // two steps: another process can slip in between
         money.set(money.get() - n);
@@ -23,7 +25,11 @@ fn run_locked((money, n): (Value<i64>, i64)) {
     }
 }
 
-fn race(worker: fn((Value<i64>, i64)), money: Value<i64>) -> multiprocess::Result<()> {
+/// Two workers on `money` (a `RawValue` or a `Value`); `get` reads it at the end.
+fn race<M>(worker: fn((M, i64)), money: M, get: fn(&M) -> i64) -> multiprocess::Result<()>
+where
+    M: Clone + Serialize + DeserializeOwned + 'static,
+{
     let start = Instant::now();
     let mut t1 = Process::new(worker, (money.clone(), 6));
     let mut t2 = Process::new(worker, (money.clone(), 7));
@@ -31,7 +37,7 @@ fn race(worker: fn((Value<i64>, i64)), money: Value<i64>) -> multiprocess::Resul
     t2.start()?;
     t1.join()?;
     t2.join()?;
-    println!("MONEY:{}   运行时间：{:?}", money.get(), start.elapsed());
+    println!("MONEY:{}   运行时间：{:?}", get(&money), start.elapsed());
     Ok(())
 }
 
@@ -39,9 +45,9 @@ fn main() -> multiprocess::Result<()> {
     multiprocess::init();
     println!("without a lock (expected 0; processes race):");
     for _ in 0..3 {
-        race(run_unlocked, Value::raw(0)?)?;
+        race(run_unlocked, RawValue::new(0)?, RawValue::get)?;
     }
     println!("with the value's lock:");
-    race(run_locked, Value::new(0)?)?;
+    race(run_locked, Value::new(0)?, Value::get)?;
     Ok(())
 }

@@ -116,7 +116,7 @@ pub use process::{
     waitpid,
 };
 pub use queue::{JoinableQueue, PutError, Queue, SimpleQueue};
-pub use shared::{Array, Pod, SharedGuard, SharedMemory, Value};
+pub use shared::{Array, Pod, RawArray, RawValue, SharedGuard, SharedMemory, Value};
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard,

@@ -543,7 +543,7 @@ fn one_way_pipes(m: StartMethod) {
     assert_eq!(r.recv().unwrap_err().kind(), ErrorKind::Disconnected);
 
     let (r, w) = pipe_simplex::<u32>().unwrap();
-    let h = ctx.spawn(simplex_reader, r).unwrap();
+    let mut h = ctx.spawn(simplex_reader, r).unwrap();
     for v in [10, 20, 12] {
         w.send(&v).unwrap();
     }
@@ -637,7 +637,7 @@ fn wait_four_children_ten_messages(m: StartMethod) {
 
 /// `wait` with nothing ready returns empty after about the timeout; a process
 /// sentinel (and a `spawn` handle) becomes ready when the process ends; a ready
-/// connection is reported at once.
+/// connection is reported at once; raw fds (`BorrowedFd`, `OwnedFd`) work as well.
 fn wait_timeout_and_sentinels(m: StartMethod) {
     let ctx = get_context(m);
     let (here, there) = pipe::<()>().unwrap();
@@ -663,12 +663,19 @@ fn wait_timeout_and_sentinels(m: StartMethod) {
     assert_eq!(ready, [2]);
     assert!(took < Duration::from_secs(1));
 
+    // Raw fds too: a process's sentinel as a `BorrowedFd`, and an `OwnedFd` (a copy of
+    // `b`'s, with a message waiting).
+    let sentinel = p.sentinel().unwrap();
+    let owned = b.as_fd().try_clone_to_owned().unwrap();
+    assert_eq!(wait(&[&sentinel, &owned], Some(LONG)).unwrap(), [1]);
+
     drop(here); // the child returns
     assert_eq!(wait(&[&p], Some(LONG)).unwrap(), [0]);
+    assert_eq!(wait(&[&sentinel, &owned], Some(LONG)).unwrap(), [0, 1]);
     assert!(p.join_timeout(Duration::ZERO).unwrap());
     assert_eq!(p.exitcode(), Some(0));
 
-    let h = ctx.spawn(double, 21).unwrap();
+    let mut h = ctx.spawn(double, 21).unwrap();
     assert_eq!(wait(&[&h], Some(LONG)).unwrap(), [0]);
     assert_eq!(wait(&[&h, &b], Some(LONG)).unwrap(), [0, 1]);
     assert_eq!(h.join_timeout(LONG).unwrap(), 42);

@@ -160,7 +160,7 @@ fn hundred_in_a_row(m: StartMethod) {
         pids.push(p.pid().unwrap());
     }
     for i in 0..n {
-        let h = ctx.spawn(identity, i).unwrap();
+        let mut h = ctx.spawn(identity, i).unwrap();
         pids.push(h.pid());
         assert_eq!(h.join_timeout(LONG).unwrap(), i);
     }
@@ -194,7 +194,7 @@ fn child_killed_while_parent_waits(m: StartMethod) {
     drop(here);
 
     let (here, there) = pipe::<()>().unwrap();
-    let h = ctx.spawn(blocks, there).unwrap();
+    let mut h = ctx.spawn(blocks, there).unwrap();
     let pid = h.pid();
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
@@ -389,4 +389,167 @@ fn fork_server_has_no_address() {
         inodes.len(),
         "sockets of the server not in /proc/net/unix"
     );
+}
+
+// ------------------------------------------- fork-server children and parent death
+
+/// Waits until `pid` is gone; if it is not within [`GRACE`], kills it (a test must not
+/// leave it behind) and fails with `what`.
+fn assert_gone_or_kill(pid: u32, what: &str) {
+    let deadline = std::time::Instant::now() + GRACE;
+    while !common::is_gone(pid) {
+        if std::time::Instant::now() > deadline {
+            let st = stat(pid);
+            if is_running(pid) {
+                common::kill(pid, libc::SIGKILL);
+            }
+            panic!("{what}: process {pid} is still there after {GRACE:?}: {st:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Starts a grandchild through its own fork server, reports (grandchild pid, fork
+/// server pid), keeps `threads` threads spinning (a process that takes a while to
+/// die), and waits.
+fn middle_served((to_g, hold, threads): (Connection<(u32, u32)>, Connection<()>, u32)) {
+    let mut g = get_context(StartMethod::ForkServer).process(grandchild_sleeps, to_g);
+    g.start().unwrap();
+    for _ in 0..threads {
+        std::thread::spawn(|| {
+            let t = std::time::Instant::now();
+            while t.elapsed() < CHILD_PATIENCE {
+                std::hint::spin_loop();
+            }
+        });
+    }
+    let _ = hold.recv_timeout(CHILD_PATIENCE);
+}
+
+/// As [`middle_served`] without spinners; then its *main thread* exits alone (the
+/// `exit` system call, not `exit_group`), which is what fires the fork server's
+/// parent-death signal, while another thread keeps the process alive until told to
+/// `_exit`. This holds open the window of the race in which a fork-server child is
+/// told its server died while its parent still looks alive.
+fn middle_main_thread_exits_first((to_g, hold): (Connection<(u32, u32)>, Connection<()>)) {
+    assert_eq!(std::process::id(), gettid(), "runs on the main thread");
+    let mut g = get_context(StartMethod::ForkServer).process(grandchild_sleeps, to_g);
+    g.start().unwrap();
+    std::thread::spawn(move || {
+        let _ = hold.recv_timeout(CHILD_PATIENCE);
+        // SAFETY: `_exit` ends the process at once; always safe to call.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::_exit(0)
+        }
+    });
+    std::mem::forget(g);
+    // SAFETY: ends only this thread, without unwinding; nothing else borrows its stack
+    // (the other thread owns what it uses).
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::syscall(libc::SYS_exit, 0);
+    }
+    unreachable!("SYS_exit returned");
+}
+
+fn gettid() -> u32 {
+    // SAFETY: gettid has no memory effects.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::syscall(libc::SYS_gettid) as u32
+    }
+}
+
+/// Starts the middle process of the tests below with `Fork`: its task then runs on
+/// its main thread, which is the thread that starts its fork server.
+fn start_middle<A>(f: fn(A), args: A) -> Process<A>
+where
+    A: Serialize + for<'de> Deserialize<'de> + 'static,
+{
+    let mut p = get_context(StartMethod::Fork).process(f, args);
+    p.start().unwrap();
+    p
+}
+
+/// Stress: 20 times, a parent (with spinning threads, so it takes a while to die)
+/// starts a child through its fork server and is killed by `SIGKILL`: the child never
+/// survives it. (Before children watched their parent themselves, the fork server
+/// could die, and tell them, before the parent's pidfd said it was gone: about one
+/// run in eight under load left an orphan.)
+#[test]
+fn forkserver_children_never_survive_parent_stress() {
+    let _g = common::serial();
+    let ours = fork_server_pid();
+    for i in 0..20 {
+        let (g_here, g_there) = pipe().unwrap();
+        let (hold, held) = pipe::<()>().unwrap();
+        let threads = 1 + i % 4;
+        let p = start_middle(middle_served, (g_there, held, threads));
+        let (gpid, server) = g_here.recv_timeout(LONG).unwrap();
+        assert_eq!(stat(server).map(|s| s.ppid), p.pid());
+        p.kill().unwrap();
+        assert!(p.join_timeout(LONG).unwrap());
+        assert_gone_or_kill(gpid, &format!("iteration {i}: the grandchild"));
+        assert_gone(server);
+        drop(hold);
+    }
+    assert_quiescent(Some(ours));
+}
+
+/// The race held open: the middle's main thread (which started its fork server)
+/// exits first, so the fork server dies (parent-death signal) while the middle still
+/// runs; the grandchild must run on while its parent lives, and die once it is gone.
+#[test]
+fn forkserver_child_follows_parent_not_server() {
+    let _g = common::serial();
+    let ours = fork_server_pid();
+    let (g_here, g_there) = pipe().unwrap();
+    let (hold, held) = pipe::<()>().unwrap();
+    let p = start_middle(middle_main_thread_exits_first, (g_there, held));
+    let (gpid, server) = g_here.recv_timeout(LONG).unwrap();
+    // Usually the fork server dies with the thread that started it (its parent-death
+    // signal follows that thread). It can miss that when the thread exits before the
+    // server has armed the signal (about one run in four here); the grandchild must
+    // follow its parent either way, which is what is checked below.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while is_running(server) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(p.is_alive().unwrap(), "the middle process died early");
+    assert!(
+        is_running(gpid),
+        "the grandchild died while its parent lives"
+    );
+    hold.send(&()).unwrap(); // the middle `_exit`s
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(p.exitcode(), Some(0));
+    assert_gone_or_kill(gpid, "the grandchild outlived its parent");
+    assert_quiescent(Some(ours));
+}
+
+/// The fork server alone is killed: its child runs on (its parent lives); when the
+/// parent is killed later, the child dies too, though no server is left to tell it.
+#[test]
+fn forkserver_child_follows_parent_after_server_killed() {
+    let _g = common::serial();
+    let ours = fork_server_pid();
+    let (g_here, g_there) = pipe().unwrap();
+    let (hold, held) = pipe::<()>().unwrap();
+    let p = start_middle(middle_served, (g_there, held, 0));
+    let (gpid, server) = g_here.recv_timeout(LONG).unwrap();
+    common::kill(server, libc::SIGKILL);
+    let deadline = std::time::Instant::now() + GRACE;
+    while is_running(server) {
+        assert!(std::time::Instant::now() < deadline, "the server survives");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(is_running(gpid), "the server's child died with it");
+    p.kill().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_gone_or_kill(gpid, "the grandchild outlived its parent");
+    drop(hold);
+    assert_quiescent(Some(ours));
 }

@@ -468,13 +468,13 @@ fn close_rules(m: StartMethod) {
 fn spawn_handle_outcomes(m: StartMethod) {
     let ctx = get_context(m);
 
-    let h = ctx.spawn(square, 12).unwrap();
+    let mut h = ctx.spawn(square, 12).unwrap();
     let pid = h.pid();
     assert_eq!(h.join_timeout(LONG).unwrap(), 144);
     assert_gone(pid);
 
     let err_file = TempPath::new("stderr");
-    let h = ctx
+    let mut h = ctx
         .spawn(panics_with, (err_file.as_string(), "spawned boom".into()))
         .unwrap();
     let pid = h.pid();
@@ -486,14 +486,14 @@ fn spawn_handle_outcomes(m: StartMethod) {
     assert!(text.contains("process.rs"), "no location: {text}");
     assert_gone(pid);
 
-    let h = ctx.spawn(exits_with, 3).unwrap();
+    let mut h = ctx.spawn(exits_with, 3).unwrap();
     let e = h.join_timeout(LONG).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ProcessDied, "{e:?}");
     assert_eq!(e.exitcode(), Some(3));
     assert!(e.to_string().contains("exited with code 3"), "{e}");
 
     let (here, there) = pipe::<()>().unwrap();
-    let h = ctx.spawn(blocks, there).unwrap();
+    let mut h = ctx.spawn(blocks, there).unwrap();
     let pid = h.pid();
     assert!(!h.is_finished());
     h.kill().unwrap();
@@ -504,19 +504,42 @@ fn spawn_handle_outcomes(m: StartMethod) {
     assert_gone(pid);
     drop(here);
 
-    let h = ctx.spawn(returns_poison, ()).unwrap();
+    let mut h = ctx.spawn(returns_poison, ()).unwrap();
     let e = h.join_timeout(LONG).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ProcessDied, "{e:?}");
     assert_eq!(e.exitcode(), Some(1));
 
-    // A join that times out leaves the child running; once it ends, it is reaped
-    // (here by `active_children`), not left a zombie.
+    // A join that times out says what timed out, and keeps the handle: joining again
+    // gets the value once the child returns; after that the handle is spent.
     let (here, there) = pipe::<()>().unwrap();
-    let h = ctx.spawn(blocks, there).unwrap();
+    let mut h = ctx.spawn(blocks, there).unwrap();
     let pid = h.pid();
     let (e, took) = timed(|| h.join_timeout(Duration::from_millis(100)).unwrap_err());
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e:?}");
     assert!(took < LONG);
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with("joining Process-")
+            && msg.contains(&format!("(pid {pid}) timed out after 100ms")),
+        "{msg}"
+    );
+    assert!(h.join_timeout(Duration::ZERO).is_err(), "still running");
+    drop(here);
+    assert_eq!(h.join_timeout(LONG).unwrap(), 5);
+    assert_eq!(
+        h.join_timeout(LONG).unwrap_err().kind(),
+        ErrorKind::InvalidState
+    );
+    assert_gone(pid);
+
+    // A join that times out leaves the child running; once it ends, it is reaped
+    // (here by `active_children`), not left a zombie, even if the handle is dropped.
+    let (here, there) = pipe::<()>().unwrap();
+    let mut h = ctx.spawn(blocks, there).unwrap();
+    let pid = h.pid();
+    let e = h.join_timeout(Duration::from_millis(10)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e:?}");
+    drop(h);
     drop(here);
     let deadline = std::time::Instant::now() + LONG;
     while common::is_running(pid) {

@@ -191,7 +191,7 @@ fn bounded_full_and_empty(method: StartMethod) {
         t.elapsed()
     );
     // A child drains it.
-    let h = get_context(method).spawn(drain_six, q.clone()).unwrap();
+    let mut h = get_context(method).spawn(drain_six, q.clone()).unwrap();
     assert_eq!(h.join_timeout(LONG).unwrap(), vec![0, 1, 2, 3, 4, 5]);
     assert!(q.is_empty());
     let t = Instant::now();
@@ -213,7 +213,7 @@ fn items_before_and_after_start_arrive_in_order(method: StartMethod) {
     for i in 0..10u32 {
         q.put(i).unwrap();
     }
-    let h = get_context(method).spawn(read_n, (q.clone(), 20)).unwrap();
+    let mut h = get_context(method).spawn(read_n, (q.clone(), 20)).unwrap();
     for i in 10..20u32 {
         q.put(i).unwrap();
     }
@@ -280,7 +280,7 @@ fn many_producers_many_consumers(method: StartMethod) {
     let producers: Vec<_> = (0..4)
         .map(|id| ctx.spawn(produce, (q.clone(), id)).unwrap())
         .collect();
-    for p in producers {
+    for mut p in producers {
         p.join_timeout(Duration::from_secs(120)).unwrap();
     }
     for _ in 0..4 {
@@ -288,7 +288,7 @@ fn many_producers_many_consumers(method: StartMethod) {
     }
     let mut seen = HashSet::new();
     let mut total = 0;
-    for c in consumers {
+    for mut c in consumers {
         for v in c.join_timeout(Duration::from_secs(120)).unwrap() {
             assert!(seen.insert(v), "{method}: {v} delivered twice");
             total += 1;
@@ -416,7 +416,7 @@ fn wait_over_queues(method: StartMethod) {
     );
     assert!(t.elapsed() >= Duration::from_millis(190));
     // A child puts into queue 2 after a delay: wait wakes for exactly that one.
-    let h = get_context(method)
+    let mut h = get_context(method)
         .spawn(put_later, (qs[2].clone(), 100))
         .unwrap();
     assert_eq!(

@@ -3,13 +3,19 @@
 
 use std::time::Duration;
 
-use multiprocess::{Array, StartMethod, Value, get_context};
+use multiprocess::{Array, RawArray, RawValue, StartMethod, Value, get_context};
 
 multiprocess::test_support!();
 
 const LONG: Duration = Duration::from_secs(60);
 
-type Values = (Value<i32>, Value<f64>, Value<i16>, Value<i64>, Value<u8>);
+type Values = (
+    Value<i32>,
+    Value<f64>,
+    Value<i16>,
+    RawValue<i64>,
+    RawValue<u8>,
+);
 
 fn mutate_values((a, b, c, d, e): Values) {
     a.set(a.get() * 2);
@@ -24,10 +30,10 @@ fn values_seen_by_parent(method: StartMethod) {
         Value::new(21).unwrap(),
         Value::new(1.25).unwrap(),
         Value::new(-7).unwrap(),
-        Value::raw(5).unwrap(),
-        Value::raw(255).unwrap(),
+        RawValue::new(5).unwrap(),
+        RawValue::new(255).unwrap(),
     );
-    let h = get_context(method)
+    let mut h = get_context(method)
         .spawn(mutate_values, vals.clone())
         .unwrap();
     h.join_timeout(LONG).unwrap();
@@ -36,7 +42,6 @@ fn values_seen_by_parent(method: StartMethod) {
     assert_eq!(vals.2.get(), -8);
     assert_eq!(vals.3.get(), 1_000_000_000_005);
     assert_eq!(vals.4.get(), 0);
-    assert!(vals.3.is_raw() && !vals.0.is_raw());
 }
 
 fn prefix_sums(a: Array<i64>) {
@@ -71,7 +76,7 @@ fn locked_increments(method: StartMethod) {
     let hs: Vec<_> = (0..2)
         .map(|_| ctx.spawn(add_under_lock, (v.clone(), 20_000)).unwrap())
         .collect();
-    for h in hs {
+    for mut h in hs {
         h.join_timeout(LONG).unwrap();
     }
     assert_eq!(v.get(), 40_000, "{method}: the lock makes increments exact");
@@ -110,9 +115,14 @@ fn zeroed_and_bounds() {
         a.set(10, 1).unwrap_err().kind(),
         multiprocess::ErrorKind::InvalidInput
     );
-    let r = Array::<f32>::raw_zeroed(3).unwrap();
+    let r = RawArray::<f32>::zeroed(3).unwrap();
     r.set(2, 1.5).unwrap();
     assert_eq!(r.to_vec(), vec![0.0, 0.0, 1.5]);
+    assert!(r.get(3).is_none());
+    assert_eq!(
+        r.set(3, 1.0).unwrap_err().kind(),
+        multiprocess::ErrorKind::InvalidInput
+    );
     assert!(Array::<u8>::zeroed(0).unwrap().is_empty());
 }
 
@@ -176,6 +186,23 @@ fn shared_memory_by_name(method: StartMethod) {
     let mut buf = [0u8; 20];
     shm.read(100, &mut buf).unwrap();
     assert_eq!(&buf, b"written by the child");
+    // SAFETY: the child has ended; nobody else writes the segment now.
+    #[allow(unsafe_code)]
+    let whole = unsafe { shm.as_slice() };
+    assert_eq!(whole.len(), 4096);
+    assert_eq!(&whole[100..120], b"written by the child");
+    assert!(whole[..100].iter().all(|&b| b == 0));
+    let mut shm = shm;
+    // SAFETY: as above; `as_slice`'s borrow has ended.
+    #[allow(unsafe_code)]
+    let bytes = unsafe { shm.as_mut_slice() };
+    bytes[..4].copy_from_slice(b"mine");
+    let mut buf = [0u8; 4];
+    multiprocess::SharedMemory::open(&name)
+        .unwrap()
+        .read(0, &mut buf)
+        .unwrap();
+    assert_eq!(&buf, b"mine", "seen through another mapping");
     shm.unlink().unwrap();
     assert_eq!(shm.unlink().unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(
@@ -217,3 +244,106 @@ fn creator_death_cleans_up(method: StartMethod) {
 }
 
 each_method!(shared_memory_by_name, creator_death_cleans_up);
+
+/// A `Value` must be received from a segment of exactly one element: an `Array` of
+/// three sent through a connection and received as a `Value` is an error, not a value
+/// reading the first element (and an `Array` of one is accepted).
+#[test]
+fn value_from_a_longer_segment_is_an_error() {
+    let (tx, rx) = multiprocess::pipe::<Array<u32>>().unwrap();
+    let rx = rx.cast::<Value<u32>>();
+    tx.send(&Array::from_slice(&[1, 2, 3]).unwrap()).unwrap();
+    let e = rx.recv_timeout(LONG).unwrap_err();
+    assert_eq!(e.kind(), multiprocess::ErrorKind::Deserialize, "{e:?}");
+    assert!(e.to_string().contains("3 elements"), "{e}");
+    tx.send(&Array::from_slice(&[7]).unwrap()).unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap().get(), 7);
+}
+
+/// A segment sent as one flavour cannot be received as the other: a locked `Value`'s
+/// guard hands out `&mut T`, which unlocked `RawValue::set`s on the same memory would
+/// alias.
+#[test]
+fn locked_and_raw_flavours_do_not_mix() {
+    let (tx, rx) = multiprocess::pipe::<Value<u32>>().unwrap();
+    let rx = rx.cast::<RawValue<u32>>();
+    tx.send(&Value::new(1).unwrap()).unwrap();
+    let e = rx.recv_timeout(LONG).unwrap_err();
+    assert_eq!(e.kind(), multiprocess::ErrorKind::Deserialize, "{e:?}");
+
+    let (tx, rx) = multiprocess::pipe::<RawArray<u32>>().unwrap();
+    let rx = rx.cast::<Array<u32>>();
+    tx.send(&RawArray::from_slice(&[1, 2]).unwrap()).unwrap();
+    let e = rx.recv_timeout(LONG).unwrap_err();
+    assert_eq!(e.kind(), multiprocess::ErrorKind::Deserialize, "{e:?}");
+
+    // The same flavour round-trips.
+    let rx = rx.cast::<RawArray<u32>>();
+    let tx = tx.cast::<RawArray<u32>>();
+    tx.send(&RawArray::from_slice(&[5, 6]).unwrap()).unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap().to_vec(), vec![5, 6]);
+}
+
+/// Raw values wider than a word, written and read by threads at once: whatever the
+/// interleaving, every read is some mix of written bytes (no crash, no UB under
+/// Miri/TSan); the last write wins once the writers are done.
+#[test]
+fn raw_value_races_are_defined() {
+    let v = RawValue::new([0u64; 3]).unwrap();
+    let writers: Vec<_> = (1..=2u64)
+        .map(|k| {
+            let v = v.clone();
+            std::thread::spawn(move || {
+                for _ in 0..10_000 {
+                    v.set([k; 3]);
+                }
+            })
+        })
+        .collect();
+    for _ in 0..10_000 {
+        let x = v.get();
+        assert!(x.iter().all(|w| *w <= 2), "{x:?}");
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    v.set([9; 3]);
+    assert_eq!(v.get(), [9; 3]);
+}
+
+/// Creates two named segments, says so, waits, and exits without unlinking them (so
+/// its tracker unlinks them, in name order).
+fn create_two_and_leave((a, b, conn): (String, String, multiprocess::Connection<()>)) {
+    let x = multiprocess::SharedMemory::create(Some(&a), 64).unwrap();
+    let y = multiprocess::SharedMemory::create(Some(&b), 64).unwrap();
+    conn.send(&()).unwrap();
+    let _ = conn.recv_timeout(LONG);
+    drop((x, y));
+}
+
+/// A name its creator's tracker would clean up, unlinked by someone else and created
+/// again (another segment now), is left alone when the creator exits: the tracker
+/// unlinks a name only while it names the file it registered. (The tracker used to
+/// unlink by name, removing the newcomer's segment.) The tracker also has a later
+/// name (`z-marker`) to unlink: once that is gone, it has dealt with the first.
+#[test]
+fn tracker_leaves_a_reused_name_alone() {
+    use multiprocess::SharedMemory;
+    let reused = shm_name("a-reused", StartMethod::Spawn);
+    let marker = shm_name("z-marker", StartMethod::Spawn);
+    let (here, there) = multiprocess::pipe::<()>().unwrap();
+    let mut p = get_context(StartMethod::Spawn).process(
+        create_two_and_leave,
+        (reused.clone(), marker.clone(), there),
+    );
+    p.start().unwrap();
+    here.recv_timeout(LONG).unwrap();
+    SharedMemory::open(&reused).unwrap().unlink().unwrap();
+    let newcomer = SharedMemory::create(Some(&reused), 16).unwrap();
+    here.send(&()).unwrap(); // the creator exits
+    assert!(p.join_timeout(LONG).unwrap());
+    assert!(gone(&marker), "the creator's tracker did not clean up");
+    let still = std::path::Path::new("/dev/shm").join(&reused).exists();
+    let _ = newcomer.unlink();
+    assert!(still, "the tracker unlinked a segment it does not own");
+}

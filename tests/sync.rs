@@ -513,7 +513,7 @@ fn barrier_lockstep(method: StartMethod) {
         let mine = barrier_party((b.clone(), passes));
         let mut all: Vec<Vec<u32>> = handles
             .into_iter()
-            .map(|h| h.join_timeout(LONG).unwrap())
+            .map(|mut h| h.join_timeout(LONG).unwrap())
             .collect();
         all.push(mine);
         check_passes(&all, passes as usize, 5);
@@ -548,7 +548,7 @@ fn barrier_five_processes_thousand_passes() {
         .collect();
     let all: Vec<Vec<u32>> = handles
         .into_iter()
-        .map(|h| h.join_timeout(Duration::from_secs(120)).unwrap())
+        .map(|mut h| h.join_timeout(Duration::from_secs(120)).unwrap())
         .collect();
     check_passes(&all, 1000, 5);
 }
@@ -577,7 +577,7 @@ fn barrier_abort_reset_and_timeout() {
             .collect();
         wait_for_waiters(&b, 2);
         b.abort();
-        for h in hs {
+        for mut h in hs {
             assert!(
                 h.join_timeout(LONG).unwrap(),
                 "{method}: abort must break the waiters"
@@ -593,7 +593,7 @@ fn barrier_abort_reset_and_timeout() {
             .collect();
         wait_for_waiters(&b, 2);
         b.reset();
-        for h in hs {
+        for mut h in hs {
             assert!(
                 h.join_timeout(LONG).unwrap(),
                 "{method}: reset must break the waiters"
@@ -603,7 +603,7 @@ fn barrier_abort_reset_and_timeout() {
             .map(|_| ctx.spawn(barrier_party, (b.clone(), 1)).unwrap())
             .collect();
         b.wait_timeout(LONG).unwrap();
-        for h in hs {
+        for mut h in hs {
             h.join_timeout(LONG).unwrap();
         }
         // A late party makes the others time out, which breaks the barrier.
@@ -614,7 +614,7 @@ fn barrier_abort_reset_and_timeout() {
                     .unwrap()
             })
             .collect();
-        for h in hs {
+        for mut h in hs {
             assert!(
                 h.join_timeout(LONG).unwrap(),
                 "{method}: timed-out parties see a broken barrier"

@@ -497,7 +497,7 @@ fn manager_queue_op(_quick: bool) -> Option<f64> {
 /// timed from the command to the end of the sum; bytes / time.
 fn shm_array_write_64mib(quick: bool) -> Option<f64> {
     let bytes = params::SHM_BYTES.get(quick);
-    let a = multiprocess::Array::<u64>::raw_zeroed(bytes / 8).ok()?;
+    let a = multiprocess::Array::<u64>::zeroed(bytes / 8).ok()?;
     let (here, there) = multiprocess::pipe::<u8>().ok()?;
     let mut p = get_context(StartMethod::Fork).process(fill_worker, (a.clone(), there));
     p.start().ok()?;
@@ -518,7 +518,7 @@ fn shm_array_write_64mib(quick: bool) -> Option<f64> {
     Some(r)
 }
 
-/// Fills the array with the byte it is sent (a memset through the lock-free view),
+/// Fills the array with the byte it is sent (a memset under the array's lock),
 /// answers, until the connection closes.
 fn fill_worker((a, conn): (multiprocess::Array<u64>, Connection<u8>)) {
     while let Ok(b) = conn.recv() {

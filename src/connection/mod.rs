@@ -288,7 +288,7 @@ impl<T> Connection<T> {
     /// ```
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
         self.check_readable()?;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = sys::deadline_after_opt(timeout);
         sys::poll::wait_readable(self.fd.as_fd(), deadline).map_err(|e| Error::io("poll", e))
     }
 
@@ -405,7 +405,7 @@ impl<T: DeserializeOwned> Connection<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
-        match self.recv_frame(Some(Instant::now() + timeout))? {
+        match self.recv_frame(sys::deadline_after(timeout))? {
             Some(f) => codec::decode(&f.body, f.fds),
             None => Err(Error::timeout("recv")),
         }

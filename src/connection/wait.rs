@@ -1,7 +1,7 @@
 //! `multiprocess::wait`: Python's `multiprocessing.connection.wait`.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
-use std::time::{Duration, Instant};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::sys;
@@ -43,14 +43,65 @@ pub trait Waitable {
     fn wait_end(&self) {}
 }
 
-impl<T> Waitable for crate::Connection<T> {
+/// A raw fd: ready when it is readable (or hung up), as `poll(2)` says. For sockets,
+/// pipes, eventfds, pidfds (a process's [`sentinel`](crate::Process::sentinel), or
+/// [`ParentProcess::sentinel`](crate::ParentProcess::sentinel)), timerfds...
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsFd;
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+/// use multiprocess::Waitable;
+/// let (mut a, b) = UnixStream::pair()?;
+/// let fd = b.as_fd();
+/// assert!(multiprocess::wait(&[&fd as &dyn Waitable], Some(Duration::ZERO))?.is_empty());
+/// a.write_all(b"x")?;
+/// assert_eq!(multiprocess::wait(&[&fd as &dyn Waitable], None)?, vec![0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl Waitable for BorrowedFd<'_> {
     fn wait_fd(&self) -> Result<BorrowedFd<'_>> {
-        Ok(std::os::fd::AsFd::as_fd(self))
+        Ok(*self)
     }
 }
 
-/// Waits until at least one of `objects` is ready, or `timeout` passes; returns the
+/// An owned fd: as for [`BorrowedFd`].
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::OwnedFd;
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+/// use multiprocess::Waitable;
+/// let (a, b) = UnixStream::pair()?;
+/// let b = OwnedFd::from(b);
+/// drop(a); // a closed peer makes `b` readable (end of file)
+/// assert_eq!(multiprocess::wait(&[&b as &dyn Waitable], Some(Duration::from_secs(5)))?, vec![0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl Waitable for OwnedFd {
+    fn wait_fd(&self) -> Result<BorrowedFd<'_>> {
+        Ok(self.as_fd())
+    }
+}
+
+impl<T> Waitable for crate::Connection<T> {
+    fn wait_fd(&self) -> Result<BorrowedFd<'_>> {
+        Ok(self.as_fd())
+    }
+}
+
+/// Waits until at least one of `objects` is ready, or `timeout` passes (`None`, or a
+/// timeout too long to represent such as `Duration::MAX`: forever); returns the
 /// indices of the ready ones (empty on timeout).
+///
+/// Objects are connections, processes ([`Process`](crate::Process),
+/// [`JoinHandle`](crate::JoinHandle)), queues, and raw fds ([`BorrowedFd`],
+/// [`OwnedFd`]), mixed freely.
 ///
 /// # Errors
 ///
@@ -70,7 +121,7 @@ impl<T> Waitable for crate::Connection<T> {
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Vec<usize>> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = sys::deadline_after_opt(timeout);
     let fds = objects
         .iter()
         .map(|o| o.wait_fd().map(|f| f.as_raw_fd()))

@@ -20,9 +20,7 @@ pub(crate) fn default_chunksize(len: usize, workers: usize) -> usize {
     len.div_ceil(per).max(1)
 }
 
-pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
-    Instant::now().checked_add(d)
-}
+pub(crate) use crate::sys::deadline_after;
 
 /// Collects a map's chunks into one vector, appending chunks as they become
 /// contiguous (they mostly arrive in order), so no big copy is left for the end.

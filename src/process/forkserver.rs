@@ -22,9 +22,43 @@
 //!
 //! The server dies with us (`PR_SET_PDEATHSIG` from a long-lived thread, and end of
 //! stream on its channel). If it dies while we live (killed), the next start notices
-//! (the request fails or its pidfd is readable) and starts a new one. Its children get
-//! a signal when it dies; they check whether *we* are gone too, and only then die: the
-//! running children of a killed fork server finish their work.
+//! (the request fails or its pidfd is readable) and starts a new one.
+//!
+//! Its children are the server's children, not ours, so no parent-death signal can
+//! tie them to us. Each one (unless started with `die_with_parent(false)`) watches us
+//! itself: a thread of the child polls a pidfd of ours (opened by the server at its
+//! start, while we were its parent: it cannot name a recycled pid) and `SIGKILL`s the
+//! child once it is readable (`sys::process::die_with_client`). So the children of a
+//! killed server run on and finish their work, and still die with us.
+//!
+//! ## Why not the server's death (design note)
+//!
+//! The children used to learn of our death from the server's: a parent-death signal
+//! from the server (`SIGRTMIN+7`) whose handler polled our pidfd once, without waiting,
+//! and died only if we were gone. Two holes:
+//!
+//! * *A race.* The server's own parent-death signal fires when the *thread* of ours
+//!   that started it exits. When we die, that thread can exit (and the server die, and
+//!   the children be told) before our pidfd is readable, which happens only once the
+//!   last of our threads is gone. The child saw us alive and survived, for good:
+//!   observed in 4 of 32 runs under load, and nearly always when the dying process has
+//!   busy threads (`tests/lifetime.rs`, `forkserver_children_never_survive_parent_stress`).
+//!   Waiting in the handler (bounded) would have narrowed it, not closed it, and would
+//!   stall the task whenever the server alone is killed.
+//! * *A killed server.* If the server alone was killed, its children saw us alive and
+//!   ran on, but nobody was left to tell them when we died later.
+//!
+//! Watching our pidfd directly closes both: the pidfd is readable exactly when the
+//! whole process is gone, whatever the server does. The cost is one small thread per
+//! child (64 KiB of stack, all signals blocked so it never takes the task's signals),
+//! created right after the fork, before the task runs. Alternatives weighed: the
+//! server waiting for our pidfd and then killing its children (closes the race, but
+//! not the killed-server case, and a server stuck in a request would delay it); a
+//! guardian process forked from the signal handler when the server dies (no thread,
+//! but it inherits every fd of the child, which would have to be closed, and it
+//! becomes the child's child); making us a child subreaper (changes our semantics
+//! for unrelated orphans). If the watcher thread cannot be created, the child reports
+//! it and exits with 1 rather than run a task that might outlive us.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -144,7 +178,6 @@ pub(crate) fn start_served(
 /// The fork server's main loop (an entry, run in the spawned server process).
 fn entry_server(cx: EntryCtx) -> i32 {
     let Some(ctrl) = cx.ctrl else { return 1 };
-    let me = sys::process::getpid();
     let client_pid = sys::process::getppid();
     let client_pidfd = match sys::pidfd::open(client_pid) {
         Ok(fd) if sys::process::getppid() == client_pid => fd,
@@ -201,7 +234,15 @@ fn entry_server(cx: EntryCtx) -> i32 {
                     drop(ctrl);
                     drop(children);
                     if boot.die_with_parent {
-                        sys::process::follow_client(client_pidfd.as_raw_fd(), me);
+                        if let Err(e) = sys::process::die_with_client(client_pidfd) {
+                            // Never run a task that could outlive its parent.
+                            report!(
+                                "multiprocess: a fork-server child cannot watch its parent: {e}"
+                            );
+                            sys::process::exit_now(1);
+                        }
+                    } else {
+                        drop(client_pidfd);
                     }
                     bootstrap::run_child(boot, fds, None, Some(status))
                 }

@@ -6,8 +6,10 @@
 //!   [`Process::is_alive`]/[`Process::exitcode`] once it ended, by [`active_children`],
 //!   by the next [`Process::start`], or at exit. Reaping uses pidfds, never `SIGCHLD`.
 //! * **Orphans.** A child never outlives a parent that dies, even by `SIGKILL`: it is
-//!   created from a long-lived thread with `PR_SET_PDEATHSIG(SIGKILL)` (opt out per
-//!   process with [`Process::die_with_parent`]). At a normal exit (return from `main`
+//!   created from a long-lived thread with `PR_SET_PDEATHSIG(SIGKILL)`, or, started by
+//!   the fork server (whose child it is), it watches the parent's pidfd from a small
+//!   thread of its own and dies once the parent is gone, even if the fork server was
+//!   killed first (opt out per process with [`Process::die_with_parent`]). At a normal exit (return from `main`
 //!   or `std::process::exit`), daemonic children are terminated and the others joined,
 //!   as in Python.
 //! * **Drop.** Dropping a running [`Process`] neither kills nor waits: the child runs on
@@ -376,7 +378,7 @@ where
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
         let c = self.started()?;
         let done = c
-            .poll_exit(Some(Instant::now() + timeout))
+            .poll_exit(sys::deadline_after(timeout))
             .map_err(|e| Error::io("join", e))?
             .is_some();
         if done {
@@ -739,6 +741,7 @@ where
     Ok(JoinHandle {
         child,
         rx,
+        joined: false,
         _r: PhantomData,
     })
 }
@@ -756,6 +759,8 @@ impl AsRawFdCompat for BorrowedFd<'_> {
 pub struct JoinHandle<R> {
     child: Arc<ChildShared>,
     rx: Connection<Outcome<R>>,
+    /// The child's result was taken (by `join_timeout`).
+    joined: bool,
     _r: PhantomData<fn() -> R>,
 }
 
@@ -874,38 +879,71 @@ impl<R: DeserializeOwned> JoinHandle<R> {
     /// assert!(err.to_string().contains("divide by zero"));
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
-    pub fn join(self) -> Result<R> {
+    pub fn join(mut self) -> Result<R> {
         self.finish(None)
     }
 
-    /// As [`join`](JoinHandle::join), waiting at most `timeout`.
+    /// As [`join`](JoinHandle::join), waiting at most `timeout` (a timeout too long to
+    /// represent, such as `Duration::MAX`, waits forever).
+    ///
+    /// It borrows the handle rather than consuming it, so that a join that timed out
+    /// can be retried: the [`ErrorKind::Timeout`] case leaves the handle as it was. Any
+    /// other outcome (the value, a panic, a death) is the child's one result: the
+    /// handle is spent, and joining it again is an [`ErrorKind::InvalidState`] error.
+    /// As with `recv_timeout` on a channel, a timeout is an `Err`, so `?` works.
     ///
     /// # Errors
     ///
-    /// As `join`, plus [`ErrorKind::Timeout`] (the handle is consumed; the child keeps
-    /// running and is joined at exit).
+    /// As `join`, plus [`ErrorKind::Timeout`] (the child keeps running; join again, or
+    /// drop the handle: it is then joined at exit), and [`ErrorKind::InvalidState`] if
+    /// the handle was already joined.
     ///
     /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
+    /// use multiprocess::ErrorKind;
     /// fn nap(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
     /// multiprocess::init();
-    /// let h = multiprocess::spawn(nap, 10)?;
-    /// assert_eq!(h.join_timeout(Duration::from_secs(10))?, 10);
+    /// let mut h = multiprocess::spawn(nap, 500)?;
+    /// let err = h.join_timeout(Duration::from_millis(1)).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Timeout); // "joining Process-1 (pid ..) timed out after 1ms"
+    /// assert_eq!(h.join_timeout(Duration::from_secs(10))?, 500); // the same handle
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
-    pub fn join_timeout(self, timeout: Duration) -> Result<R> {
-        self.finish(Some(Instant::now() + timeout))
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<R> {
+        match self.finish(sys::deadline_after(timeout)) {
+            Err(e) if e.kind() == ErrorKind::Timeout => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "joining {} (pid {}) timed out after {timeout:?}",
+                    self.child.name, self.child.pid
+                ),
+            )),
+            other => other,
+        }
     }
 
-    fn finish(self, deadline: Option<Instant>) -> Result<R> {
+    fn finish(&mut self, deadline: Option<Instant>) -> Result<R> {
+        if self.joined {
+            return Err(Error::state(format!(
+                "{} (pid {}) was already joined",
+                self.child.name, self.child.pid
+            )));
+        }
         let outcome = match deadline {
             None => self.rx.recv(),
             Some(d) => self
                 .rx
                 .recv_timeout(d.saturating_duration_since(Instant::now())),
         };
+        let outcome = match outcome {
+            // Nothing was read (a frame is read whole once it starts): the handle stays
+            // as it was, and the child in the registry.
+            Err(e) if e.kind() == ErrorKind::Timeout => return Err(e),
+            other => other,
+        };
+        self.joined = true;
         let wait_end = |c: &ChildShared| c.poll_exit(None).ok().flatten().unwrap_or(255);
         let result = match outcome {
             Ok(Outcome::Returned(r)) => {
@@ -942,17 +980,11 @@ impl<R: DeserializeOwned> JoinHandle<R> {
             }
             Err(e) => Err(e),
         };
-        if result
-            .as_ref()
-            .err()
-            .is_none_or(|e| e.kind() != ErrorKind::Timeout)
-        {
-            state()
-                .children
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|x| !Arc::ptr_eq(x, &self.child));
-        }
+        state()
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|x| !Arc::ptr_eq(x, &self.child));
         result
     }
 }
@@ -1196,7 +1228,7 @@ impl ParentProcess {
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         match &self.info.pidfd {
             Some(fd) => {
-                sys::pidfd::wait_exit(fd.as_fd(), Some(Instant::now() + timeout)).unwrap_or(true)
+                sys::pidfd::wait_exit(fd.as_fd(), sys::deadline_after(timeout)).unwrap_or(true)
             }
             None => true,
         }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{PutError, Queue, W_JOIN_WAITERS, W_UNFINISHED};
 use crate::error::{Error, Result};
-use crate::sys::futex;
+use crate::sys::{self, futex};
 
 /// Python's `multiprocessing.JoinableQueue`.
 ///
@@ -239,7 +239,7 @@ impl<T> JoinableQueue<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.join_until(Some(Instant::now() + timeout))
+        self.join_until(sys::deadline_after(timeout))
     }
 
     /// Closes this handle (see [`Queue::close`]).

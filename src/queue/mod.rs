@@ -811,7 +811,7 @@ impl<T: Serialize> Queue<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn put_timeout(&self, item: T, timeout: Duration) -> std::result::Result<(), PutError<T>> {
-        self.put_until(item, Some(Instant::now() + timeout))
+        self.put_until(item, sys::deadline_after(timeout))
     }
 }
 
@@ -877,7 +877,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.get_until(Some(Instant::now() + timeout))
+        self.get_until(sys::deadline_after(timeout))
     }
 }
 

@@ -9,6 +9,31 @@
 //! a pipe. When the creator dies (even by `SIGKILL`) or exits, the pipe closes and the
 //! tracker unlinks every name still registered, then exits. This is what Python's
 //! `resource_tracker` does.
+//!
+//! ## The windows around the tracker (design note)
+//!
+//! Two windows used to be open, as they are in Python:
+//!
+//! * *A leak between creation and registration.* `shm_open(O_CREAT | O_EXCL)` makes the
+//!   name visible at once, and the tracker only learns it a message later (on a
+//!   process's first segment, after the tracker is spawned, a millisecond or more). A
+//!   creator killed in between left the name in `/dev/shm` for good.
+//! * *Unlinking a name that was reused.* The tracker unlinked by name. If the name was
+//!   unlinked by someone else (another process holding the segment, or our `unlink`
+//!   with the tracker not yet told) and then created again by another process, the
+//!   tracker removed that other process's segment when we died.
+//!
+//! Both are closed by naming segments by *identity* (device and inode) and making the
+//! name appear only once the tracker knows it: `create` makes an unnamed file in
+//! `/dev/shm` (`O_TMPFILE`), registers (name, identity) with the tracker, and only then
+//! links it under its name (`linkat`, which fails if the name is taken, like
+//! `O_EXCL`). A creator killed before the link leaves no name; after it, the tracker
+//! knows it. The tracker (and `unlink`) removes a name only if it still names the
+//! registered file. What remains: the few microseconds between that check and the
+//! unlink (Linux cannot unlink "this inode only"), against a process that re-creates a
+//! name it does not own in exactly that moment; and file systems without `O_TMPFILE`
+//! (not tmpfs since Linux 3.11), where `create` falls back to `shm_open` and the
+//! first window is open again (the second stays closed).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
@@ -138,8 +163,32 @@ impl SharedMemory {
             }
         };
         let path = shm_path(&name)?;
+        let io = |what: &str, e: std::io::Error| Error::io(&format!("{what} {name:?}"), e);
+        let Some(fd) = sys::shm::create_unnamed(size).map_err(|e| io("shared memory", e))? else {
+            return Self::create_named(name, &path, size);
+        };
+        // Registered before it has a name (see "The windows around the tracker").
+        let id = sys::shm::file_id(fd.as_fd()).map_err(|e| io("fstat of", e))?;
+        track(Tracker::Register(name.clone(), id))?;
+        if let Err(e) = sys::shm::link_name(fd.as_fd(), &path) {
+            let _ = track(Tracker::Unregister(name.clone(), id));
+            return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                map_err(&name, rustix::io::Errno::EXIST)
+            } else {
+                io("naming shared memory", e)
+            });
+        }
+        Self::from_fd(name.clone(), fd, size).inspect_err(|_| {
+            let _ = sys::shm::unlink_if_same(&path, id);
+            let _ = track(Tracker::Unregister(name.clone(), id));
+        })
+    }
+
+    /// `create` where unnamed files are not supported: `shm_open(O_EXCL)`, then
+    /// registration (a creator killed in between leaks the name).
+    fn create_named(name: String, path: &str, size: usize) -> Result<Self> {
         let fd = rustix::shm::open(
-            path.as_str(),
+            path,
             rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL | rustix::shm::OFlags::RDWR,
             rustix::fs::Mode::from_raw_mode(0o600),
         )
@@ -147,11 +196,12 @@ impl SharedMemory {
         let made = (|| {
             rustix::fs::ftruncate(&fd, size as u64)
                 .map_err(|e| Error::io("ftruncate", e.into()))?;
-            track(Tracker::Register(name.clone()))?;
+            let id = sys::shm::file_id(fd.as_fd()).map_err(|e| Error::io("fstat", e))?;
+            track(Tracker::Register(name.clone(), id))?;
             Self::from_fd(name.clone(), fd, size)
         })();
         if made.is_err() {
-            let _ = rustix::shm::unlink(path.as_str());
+            let _ = rustix::shm::unlink(path);
         }
         made
     }
@@ -304,12 +354,78 @@ impl SharedMemory {
         self.map.as_ptr()
     }
 
+    /// The whole segment as bytes, to read in place (no copy, unlike
+    /// [`read`](SharedMemory::read)).
+    ///
+    /// # Safety
+    ///
+    /// While the slice lives, nobody may write these bytes: not another thread or
+    /// process through its own handle or mapping of the segment (by name or received
+    /// through a connection), not [`write`](SharedMemory::write),
+    /// [`as_mut_slice`](SharedMemory::as_mut_slice) or [`as_ptr`](SharedMemory::as_ptr).
+    /// Rust assumes the bytes behind a `&[u8]` do not change: a concurrent write is
+    /// undefined behaviour, not merely a torn read. Make sure of it with your own
+    /// protocol (a [`Lock`](crate::Lock) held by every writer and by you meanwhile, a
+    /// [`Barrier`](crate::Barrier) after the writers are done, a message saying so).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let shm = multiprocess::SharedMemory::create(None, 4)?;
+    /// shm.write(0, b"abcd")?;
+    /// // SAFETY: the segment is ours alone: no other process knows its name yet.
+    /// let bytes = unsafe { shm.as_slice() };
+    /// assert_eq!(bytes, b"abcd");
+    /// shm.unlink()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: the mapping is `size` bytes, initialised (zero-filled by the kernel),
+        // and lives as long as `self`; the caller promises no concurrent writer.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.size) }
+    }
+
+    /// The whole segment as mutable bytes, to write in place.
+    ///
+    /// # Safety
+    ///
+    /// While the slice lives, nobody else may read or write these bytes: not another
+    /// thread or process through its own handle or mapping of the segment, nor
+    /// anything reading through [`as_ptr`](SharedMemory::as_ptr). (`&mut self` rules out
+    /// this handle's other methods; the rest is up to your protocol, as for
+    /// [`as_slice`](SharedMemory::as_slice).)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let mut shm = multiprocess::SharedMemory::create(None, 8)?;
+    /// // SAFETY: the segment is ours alone: no other process knows its name yet.
+    /// let bytes = unsafe { shm.as_mut_slice() };
+    /// bytes.copy_from_slice(b"12345678");
+    /// let mut buf = [0u8; 8];
+    /// shm.read(0, &mut buf)?;
+    /// assert_eq!(&buf, b"12345678");
+    /// shm.unlink()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_slice`; `&mut self` and the caller's promise make this the
+        // only access while the slice lives.
+        unsafe { std::slice::from_raw_parts_mut(self.map.as_ptr(), self.size) }
+    }
+
     /// Removes the name from the system; processes that have the segment open keep it
     /// until they drop it. Python's `unlink()`.
     ///
+    /// Only this segment's name is removed: if the name was unlinked already and then
+    /// created again (another segment now), it is left alone.
+    ///
     /// # Errors
     ///
-    /// [`ErrorKind::NotFound`] if the name was already unlinked.
+    /// [`ErrorKind::NotFound`] if the name was already unlinked (whether or not it
+    /// names another segment now).
     ///
     /// # Examples
     ///
@@ -323,8 +439,13 @@ impl SharedMemory {
     /// ```
     pub fn unlink(&self) -> Result<()> {
         let path = shm_path(&self.name)?;
-        rustix::shm::unlink(path.as_str()).map_err(|e| map_err(&self.name, e))?;
-        let _ = track(Tracker::Unregister(self.name.clone()));
+        let id = sys::shm::file_id(self.fd.as_fd()).map_err(|e| Error::io("fstat", e))?;
+        let removed = sys::shm::unlink_if_same(&path, id)
+            .map_err(|e| Error::io(&format!("shared memory {:?}", self.name), e))?;
+        let _ = track(Tracker::Unregister(self.name.clone(), id));
+        if !removed {
+            return Err(map_err(&self.name, rustix::io::Errno::NOENT));
+        }
         Ok(())
     }
 }
@@ -361,11 +482,11 @@ impl<'de> Deserialize<'de> for SharedMemory {
     }
 }
 
-/// What the creator tells its tracker.
+/// What the creator tells its tracker: a name and the identity of the file it names.
 #[derive(Debug, Serialize, Deserialize)]
 enum Tracker {
-    Register(String),
-    Unregister(String),
+    Register(String, sys::shm::FileId),
+    Unregister(String, sys::shm::FileId),
 }
 
 /// This process's connection to its tracker (with the pid it belongs to: a forked
@@ -376,7 +497,7 @@ fn track(msg: Tracker) -> Result<()> {
     let me = sys::process::getpid();
     let mut t = TRACKER.lock().unwrap_or_else(|e| e.into_inner());
     if t.as_ref().is_none_or(|(pid, _)| *pid != me) {
-        if matches!(msg, Tracker::Unregister(_)) {
+        if matches!(msg, Tracker::Unregister(..)) {
             return Ok(());
         }
         // An entry from our parent (we were forked): its fd was closed in this process
@@ -398,23 +519,25 @@ fn track(msg: Tracker) -> Result<()> {
 }
 
 /// The tracker: collects names until the creator's end of the pipe closes, then
-/// unlinks what is left.
+/// unlinks those still naming the file they were registered with.
 fn tracker_main(conn: Connection<Tracker>) {
-    let mut names = std::collections::BTreeSet::new();
+    let mut names = std::collections::BTreeMap::new();
     // `recv` fails once the creator is gone (exit, crash or SIGKILL closes its end).
     while let Ok(msg) = conn.recv() {
         match msg {
-            Tracker::Register(n) => {
-                names.insert(n);
+            Tracker::Register(n, id) => {
+                names.insert(n, id);
             }
-            Tracker::Unregister(n) => {
-                names.remove(&n);
+            Tracker::Unregister(n, id) => {
+                if names.get(&n) == Some(&id) {
+                    names.remove(&n);
+                }
             }
         }
     }
-    for n in names {
+    for (n, id) in names {
         if let Ok(path) = shm_path(&n) {
-            let _ = rustix::shm::unlink(path.as_str());
+            let _ = sys::shm::unlink_if_same(&path, id);
         }
     }
 }

@@ -102,7 +102,11 @@ impl Barrier {
             seg.word(ACTION_HI).store((off >> 32) as u32, SeqCst);
             seg.word(HAS_ACTION).store(1, SeqCst);
         }
-        let ms = timeout.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
+        // 0: no timeout. One too long for the word (about 50 days) is "forever" too.
+        let ms = match timeout.map(|t| t.as_millis()) {
+            Some(ms) if ms < u32::MAX as u128 => (ms as u32).max(1),
+            _ => 0,
+        };
         seg.word(TIMEOUT_MS).store(ms, SeqCst);
         Ok(Barrier { seg: Arc::new(seg) })
     }
@@ -145,6 +149,8 @@ impl Barrier {
     }
 
     /// A barrier whose [`wait`](Barrier::wait) gives up (and breaks it) after `timeout`.
+    /// A timeout of `u32::MAX` milliseconds (about 50 days) or more, such as
+    /// `Duration::MAX`, means no timeout.
     ///
     /// # Errors
     ///
@@ -262,7 +268,9 @@ impl Barrier {
     /// ```
     pub fn wait(&self) -> Result<u32> {
         let ms = self.seg.word(TIMEOUT_MS).load(SeqCst);
-        let deadline = (ms != 0).then(|| Instant::now() + Duration::from_millis(ms as u64));
+        let deadline = (ms != 0)
+            .then(|| sys::deadline_after(Duration::from_millis(ms as u64)))
+            .flatten();
         self.wait_until(deadline)
     }
 
@@ -282,7 +290,7 @@ impl Barrier {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<u32> {
-        self.wait_until(Some(Instant::now() + timeout))
+        self.wait_until(sys::deadline_after(timeout))
     }
 
     /// Breaks the barrier: current and future waiters get [`ErrorKind::BrokenBarrier`]

@@ -212,7 +212,7 @@ impl Condition {
     /// ```
     pub fn wait_timeout(&self, guard: &mut RLockGuard<'_>, timeout: Duration) -> bool {
         let _ = guard;
-        self.wait_until(Some(Instant::now() + timeout))
+        self.wait_until(sys::deadline_after(timeout))
     }
 
     /// Waits until `predicate()` is true (checked with the lock held), or `timeout`
@@ -235,7 +235,7 @@ impl Condition {
         timeout: Option<Duration>,
     ) -> bool {
         let _ = guard;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = sys::deadline_after_opt(timeout);
         loop {
             if predicate() {
                 return true;

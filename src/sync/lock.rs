@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::raw::{self, Acquired};
 use super::segment::{Segment, serde_by_segment};
@@ -205,7 +205,7 @@ impl Lock {
         raw::acquire(
             self.seg.word(0),
             sys::process::gettid(),
-            Some(Instant::now() + timeout),
+            sys::deadline_after(timeout),
         )
         .map(|a| self.guard(a))
     }
@@ -426,7 +426,7 @@ impl RLock {
         if let Some(g) = self.try_reenter(me) {
             return Some(g);
         }
-        raw::acquire(self.seg.word(0), me, Some(Instant::now() + timeout)).map(|a| self.acquired(a))
+        raw::acquire(self.seg.word(0), me, sys::deadline_after(timeout)).map(|a| self.acquired(a))
     }
 
     /// Releases one level.

@@ -26,7 +26,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::raw;
 use super::segment::{Segment, serde_by_segment};
 use crate::error::{Error, ErrorKind, Result};
-use crate::sys::futex;
+use crate::sys::{self, futex};
 
 const COUNT: usize = 0;
 const WAITERS: usize = 1;
@@ -186,7 +186,7 @@ impl Semaphore {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        self.take(Some(Instant::now() + timeout))
+        self.take(sys::deadline_after(timeout))
             .then(|| SemaphoreGuard { sem: self })
     }
 
@@ -468,7 +468,7 @@ impl Event {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_until(Some(Instant::now() + timeout))
+        self.wait_until(sys::deadline_after(timeout))
     }
 }
 

@@ -23,6 +23,20 @@ pub(crate) mod shm;
 pub(crate) mod socket;
 
 use std::io;
+use std::time::{Duration, Instant};
+
+/// The instant `timeout` from now, or `None` (no deadline: wait forever) when that
+/// instant cannot be represented, as for `Duration::MAX`. Every public `*_timeout`
+/// method turns its duration into a deadline here: `Instant::now() + timeout` panics on
+/// overflow, and a timeout too long to represent is, for any caller, "forever".
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// [`deadline_after`] for an optional timeout (`None`: forever).
+pub(crate) fn deadline_after_opt(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(deadline_after)
+}
 
 /// Runs `f` until it does not fail with `EINTR`.
 pub(crate) fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {

@@ -16,7 +16,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::cvt;
 
@@ -202,53 +202,42 @@ pub(crate) fn at_exit(f: extern "C" fn()) {
     unsafe { libc::atexit(f) };
 }
 
-/// The signal the fork server's children get when the fork server dies
-/// (see `process::forkserver`).
-pub(crate) fn server_gone_signal() -> i32 {
-    libc::SIGRTMIN() + 7
-}
-
-static CLIENT_PIDFD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
-
-extern "C" fn on_server_gone(_sig: libc::c_int) {
-    // Async-signal-safe: one poll and, maybe, one kill.
-    let fd = CLIENT_PIDFD.load(std::sync::atomic::Ordering::Relaxed);
-    if fd < 0 {
-        return;
-    }
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
+/// In a child of the fork server, whose OS parent is the server and not the process
+/// that asked for it (the *client*): kill this process with `SIGKILL` as soon as the
+/// client has exited. `client` is a pidfd of the client, opened by the server while the
+/// client was its parent, so it cannot name a recycled pid; it becomes readable only
+/// once the whole client process is gone (every thread), which is what makes this
+/// exact where a parent-death signal is not (see `process::forkserver`, "Lifetime").
+///
+/// A small thread does the watching (one `poll`, forever). It runs with every signal
+/// blocked, so signals meant for the process reach the task's own threads as before
+/// (a task that blocks `SIGTERM` and `sigwait`s for it still gets it).
+pub(crate) fn die_with_client(client: std::os::fd::OwnedFd) -> io::Result<()> {
+    use std::os::fd::AsFd;
+    // SAFETY: sigfillset and pthread_sigmask on local, initialised sets. The new thread
+    // inherits the full mask at creation, so it never runs with signals unblocked.
+    let old = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
     };
-    // SAFETY: `p` is a valid pollfd; poll and kill are async-signal-safe.
-    unsafe {
-        if libc::poll(&mut p, 1, 0) == 1 {
-            // The process that asked for us is gone too: follow it.
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-    }
-}
-
-/// In a child of the fork server: when the server dies, die too if the client process
-/// (`client_pidfd`, readable once it exited) is gone; keep running if only the server
-/// died, so its running children finish.
-pub(crate) fn follow_client(client_pidfd: RawFd, server_pid: u32) {
-    CLIENT_PIDFD.store(client_pidfd, std::sync::atomic::Ordering::Relaxed);
-    let sig = server_gone_signal();
-    // SAFETY: installs a handler that only calls async-signal-safe functions; the
-    // sigaction struct is fully initialised.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_server_gone as *const () as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(sig, &sa, std::ptr::null_mut());
-        libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0);
-    }
-    if getppid() != server_pid {
-        on_server_gone(sig);
-    }
+    let spawned = std::thread::Builder::new()
+        .name("mp-parent-watch".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            loop {
+                match super::poll::wait_readable(client.as_fd(), None) {
+                    Ok(true) => kill_self(SIGKILL),
+                    // No deadline, so only a failing poll (ENOMEM) gets here: retry.
+                    _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+        });
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    spawned.map(drop)
 }
 
 /// The CPUs this process may run on: the affinity mask, capped by a cgroup v2 CPU

@@ -21,6 +21,85 @@ pub(crate) fn size_of(fd: BorrowedFd<'_>) -> io::Result<usize> {
     Ok(rustix::fs::fstat(fd)?.st_size as usize)
 }
 
+/// Where POSIX shared memory names live on Linux (glibc's and rustix's `shm_open`).
+const SHM_DIR: &str = "/dev/shm";
+
+/// The identity of a file: its device and inode numbers. A name that was unlinked and
+/// created again names a file with another identity.
+pub(crate) type FileId = (u64, u64);
+
+/// The identity of the file behind `fd`.
+pub(crate) fn file_id(fd: BorrowedFd<'_>) -> io::Result<FileId> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// A new shared memory file of `len` bytes (zeroed, mode 0600) with no name yet
+/// (`O_TMPFILE` in `/dev/shm`); give it one with [`link_name`]. `Ok(None)` where the
+/// file system cannot make unnamed files.
+pub(crate) fn create_unnamed(len: usize) -> io::Result<Option<OwnedFd>> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = match retry(|| {
+        rustix::fs::open(
+            SHM_DIR,
+            OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+    }) {
+        Ok(fd) => fd,
+        Err(e)
+            if [libc::EOPNOTSUPP, libc::EISDIR, libc::EINVAL]
+                .contains(&e.raw_os_error().unwrap_or(0)) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    retry(|| rustix::fs::ftruncate(&fd, len as u64))?;
+    Ok(Some(fd))
+}
+
+/// Gives the unnamed file `fd` (from [`create_unnamed`]) the shared memory name
+/// `path` (`/name`), atomically; `AlreadyExists` if the name is taken.
+pub(crate) fn link_name(fd: BorrowedFd<'_>, path: &str) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // `linkat(fd, "", ..., AT_EMPTY_PATH)` needs CAP_DAC_READ_SEARCH; the /proc link of
+    // the fd does the same unprivileged.
+    let from = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let to = format!("{SHM_DIR}{path}");
+    retry(|| {
+        rustix::fs::linkat(
+            rustix::fs::CWD,
+            from.as_str(),
+            rustix::fs::CWD,
+            to.as_str(),
+            rustix::fs::AtFlags::SYMLINK_FOLLOW,
+        )
+    })
+}
+
+/// Unlinks the shared memory name `path` (`/name`) if it still names the file `id`;
+/// `Ok(false)` if it names another file (or nothing).
+///
+/// Between the check and the unlink, someone could unlink the name and create it
+/// again; Linux has no "unlink if it is this inode", so that window stays (a few
+/// microseconds, and only against a process that re-creates a name it does not own).
+pub(crate) fn unlink_if_same(path: &str, id: FileId) -> io::Result<bool> {
+    let fd = match rustix::shm::open(path, rustix::shm::OFlags::RDONLY, rustix::fs::Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    if file_id(fd.as_fd())? != id {
+        return Ok(false);
+    }
+    match rustix::shm::unlink(path) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::NOENT) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A shared, read-write mapping of a whole file; unmapped on drop.
 #[derive(Debug)]
 pub(crate) struct Mapping {

@@ -1,4 +1,4 @@
-//! postcard encoding with a side table of file descriptors.
+//! bincode encoding with a side table of file descriptors.
 //!
 //! A handle serializes as the index of its fd in the thread's current *send table*; it
 //! deserializes by taking the fd at that index from the thread's current *receive
@@ -97,6 +97,20 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded> {
     encode_with_prefix(value, 0)
 }
 
+thread_local! {
+    /// The message of the last [`de_error`] on this thread (the format keeps only its own).
+    static DE_MESSAGE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A deserialization error saying `msg`, for our own `Deserialize` impls. Postcard
+/// turns every custom error into a bare "Serde Deserialization Error", so the message
+/// is also kept aside here and [`decode`] puts it in its error.
+pub(crate) fn de_error<E: serde::de::Error>(msg: impl std::fmt::Display) -> E {
+    let msg = msg.to_string();
+    DE_MESSAGE.with(|m| *m.borrow_mut() = Some(msg.clone()));
+    E::custom(msg)
+}
+
 /// Decodes a `T` from `bytes`, giving its handles the `fds` (which it takes ownership
 /// of; fds not claimed by a handle are closed).
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T> {
@@ -108,12 +122,16 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
     }
     let saved = RECV.with(|s| s.borrow_mut().replace(fds.into_iter().map(Some).collect()));
     let _reset = Reset(saved);
+    DE_MESSAGE.with(|m| m.borrow_mut().take());
     let mut rest: &[u8] = bytes;
     let value = options().deserialize_from::<_, T>(&mut rest).map_err(|e| {
+        let why = DE_MESSAGE
+            .with(|m| m.borrow_mut().take())
+            .unwrap_or_else(|| e.to_string());
         Error::new(
             ErrorKind::Deserialize,
             format!(
-                "cannot decode a {} from {} received bytes: {e}",
+                "cannot decode a {} from {} received bytes: {why}",
                 std::any::type_name::<T>(),
                 bytes.len()
             ),
