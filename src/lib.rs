@@ -79,6 +79,34 @@
 //! # Ok::<(), multiprocess::Error>(())
 //! ```
 //!
+//! ## Pools and executors
+//!
+//! A [`Pool`] runs plain functions over many inputs in worker processes; a worker
+//! that dies or runs too long fails only its own task, and the pool goes on (see
+//! [`pool`]). [`futures`] has Python's `concurrent.futures`: executors that hand out
+//! [`Future`](futures::Future)s, with `wait` and `as_completed`. [`ThreadPool`] and
+//! [`ThreadPoolExecutor`] take closures and run them on threads.
+//!
+//! ```
+//! use std::time::Duration;
+//! use multiprocess::{ErrorKind, Options, Pool};
+//!
+//! fn square(x: u64) -> u64 { x * x }
+//! fn crash(_: ()) -> u64 { std::process::abort() }
+//! fn forever(_: ()) -> u64 { loop { std::thread::sleep(Duration::from_secs(1)) } }
+//!
+//! multiprocess::init();
+//! let pool = Pool::new(2)?;
+//! assert_eq!(pool.map(square, 0..4)?, [0, 1, 4, 9]);
+//! let e = pool.apply(crash, ()).unwrap_err();
+//! assert_eq!(e.kind(), ErrorKind::ProcessDied); // "... was killed by signal 6 (SIGABRT)"
+//! let slow = Options::new().timeout(Duration::from_millis(200));
+//! let e = pool.apply_async_with(forever, (), slow)?.get().unwrap_err();
+//! assert_eq!(e.kind(), ErrorKind::Timeout);
+//! assert_eq!(pool.apply(square, 5)?, 25); // still working
+//! # Ok::<(), multiprocess::Error>(())
+//! ```
+//!
 //! ## Start methods
 //!
 //! See [`StartMethod`]: `ForkServer` is the default; [`get_context`] gives a
