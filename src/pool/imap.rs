@@ -145,6 +145,7 @@ where
         slot: slot.clone(),
     }));
     let timeout = opts.timeout.or(default_timeout);
+    let tick = opts.tick.take();
     let input: &mut dyn Iterator<Item = A> = match &mut collected {
         Some(c) => c,
         None => &mut it,
@@ -154,10 +155,14 @@ where
     let mut counting = input.inspect(|_| counted += 1).take(n);
     b.submit_split(&mut counting, n, cs, timeout, &mut |k, first, len| {
         let st = state.clone();
+        let tick = tick.clone();
         Box::new(move |out| {
             st.lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .record(k, first, len, out)
+                .record(k, first, len, out);
+            if let Some(t) = &tick {
+                t(len as u64);
+            }
         })
     })?;
     drop(counting);

@@ -260,6 +260,8 @@ pub struct Options<T = ()> {
     error_callback: Option<ErrorCallback>,
     #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     pub(crate) progress: bool,
+    /// Told how many items each finished chunk of a `map` held (the progress bar).
+    pub(crate) tick: Option<Arc<dyn Fn(u64) + Send + Sync>>,
 }
 
 impl<T> fmt::Debug for Options<T> {
@@ -281,6 +283,7 @@ impl<T> Default for Options<T> {
             callback: None,
             error_callback: None,
             progress: false,
+            tick: None,
         }
     }
 }
@@ -843,9 +846,16 @@ impl Pool {
     {
         let items = items.into_iter();
         #[cfg(feature = "progress")]
+        let mut opts = opts;
+        #[cfg(feature = "progress")]
         let bar = opts
             .progress
             .then(|| progress_bar(items.size_hint().0 as u64));
+        #[cfg(feature = "progress")]
+        if let Some(bar) = &bar {
+            let b = bar.clone();
+            opts.tick = Some(Arc::new(move |n| b.inc(n)));
+        }
         let r = map_async(&self.backend(f), items, opts, self.timeout)?;
         #[cfg(feature = "progress")]
         if let Some(bar) = bar {
