@@ -557,7 +557,10 @@ impl Runner {
                 self.break_down();
                 return;
             }
-            if !progress || self.last_death_check.elapsed() >= DEATH_CHECK {
+            // A busy pool thread never sleeps (where deaths and deadlines are
+            // noticed), so look now and then.
+            if self.last_death_check.elapsed() >= DEATH_CHECK {
+                self.check_timeouts();
                 progress |= self.reap_dead();
                 if self.is_broken() {
                     self.break_down();
@@ -590,6 +593,9 @@ impl Runner {
             }
             idle_since = None;
             self.sleep();
+            // Whatever woke us (a death, a deadline), look at the workers next.
+            let now = Instant::now();
+            self.last_death_check = now.checked_sub(DEATH_CHECK).unwrap_or(now);
             seen = self.shared.submitted.load(SeqCst);
         }
     }
