@@ -117,6 +117,27 @@ fn square_worker(
     }
 }
 
+// ---- Pools and executors ---------------------------------------------------------------
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn checked_div((a, b): (i64, i64)) -> i64 {
+    assert!(b != 0, "division of {a} by zero");
+    a / b
+}
+
+fn crash(_: ()) -> u64 {
+    std::process::abort()
+}
+
+fn stuck(_: ()) -> u64 {
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 fn pid_alive(pid: u32) -> bool {
     // A zombie has exited; only a live process counts.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -352,6 +373,64 @@ fn main() -> multiprocess::Result<()> {
         w.terminate()?;
         w.join()?;
     }
+
+    section("Pool: map, imap, apply_async, and workers that crash or hang");
+    let pool = multiprocess::Pool::new(2)?;
+    println!("  map(square, 0..10) = {:?}", pool.map(square, 0..10)?);
+    let firsts: Vec<u64> = pool
+        .imap(square, 1..) // an endless input, pulled lazily
+        .take(5)
+        .collect::<Result<_, _>>()?;
+    println!("  imap over 1.. (endless), first five: {firsts:?}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let opts = multiprocess::Options::new().callback(move |v: &i64| tx.send(*v).unwrap());
+    let r = pool.apply_async_with(checked_div, (84, 2), opts)?;
+    println!(
+        "  apply_async with a callback: get() = {}, callback saw {}",
+        r.get()?,
+        rx.recv().unwrap()
+    );
+    let e = pool.apply(checked_div, (1, 0)).unwrap_err();
+    println!(
+        "  a panicking task: {:?}: {}",
+        e.kind(),
+        e.to_string().lines().next().unwrap_or("")
+    );
+    let e = pool.apply(crash, ()).unwrap_err();
+    println!("  a task that aborts its worker: {:?}: {e}", e.kind());
+    let quick = multiprocess::Options::new().timeout(Duration::from_millis(100));
+    let e = pool.apply_async_with(stuck, (), quick)?.get().unwrap_err();
+    println!(
+        "  a task stuck forever, 100 ms timeout: {:?}: {e}",
+        e.kind()
+    );
+    println!(
+        "  and the pool goes on: apply(square, 12) = {}",
+        pool.apply(square, 12)?
+    );
+    pool.close();
+    pool.join()?;
+
+    section("executors and futures");
+    let ex = multiprocess::futures::ProcessPoolExecutor::new(2)?;
+    let fs: Vec<_> = (1..=4)
+        .map(|i| ex.submit(square, i))
+        .collect::<Result<_, _>>()?;
+    let done =
+        multiprocess::futures::wait(&fs, None, multiprocess::futures::ReturnWhen::FirstCompleted);
+    println!("  wait(FIRST_COMPLETED): {} done", done.done.len());
+    let mut all: Vec<u64> = multiprocess::futures::as_completed(&fs, None)
+        .map(|f| f?.result())
+        .collect::<Result<_, _>>()?;
+    all.sort();
+    println!("  as_completed: {all:?}");
+    ex.shutdown(true, false);
+    let threads = multiprocess::ThreadPool::new(2)?;
+    let offset = 100;
+    println!(
+        "  ThreadPool with a capturing closure: {:?}",
+        threads.map(move |x: u64| x + offset, 0..3)?
+    );
 
     section("rules that protect you");
     let mut once = Process::new(sleeps, 0);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::backend::{Backend, Chunk, Outcome};
-use super::slot::Slot;
+use super::slot::{Phase, Slot};
 use super::{AsyncResult, Options};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -248,6 +248,8 @@ pub struct IMap<'p, A, R> {
     rx: mpsc::Receiver<(usize, usize, Outcome<R>)>,
     buffer: BTreeMap<usize, Vec<Result<R>>>,
     ready: VecDeque<Result<R>>,
+    /// Chunks submitted and not yet answered: cancelled if the iterator is dropped.
+    phases: BTreeMap<usize, Arc<Phase>>,
     #[cfg(feature = "progress")]
     pub(crate) bar: Option<indicatif::ProgressBar>,
 }
@@ -298,6 +300,7 @@ where
             rx,
             buffer: BTreeMap::new(),
             ready: VecDeque::new(),
+            phases: BTreeMap::new(),
             #[cfg(feature = "progress")]
             bar: None,
         }
@@ -334,12 +337,14 @@ where
             self.next_chunk += 1;
             self.next_item += n;
             let tx = self.tx.clone();
+            let phase = Arc::new(Phase::default());
+            self.phases.insert(k, phase.clone());
             batch.push(Chunk {
                 items,
                 first,
                 single: None,
                 timeout: self.timeout,
-                phase: None,
+                phase: Some(phase),
                 done: Box::new(move |out| {
                     let _ = tx.send((k, n, out));
                 }),
@@ -360,6 +365,7 @@ where
     }
 
     fn accept(&mut self, k: usize, n: usize, out: Outcome<R>) {
+        self.phases.remove(&k);
         let items = out.into_items(n);
         if self.ordered {
             self.buffer.insert(k, items);
@@ -438,6 +444,16 @@ where
     /// ```
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
         self.next_until(deadline_after(timeout))
+    }
+}
+
+impl<A, R> Drop for IMap<'_, A, R> {
+    /// Chunks not yet started are dropped by the pool: abandoning an `imap` over an
+    /// endless input leaves no work behind.
+    fn drop(&mut self) {
+        for p in self.phases.values() {
+            p.cancel();
+        }
     }
 }
 

@@ -38,6 +38,13 @@ impl Phase {
         self.0.load(SeqCst)
     }
 
+    /// PENDING -> CANCELLED: the pool will drop the task unrun. False if it started.
+    pub(crate) fn cancel(&self) -> bool {
+        self.0
+            .compare_exchange(PENDING, CANCELLED, SeqCst, SeqCst)
+            .is_ok()
+    }
+
     /// PENDING -> RUNNING; false if the task was cancelled (or already ran).
     pub(crate) fn start(&self) -> bool {
         self.0
