@@ -904,18 +904,9 @@ impl ThreadPoolExecutor {
         A: Send + 'static,
         R: Send + 'static,
     {
-        let once = Mutex::new(Some(f));
-        let f = move |a: A| {
-            let f = once
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .expect("a submitted call runs once");
-            f(a)
-        };
         let b = ThreadBackend {
             core: &self.core,
-            f: Arc::new(f),
+            f: Arc::new(pool::once(f)),
         };
         let r = pool::apply_async(&b, args, Options::new(), None, "the submitted call".into())?;
         self.issued.add(&r.slot);

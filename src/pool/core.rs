@@ -979,6 +979,12 @@ impl Runner {
         for w in &self.workers {
             let _ = w.proc.terminate();
         }
+        self.reap_all(grace);
+    }
+
+    /// Waits up to `grace` for every worker to exit, then kills the rest, and forgets
+    /// them all.
+    fn reap_all(&mut self, grace: Duration) {
         let deadline = Instant::now() + grace;
         for w in &self.workers {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -1036,15 +1042,7 @@ impl Runner {
                 send_exit(&w.tasks);
             }
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for w in &self.workers {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if !w.proc.join_timeout(left).unwrap_or(true) {
-                let _ = w.proc.kill();
-                let _ = w.proc.join();
-            }
-        }
-        self.workers.clear();
+        self.reap_all(Duration::from_secs(5));
         self.finish();
     }
 }

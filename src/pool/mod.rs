@@ -63,7 +63,7 @@ pub(crate) use self::backend::{Backend, Chunk, Outcome, ProcBackend};
 pub(crate) use self::core::{Blob, Config, Core, Init, run_init};
 pub(crate) use self::imap::{apply_async, deadline_after, map_async};
 pub(crate) use self::slot::{CANCELLED, RUNNING, Slot, Watch};
-pub(crate) use self::thread::{ThreadBackend, ThreadCore};
+pub(crate) use self::thread::{ThreadBackend, ThreadCore, once};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::{Context, code_offset, default_context};

@@ -474,16 +474,7 @@ impl ThreadPool {
         R: Send + 'static,
     {
         no_timeout(opts.timeout)?;
-        let once = Mutex::new(Some(f));
-        let f = move |a: A| {
-            let f = once
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .expect("an apply runs once");
-            f(a)
-        };
-        apply_async(&self.backend(f), args, opts, None, "task".into())
+        apply_async(&self.backend(once(f)), args, opts, None, "task".into())
     }
 
     /// `f` over every item, in order.
@@ -762,6 +753,21 @@ impl ThreadPool {
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         self.core.terminate();
+    }
+}
+
+/// A `FnOnce` as the `Fn` a backend wants (it is called once).
+pub(crate) fn once<A, R>(
+    f: impl FnOnce(A) -> R + Send + 'static,
+) -> impl Fn(A) -> R + Send + Sync + 'static {
+    let f = Mutex::new(Some(f));
+    move |a: A| {
+        let f = f
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .expect("a single call runs once");
+        f(a)
     }
 }
 
