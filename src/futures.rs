@@ -467,9 +467,14 @@ impl<R: Send> Cancel for Slot<R> {
 /// The futures an executor handed out (weakly; pruned as they finish), for
 /// `shutdown(cancel_futures)`.
 #[derive(Default)]
-struct Issued(Mutex<Vec<Weak<dyn Cancel>>>);
+struct Issued(Mutex<Vec<Weak<dyn Cancel>>>, std::sync::atomic::AtomicU64);
 
 impl Issued {
+    /// Numbers futures for error messages ("future 3").
+    fn next_number(&self) -> u64 {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn add<R: Send + 'static>(&self, slot: &Arc<Slot<R>>) {
         let dynamic: Arc<dyn Cancel> = slot.clone();
         let weak = Arc::downgrade(&dynamic);
@@ -747,7 +752,8 @@ impl ProcessPoolExecutor {
             shared: &self.core.shared,
             f,
         };
-        let r = pool::apply_async(&b, args, Options::new(), None, "the submitted call".into())?;
+        let what = format!("future {}", self.issued.next_number());
+        let r = pool::apply_async(&b, args, Options::new(), None, what)?;
         self.issued.add(&r.slot);
         Ok(Future { slot: r.slot })
     }
@@ -908,7 +914,8 @@ impl ThreadPoolExecutor {
             core: &self.core,
             f: Arc::new(pool::once(f)),
         };
-        let r = pool::apply_async(&b, args, Options::new(), None, "the submitted call".into())?;
+        let what = format!("future {}", self.issued.next_number());
+        let r = pool::apply_async(&b, args, Options::new(), None, what)?;
         self.issued.add(&r.slot);
         Ok(Future { slot: r.slot })
     }

@@ -71,6 +71,8 @@ const MAX_WINDOW: usize = 256;
 const WINDOW_WORK_NS: u64 = 500_000;
 /// Tasks longer than this on average are handed out one at a time.
 const SHORT_TASK_NS: u64 = 250_000;
+/// A task running longer than this holds no others queued behind it.
+const STALL: Duration = Duration::from_millis(1);
 /// Results at least this large are decoded after the next dispatch.
 const DEFER_BYTES: usize = 64 << 10;
 
@@ -446,7 +448,18 @@ struct Worker {
 }
 
 impl Worker {
+    /// Whether the task it runs has run for a while: then nothing more is queued
+    /// behind it, and what is queued may be taken back for idle workers.
+    fn stalled(&self, now: Instant) -> bool {
+        self.inflight
+            .front()
+            .is_some_and(|h| now.saturating_duration_since(h.sent.max(self.last_done)) > STALL)
+    }
+
     fn window(&self) -> usize {
+        if self.stalled(Instant::now()) {
+            return 1;
+        }
         if self.ewma_ns == 0 || self.ewma_ns > SHORT_TASK_NS {
             1
         } else {
@@ -617,7 +630,19 @@ impl Runner {
     /// Sleeps until a task is submitted, a result or a death arrives, or the next
     /// timeout deadline.
     fn sleep(&mut self) {
-        let deadline = self.check_timeouts();
+        self.publish_stats();
+        let mut deadline = self.check_timeouts();
+        // An idle worker while another holds queued tasks: look again when the
+        // latter's task has run long enough for them to be taken back.
+        if self.workers.iter().any(|w| w.inflight.is_empty()) {
+            for w in &self.workers {
+                if w.inflight.len() >= 2 {
+                    let h = w.inflight.front().expect("len >= 2");
+                    let at = h.sent.max(w.last_done) + STALL + Duration::from_micros(100);
+                    deadline = Some(deadline.map_or(at, |d| d.min(at)));
+                }
+            }
+        }
         self.shared.sleeping.store(true, SeqCst);
         let ready = {
             let ib = self.shared.inbox();
@@ -808,7 +833,46 @@ impl Runner {
     }
 
     /// Hands pending tasks to workers with room in their windows, breadth first.
+    /// Takes back the tasks queued behind a long one when another worker is idle
+    /// (Python's shared queue gives an idle worker the next task; so do we). The
+    /// worker and we both consume its task ring under its consumer lock: each queued
+    /// task goes to exactly one of us.
+    fn steal(&mut self) {
+        let idle = self
+            .workers
+            .iter()
+            .any(|w| w.inflight.is_empty() && !w.retiring && w.killed_for.is_none());
+        if !idle {
+            return;
+        }
+        let now = Instant::now();
+        for w in &mut self.workers {
+            if w.inflight.len() < 2 || !w.stalled(now) {
+                continue;
+            }
+            let mut back: Vec<Task> = Vec::new();
+            loop {
+                let id = w.tasks.raw().get_with(Some(Instant::now()), |bytes, _fds| {
+                    Ok(u64::from_le_bytes(
+                        bytes[8..16].try_into().expect("8 bytes"),
+                    ))
+                });
+                let Ok(id) = id else { break };
+                if let Some(at) = w.inflight.iter().position(|f| f.id == id) {
+                    if let Some(f) = w.inflight.remove(at) {
+                        w.dispatched = w.dispatched.saturating_sub(1);
+                        back.push(f.task);
+                    }
+                }
+            }
+            for t in back.into_iter().rev() {
+                self.pending.push_front(t);
+            }
+        }
+    }
+
     fn dispatch(&mut self) -> bool {
+        self.steal();
         let mut any = false;
         loop {
             let mut gave = false;

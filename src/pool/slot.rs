@@ -45,11 +45,14 @@ impl Phase {
             .is_ok()
     }
 
-    /// PENDING -> RUNNING; false if the task was cancelled (or already ran).
+    /// PENDING -> RUNNING; false if the task was cancelled (or is done). A task handed
+    /// out again (taken back from a busy worker, or queued behind a dead one's) is
+    /// RUNNING already, and stays so.
     pub(crate) fn start(&self) -> bool {
-        self.0
-            .compare_exchange(PENDING, RUNNING, SeqCst, SeqCst)
-            .is_ok()
+        match self.0.compare_exchange(PENDING, RUNNING, SeqCst, SeqCst) {
+            Ok(_) => true,
+            Err(now) => now == RUNNING,
+        }
     }
 }
 
