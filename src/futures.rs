@@ -334,7 +334,11 @@ where
         let seen = watch.count();
         let outcomes: Vec<Option<bool>> = fs.iter().map(|f| f.outcome()).collect();
         let done = outcomes.iter().filter(|o| o.is_some()).count();
-        let failed = outcomes.contains(&Some(false));
+        // Python: a cancelled future is done but raised nothing.
+        let failed = fs
+            .iter()
+            .zip(&outcomes)
+            .any(|(f, o)| *o == Some(false) && !f.cancelled());
         let met = match return_when {
             ReturnWhen::FirstCompleted => done > 0,
             ReturnWhen::FirstException => failed || done == fs.len(),

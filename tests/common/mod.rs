@@ -20,6 +20,7 @@
 #![allow(dead_code)]
 
 use std::os::unix::process::parent_id;
+use std::sync::mpsc;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -312,4 +313,65 @@ pub(crate) fn redirect_stderr(path: &str) {
     // SAFETY: dup2 onto fd 2 of an fd we own; no memory effects.
     let r = unsafe { libc::dup2(f.as_raw_fd(), 2) };
     assert_eq!(r, 2, "dup2: {}", std::io::Error::last_os_error());
+}
+
+/// A test body that runs longer than this fails (instead of hanging).
+pub(crate) const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// Writes one test body (`fn name(method: StartMethod)`) as three tests, `name::fork`,
+/// `name::spawn` and `name::forkserver`, each under [`method_lock`] (or
+/// [`serial`] with `serial:` first) and a [`watchdog`].
+#[allow(unused_macros)]
+macro_rules! each_method {
+    (serial: $($name:ident),+ $(,)?) => {
+        each_method!(@ true; $($name),+);
+    };
+    ($($name:ident),+ $(,)?) => {
+        each_method!(@ false; $($name),+);
+    };
+    (@ $serial:literal; $($name:ident),+) => {$(
+        mod $name {
+            #[test]
+            fn fork() {
+                crate::common::guarded($serial, multiprocess::StartMethod::Fork, super::$name)
+            }
+            #[test]
+            fn spawn() {
+                crate::common::guarded($serial, multiprocess::StartMethod::Spawn, super::$name)
+            }
+            #[test]
+            fn forkserver() {
+                crate::common::guarded($serial, multiprocess::StartMethod::ForkServer, super::$name)
+            }
+        }
+    )+};
+}
+
+/// Runs `body(method)` under the right lock and a [`watchdog`].
+pub(crate) fn guarded(alone: bool, method: StartMethod, body: fn(StartMethod)) {
+    let _g = if alone { serial() } else { method_lock(method) };
+    watchdog(move || body(method));
+}
+
+/// Runs `f` on another thread and fails if it does not end within [`WATCHDOG`]; a
+/// panic in `f` is this test's panic.
+pub(crate) fn watchdog(f: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = mpsc::channel();
+    let h = std::thread::Builder::new()
+        .name("test-body".into())
+        .spawn(move || {
+            f();
+            let _ = tx.send(());
+        })
+        .expect("start the test body's thread");
+    match rx.recv_timeout(WATCHDOG) {
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(p) = h.join() {
+                std::panic::resume_unwind(p)
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the test body did not finish within {WATCHDOG:?}: it hangs")
+        }
+    }
 }
