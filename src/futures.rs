@@ -896,6 +896,31 @@ impl ThreadPoolExecutor {
         })
     }
 
+    /// An executor whose threads each run `init` first (Python's `initializer`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] for zero workers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// thread_local!(static READY: Cell<bool> = const { Cell::new(false) });
+    /// let ex = multiprocess::futures::ThreadPoolExecutor::with_initializer(2, || READY.set(true))?;
+    /// assert!(ex.submit(|_: ()| READY.get(), ())?.result()?);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn with_initializer(
+        max_workers: usize,
+        init: impl Fn() + Send + Sync + 'static,
+    ) -> Result<Self> {
+        Ok(ThreadPoolExecutor {
+            core: ThreadCore::start(max_workers, Some(Arc::new(init)), "ThreadPoolExecutor")?,
+            issued: Issued::default(),
+        })
+    }
+
     /// Schedules `f(args)` on a thread.
     ///
     /// # Errors
