@@ -195,6 +195,7 @@ impl Error {
     }
 
     /// A copy of this error for a second receiver (the source is kept as text).
+    #[allow(dead_code)] // used by the pool
     pub(crate) fn duplicate(&self) -> Self {
         let mut e = Error::new(self.kind, self.msg.clone());
         e.message = self.message.clone();

@@ -94,6 +94,7 @@
 
 mod connection;
 mod error;
+mod listener;
 mod process;
 mod queue;
 mod shared;
@@ -103,6 +104,7 @@ mod wire;
 
 pub use connection::{Connection, Waitable, pipe, pipe_simplex, wait};
 pub use error::{Error, ErrorKind, Result};
+pub use listener::{AuthKey, Client, Listener};
 pub use process::{
     ChildInfo, Context, CurrentProcess, DEFAULT_START_METHOD, Fork, JoinHandle, ParentProcess,
     Process, StartMethod, active_children, cpu_count, current_process, default_context, fork,
