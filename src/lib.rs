@@ -95,6 +95,7 @@
 mod connection;
 mod error;
 mod listener;
+mod manager;
 mod process;
 mod queue;
 mod shared;
@@ -105,6 +106,12 @@ mod wire;
 pub use connection::{Connection, Waitable, pipe, pipe_simplex, wait};
 pub use error::{Error, ErrorKind, Result};
 pub use listener::{AuthKey, Client, Listener};
+pub use manager::{
+    ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy, EventProxy,
+    JoinableQueueProxy, ListProxy, LockProxy, Manager, ManagerBuilder, ManagerServer,
+    NamespaceProxy, ObjectProxy, Proxy, ProxyGuard, QueueProxy, RLockProxy, SemaphoreProxy, Shared,
+    SharedObject, ValueProxy, encode_args, invoke,
+};
 pub use process::{
     ChildInfo, Context, CurrentProcess, DEFAULT_START_METHOD, Fork, JoinHandle, ParentProcess,
     Process, StartMethod, active_children, cpu_count, current_process, default_context, fork,

@@ -222,6 +222,8 @@ fn connect_error(ctx: &str, e: std::io::Error) -> Error {
 enum Socket {
     Unix(UnixListener),
     Tcp(TcpListener),
+    /// After `into_fd`.
+    Gone,
 }
 
 /// A socket that accepts connections from other processes, authenticated with an
@@ -355,6 +357,38 @@ impl Listener {
         self.max_len = bytes;
     }
 
+    /// A listener on an inherited bound socket (in a manager's server process).
+    pub(crate) fn from_fd(fd: OwnedFd, unix: bool, address: String, authkey: AuthKey) -> Listener {
+        let socket = if unix {
+            Socket::Unix(UnixListener::from(fd))
+        } else {
+            Socket::Tcp(TcpListener::from(fd))
+        };
+        let unlink = match Address::parse(&address) {
+            Ok(Address::Path(p)) => Some(p),
+            _ => None,
+        };
+        Listener {
+            socket,
+            address,
+            authkey,
+            unlink,
+            max_len: u64::MAX,
+        }
+    }
+
+    /// Gives up the socket (to hand it to another process); `(fd, is_unix)`. The
+    /// socket file, if any, is left for the new owner to remove.
+    pub(crate) fn into_fd(mut self) -> (OwnedFd, bool) {
+        self.unlink = None;
+        let sock = std::mem::replace(&mut self.socket, Socket::Gone);
+        match sock {
+            Socket::Unix(l) => (l.into(), true),
+            Socket::Tcp(l) => (l.into(), false),
+            Socket::Gone => unreachable!("a listener gives up its socket once"),
+        }
+    }
+
     /// Accepts a socket without the handshake (for servers that authenticate on
     /// another thread).
     pub(crate) fn accept_raw(&self) -> Result<(OwnedFd, bool)> {
@@ -365,6 +399,7 @@ impl Listener {
                     let _ = s.set_nodelay(true);
                     (OwnedFd::from(s), false)
                 }),
+                Socket::Gone => unreachable!("used after into_fd"),
             };
             match r {
                 Ok(x) => return Ok(x),
@@ -375,7 +410,6 @@ impl Listener {
         }
     }
 
-    #[allow(dead_code)] // for the manager, next
     pub(crate) fn authkey(&self) -> &AuthKey {
         &self.authkey
     }
@@ -462,6 +496,7 @@ impl AsFd for Listener {
         match &self.socket {
             Socket::Unix(l) => l.as_fd(),
             Socket::Tcp(l) => l.as_fd(),
+            Socket::Gone => unreachable!("used after into_fd"),
         }
     }
 }
@@ -516,7 +551,6 @@ impl Client {
 }
 
 /// Connects and authenticates, returning the raw socket (for manager clients).
-#[allow(dead_code)] // for the manager, next
 pub(crate) fn connect_raw(address: &str, authkey: &AuthKey) -> Result<OwnedFd> {
     let (fd, _) = Address::parse(address)?.connect(address)?;
     auth::client(fd.as_fd(), authkey.as_bytes())?;
@@ -524,7 +558,6 @@ pub(crate) fn connect_raw(address: &str, authkey: &AuthKey) -> Result<OwnedFd> {
 }
 
 /// The server side of the handshake on an accepted socket.
-#[allow(dead_code)] // for the manager, next
 pub(crate) fn authenticate_server(fd: BorrowedFd<'_>, authkey: &AuthKey) -> Result<()> {
     auth::server(fd, authkey.as_bytes())
 }

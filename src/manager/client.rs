@@ -1,0 +1,125 @@
+//! The client side: one authenticated connection per thread and manager address.
+//!
+//! Proxies hold only `(address, authkey, id)` (a [`Token`]), so they serialize to
+//! anything and work in any process that can reach the address. A process that
+//! receives a proxy connects on first use. Connections are per *thread* (as Python's
+//! `BaseProxy._tls`): a thread blocked in a queue `get` or a lock `acquire` never holds
+//! up another thread's calls, and the server uses the connection as the owner's
+//! identity for `RLock` and `Condition`. A connection inherited through `fork` belongs
+//! to the parent: a child notices the pid changed and opens its own.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+
+use serde::{Deserialize, Serialize};
+
+use super::protocol::{Reply, Request, Response};
+use crate::error::{Error, ErrorKind, Result};
+use crate::listener::{AuthKey, connect_raw};
+use crate::sys;
+use crate::wire::handles::HandleFd;
+use crate::wire::{codec, frame};
+
+/// What a proxy needs to reach its object.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Token {
+    pub(crate) address: String,
+    pub(crate) authkey: AuthKey,
+    pub(crate) id: u64,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{}", self.address, self.id)
+    }
+}
+
+struct Cached {
+    pid: u32,
+    authkey: AuthKey,
+    fd: HandleFd,
+}
+
+thread_local! {
+    static CONNS: RefCell<HashMap<String, Cached>> = RefCell::new(HashMap::new());
+}
+
+fn send_request(c: &Cached, bytes: &mut [u8]) -> Result<()> {
+    frame::send(c.fd.as_fd(), bytes, &[])
+}
+
+fn recv_reply(c: &Cached) -> Result<Reply> {
+    let f = frame::recv(c.fd.as_fd(), None, u64::MAX)?.expect("no deadline");
+    let resp: Response = codec::decode(&f.body, f.fds)?;
+    resp.map_err(Error::from)
+}
+
+/// Sends `req` to the manager at `address` and waits for its reply.
+pub(crate) fn request(address: &str, authkey: &AuthKey, req: &Request) -> Result<Reply> {
+    let mut enc = codec::encode_with_prefix(req, frame::HEADER)?;
+    let pid = sys::process::getpid();
+    CONNS.with(|conns| {
+        let mut conns = conns.borrow_mut();
+        let mut fresh = false;
+        if let Some(c) = conns.get(address)
+            && (c.pid != pid || c.authkey != *authkey)
+        {
+            let stale = conns.remove(address).expect("present");
+            if stale.pid != pid {
+                // Inherited through fork: the fd was closed (or reused) in this child.
+                std::mem::forget(stale);
+            }
+        }
+        if !conns.contains_key(address) {
+            let fd = connect_raw(address, authkey)?;
+            conns.insert(
+                address.to_string(),
+                Cached {
+                    pid,
+                    authkey: authkey.clone(),
+                    fd: HandleFd::new(fd),
+                },
+            );
+            fresh = true;
+        }
+        let c = conns.get(address).expect("inserted");
+        if let Err(e) = send_request(c, &mut enc.bytes) {
+            conns.remove(address);
+            if fresh || e.kind() != ErrorKind::Disconnected {
+                return Err(e);
+            }
+            // The cached connection went stale (its server stopped; maybe another
+            // runs at the address now): the request was not delivered, so retry once.
+            let fd = connect_raw(address, authkey)?;
+            conns.insert(
+                address.to_string(),
+                Cached {
+                    pid,
+                    authkey: authkey.clone(),
+                    fd: HandleFd::new(fd),
+                },
+            );
+            let c = conns.get(address).expect("inserted");
+            send_request(c, &mut enc.bytes)?;
+        }
+        let c = conns.get(address).expect("present");
+        match recv_reply(c) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                if matches!(
+                    e.kind(),
+                    ErrorKind::Disconnected | ErrorKind::Protocol | ErrorKind::Io
+                ) {
+                    conns.remove(address);
+                }
+                Err(e)
+            }
+        }
+    })
+}
+
+/// Drops this thread's connection to `address` (after a shutdown).
+pub(crate) fn forget(address: &str) {
+    let _ = CONNS.try_with(|c| c.borrow_mut().remove(address));
+}

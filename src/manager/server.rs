@@ -1,0 +1,959 @@
+//! The manager's server: a table of objects and a thread per connection.
+//!
+//! # Design
+//!
+//! * **Bytes, not types.** The server stores every value as the bytes of its postcard
+//!   encoding: a dict is an insertion-ordered map from key bytes to value bytes, a list
+//!   a `Vec` of item bytes, a queue a `VecDeque` of item bytes. The server therefore
+//!   needs no generic types and no registry of `K`/`V`: one server binary serves
+//!   proxies of any type, from any program (a remote client may be a different binary).
+//!   The price: keys compare by their encoding, so two keys are equal when their bytes
+//!   are (`0.0` and `-0.0` differ, and a `HashMap` key's bytes depend on its iteration
+//!   order; use `BTreeMap`/ordered types as keys). Python compares by `__eq__`/`__hash__`
+//!   in the server, which needs the types there.
+//! * **One thread per connection** (as Python's server): a blocking call (a queue
+//!   `get`, a lock `acquire`) blocks only its own connection's thread, on the object's
+//!   own mutex and condition variable. Clients keep one connection per thread and
+//!   manager, so a thread blocked in `get` never holds up another thread's calls, and
+//!   the connection is the identity of an owner (for `RLock` and `Condition`).
+//! * **Dead clients.** While a call waits, its thread checks every 100 ms whether the
+//!   client hung up, and then gives up *without* taking anything (an item is never
+//!   popped for a client that is gone). When a connection ends, the locks it held are
+//!   released, so a killed client does not deadlock the others (Python's manager
+//!   leaves them locked).
+//! * **Bad input** (a malformed or oversized frame, an undecodable request) ends that
+//!   connection only; the accept loop and the other connections go on.
+//! * **Lifetime.** Objects live until the server stops: there is no reference
+//!   counting of proxies across processes (Python's manager counts references through
+//!   extra calls on every proxy copy and drop).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+
+use super::protocol::{Bytes, Init, Kind, Op, Reply, Request, Response, Wait};
+use super::shared::SharedObject;
+use crate::error::{Error, ErrorKind, Result};
+use crate::listener::{AuthKey, Listener, authenticate_server};
+use crate::sys;
+use crate::wire::{codec, frame};
+
+/// The largest request a manager accepts (1 GiB); a larger frame closes that
+/// connection.
+pub(crate) const MAX_REQUEST: u64 = 1 << 30;
+
+/// How often a waiting call checks that its client is still there.
+const CHECK: Duration = Duration::from_millis(100);
+
+/// A factory for a custom type registered by name.
+pub(crate) type Factory = fn() -> Box<dyn SharedObject>;
+
+pub(crate) struct Object {
+    kind: Kind,
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+enum State {
+    Dict(IndexMap<Bytes, Bytes>),
+    List(Vec<Bytes>),
+    Queue {
+        items: VecDeque<Bytes>,
+        maxsize: Option<u64>,
+        unfinished: u64,
+    },
+    Lock(Option<u64>),
+    RLock {
+        owner: Option<u64>,
+        count: u64,
+    },
+    Semaphore {
+        value: u64,
+        bound: Option<u64>,
+    },
+    Condition {
+        owner: Option<u64>,
+        count: u64,
+        waiters: VecDeque<u64>,
+        notified: HashSet<u64>,
+        next_ticket: u64,
+    },
+    Event(bool),
+    Barrier {
+        parties: u32,
+        count: u32,
+        generation: u64,
+        broken: bool,
+        reset_generations: HashSet<u64>,
+    },
+    Namespace(IndexMap<String, Bytes>),
+    Value(Bytes),
+    Array(Vec<Bytes>),
+    Custom(Box<dyn SharedObject>),
+}
+
+impl Object {
+    fn new(init: Init) -> Object {
+        let (kind, state) = match init {
+            Init::Dict(items) => (Kind::Dict, State::Dict(items.into_iter().collect())),
+            Init::List(v) => (Kind::List, State::List(v)),
+            Init::Queue { maxsize, joinable } => (
+                if joinable {
+                    Kind::JoinableQueue
+                } else {
+                    Kind::Queue
+                },
+                State::Queue {
+                    items: VecDeque::new(),
+                    maxsize,
+                    unfinished: 0,
+                },
+            ),
+            Init::Lock => (Kind::Lock, State::Lock(None)),
+            Init::RLock => (
+                Kind::RLock,
+                State::RLock {
+                    owner: None,
+                    count: 0,
+                },
+            ),
+            Init::Semaphore { value, bounded } => (
+                if bounded {
+                    Kind::BoundedSemaphore
+                } else {
+                    Kind::Semaphore
+                },
+                State::Semaphore {
+                    value,
+                    bound: bounded.then_some(value),
+                },
+            ),
+            Init::Condition => (
+                Kind::Condition,
+                State::Condition {
+                    owner: None,
+                    count: 0,
+                    waiters: VecDeque::new(),
+                    notified: HashSet::new(),
+                    next_ticket: 0,
+                },
+            ),
+            Init::Event => (Kind::Event, State::Event(false)),
+            Init::Barrier(parties) => (
+                Kind::Barrier,
+                State::Barrier {
+                    parties,
+                    count: 0,
+                    generation: 0,
+                    broken: false,
+                    reset_generations: HashSet::new(),
+                },
+            ),
+            Init::Namespace => (Kind::Namespace, State::Namespace(IndexMap::new())),
+            Init::Value(b) => (Kind::Value, State::Value(b)),
+            Init::Array(v) => (Kind::Array, State::Array(v)),
+        };
+        Object::with_state(kind, state)
+    }
+
+    fn with_state(kind: Kind, state: State) -> Object {
+        Object {
+            kind,
+            state: Mutex::new(state),
+            cv: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn custom(obj: Box<dyn SharedObject>) -> Object {
+        Object::with_state(Kind::Custom, State::Custom(obj))
+    }
+
+    pub(crate) fn from_init(init: Init) -> Object {
+        Object::new(init)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The shared state of one server.
+pub(crate) struct Server {
+    objects: Mutex<HashMap<u64, Arc<Object>>>,
+    named: Mutex<IndexMap<String, u64>>,
+    types: Mutex<IndexMap<String, Factory>>,
+    next_id: AtomicU64,
+    next_conn: AtomicU64,
+    stopping: AtomicBool,
+    /// Rung to wake the accept loop when a client asks the server to stop.
+    doorbell: OwnedFd,
+}
+
+/// One connection's view while it runs calls.
+struct Conn<'a> {
+    id: u64,
+    fd: BorrowedFd<'a>,
+    /// Objects whose lock this connection may hold (released when it ends).
+    held: HashSet<u64>,
+}
+
+impl Conn<'_> {
+    /// Has the client hung up (or, against the protocol, sent something while it
+    /// waits for a reply)?
+    fn gone(&self) -> bool {
+        sys::poll::is_readable(self.fd).unwrap_or(true)
+    }
+}
+
+fn bad_op(kind: Kind, op: &Op) -> Error {
+    let name = format!("{op:?}");
+    let name = name.split('(').next().unwrap_or("?").to_string();
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!("a {kind:?} has no operation {name}"),
+    )
+}
+
+/// Resolves a Python-style index (negative counts from the end).
+fn index(i: i64, len: usize) -> Result<usize> {
+    let j = if i < 0 { len as i64 + i } else { i };
+    if j < 0 || j as usize >= len {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("index {i} out of range for length {len}"),
+        ));
+    }
+    Ok(j as usize)
+}
+
+impl Server {
+    pub(crate) fn new() -> Result<Arc<Server>> {
+        // Ids start at a random point, so a stale proxy from a previous server at the
+        // same address almost surely finds nothing rather than another object.
+        let base = u64::from_le_bytes(crate::listener::random_bytes::<8>()?) >> 16;
+        Ok(Arc::new(Server {
+            objects: Mutex::new(HashMap::new()),
+            named: Mutex::new(IndexMap::new()),
+            types: Mutex::new(IndexMap::new()),
+            next_id: AtomicU64::new(base.max(1)),
+            next_conn: AtomicU64::new(1),
+            stopping: AtomicBool::new(false),
+            doorbell: sys::poll::eventfd().map_err(|e| Error::io("eventfd", e))?,
+        }))
+    }
+
+    pub(crate) fn insert(&self, obj: Object) -> (u64, Kind) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let kind = obj.kind;
+        self.objects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, Arc::new(obj));
+        (id, kind)
+    }
+
+    pub(crate) fn register(&self, name: &str, obj: Object) {
+        let (id, _) = self.insert(obj);
+        self.named
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), id);
+    }
+
+    pub(crate) fn register_type(&self, typeid: &str, f: Factory) {
+        self.types
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(typeid.to_string(), f);
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        sys::poll::ring(self.doorbell.as_fd());
+    }
+
+    fn object(&self, id: u64) -> Result<Arc<Object>> {
+        self.objects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "the manager has no object #{id} (the proxy outlived its manager, \
+                         or belongs to another one)"
+                    ),
+                )
+            })
+    }
+
+    /// Accepts connections until [`stop`](Server::stop), or until `owner` (a pidfd)
+    /// ends; each connection runs on its own thread.
+    ///
+    /// Watching the owner's pidfd here does not rely on `PR_SET_PDEATHSIG` alone
+    /// (which a fork-server grandchild only gets indirectly, racing with the owner's
+    /// exit): a manager never outlives the process that started it.
+    pub(crate) fn serve(
+        self: &Arc<Server>,
+        listener: &Listener,
+        owner: Option<BorrowedFd<'_>>,
+    ) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut fds = vec![listener.as_fd().as_raw_fd(), self.doorbell.as_raw_fd()];
+        if let Some(o) = owner {
+            fds.push(o.as_raw_fd());
+        }
+        while !self.stopping.load(Ordering::SeqCst) {
+            let ready = sys::poll::wait_any(&fds, None).map_err(|e| Error::io("poll", e))?;
+            if self.stopping.load(Ordering::SeqCst) || ready.contains(&2) {
+                break;
+            }
+            if !ready.contains(&0) {
+                continue;
+            }
+            let (fd, _) = match listener.accept_raw() {
+                Ok(x) => x,
+                // Out of fds and the like: wait a little and go on serving.
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            let me = self.clone();
+            let key = listener.authkey().clone();
+            let spawned = std::thread::Builder::new()
+                .name("manager-conn".into())
+                .spawn(move || me.serve_connection(fd, &key));
+            if spawned.is_err() {
+                // No thread for it: the connection is dropped, the server goes on.
+                continue;
+            }
+        }
+        Ok(())
+    }
+
+    fn serve_connection(&self, fd: OwnedFd, key: &AuthKey) {
+        if authenticate_server(fd.as_fd(), key).is_err() {
+            return;
+        }
+        let mut conn = Conn {
+            id: self.next_conn.fetch_add(1, Ordering::Relaxed),
+            fd: fd.as_fd(),
+            held: HashSet::new(),
+        };
+        loop {
+            let f = match frame::recv(conn.fd, None, MAX_REQUEST) {
+                Ok(Some(f)) => f,
+                _ => break, // closed, malformed or oversized: end this connection
+            };
+            let req = match codec::decode::<Request>(&f.body, Vec::new()) {
+                Ok(r) => r,
+                Err(e) => {
+                    let resp: Response = Err((&e).into());
+                    let _ = send_response(conn.fd, &resp);
+                    break;
+                }
+            };
+            let shutdown = matches!(req, Request::Shutdown);
+            let resp: Response = self.handle(&mut conn, req).map_err(|e| (&e).into());
+            if send_response(conn.fd, &resp).is_err() {
+                break;
+            }
+            if shutdown {
+                self.stop();
+            }
+        }
+        self.release_held(&conn);
+    }
+
+    fn release_held(&self, conn: &Conn<'_>) {
+        for id in &conn.held {
+            let Ok(obj) = self.object(*id) else { continue };
+            let mut g = obj.lock();
+            match &mut *g {
+                State::Lock(holder) if *holder == Some(conn.id) => *holder = None,
+                State::RLock { owner, count } | State::Condition { owner, count, .. }
+                    if *owner == Some(conn.id) =>
+                {
+                    *owner = None;
+                    *count = 0;
+                }
+                _ => continue,
+            }
+            drop(g);
+            obj.cv.notify_all();
+        }
+    }
+
+    fn handle(&self, conn: &mut Conn<'_>, req: Request) -> Result<Reply> {
+        match req {
+            Request::Create(init) => {
+                let (id, kind) = self.insert(Object::new(init));
+                Ok(Reply::Created(id, kind))
+            }
+            Request::Lookup(name) => {
+                let id = self
+                    .named
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&name)
+                    .copied();
+                let Some(id) = id else {
+                    let known: Vec<String> = self
+                        .named
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .keys()
+                        .cloned()
+                        .collect();
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!("no object registered as {name:?} (registered: {known:?})"),
+                    ));
+                };
+                Ok(Reply::Created(id, self.object(id)?.kind))
+            }
+            Request::CreateCustom(typeid) => {
+                let f = self
+                    .types
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&typeid)
+                    .copied();
+                let Some(f) = f else {
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!("no type registered as {typeid:?}"),
+                    ));
+                };
+                let (id, kind) = self.insert(Object::custom(f()));
+                Ok(Reply::Created(id, kind))
+            }
+            Request::Registered => {
+                let mut v: Vec<String> = self
+                    .named
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .keys()
+                    .cloned()
+                    .collect();
+                v.extend(
+                    self.types
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .keys()
+                        .cloned(),
+                );
+                Ok(Reply::Strings(v))
+            }
+            Request::Shutdown => Ok(Reply::Unit),
+            Request::Call(id, op) => {
+                let obj = self.object(id)?;
+                call(&obj, id, conn, op)
+            }
+        }
+    }
+}
+
+fn send_response(fd: BorrowedFd<'_>, resp: &Response) -> Result<()> {
+    let mut enc = codec::encode_with_prefix(resp, frame::HEADER)?;
+    frame::send(fd, &mut enc.bytes, &[])
+}
+
+/// Waits on `obj`'s condition variable until `ready` or the deadline; `Ok(false)` on
+/// timeout; `Disconnected` if the client hung up meanwhile.
+fn wait_until<'a>(
+    obj: &'a Object,
+    mut g: MutexGuard<'a, State>,
+    conn: &Conn<'_>,
+    wait: Wait,
+    mut ready: impl FnMut(&mut State) -> bool,
+) -> Result<(MutexGuard<'a, State>, bool)> {
+    let deadline = wait.deadline();
+    loop {
+        if ready(&mut g) {
+            return Ok((g, true));
+        }
+        let now = Instant::now();
+        let slice = match deadline {
+            Some(d) if now >= d => return Ok((g, false)),
+            Some(d) => (d - now).min(CHECK),
+            None => CHECK,
+        };
+        g = obj
+            .cv
+            .wait_timeout(g, slice)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        if conn.gone() {
+            return Err(Error::disconnected());
+        }
+    }
+}
+
+fn not_owner(what: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidState,
+        format!("cannot release an un-acquired {what}"),
+    )
+}
+
+/// Runs one operation on one object.
+fn call(obj: &Object, id: u64, conn: &mut Conn<'_>, op: Op) -> Result<Reply> {
+    let kind = obj.kind;
+    let me = conn.id;
+    let mut g = obj.lock();
+    // Operations that wait are handled first; they need the guard by value.
+    match (&mut *g, &op) {
+        (State::Queue { .. }, Op::Put(_, w)) => {
+            let w = *w;
+            let Op::Put(item, _) = op else { unreachable!() };
+            let (mut g, ok) = wait_until(obj, g, conn, w, |s| match s {
+                State::Queue { items, maxsize, .. } => {
+                    maxsize.is_none_or(|m| (items.len() as u64) < m)
+                }
+                _ => true,
+            })?;
+            if !ok {
+                return Err(Error::new(ErrorKind::Full, "the queue is full"));
+            }
+            if let State::Queue {
+                items, unfinished, ..
+            } = &mut *g
+            {
+                items.push_back(item);
+                *unfinished += 1;
+            }
+            drop(g);
+            obj.cv.notify_all();
+            return Ok(Reply::Unit);
+        }
+        (State::Queue { .. }, Op::Get(w)) => {
+            let (mut g, ok) = wait_until(obj, g, conn, *w, |s| match s {
+                State::Queue { items, .. } => !items.is_empty(),
+                _ => true,
+            })?;
+            if !ok {
+                return Err(Error::new(ErrorKind::Empty, "the queue is empty"));
+            }
+            let item = match &mut *g {
+                State::Queue { items, .. } => items.pop_front().unwrap_or_default(),
+                _ => unreachable!(),
+            };
+            drop(g);
+            obj.cv.notify_all();
+            return Ok(Reply::Bytes(item));
+        }
+        (State::Queue { .. }, Op::Join(w)) if kind == Kind::JoinableQueue => {
+            let (_g, ok) = wait_until(obj, g, conn, *w, |s| match s {
+                State::Queue { unfinished, .. } => *unfinished == 0,
+                _ => true,
+            })?;
+            return Ok(Reply::Bool(ok));
+        }
+        (State::Lock(_), Op::Acquire(w)) => {
+            let (mut g, ok) = wait_until(obj, g, conn, *w, |s| matches!(s, State::Lock(None)))?;
+            if ok {
+                *g = State::Lock(Some(me));
+                conn.held.insert(id);
+            }
+            return Ok(Reply::Bool(ok));
+        }
+        (State::RLock { .. } | State::Condition { .. }, Op::Acquire(w)) => {
+            let (mut g, ok) = wait_until(obj, g, conn, *w, |s| match s {
+                State::RLock { owner, .. } | State::Condition { owner, .. } => {
+                    owner.is_none_or(|o| o == me)
+                }
+                _ => true,
+            })?;
+            if ok {
+                if let State::RLock { owner, count } | State::Condition { owner, count, .. } =
+                    &mut *g
+                {
+                    *owner = Some(me);
+                    *count += 1;
+                }
+                conn.held.insert(id);
+            }
+            return Ok(Reply::Bool(ok));
+        }
+        (State::Semaphore { .. }, Op::Acquire(w)) => {
+            let (mut g, ok) = wait_until(obj, g, conn, *w, |s| match s {
+                State::Semaphore { value, .. } => *value > 0,
+                _ => true,
+            })?;
+            if ok && let State::Semaphore { value, .. } = &mut *g {
+                *value -= 1;
+            }
+            return Ok(Reply::Bool(ok));
+        }
+        (State::Condition { owner, count, .. }, Op::CondWait(w)) => {
+            if *owner != Some(me) {
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    "cannot wait on an un-acquired condition",
+                ));
+            }
+            let w = *w;
+            let saved = *count;
+            let ticket = match &mut *g {
+                State::Condition {
+                    owner,
+                    count,
+                    waiters,
+                    next_ticket,
+                    ..
+                } => {
+                    *owner = None;
+                    *count = 0;
+                    let t = *next_ticket;
+                    *next_ticket += 1;
+                    waiters.push_back(t);
+                    t
+                }
+                _ => unreachable!(),
+            };
+            obj.cv.notify_all();
+            let res = wait_until(obj, g, conn, w, |s| match s {
+                State::Condition { notified, .. } => notified.contains(&ticket),
+                _ => true,
+            });
+            let (g, woken) = match res {
+                Ok(x) => x,
+                Err(e) => {
+                    let mut g = obj.lock();
+                    if let State::Condition {
+                        waiters, notified, ..
+                    } = &mut *g
+                    {
+                        waiters.retain(|t| *t != ticket);
+                        notified.remove(&ticket);
+                    }
+                    conn.held.remove(&id);
+                    return Err(e);
+                }
+            };
+            let mut g = g;
+            if let State::Condition {
+                waiters, notified, ..
+            } = &mut *g
+            {
+                waiters.retain(|t| *t != ticket);
+                notified.remove(&ticket);
+            }
+            // Take the lock back, however long that takes (as Python does).
+            let (mut g, _) = wait_until(obj, g, conn, Wait::Block, |s| match s {
+                State::Condition { owner, .. } => owner.is_none(),
+                _ => true,
+            })?;
+            if let State::Condition { owner, count, .. } = &mut *g {
+                *owner = Some(me);
+                *count = saved;
+            }
+            return Ok(Reply::Bool(woken));
+        }
+        (State::Event(_), Op::EventWait(w)) => {
+            let (_g, ok) = wait_until(obj, g, conn, *w, |s| matches!(s, State::Event(true)))?;
+            return Ok(Reply::Bool(ok));
+        }
+        (State::Barrier { .. }, Op::BarrierWait(w)) => {
+            let w = *w;
+            let (index, gen_) = match &mut *g {
+                State::Barrier {
+                    parties,
+                    count,
+                    generation,
+                    broken,
+                    ..
+                } => {
+                    if *broken {
+                        return Err(broken_barrier());
+                    }
+                    let index = *count;
+                    *count += 1;
+                    if *count == *parties {
+                        *count = 0;
+                        *generation += 1;
+                        drop(g);
+                        obj.cv.notify_all();
+                        return Ok(Reply::U64(u64::from(index)));
+                    }
+                    (index, *generation)
+                }
+                _ => unreachable!(),
+            };
+            let (mut g, ok) = wait_until(obj, g, conn, w, |s| match s {
+                State::Barrier {
+                    generation, broken, ..
+                } => *broken || *generation != gen_,
+                _ => true,
+            })?;
+            let State::Barrier {
+                generation,
+                broken,
+                reset_generations,
+                count,
+                ..
+            } = &mut *g
+            else {
+                unreachable!()
+            };
+            if !ok {
+                // A party that times out breaks the barrier for everyone.
+                *broken = true;
+                *count = 0;
+                drop(g);
+                obj.cv.notify_all();
+                return Err(broken_barrier());
+            }
+            if *generation != gen_ && !reset_generations.contains(&gen_) {
+                return Ok(Reply::U64(u64::from(index)));
+            }
+            return Err(broken_barrier());
+        }
+        _ => {}
+    }
+    let reply = match (&mut *g, op) {
+        (State::Dict(m), Op::DictGet(k)) => Reply::MaybeBytes(m.get(&k).cloned()),
+        (State::Dict(m), Op::DictInsert(k, v)) => Reply::MaybeBytes(m.insert(k, v)),
+        (State::Dict(m), Op::DictRemove(k)) => Reply::MaybeBytes(m.shift_remove(&k)),
+        (State::Dict(m), Op::DictContains(k)) => Reply::Bool(m.contains_key(&k)),
+        (State::Dict(m), Op::Len) => Reply::U64(m.len() as u64),
+        (State::Dict(m), Op::DictKeys) => Reply::List(m.keys().cloned().collect()),
+        (State::Dict(m), Op::DictValues) => Reply::List(m.values().cloned().collect()),
+        (State::Dict(m), Op::DictItems) => {
+            Reply::Pairs(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
+        (State::Dict(m), Op::Clear) => {
+            m.clear();
+            Reply::Unit
+        }
+        (State::Dict(m), Op::DictUpdate(items)) => {
+            m.extend(items);
+            Reply::Unit
+        }
+        (State::Dict(m), Op::DictPopItem) => Reply::MaybePair(m.pop()),
+        (State::Dict(m), Op::DictSetDefault(k, v)) => Reply::Bytes(m.entry(k).or_insert(v).clone()),
+        (State::List(v) | State::Array(v), Op::Len) => Reply::U64(v.len() as u64),
+        (State::List(v) | State::Array(v), Op::ListGet(i)) => {
+            Reply::Bytes(v[index(i, v.len())?].clone())
+        }
+        (State::List(v) | State::Array(v), Op::ListSet(i, x)) => {
+            let i = index(i, v.len())?;
+            v[i] = x;
+            Reply::Unit
+        }
+        (State::List(v) | State::Array(v), Op::ToVec) => Reply::List(v.clone()),
+        (State::List(v), Op::ListPush(x)) => {
+            v.push(x);
+            Reply::Unit
+        }
+        (State::List(v), Op::ListPop) => Reply::MaybeBytes(v.pop()),
+        (State::List(v), Op::ListInsert(i, x)) => {
+            // Python's list.insert clamps the index.
+            let len = v.len() as i64;
+            let j = if i < 0 { (len + i).max(0) } else { i.min(len) };
+            v.insert(j as usize, x);
+            Reply::Unit
+        }
+        (State::List(v), Op::ListRemove(x)) => match v.iter().position(|y| *y == x) {
+            Some(i) => {
+                v.remove(i);
+                Reply::Unit
+            }
+            None => {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    "list.remove(x): x not in list",
+                ));
+            }
+        },
+        (State::List(v), Op::ListExtend(xs)) => {
+            v.extend(xs);
+            Reply::Unit
+        }
+        (State::List(v), Op::ListReverse) => {
+            v.reverse();
+            Reply::Unit
+        }
+        (State::List(v), Op::Clear) => {
+            v.clear();
+            Reply::Unit
+        }
+        (State::Queue { items, .. }, Op::Len) => Reply::U64(items.len() as u64),
+        (State::Queue { items, maxsize, .. }, Op::IsFull) => {
+            Reply::Bool(maxsize.is_some_and(|m| items.len() as u64 >= m))
+        }
+        (State::Queue { unfinished, .. }, Op::TaskDone) if kind == Kind::JoinableQueue => {
+            if *unfinished == 0 {
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    "task_done() called more times than there were items",
+                ));
+            }
+            *unfinished -= 1;
+            if *unfinished == 0 {
+                obj.cv.notify_all();
+            }
+            Reply::Unit
+        }
+        (State::Lock(holder), Op::Release) => {
+            if holder.is_none() {
+                return Err(not_owner("lock"));
+            }
+            // Like Python's Lock, any process may release it.
+            *holder = None;
+            conn.held.remove(&id);
+            obj.cv.notify_all();
+            Reply::Unit
+        }
+        (State::RLock { owner, count } | State::Condition { owner, count, .. }, Op::Release) => {
+            if *owner != Some(me) {
+                return Err(not_owner(if kind == Kind::RLock {
+                    "rlock (or one owned by another thread or process)"
+                } else {
+                    "condition"
+                }));
+            }
+            *count -= 1;
+            if *count == 0 {
+                *owner = None;
+                conn.held.remove(&id);
+                obj.cv.notify_all();
+            }
+            Reply::Unit
+        }
+        (State::Semaphore { value, bound }, Op::Release) => {
+            if bound.is_some_and(|b| *value >= b) {
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    "bounded semaphore released too many times",
+                ));
+            }
+            *value += 1;
+            obj.cv.notify_all();
+            Reply::Unit
+        }
+        (State::Semaphore { value, .. }, Op::GetValue) => Reply::U64(*value),
+        (
+            State::Condition {
+                owner,
+                waiters,
+                notified,
+                ..
+            },
+            Op::Notify(n),
+        ) => {
+            if *owner != Some(me) {
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    "cannot notify on an un-acquired condition",
+                ));
+            }
+            let mut woken = 0u64;
+            for t in waiters.iter() {
+                if woken == u64::from(n) {
+                    break;
+                }
+                if notified.insert(*t) {
+                    woken += 1;
+                }
+            }
+            obj.cv.notify_all();
+            Reply::U64(woken)
+        }
+        (
+            State::Condition {
+                owner,
+                waiters,
+                notified,
+                ..
+            },
+            Op::NotifyAll,
+        ) => {
+            if *owner != Some(me) {
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    "cannot notify on an un-acquired condition",
+                ));
+            }
+            notified.extend(waiters.iter().copied());
+            obj.cv.notify_all();
+            Reply::Unit
+        }
+        (State::Event(f), Op::EventSet) => {
+            *f = true;
+            obj.cv.notify_all();
+            Reply::Unit
+        }
+        (State::Event(f), Op::EventClear) => {
+            *f = false;
+            Reply::Unit
+        }
+        (State::Event(f), Op::EventIsSet) => Reply::Bool(*f),
+        (State::Barrier { broken, count, .. }, Op::BarrierAbort) => {
+            *broken = true;
+            *count = 0;
+            obj.cv.notify_all();
+            Reply::Unit
+        }
+        (
+            State::Barrier {
+                broken,
+                count,
+                generation,
+                reset_generations,
+                ..
+            },
+            Op::BarrierReset,
+        ) => {
+            if *count > 0 {
+                reset_generations.insert(*generation);
+            }
+            *generation += 1;
+            *count = 0;
+            *broken = false;
+            obj.cv.notify_all();
+            Reply::Unit
+        }
+        (State::Barrier { broken, .. }, Op::BarrierIsBroken) => Reply::Bool(*broken),
+        (State::Barrier { count, .. }, Op::BarrierWaiting) => Reply::U64(u64::from(*count)),
+        (State::Barrier { parties, .. }, Op::BarrierParties) => Reply::U64(u64::from(*parties)),
+        (State::Namespace(m), Op::NsGet(k)) => Reply::MaybeBytes(m.get(&k).cloned()),
+        (State::Namespace(m), Op::NsSet(k, v)) => {
+            m.insert(k, v);
+            Reply::Unit
+        }
+        (State::Namespace(m), Op::NsRemove(k)) => Reply::MaybeBytes(m.shift_remove(&k)),
+        (State::Namespace(m), Op::NsNames) => Reply::Strings(m.keys().cloned().collect()),
+        (State::Value(v), Op::ValueGet) => Reply::Bytes(v.clone()),
+        (State::Value(v), Op::ValueSet(x)) => {
+            *v = x;
+            Reply::Unit
+        }
+        (State::Custom(o), Op::Method(name, args)) => {
+            if !o.methods().contains(&name.as_str()) {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "method {name:?} is not exposed (exposed: {:?})",
+                        o.methods()
+                    ),
+                ));
+            }
+            Reply::Bytes(o.call(&name, &args)?)
+        }
+        (_, op) => return Err(bad_op(kind, &op)),
+    };
+    Ok(reply)
+}
+
+fn broken_barrier() -> Error {
+    Error::new(ErrorKind::BrokenBarrier, "the barrier is broken")
+}
