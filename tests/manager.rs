@@ -612,3 +612,95 @@ fn wrong_authkey_is_refused() {
     ok.list::<u8>().unwrap().push(1).unwrap();
     stop(m);
 }
+
+// ------------------------------------------------------------- names, notify counts
+
+struct WhoAmI;
+
+impl SharedObject for WhoAmI {
+    fn methods(&self) -> &'static [&'static str] {
+        &["name"]
+    }
+    fn call(&mut self, _: &str, args: &[u8]) -> multiprocess::Result<Vec<u8>> {
+        invoke(args, |(): ()| {
+            multiprocess::current_process().name().to_string()
+        })
+    }
+}
+
+fn who_am_i() -> Box<dyn SharedObject> {
+    Box::new(WhoAmI)
+}
+
+#[test]
+fn the_server_process_is_named_manager_n() {
+    let _g = common::shared();
+    let m = Manager::builder()
+        .register_type("WhoAmI", who_am_i)
+        .start()
+        .unwrap();
+    let name: String = m.create("WhoAmI").unwrap().call("name", &()).unwrap();
+    assert!(name.starts_with("Manager-"), "{name}");
+    assert!(name["Manager-".len()..].parse::<u32>().is_ok(), "{name}");
+    stop(m);
+}
+
+#[test]
+fn condition_notify_wakes_the_number_asked() {
+    let _g = common::shared();
+    let m = Manager::start().unwrap();
+    let c = m.condition().unwrap();
+    let (ready, woken) = (m.list::<u32>().unwrap(), m.list::<u32>().unwrap());
+    // Each thread has its own connection: six waiters, as six processes would be.
+    let waiters: Vec<_> = (0..6)
+        .map(|i| {
+            let (c, ready, woken) = (c.clone(), ready.clone(), woken.clone());
+            std::thread::spawn(move || {
+                let mut g = c.acquire().unwrap();
+                // Still holding the lock: whoever sees this entry while holding the
+                // lock knows this thread is already waiting.
+                ready.push(i).unwrap();
+                if c.wait_timeout(&mut g, LONG).unwrap() {
+                    woken.push(i).unwrap();
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + LONG;
+    loop {
+        let g = c.acquire().unwrap();
+        if ready.len().unwrap() == 6 {
+            assert_eq!(c.notify_n(1).unwrap(), 1);
+            break;
+        }
+        drop(g);
+        assert!(Instant::now() < deadline, "the waiters did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let woken_reach = |n: usize| {
+        let deadline = Instant::now() + LONG;
+        while woken.len().unwrap() < n {
+            assert!(Instant::now() < deadline, "fewer than {n} woke");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        woken.len().unwrap()
+    };
+    assert_eq!(woken_reach(1), 1);
+    {
+        let _g = c.acquire().unwrap();
+        assert_eq!(c.notify_n(2).unwrap(), 2);
+    }
+    assert_eq!(woken_reach(3), 3);
+    {
+        let _g = c.acquire().unwrap();
+        c.notify_all().unwrap();
+    }
+    for t in waiters {
+        t.join().unwrap();
+    }
+    let mut all = woken.to_vec().unwrap();
+    all.sort();
+    assert_eq!(all, vec![0, 1, 2, 3, 4, 5]);
+    stop(m);
+}

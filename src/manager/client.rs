@@ -59,7 +59,7 @@ fn recv_reply(c: &Cached) -> Result<Reply> {
 pub(crate) fn request(address: &str, authkey: &AuthKey, req: &Request) -> Result<Reply> {
     let mut enc = codec::encode_with_prefix(req, frame::HEADER)?;
     let pid = sys::process::getpid();
-    CONNS.with(|conns| {
+    let outcome = CONNS.try_with(|conns| {
         let mut conns = conns.borrow_mut();
         let mut fresh = false;
         if let Some(c) = conns.get(address)
@@ -116,6 +116,12 @@ pub(crate) fn request(address: &str, authkey: &AuthKey, req: &Request) -> Result
                 Err(e)
             }
         }
+    });
+    outcome.unwrap_or_else(|_| {
+        Err(Error::state(
+            "a manager proxy was used while its thread was exiting (after its \
+             connections were closed)",
+        ))
     })
 }
 
