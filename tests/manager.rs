@@ -704,3 +704,31 @@ fn condition_notify_wakes_the_number_asked() {
     assert_eq!(all, vec![0, 1, 2, 3, 4, 5]);
     stop(m);
 }
+
+#[test]
+fn stopping_a_server_ends_blocked_calls() {
+    let _g = common::shared();
+    let server = ManagerServer::bind("127.0.0.1:0", "k").unwrap();
+    server.register("q", Shared::bounded_queue(0)); // 0: unbounded, as in Python
+    let s = server.clone();
+    let t = std::thread::spawn(move || s.serve_forever());
+    let addr = server.address().to_string();
+    let blocked = std::thread::spawn(move || {
+        let m = Manager::connect(&addr, "k").unwrap();
+        let q: QueueProxy<u8> = m.get("q").unwrap();
+        for i in 0..10 {
+            q.put(i).unwrap();
+        }
+        assert!(!q.is_full().unwrap());
+        for _ in 0..10 {
+            q.get().unwrap();
+        }
+        q.get().unwrap_err().kind() // blocks until the server stops
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    server.shutdown();
+    t.join().unwrap().unwrap();
+    let (kind, took) = common::timed(|| blocked.join().unwrap());
+    assert_eq!(kind, ErrorKind::Disconnected);
+    assert!(took < LONG);
+}

@@ -631,7 +631,8 @@ impl Manager {
         })
     }
 
-    /// A new queue of at most `maxsize` items (Python's `manager.Queue(maxsize)`).
+    /// A new queue of at most `maxsize` items (Python's `manager.Queue(maxsize)`;
+    /// `0` means unbounded, as in Python).
     ///
     /// # Errors
     ///
@@ -642,7 +643,7 @@ impl Manager {
     /// See [`QueueProxy`].
     pub fn bounded_queue<T>(&self, maxsize: u32) -> Result<QueueProxy<T>> {
         self.make(Init::Queue {
-            maxsize: Some(u64::from(maxsize)),
+            maxsize: (maxsize > 0).then_some(u64::from(maxsize)),
             joinable: false,
         })
     }
@@ -663,7 +664,7 @@ impl Manager {
         })
     }
 
-    /// A new joinable queue of at most `maxsize` items.
+    /// A new joinable queue of at most `maxsize` items (`0`: unbounded).
     ///
     /// # Errors
     ///
@@ -681,7 +682,7 @@ impl Manager {
     /// ```
     pub fn bounded_joinable_queue<T>(&self, maxsize: u32) -> Result<JoinableQueueProxy<T>> {
         self.make(Init::Queue {
-            maxsize: Some(u64::from(maxsize)),
+            maxsize: (maxsize > 0).then_some(u64::from(maxsize)),
             joinable: true,
         })
     }

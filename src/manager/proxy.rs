@@ -1084,10 +1084,20 @@ impl<T: Serialize + DeserializeOwned> JoinableQueueProxy<T> {
 /// assert!(lock.try_acquire()?.is_some());
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
+///
+/// A guard stays on its thread (the thread's connection is the owner):
+///
+/// ```compile_fail
+/// fn is_send<T: Send>() {}
+/// is_send::<multiprocess::ProxyGuard<'static>>();
+/// ```
 #[must_use = "the lock is released when the guard drops"]
 pub struct ProxyGuard<'a> {
     token: &'a Token,
     held: bool,
+    /// Not `Send`: it releases through this thread's connection, which owns an
+    /// `RLock` or a condition (as `std::sync::MutexGuard`).
+    _not_send: PhantomData<*const ()>,
 }
 
 impl fmt::Debug for ProxyGuard<'_> {
@@ -1145,7 +1155,11 @@ impl Drop for ProxyGuard<'_> {
 
 fn acquired(token: &Token, ok: bool) -> Option<ProxyGuard<'_>> {
     // Lazily: a guard built and dropped here would release what we never held.
-    ok.then(|| ProxyGuard { token, held: true })
+    ok.then(|| ProxyGuard {
+        token,
+        held: true,
+        _not_send: PhantomData,
+    })
 }
 
 macro_rules! acquire_methods {

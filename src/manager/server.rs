@@ -197,15 +197,16 @@ pub(crate) struct Server {
 struct Conn<'a> {
     id: u64,
     fd: BorrowedFd<'a>,
+    stopping: &'a AtomicBool,
     /// Objects whose lock this connection may hold (released when it ends).
     held: HashSet<u64>,
 }
 
 impl Conn<'_> {
     /// Has the client hung up (or, against the protocol, sent something while it
-    /// waits for a reply)?
+    /// waits for a reply), or is the server stopping?
     fn gone(&self) -> bool {
-        sys::poll::is_readable(self.fd).unwrap_or(true)
+        self.stopping.load(Ordering::SeqCst) || sys::poll::is_readable(self.fd).unwrap_or(true)
     }
 }
 
@@ -345,6 +346,7 @@ impl Server {
         let mut conn = Conn {
             id: self.next_conn.fetch_add(1, Ordering::Relaxed),
             fd: fd.as_fd(),
+            stopping: &self.stopping,
             held: HashSet::new(),
         };
         loop {
@@ -352,6 +354,9 @@ impl Server {
                 Ok(Some(f)) => f,
                 _ => break, // closed, malformed or oversized: end this connection
             };
+            if self.stopping.load(Ordering::SeqCst) {
+                break; // a stopped server answers nobody: the client sees it gone
+            }
             let req = match codec::decode::<Request>(&f.body, Vec::new()) {
                 Ok(r) => r,
                 Err(e) => {

@@ -145,7 +145,7 @@ impl Shared {
         }))
     }
 
-    /// A queue of at most `maxsize` items.
+    /// A queue of at most `maxsize` items (`0`: unbounded, as in Python).
     ///
     /// # Examples
     ///
@@ -154,7 +154,7 @@ impl Shared {
     /// ```
     pub fn bounded_queue(maxsize: u64) -> Shared {
         Shared(SharedInner::Builtin(Init::Queue {
-            maxsize: Some(maxsize),
+            maxsize: (maxsize > 0).then_some(maxsize),
             joinable: false,
         }))
     }
