@@ -732,3 +732,54 @@ fn stopping_a_server_ends_blocked_calls() {
     assert_eq!(kind, ErrorKind::Disconnected);
     assert!(took < LONG);
 }
+
+// ------------------------------------------------------------- reference counts
+
+fn eventually_count(m: &Manager, n: usize) {
+    let deadline = Instant::now() + LONG;
+    while m.object_count().unwrap() != n {
+        assert!(
+            Instant::now() < deadline,
+            "{} objects, expected {n}",
+            m.object_count().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn use_after_the_sender_dropped((q, tx): (QueueProxy<u8>, multiprocess::Connection<u8>)) {
+    std::thread::sleep(Duration::from_millis(50)); // the parent drops its copies now
+    q.put(7).unwrap();
+    tx.send(&q.get().unwrap()).unwrap();
+}
+
+fn objects_live_while_a_proxy_does(method: StartMethod) {
+    let m = Manager::builder()
+        .context(get_context(method))
+        .register("pinned", Shared::dict())
+        .start()
+        .unwrap();
+    assert_eq!(m.object_count().unwrap(), 1);
+    let d = m.dict::<u8, u8>().unwrap();
+    let d2 = d.clone();
+    assert_eq!(m.object_count().unwrap(), 2);
+    drop(d);
+    d2.insert(1, 1).unwrap(); // still there: d2 owns it
+    drop(d2);
+    eventually_count(&m, 1); // freed; the registered one stays
+    // A proxy in transit keeps its object: the parent drops every copy before the
+    // child first uses it.
+    let (rx, tx) = multiprocess::pipe::<u8>().unwrap();
+    let q = m.queue::<u8>().unwrap();
+    let mut p = get_context(method).process(use_after_the_sender_dropped, (q, tx));
+    p.start().unwrap();
+    // `start` dropped the args: the parent holds no proxy of `q` any more.
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), 7);
+    join(&p);
+    let pinned: DictProxy<u8, u8> = m.get("pinned").unwrap();
+    drop(pinned);
+    assert!(m.object_count().unwrap() >= 1);
+    stop(m);
+}
+
+for_each_method!(objects_live_while_a_proxy_does);

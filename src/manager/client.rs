@@ -60,7 +60,11 @@ pub(crate) fn request(address: &str, authkey: &AuthKey, req: &Request) -> Result
     let mut enc = codec::encode_with_prefix(req, frame::HEADER)?;
     let pid = sys::process::getpid();
     let outcome = CONNS.try_with(|conns| {
-        let mut conns = conns.borrow_mut();
+        let Ok(mut conns) = conns.try_borrow_mut() else {
+            return Err(Error::state(
+                "a manager call was made from within another on the same thread",
+            ));
+        };
         let mut fresh = false;
         if let Some(c) = conns.get(address)
             && (c.pid != pid || c.authkey != *authkey)
@@ -123,6 +127,33 @@ pub(crate) fn request(address: &str, authkey: &AuthKey, req: &Request) -> Result
              connections were closed)",
         ))
     })
+}
+
+/// Tells the server a proxy that owned `token`'s object is gone, without waiting
+/// for an answer: a drop never blocks on the server. Only over this thread's
+/// connection to it: a thread that never cloned, decoded nor used a proxy of that
+/// manager has none, and opening one in `drop` could block (a server that stopped
+/// accepting, an unreachable host); the reference is then left to the server (the
+/// object lives on, as if the proxy were still alive).
+pub(crate) fn release(token: &Token) {
+    let Ok(mut enc) = codec::encode_with_prefix(&Request::DecRef(token.id), frame::HEADER) else {
+        return;
+    };
+    let pid = sys::process::getpid();
+    let _ = CONNS.try_with(|conns| {
+        let Ok(mut conns) = conns.try_borrow_mut() else {
+            return;
+        };
+        let Some(c) = conns.get(&token.address) else {
+            return;
+        };
+        if c.pid != pid || c.authkey != token.authkey {
+            return;
+        }
+        if send_request(c, &mut enc.bytes).is_err() {
+            conns.remove(&token.address);
+        }
+    });
 }
 
 /// Drops this thread's connection to `address` (after a shutdown).

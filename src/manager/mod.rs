@@ -56,8 +56,9 @@
 //!
 //! Dropping the last [`Manager`] handle (or [`Manager::shutdown`]) stops the server;
 //! proxies used afterwards fail with [`ErrorKind::Disconnected`]. The server never
-//! outlives the process that started it, even one killed by `SIGKILL`. Objects live as
-//! long as the server: there is no reference counting of proxies.
+//! outlives the process that started it, even one killed by `SIGKILL`. An object lives
+//! while a proxy of it does, in any process (proxies count references, as Python's
+//! do; see [`Manager::object_count`]).
 //!
 //! ## Remote managers
 //!
@@ -874,6 +875,44 @@ impl Manager {
                 }
                 Ok(self.proxy(id))
             }
+            r => Err(Error::new(
+                ErrorKind::Protocol,
+                format!("unexpected reply from the manager: {r:?}"),
+            )),
+        }
+    }
+
+    /// The number of objects alive in the server, registered ones included (Python's
+    /// `_number_of_objects()`): an object is freed when every proxy of it was dropped
+    /// and no serialized proxy of it is in transit (a lease of two minutes from its
+    /// last serialization). Drops reach the server without waiting, so the count
+    /// falls a moment after a drop.
+    ///
+    /// # Errors
+    ///
+    /// As [`dict`](Manager::dict).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let m = multiprocess::Manager::start()?;
+    /// let d = m.dict::<u8, u8>()?;
+    /// let d2 = d.clone();
+    /// assert_eq!(m.object_count()?, 1);
+    /// drop((d, d2));
+    /// // Drops are not waited for: the count falls a moment later.
+    /// let t = std::time::Instant::now();
+    /// while m.object_count()? != 0 && t.elapsed().as_secs() < 30 {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert_eq!(m.object_count()?, 0);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    #[doc(alias = "_number_of_objects")]
+    pub fn object_count(&self) -> Result<usize> {
+        match self.request(&Request::Count)? {
+            Reply::U64(n) => Ok(n as usize),
             r => Err(Error::new(
                 ErrorKind::Protocol,
                 format!("unexpected reply from the manager: {r:?}"),

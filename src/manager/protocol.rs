@@ -27,6 +27,14 @@ pub(crate) enum Request {
     Shutdown,
     /// Names registered with the server (objects, then types).
     Registered,
+    /// A new proxy owns the object (a clone, or a decoded proxy).
+    IncRef(u64),
+    /// A proxy is being serialized: keep the object alive for a lease.
+    Lease(u64),
+    /// A proxy that owned the object was dropped. The server does not reply.
+    DecRef(u64),
+    /// The number of live objects.
+    Count,
 }
 
 /// How to make an object.

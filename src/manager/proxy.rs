@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::client::{Token, request};
+use super::client::{Token, release, request};
 use super::protocol::{Bytes, Op, Reply, Request, Wait};
 use super::shared::encode_args;
 use crate::error::{Error, ErrorKind, Result};
@@ -27,7 +27,7 @@ pub trait Proxy: Sized {
     /// The server-side kind this proxy drives (`"Dict"`, `"Queue"`, ...).
     #[doc(hidden)]
     const KIND: &'static str;
-    /// Makes the proxy from its parts.
+    /// Makes the proxy from its parts; it owns one reference (the server counted it).
     #[doc(hidden)]
     fn from_parts(address: String, authkey: AuthKey, id: u64) -> Self;
 }
@@ -106,16 +106,57 @@ fn strings(r: Reply) -> Result<Vec<String>> {
 macro_rules! proxy {
     ($(#[$m:meta])* $name:ident [$($g:ident),*], $kind:literal) => {
         $(#[$m])*
-        #[derive(Serialize, Deserialize)]
-        #[serde(bound = "")]
+        ///
+        /// # Lifetime
+        ///
+        /// Each proxy owns a reference to its object: cloning adds one (a call to the
+        /// server), dropping gives it back (a message without an answer). The object
+        /// is freed when no proxy owns it and no serialized proxy is in transit (see
+        /// [`Manager::object_count`](crate::Manager::object_count)).
         pub struct $name<$($g = ()),*> {
             token: Token,
+            /// Whether this proxy holds one of the object's references.
+            owned: bool,
             _t: PhantomData<fn() -> ($($g,)*)>,
         }
 
         impl<$($g),*> Clone for $name<$($g),*> {
             fn clone(&self) -> Self {
-                $name { token: self.token.clone(), _t: PhantomData }
+                $name {
+                    token: self.token.clone(),
+                    owned: incref(&self.token),
+                    _t: PhantomData,
+                }
+            }
+        }
+
+        impl<$($g),*> Drop for $name<$($g),*> {
+            fn drop(&mut self) {
+                if self.owned {
+                    release(&self.token);
+                }
+            }
+        }
+
+        /// Serializing takes a lease on the object, so it outlives this proxy while
+        /// the bytes travel; the receiver's proxy owns a reference of its own.
+        impl<$($g),*> Serialize for $name<$($g),*> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                lease(&self.token);
+                self.token.serialize(s)
+            }
+        }
+
+        impl<'de, $($g),*> Deserialize<'de> for $name<$($g),*> {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
+                let token = Token::deserialize(d)?;
+                let owned = incref(&token);
+                Ok($name { token, owned, _t: PhantomData })
             }
         }
 
@@ -134,10 +175,22 @@ macro_rules! proxy {
         impl<$($g),*> Proxy for $name<$($g),*> {
             const KIND: &'static str = $kind;
             fn from_parts(address: String, authkey: AuthKey, id: u64) -> Self {
-                $name { token: Token { address, authkey, id }, _t: PhantomData }
+                $name { token: Token { address, authkey, id }, owned: true, _t: PhantomData }
             }
         }
     };
+}
+
+/// Adds an owner to the object; `false` if the server refused (the object or the
+/// server is gone: the proxy then owns nothing, and its calls fail).
+fn incref(t: &Token) -> bool {
+    request(&t.address, &t.authkey, &Request::IncRef(t.id)).is_ok()
+}
+
+/// Extends the object's lease (see the server's design notes); errors are left to
+/// the receiver, whose calls will fail.
+fn lease(t: &Token) {
+    let _ = request(&t.address, &t.authkey, &Request::Lease(t.id));
 }
 
 // ------------------------------------------------------------------ dict

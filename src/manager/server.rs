@@ -23,9 +23,19 @@
 //!   leaves them locked).
 //! * **Bad input** (a malformed or oversized frame, an undecodable request) ends that
 //!   connection only; the accept loop and the other connections go on.
-//! * **Lifetime.** Objects live until the server stops: there is no reference
-//!   counting of proxies across processes (Python's manager counts references through
-//!   extra calls on every proxy copy and drop).
+//! * **Lifetime: reference counts with leases.** Each object counts the proxies that
+//!   own it: making one (`Create`, `Lookup`) or cloning one (`IncRef`) adds one,
+//!   dropping one sends `DecRef` (no reply, so a drop never waits on the server). An
+//!   object with no owner is freed. A proxy *in transit* (serialized into a child's
+//!   args, a queue, a connection, or another manager object) owns nothing: the sender
+//!   may drop its copy before the receiver decodes it. So serializing a proxy takes a
+//!   *lease* on the object ([`LEASE`], renewed by every serialization), and decoding one
+//!   adds an owner (`IncRef`). An object is freed once it has no owner and no lease.
+//!   Python counts references the same way, without the lease (its decoded proxy can
+//!   find its object already freed). The price here: an object serialized and then
+//!   forgotten lives a lease longer; a proxy kept only in serialized form longer than
+//!   a lease (stored in a manager dict for hours, say, with every live copy dropped)
+//!   finds its object gone ([`ErrorKind::NotFound`]). Registered objects never expire.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -45,6 +55,9 @@ use crate::wire::{codec, frame};
 /// The largest request a manager accepts (1 GiB); a larger frame closes that
 /// connection.
 pub(crate) const MAX_REQUEST: u64 = 1 << 30;
+
+/// How long a serialized proxy keeps its object alive without an owner.
+pub(crate) const LEASE: Duration = Duration::from_secs(120);
 
 /// How often a waiting call checks that its client is still there.
 const CHECK: Duration = Duration::from_millis(100);
@@ -181,9 +194,28 @@ impl Object {
     }
 }
 
+/// An object and who keeps it alive.
+struct Entry {
+    obj: Arc<Object>,
+    /// Proxies that own it.
+    owners: u64,
+    /// Until when a serialized proxy keeps it alive.
+    lease: Option<Instant>,
+    /// Registered by name: never freed.
+    pinned: bool,
+}
+
+impl Entry {
+    fn expired(&self, now: Instant) -> bool {
+        !self.pinned && self.owners == 0 && self.lease.is_none_or(|l| l <= now)
+    }
+}
+
 /// The shared state of one server.
 pub(crate) struct Server {
-    objects: Mutex<HashMap<u64, Arc<Object>>>,
+    objects: Mutex<HashMap<u64, Entry>>,
+    /// Objects with no owner that a lease keeps alive (checked on later requests).
+    leased: Mutex<HashSet<u64>>,
     named: Mutex<IndexMap<String, u64>>,
     types: Mutex<IndexMap<String, Factory>>,
     next_id: AtomicU64,
@@ -238,6 +270,7 @@ impl Server {
         let base = u64::from_le_bytes(crate::listener::random_bytes::<8>()?) >> 16;
         Ok(Arc::new(Server {
             objects: Mutex::new(HashMap::new()),
+            leased: Mutex::new(HashSet::new()),
             named: Mutex::new(IndexMap::new()),
             types: Mutex::new(IndexMap::new()),
             next_id: AtomicU64::new(base.max(1)),
@@ -247,22 +280,84 @@ impl Server {
         }))
     }
 
+    /// Adds `obj` with one owner (the proxy about to be made).
     pub(crate) fn insert(&self, obj: Object) -> (u64, Kind) {
+        self.insert_entry(obj, false)
+    }
+
+    fn insert_entry(&self, obj: Object, pinned: bool) -> (u64, Kind) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let kind = obj.kind;
         self.objects
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, Arc::new(obj));
+            .insert(
+                id,
+                Entry {
+                    obj: Arc::new(obj),
+                    owners: u64::from(!pinned),
+                    lease: None,
+                    pinned,
+                },
+            );
         (id, kind)
     }
 
     pub(crate) fn register(&self, name: &str, obj: Object) {
-        let (id, _) = self.insert(obj);
+        let (id, _) = self.insert_entry(obj, true);
         self.named
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.to_string(), id);
+    }
+
+    fn not_found(id: u64) -> Error {
+        Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "the manager has no object #{id} (every proxy of it was dropped, the \
+                 proxy outlived its manager, or it belongs to another one)"
+            ),
+        )
+    }
+
+    /// Applies `f` to the entry of `id`, then frees it if nothing keeps it alive.
+    fn with_entry<R>(&self, id: u64, f: impl FnOnce(&mut Entry) -> R) -> Result<R> {
+        let now = Instant::now();
+        let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
+        let e = objects.get_mut(&id).ok_or_else(|| Server::not_found(id))?;
+        let r = f(e);
+        let (expired, leased) = (e.expired(now), e.owners == 0 && !e.pinned);
+        let mut waiting = self.leased.lock().unwrap_or_else(|e| e.into_inner());
+        if expired {
+            objects.remove(&id);
+            waiting.remove(&id);
+        } else if leased {
+            waiting.insert(id);
+        } else {
+            waiting.remove(&id);
+        }
+        Ok(r)
+    }
+
+    /// Frees the unowned objects whose lease ran out.
+    fn sweep(&self) {
+        let now = Instant::now();
+        let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
+        let mut waiting = self.leased.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.retain(|id| match objects.get(id) {
+            Some(e) if e.expired(now) => {
+                objects.remove(id);
+                false
+            }
+            Some(e) => e.owners == 0,
+            None => false,
+        });
+    }
+
+    /// The number of live objects (registered ones included).
+    fn count(&self) -> usize {
+        self.objects.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     pub(crate) fn register_type(&self, typeid: &str, f: Factory) {
@@ -282,16 +377,8 @@ impl Server {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
-            .cloned()
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "the manager has no object #{id} (the proxy outlived its manager, \
-                         or belongs to another one)"
-                    ),
-                )
-            })
+            .map(|e| e.obj.clone())
+            .ok_or_else(|| Server::not_found(id))
     }
 
     /// Accepts connections until [`stop`](Server::stop), or until `owner` (a pidfd)
@@ -366,7 +453,11 @@ impl Server {
                 }
             };
             let shutdown = matches!(req, Request::Shutdown);
+            let silent = matches!(req, Request::DecRef(_));
             let resp: Response = self.handle(&mut conn, req).map_err(|e| (&e).into());
+            if silent {
+                continue; // a drop does not wait for an answer
+            }
             if send_response(conn.fd, &resp).is_err() {
                 break;
             }
@@ -399,6 +490,7 @@ impl Server {
     fn handle(&self, conn: &mut Conn<'_>, req: Request) -> Result<Reply> {
         match req {
             Request::Create(init) => {
+                self.sweep();
                 let (id, kind) = self.insert(Object::new(init));
                 Ok(Reply::Created(id, kind))
             }
@@ -422,8 +514,29 @@ impl Server {
                         format!("no object registered as {name:?} (registered: {known:?})"),
                     ));
                 };
-                Ok(Reply::Created(id, self.object(id)?.kind))
+                // The proxy made from this reply owns a reference.
+                let kind = self.with_entry(id, |e| {
+                    e.owners += 1;
+                    e.obj.kind
+                })?;
+                Ok(Reply::Created(id, kind))
             }
+            Request::IncRef(id) => {
+                self.with_entry(id, |e| e.owners += 1)?;
+                Ok(Reply::Unit)
+            }
+            Request::Lease(id) => {
+                let until = Instant::now() + LEASE;
+                self.with_entry(id, |e| {
+                    e.lease = Some(e.lease.map_or(until, |l| l.max(until)))
+                })?;
+                Ok(Reply::Unit)
+            }
+            Request::DecRef(id) => {
+                let _ = self.with_entry(id, |e| e.owners = e.owners.saturating_sub(1));
+                Ok(Reply::Unit)
+            }
+            Request::Count => Ok(Reply::U64(self.count() as u64)),
             Request::CreateCustom(typeid) => {
                 let f = self
                     .types
