@@ -783,3 +783,27 @@ fn objects_live_while_a_proxy_does(method: StartMethod) {
 }
 
 for_each_method!(objects_live_while_a_proxy_does);
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn both<T: Send + Sync>() {}
+    both::<Manager>();
+    both::<ManagerServer>();
+    both::<DictProxy<String, Vec<u8>>>();
+    both::<QueueProxy<String>>();
+    both::<LockProxy>();
+    both::<ConditionProxy>();
+    both::<multiprocess::ObjectProxy>();
+    both::<multiprocess::Listener>();
+}
+
+#[test]
+fn a_custom_object_cannot_be_sent_to_a_manager_process() {
+    let _g = common::shared();
+    let e = Manager::builder()
+        .register("c", Shared::object(Counter::default()))
+        .start()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("register_type"), "{e}");
+}
