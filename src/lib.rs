@@ -94,10 +94,11 @@
 
 mod connection;
 mod error;
-mod listener;
-mod manager;
 mod process;
 mod queue;
+// Managers and listeners (issue 5).
+mod listener;
+mod manager;
 mod shared;
 mod sync;
 mod sys;
