@@ -106,13 +106,6 @@ mod wire;
 
 pub use connection::{Connection, Waitable, pipe, pipe_simplex, wait};
 pub use error::{Error, ErrorKind, Result};
-pub use listener::{AuthKey, Client, Listener};
-pub use manager::{
-    ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy, EventProxy,
-    JoinableQueueProxy, ListProxy, LockProxy, Manager, ManagerBuilder, ManagerServer,
-    NamespaceProxy, ObjectProxy, Proxy, ProxyGuard, QueueProxy, RLockProxy, SemaphoreProxy, Shared,
-    SharedObject, ValueProxy, encode_args, invoke,
-};
 pub use process::{
     ChildInfo, Context, CurrentProcess, DEFAULT_START_METHOD, Fork, JoinHandle, ParentProcess,
     Process, StartMethod, active_children, cpu_count, current_process, default_context, fork,
@@ -124,6 +117,15 @@ pub use shared::{Array, Pod, SharedGuard, SharedMemory, Value};
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard,
+};
+
+// Managers and listeners (issue 5).
+pub use listener::{AuthKey, Client, Listener};
+pub use manager::{
+    ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy, EventProxy,
+    JoinableQueueProxy, ListProxy, LockProxy, Manager, ManagerBuilder, ManagerServer,
+    NamespaceProxy, ObjectProxy, Proxy, ProxyGuard, QueueProxy, RLockProxy, SemaphoreProxy, Shared,
+    SharedObject, ValueProxy, encode_args, invoke,
 };
 
 /// Call first in `main`. In a child process started by `spawn` or the fork server,
