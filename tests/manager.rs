@@ -807,3 +807,26 @@ fn a_custom_object_cannot_be_sent_to_a_manager_process() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert!(e.to_string().contains("register_type"), "{e}");
 }
+
+#[test]
+fn proxies_nest_inside_manager_objects() {
+    let _g = common::shared();
+    let m = Manager::start().unwrap();
+    // Python's test_list: a = m.list(); b = m.list([a]); a.append(5)
+    let a = m.list::<i32>().unwrap();
+    let b = m.list::<ListProxy<i32>>().unwrap();
+    b.push(a.clone()).unwrap();
+    a.push(5).unwrap();
+    let inner = b.get(0).unwrap();
+    assert_eq!(inner, a);
+    assert_eq!(inner.to_vec().unwrap(), vec![5]);
+    let d = m.dict::<String, DictProxy<String, u8>>().unwrap();
+    let e = m.dict::<String, u8>().unwrap();
+    e.insert("x".into(), 1).unwrap();
+    d.insert("e".into(), e).unwrap(); // our only proxy of `e` goes into `d`
+    assert_eq!(
+        d.get(&"e".into()).unwrap().unwrap().get(&"x".into()).unwrap(),
+        Some(1)
+    );
+    stop(m);
+}
