@@ -825,8 +825,52 @@ fn proxies_nest_inside_manager_objects() {
     e.insert("x".into(), 1).unwrap();
     d.insert("e".into(), e).unwrap(); // our only proxy of `e` goes into `d`
     assert_eq!(
-        d.get(&"e".into()).unwrap().unwrap().get(&"x".into()).unwrap(),
+        d.get(&"e".into())
+            .unwrap()
+            .unwrap()
+            .get(&"x".into())
+            .unwrap(),
         Some(1)
     );
+    stop(m);
+}
+
+#[test]
+fn stored_proxies_keep_their_objects_and_freeing_releases_them() {
+    let _g = common::shared();
+    let lease = Duration::from_millis(30);
+    let m = Manager::builder().lease(lease).start().unwrap();
+    let after_lease = || {
+        std::thread::sleep(lease * 3);
+        m.list::<u8>().unwrap() // any creation sweeps expired leases
+    };
+    let outer = m.dict::<String, DictProxy<String, u8>>().unwrap();
+    let inner = m.dict::<String, u8>().unwrap();
+    inner.insert("x".into(), 1).unwrap();
+    outer.insert("inner".into(), inner).unwrap(); // our only proxy of it goes in
+    let l = after_lease();
+    drop(l);
+    eventually_count(&m, 2); // outer and inner: the stored proxy owns inner
+    let got = outer.get(&"inner".into()).unwrap().unwrap();
+    assert_eq!(got.get(&"x".into()).unwrap(), Some(1));
+    drop(got);
+    // Nested lists, two levels deep, freed as a whole with their root.
+    let leaf = m.list::<u8>().unwrap();
+    leaf.push(7).unwrap();
+    let mid = m.list::<ListProxy<u8>>().unwrap();
+    mid.push(leaf).unwrap();
+    outer.clear().unwrap(); // releases inner (after a lease)
+    let root = m.list::<ListProxy<ListProxy<u8>>>().unwrap();
+    root.push(mid).unwrap();
+    assert_eq!(
+        root.get(0).unwrap().get(0).unwrap().to_vec().unwrap(),
+        vec![7]
+    );
+    drop(after_lease());
+    eventually_count(&m, 4); // outer, root, mid, leaf (inner freed)
+    drop(root);
+    drop(outer);
+    drop(after_lease());
+    eventually_count(&m, 0);
     stop(m);
 }

@@ -122,6 +122,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use self::client::request;
 use self::protocol::{Init, Reply, Request};
+use self::proxy::encode_item;
 use self::server::{Factory, Object, Server};
 use self::shared::SharedInner;
 use crate::error::{Error, ErrorKind, Result};
@@ -197,6 +198,7 @@ pub struct ManagerBuilder {
     ctx: Option<Context>,
     named: Vec<(String, Shared)>,
     types: Vec<(String, Factory)>,
+    lease: Option<Duration>,
 }
 
 /// What the server process is given.
@@ -207,6 +209,7 @@ struct ServerArgs {
     authkey: AuthKey,
     named: Vec<(String, Init)>,
     types: Vec<(String, usize)>,
+    lease: Option<Duration>,
 }
 
 /// A bound listening socket handed to the server process (as an fd).
@@ -257,6 +260,9 @@ fn server_main(args: ServerArgs) {
     };
     for (name, init) in args.named {
         server.register(&name, Object::from_init(init));
+    }
+    if let Some(d) = args.lease {
+        server.set_lease(d);
     }
     for (typeid, off) in args.types {
         server.register_type(&typeid, crate::process::code_at::<Factory>(off));
@@ -353,6 +359,24 @@ impl ManagerBuilder {
         self
     }
 
+    /// How long a serialized proxy keeps its object alive when no live proxy owns it
+    /// (default two minutes): long enough for the receiver (a child, a queue's reader)
+    /// to decode it. See [`Manager::object_count`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// multiprocess::init();
+    /// let m = multiprocess::Manager::builder().lease(Duration::from_secs(10)).start()?;
+    /// # drop(m);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn lease(mut self, d: Duration) -> Self {
+        self.lease = Some(d);
+        self
+    }
+
     /// Binds the address and starts the server process (named `Manager-N`).
     ///
     /// # Errors
@@ -403,6 +427,7 @@ impl ManagerBuilder {
             authkey: authkey.clone(),
             named,
             types,
+            lease: self.lease,
         };
         let ctx = self.ctx.unwrap_or_else(default_context);
         let p = Process::new(server_main, args).context(ctx).daemon(true);
@@ -611,7 +636,7 @@ impl Manager {
     ) -> Result<ListProxy<T>> {
         let v = items
             .into_iter()
-            .map(|x| encode_args(&x))
+            .map(|x| encode_item(&self.inner.address, &x))
             .collect::<Result<Vec<_>>>()?;
         self.make(Init::List(v))
     }
@@ -814,7 +839,7 @@ impl Manager {
     ///
     /// See [`ValueProxy`].
     pub fn value<T: Serialize>(&self, x: T) -> Result<ValueProxy<T>> {
-        self.make(Init::Value(encode_args(&x)?))
+        self.make(Init::Value(encode_item(&self.inner.address, &x)?))
     }
 
     /// A new fixed-length array holding `items` (Python's
@@ -828,7 +853,10 @@ impl Manager {
     ///
     /// See [`ArrayProxy`].
     pub fn array<T: Serialize>(&self, items: &[T]) -> Result<ArrayProxy<T>> {
-        let v = items.iter().map(encode_args).collect::<Result<Vec<_>>>()?;
+        let v = items
+            .iter()
+            .map(|x| encode_item(&self.inner.address, x))
+            .collect::<Result<Vec<_>>>()?;
         self.make(Init::Array(v))
     }
 
@@ -883,10 +911,12 @@ impl Manager {
     }
 
     /// The number of objects alive in the server, registered ones included (Python's
-    /// `_number_of_objects()`): an object is freed when every proxy of it was dropped
-    /// and no serialized proxy of it is in transit (a lease of two minutes from its
-    /// last serialization). Drops reach the server without waiting, so the count
-    /// falls a moment after a drop.
+    /// `_number_of_objects()`). An object is freed when no proxy of it is left: no live
+    /// proxy in any process, no value stored in this manager that holds one, and no
+    /// serialized proxy in transit (a lease, two minutes by default, from its last
+    /// serialization; see [`ManagerBuilder::lease`]). Freeing an object releases the
+    /// proxies it stored. Drops reach the server without waiting, so the count falls
+    /// a moment after a drop.
     ///
     /// # Errors
     ///

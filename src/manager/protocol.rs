@@ -12,6 +12,15 @@ use crate::error::{Error, ErrorKind};
 
 pub(crate) type Bytes = Vec<u8>;
 
+/// A value to store, and the objects of this manager that proxies inside it refer to:
+/// while the server stores the value, those objects stay alive (as Python's server
+/// holds the proxies it stores).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Item {
+    pub(crate) bytes: Bytes,
+    pub(crate) refs: Vec<u64>,
+}
+
 /// What a call asks of the server.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request {
@@ -40,8 +49,8 @@ pub(crate) enum Request {
 /// How to make an object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Init {
-    Dict(Vec<(Bytes, Bytes)>),
-    List(Vec<Bytes>),
+    Dict(Vec<(Bytes, Item)>),
+    List(Vec<Item>),
     Queue {
         maxsize: Option<u64>,
         joinable: bool,
@@ -56,8 +65,8 @@ pub(crate) enum Init {
     Event,
     Barrier(u32),
     Namespace,
-    Value(Bytes),
-    Array(Vec<Bytes>),
+    Value(Item),
+    Array(Vec<Item>),
 }
 
 /// The type of an object, checked when a proxy is made from a name.
@@ -111,26 +120,26 @@ pub(crate) enum Op {
     ToVec,
     // dict
     DictGet(Bytes),
-    DictInsert(Bytes, Bytes),
+    DictInsert(Bytes, Item),
     DictRemove(Bytes),
     DictContains(Bytes),
     DictKeys,
     DictValues,
     DictItems,
-    DictUpdate(Vec<(Bytes, Bytes)>),
+    DictUpdate(Vec<(Bytes, Item)>),
     DictPopItem,
-    DictSetDefault(Bytes, Bytes),
+    DictSetDefault(Bytes, Item),
     // list and array
-    ListPush(Bytes),
+    ListPush(Item),
     ListGet(i64),
-    ListSet(i64, Bytes),
+    ListSet(i64, Item),
     ListPop,
-    ListInsert(i64, Bytes),
+    ListInsert(i64, Item),
     ListRemove(Bytes),
-    ListExtend(Vec<Bytes>),
+    ListExtend(Vec<Item>),
     ListReverse,
     // queues
-    Put(Bytes, Wait),
+    Put(Item, Wait),
     Get(Wait),
     IsFull,
     TaskDone,
@@ -156,12 +165,12 @@ pub(crate) enum Op {
     BarrierParties,
     // namespace
     NsGet(String),
-    NsSet(String, Bytes),
+    NsSet(String, Item),
     NsRemove(String),
     NsNames,
     // value
     ValueGet,
-    ValueSet(Bytes),
+    ValueSet(Item),
     // custom objects
     Method(String, Bytes),
 }

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::client::{Token, release, request};
-use super::protocol::{Bytes, Op, Reply, Request, Wait};
+use super::protocol::{Bytes, Item, Op, Reply, Request, Wait};
 use super::shared::encode_args;
 use crate::error::{Error, ErrorKind, Result};
 use crate::listener::AuthKey;
@@ -110,9 +110,10 @@ macro_rules! proxy {
         /// # Lifetime
         ///
         /// Each proxy owns a reference to its object: cloning adds one (a call to the
-        /// server), dropping gives it back (a message without an answer). The object
-        /// is freed when no proxy owns it and no serialized proxy is in transit (see
-        /// [`Manager::object_count`](crate::Manager::object_count)).
+        /// server), dropping gives it back (a message without an answer), and a
+        /// value stored in the same manager that holds a proxy owns one while it is
+        /// stored. The object is freed when nothing owns it and no serialized proxy
+        /// is in transit (see [`Manager::object_count`](crate::Manager::object_count)).
         pub struct $name<$($g = ()),*> {
             token: Token,
             /// Whether this proxy holds one of the object's references.
@@ -146,6 +147,7 @@ macro_rules! proxy {
                 s: S,
             ) -> std::result::Result<S::Ok, S::Error> {
                 lease(&self.token);
+                collect(&self.token);
                 self.token.serialize(s)
             }
         }
@@ -185,6 +187,54 @@ macro_rules! proxy {
 /// server is gone: the proxy then owns nothing, and its calls fail).
 fn incref(t: &Token) -> bool {
     request(&t.address, &t.authkey, &Request::IncRef(t.id)).is_ok()
+}
+
+thread_local! {
+    /// While a value is encoded to be stored in a manager (`item`): that manager's
+    /// address and the ids of its objects whose proxies the value holds.
+    static COLLECT: std::cell::RefCell<Option<(String, Vec<u64>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Records a proxy serialized inside a value that is about to be stored in its own
+/// manager.
+fn collect(t: &Token) {
+    let _ = COLLECT.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut()
+            && let Some((address, ids)) = c.as_mut()
+            && *address == t.address
+        {
+            ids.push(t.id);
+        }
+    });
+}
+
+/// Encodes a value to be stored in the manager at `address`, with the objects of that
+/// manager its proxies refer to (kept alive while the value is stored).
+pub(crate) fn encode_item<T: Serialize + ?Sized>(address: &str, x: &T) -> Result<Item> {
+    struct Restore(Option<(String, Vec<u64>)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let saved = self.0.take();
+            let _ = COLLECT.try_with(|c| *c.borrow_mut() = saved);
+        }
+    }
+    let saved = COLLECT.with(|c| c.replace(Some((address.to_string(), Vec::new()))));
+    let restore = Restore(saved);
+    let bytes = encode_args(x);
+    let refs = COLLECT
+        .with(|c| c.borrow_mut().take())
+        .map(|(_, ids)| ids)
+        .unwrap_or_default();
+    drop(restore);
+    Ok(Item {
+        bytes: bytes?,
+        refs,
+    })
+}
+
+fn item<T: Serialize + ?Sized>(t: &Token, x: &T) -> Result<Item> {
+    encode_item(&t.address, x)
 }
 
 /// Extends the object's lease (see the server's design notes); errors are left to
@@ -259,7 +309,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     pub fn insert(&self, key: K, value: V) -> Result<Option<V>> {
         maybe(call(
             &self.token,
-            Op::DictInsert(encode_args(&key)?, encode_args(&value)?),
+            Op::DictInsert(encode_args(&key)?, item(&self.token, &value)?),
         )?)
     }
 
@@ -441,9 +491,9 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn update(&self, items: impl IntoIterator<Item = (K, V)>) -> Result<()> {
-        let items: Vec<(Bytes, Bytes)> = items
+        let items: Vec<(Bytes, Item)> = items
             .into_iter()
-            .map(|(k, v)| Ok((encode_args(&k)?, encode_args(&v)?)))
+            .map(|(k, v)| Ok((encode_args(&k)?, item(&self.token, &v)?)))
             .collect::<Result<_>>()?;
         unit(call(&self.token, Op::DictUpdate(items))?)
     }
@@ -496,7 +546,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     pub fn set_default(&self, key: K, default: V) -> Result<V> {
         value(call(
             &self.token,
-            Op::DictSetDefault(encode_args(&key)?, encode_args(&default)?),
+            Op::DictSetDefault(encode_args(&key)?, item(&self.token, &default)?),
         )?)
     }
 
@@ -564,8 +614,8 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     #[doc(alias = "append")]
-    pub fn push(&self, item: T) -> Result<()> {
-        unit(call(&self.token, Op::ListPush(encode_args(&item)?))?)
+    pub fn push(&self, x: T) -> Result<()> {
+        unit(call(&self.token, Op::ListPush(item(&self.token, &x)?))?)
     }
 
     /// The item at `index`.
@@ -607,8 +657,11 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// assert_eq!(l.to_vec()?, vec![1, 5]);
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
-    pub fn set(&self, index: i64, item: T) -> Result<()> {
-        unit(call(&self.token, Op::ListSet(index, encode_args(&item)?))?)
+    pub fn set(&self, index: i64, x: T) -> Result<()> {
+        unit(call(
+            &self.token,
+            Op::ListSet(index, item(&self.token, &x)?),
+        )?)
     }
 
     /// The number of items.
@@ -686,10 +739,10 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// assert_eq!(l.to_vec()?, vec![1, 2, 3, 4]);
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
-    pub fn insert(&self, index: i64, item: T) -> Result<()> {
+    pub fn insert(&self, index: i64, x: T) -> Result<()> {
         unit(call(
             &self.token,
-            Op::ListInsert(index, encode_args(&item)?),
+            Op::ListInsert(index, item(&self.token, &x)?),
         )?)
     }
 
@@ -734,7 +787,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     pub fn extend(&self, items: impl IntoIterator<Item = T>) -> Result<()> {
         let items = items
             .into_iter()
-            .map(|x| encode_args(&x))
+            .map(|x| item(&self.token, &x))
             .collect::<Result<Vec<_>>>()?;
         unit(call(&self.token, Op::ListExtend(items))?)
     }
@@ -921,13 +974,13 @@ macro_rules! queue_methods {
                 self.put_wait(item, Wait::timeout(timeout))
             }
 
-            fn put_wait(&self, item: T, w: Wait) -> std::result::Result<(), PutError<T>> {
-                let bytes = match encode_args(&item) {
+            fn put_wait(&self, x: T, w: Wait) -> std::result::Result<(), PutError<T>> {
+                let stored = match encode_item(&self.token.address, &x) {
                     Ok(b) => b,
-                    Err(e) => return Err(PutError::new(e, item)),
+                    Err(e) => return Err(PutError::new(e, x)),
                 };
-                let r = call(&self.token, Op::Put(bytes, w));
-                put_result(item, r)
+                let r = call(&self.token, Op::Put(stored, w));
+                put_result(x, r)
             }
 
             /// Takes the oldest item, waiting for one.
@@ -1887,7 +1940,7 @@ impl NamespaceProxy {
     pub fn set<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<()> {
         unit(call(
             &self.token,
-            Op::NsSet(name.to_string(), encode_args(value)?),
+            Op::NsSet(name.to_string(), item(&self.token, value)?),
         )?)
     }
 
@@ -1976,7 +2029,7 @@ impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
     ///
     /// See [`ValueProxy`].
     pub fn set(&self, x: &T) -> Result<()> {
-        unit(call(&self.token, Op::ValueSet(encode_args(x)?))?)
+        unit(call(&self.token, Op::ValueSet(item(&self.token, x)?))?)
     }
 }
 
@@ -2061,7 +2114,10 @@ impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
     ///
     /// See [`ArrayProxy`].
     pub fn set(&self, index: i64, x: T) -> Result<()> {
-        unit(call(&self.token, Op::ListSet(index, encode_args(&x)?))?)
+        unit(call(
+            &self.token,
+            Op::ListSet(index, item(&self.token, &x)?),
+        )?)
     }
 
     /// A copy of the whole array.

@@ -29,13 +29,20 @@
 //!   object with no owner is freed. A proxy *in transit* (serialized into a child's
 //!   args, a queue, a connection, or another manager object) owns nothing: the sender
 //!   may drop its copy before the receiver decodes it. So serializing a proxy takes a
-//!   *lease* on the object ([`LEASE`], renewed by every serialization), and decoding one
-//!   adds an owner (`IncRef`). An object is freed once it has no owner and no lease.
+//!   *lease* on the object ([`LEASE`] by default, renewed by every serialization), and
+//!   decoding one adds an owner (`IncRef`). An object is freed once it has no owner and
+//!   no lease.
+//! * **Stored proxies own.** A value stored in the server (a dict value, a list or
+//!   queue item, ...) that holds proxies of this manager's objects owns them while it
+//!   is stored: the client sends their ids with the value (an `Item`), the server adds
+//!   an owner for each, and takes it back (as a lease, for the client that receives
+//!   the value) when the value is replaced, removed or taken. Freeing an object
+//!   releases what it stored, so a tree of nested objects is freed as a whole.
 //!   Python counts references the same way, without the lease (its decoded proxy can
 //!   find its object already freed). The price here: an object serialized and then
-//!   forgotten lives a lease longer; a proxy kept only in serialized form longer than
-//!   a lease (stored in a manager dict for hours, say, with every live copy dropped)
-//!   finds its object gone ([`ErrorKind::NotFound`]). Registered objects never expire.
+//!   forgotten lives a lease longer; a proxy kept only in serialized form *outside*
+//!   the manager longer than a lease (in a file, or a pipe nobody reads) finds its
+//!   object gone ([`ErrorKind::NotFound`]). Registered objects never expire.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -45,7 +52,7 @@ use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 
-use super::protocol::{Bytes, Init, Kind, Op, Reply, Request, Response, Wait};
+use super::protocol::{Bytes, Init, Item, Kind, Op, Reply, Request, Response, Wait};
 use super::shared::SharedObject;
 use crate::error::{Error, ErrorKind, Result};
 use crate::listener::{AuthKey, Listener, authenticate_server};
@@ -56,7 +63,7 @@ use crate::wire::{codec, frame};
 /// connection.
 pub(crate) const MAX_REQUEST: u64 = 1 << 30;
 
-/// How long a serialized proxy keeps its object alive without an owner.
+/// How long a serialized proxy keeps its object alive without an owner, by default.
 pub(crate) const LEASE: Duration = Duration::from_secs(120);
 
 /// How often a waiting call checks that its client is still there.
@@ -72,10 +79,10 @@ pub(crate) struct Object {
 }
 
 enum State {
-    Dict(IndexMap<Bytes, Bytes>),
-    List(Vec<Bytes>),
+    Dict(IndexMap<Bytes, Item>),
+    List(Vec<Item>),
     Queue {
-        items: VecDeque<Bytes>,
+        items: VecDeque<Item>,
         maxsize: Option<u64>,
         unfinished: u64,
     },
@@ -103,10 +110,25 @@ enum State {
         broken: bool,
         reset_generations: HashSet<u64>,
     },
-    Namespace(IndexMap<String, Bytes>),
-    Value(Bytes),
-    Array(Vec<Bytes>),
+    Namespace(IndexMap<String, Item>),
+    Value(Item),
+    Array(Vec<Item>),
     Custom(Box<dyn SharedObject>),
+}
+
+impl State {
+    /// The objects that proxies stored in this object refer to.
+    fn refs(&self) -> Vec<u64> {
+        let items: Box<dyn Iterator<Item = &Item>> = match self {
+            State::Dict(m) => Box::new(m.values()),
+            State::List(v) | State::Array(v) => Box::new(v.iter()),
+            State::Queue { items, .. } => Box::new(items.iter()),
+            State::Namespace(m) => Box::new(m.values()),
+            State::Value(i) => Box::new(std::iter::once(i)),
+            _ => Box::new(std::iter::empty()),
+        };
+        items.flat_map(|i| i.refs.iter().copied()).collect()
+    }
 }
 
 impl Object {
@@ -216,10 +238,15 @@ pub(crate) struct Server {
     objects: Mutex<HashMap<u64, Entry>>,
     /// Objects with no owner that a lease keeps alive (checked on later requests).
     leased: Mutex<HashSet<u64>>,
+    /// Objects just freed, whose stored proxies still hold references to others
+    /// (released by `bury`, outside the locks that freed them).
+    graveyard: Mutex<Vec<Arc<Object>>>,
     named: Mutex<IndexMap<String, u64>>,
     types: Mutex<IndexMap<String, Factory>>,
     next_id: AtomicU64,
     next_conn: AtomicU64,
+    /// Microseconds a lease lasts.
+    lease_us: AtomicU64,
     stopping: AtomicBool,
     /// Rung to wake the accept loop when a client asks the server to stop.
     doorbell: OwnedFd,
@@ -271,10 +298,12 @@ impl Server {
         Ok(Arc::new(Server {
             objects: Mutex::new(HashMap::new()),
             leased: Mutex::new(HashSet::new()),
+            graveyard: Mutex::new(Vec::new()),
             named: Mutex::new(IndexMap::new()),
             types: Mutex::new(IndexMap::new()),
             next_id: AtomicU64::new(base.max(1)),
             next_conn: AtomicU64::new(1),
+            lease_us: AtomicU64::new(LEASE.as_micros() as u64),
             stopping: AtomicBool::new(false),
             doorbell: sys::poll::eventfd().map_err(|e| Error::io("eventfd", e))?,
         }))
@@ -330,7 +359,12 @@ impl Server {
         let (expired, leased) = (e.expired(now), e.owners == 0 && !e.pinned);
         let mut waiting = self.leased.lock().unwrap_or_else(|e| e.into_inner());
         if expired {
-            objects.remove(&id);
+            if let Some(e) = objects.remove(&id) {
+                self.graveyard
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(e.obj);
+            }
             waiting.remove(&id);
         } else if leased {
             waiting.insert(id);
@@ -347,7 +381,12 @@ impl Server {
         let mut waiting = self.leased.lock().unwrap_or_else(|e| e.into_inner());
         waiting.retain(|id| match objects.get(id) {
             Some(e) if e.expired(now) => {
-                objects.remove(id);
+                if let Some(e) = objects.remove(id) {
+                    self.graveyard
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(e.obj);
+                }
                 false
             }
             Some(e) => e.owners == 0,
@@ -360,11 +399,65 @@ impl Server {
         self.objects.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// A stored value holds proxies of `refs`: they stay alive while it is stored.
+    fn pin(&self, refs: &[u64]) {
+        for &r in refs {
+            let _ = self.with_entry(r, |e| e.owners += 1);
+        }
+    }
+
+    /// A stored value is gone: dropped by the server (replaced, cleared, or its
+    /// container freed).
+    fn unpin(&self, refs: &[u64]) {
+        for &r in refs {
+            let _ = self.with_entry(r, |e| e.owners = e.owners.saturating_sub(1));
+        }
+    }
+
+    /// A stored value was taken by a client (`get` of a queue, `pop`, `remove`): its
+    /// references become a lease, for the client to decode them and own its own.
+    fn hand_over(&self, refs: &[u64]) {
+        let until = self.lease_until();
+        for &r in refs {
+            let _ = self.with_entry(r, |e| {
+                e.owners = e.owners.saturating_sub(1);
+                e.lease = Some(e.lease.map_or(until, |l| l.max(until)));
+            });
+        }
+    }
+
+    /// Releases what freed objects stored (which may free more).
+    fn bury(&self) {
+        loop {
+            let next = self
+                .graveyard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop();
+            let Some(obj) = next else { return };
+            let refs = obj.lock().refs();
+            self.unpin(&refs);
+        }
+    }
+
     pub(crate) fn register_type(&self, typeid: &str, f: Factory) {
         self.types
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(typeid.to_string(), f);
+    }
+
+    pub(crate) fn set_lease(&self, d: Duration) {
+        self.lease_us.store(
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn lease_until(&self) -> Instant {
+        let d = Duration::from_micros(self.lease_us.load(Ordering::Relaxed));
+        let now = Instant::now();
+        now.checked_add(d).unwrap_or(now + LEASE)
     }
 
     pub(crate) fn stop(&self) {
@@ -398,7 +491,11 @@ impl Server {
             fds.push(o.as_raw_fd());
         }
         while !self.stopping.load(Ordering::SeqCst) {
-            let ready = sys::poll::wait_any(&fds, None).map_err(|e| Error::io("poll", e))?;
+            // Wake now and then to free objects whose lease ran out.
+            let tick = Instant::now() + Duration::from_secs(1);
+            let ready = sys::poll::wait_any(&fds, Some(tick)).map_err(|e| Error::io("poll", e))?;
+            self.sweep();
+            self.bury();
             if self.stopping.load(Ordering::SeqCst) || ready.contains(&2) {
                 break;
             }
@@ -456,9 +553,12 @@ impl Server {
             let silent = matches!(req, Request::DecRef(_));
             let resp: Response = self.handle(&mut conn, req).map_err(|e| (&e).into());
             if silent {
+                self.bury();
                 continue; // a drop does not wait for an answer
             }
-            if send_response(conn.fd, &resp).is_err() {
+            let sent = send_response(conn.fd, &resp);
+            self.bury();
+            if sent.is_err() {
                 break;
             }
             if shutdown {
@@ -491,7 +591,10 @@ impl Server {
         match req {
             Request::Create(init) => {
                 self.sweep();
-                let (id, kind) = self.insert(Object::new(init));
+                let obj = Object::new(init);
+                let refs = obj.lock().refs();
+                self.pin(&refs);
+                let (id, kind) = self.insert(obj);
                 Ok(Reply::Created(id, kind))
             }
             Request::Lookup(name) => {
@@ -526,7 +629,7 @@ impl Server {
                 Ok(Reply::Unit)
             }
             Request::Lease(id) => {
-                let until = Instant::now() + LEASE;
+                let until = self.lease_until();
                 self.with_entry(id, |e| {
                     e.lease = Some(e.lease.map_or(until, |l| l.max(until)))
                 })?;
@@ -536,7 +639,11 @@ impl Server {
                 let _ = self.with_entry(id, |e| e.owners = e.owners.saturating_sub(1));
                 Ok(Reply::Unit)
             }
-            Request::Count => Ok(Reply::U64(self.count() as u64)),
+            Request::Count => {
+                self.sweep();
+                self.bury();
+                Ok(Reply::U64(self.count() as u64))
+            }
             Request::CreateCustom(typeid) => {
                 let f = self
                     .types
@@ -573,7 +680,7 @@ impl Server {
             Request::Shutdown => Ok(Reply::Unit),
             Request::Call(id, op) => {
                 let obj = self.object(id)?;
-                call(&obj, id, conn, op)
+                call(self, &obj, id, conn, op)
             }
         }
     }
@@ -623,7 +730,7 @@ fn not_owner(what: &str) -> Error {
 }
 
 /// Runs one operation on one object.
-fn call(obj: &Object, id: u64, conn: &mut Conn<'_>, op: Op) -> Result<Reply> {
+fn call(server: &Server, obj: &Object, id: u64, conn: &mut Conn<'_>, op: Op) -> Result<Reply> {
     let kind = obj.kind;
     let me = conn.id;
     let mut g = obj.lock();
@@ -645,6 +752,7 @@ fn call(obj: &Object, id: u64, conn: &mut Conn<'_>, op: Op) -> Result<Reply> {
                 items, unfinished, ..
             } = &mut *g
             {
+                server.pin(&item.refs);
                 items.push_back(item);
                 *unfinished += 1;
             }
@@ -666,7 +774,8 @@ fn call(obj: &Object, id: u64, conn: &mut Conn<'_>, op: Op) -> Result<Reply> {
             };
             drop(g);
             obj.cv.notify_all();
-            return Ok(Reply::Bytes(item));
+            server.hand_over(&item.refs);
+            return Ok(Reply::Bytes(item.bytes));
         }
         (State::Queue { .. }, Op::Join(w)) if kind == Kind::JoinableQueue => {
             let (_g, ok) = wait_until(obj, g, conn, *w, |s| match s {
@@ -838,51 +947,82 @@ fn call(obj: &Object, id: u64, conn: &mut Conn<'_>, op: Op) -> Result<Reply> {
         _ => {}
     }
     let reply = match (&mut *g, op) {
-        (State::Dict(m), Op::DictGet(k)) => Reply::MaybeBytes(m.get(&k).cloned()),
-        (State::Dict(m), Op::DictInsert(k, v)) => Reply::MaybeBytes(m.insert(k, v)),
-        (State::Dict(m), Op::DictRemove(k)) => Reply::MaybeBytes(m.shift_remove(&k)),
+        (State::Dict(m), Op::DictGet(k)) => Reply::MaybeBytes(m.get(&k).map(|i| i.bytes.clone())),
+        (State::Dict(m), Op::DictInsert(k, v)) => {
+            server.pin(&v.refs);
+            Reply::MaybeBytes(m.insert(k, v).map(|old| gone(server, old)))
+        }
+        (State::Dict(m), Op::DictRemove(k)) => {
+            Reply::MaybeBytes(m.shift_remove(&k).map(|old| gone(server, old)))
+        }
         (State::Dict(m), Op::DictContains(k)) => Reply::Bool(m.contains_key(&k)),
         (State::Dict(m), Op::Len) => Reply::U64(m.len() as u64),
         (State::Dict(m), Op::DictKeys) => Reply::List(m.keys().cloned().collect()),
-        (State::Dict(m), Op::DictValues) => Reply::List(m.values().cloned().collect()),
-        (State::Dict(m), Op::DictItems) => {
-            Reply::Pairs(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        (State::Dict(m), Op::DictValues) => {
+            Reply::List(m.values().map(|i| i.bytes.clone()).collect())
         }
+        (State::Dict(m), Op::DictItems) => Reply::Pairs(
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.bytes.clone()))
+                .collect(),
+        ),
         (State::Dict(m), Op::Clear) => {
-            m.clear();
+            for (_, old) in m.drain(..) {
+                server.unpin(&old.refs);
+            }
             Reply::Unit
         }
         (State::Dict(m), Op::DictUpdate(items)) => {
-            m.extend(items);
+            for (k, v) in items {
+                server.pin(&v.refs);
+                if let Some(old) = m.insert(k, v) {
+                    server.unpin(&old.refs);
+                }
+            }
             Reply::Unit
         }
-        (State::Dict(m), Op::DictPopItem) => Reply::MaybePair(m.pop()),
-        (State::Dict(m), Op::DictSetDefault(k, v)) => Reply::Bytes(m.entry(k).or_insert(v).clone()),
+        (State::Dict(m), Op::DictPopItem) => {
+            Reply::MaybePair(m.pop().map(|(k, v)| (k, gone(server, v))))
+        }
+        (State::Dict(m), Op::DictSetDefault(k, v)) => {
+            let e = m.entry(k).or_insert_with(|| {
+                server.pin(&v.refs);
+                v
+            });
+            Reply::Bytes(e.bytes.clone())
+        }
         (State::List(v) | State::Array(v), Op::Len) => Reply::U64(v.len() as u64),
         (State::List(v) | State::Array(v), Op::ListGet(i)) => {
-            Reply::Bytes(v[index(i, v.len())?].clone())
+            Reply::Bytes(v[index(i, v.len())?].bytes.clone())
         }
         (State::List(v) | State::Array(v), Op::ListSet(i, x)) => {
             let i = index(i, v.len())?;
-            v[i] = x;
+            server.pin(&x.refs);
+            let old = std::mem::replace(&mut v[i], x);
+            server.unpin(&old.refs);
             Reply::Unit
         }
-        (State::List(v) | State::Array(v), Op::ToVec) => Reply::List(v.clone()),
+        (State::List(v) | State::Array(v), Op::ToVec) => {
+            Reply::List(v.iter().map(|i| i.bytes.clone()).collect())
+        }
         (State::List(v), Op::ListPush(x)) => {
+            server.pin(&x.refs);
             v.push(x);
             Reply::Unit
         }
-        (State::List(v), Op::ListPop) => Reply::MaybeBytes(v.pop()),
+        (State::List(v), Op::ListPop) => Reply::MaybeBytes(v.pop().map(|old| gone(server, old))),
         (State::List(v), Op::ListInsert(i, x)) => {
             // Python's list.insert clamps the index.
             let len = v.len() as i64;
             let j = if i < 0 { (len + i).max(0) } else { i.min(len) };
+            server.pin(&x.refs);
             v.insert(j as usize, x);
             Reply::Unit
         }
-        (State::List(v), Op::ListRemove(x)) => match v.iter().position(|y| *y == x) {
+        (State::List(v), Op::ListRemove(x)) => match v.iter().position(|y| y.bytes == x) {
             Some(i) => {
-                v.remove(i);
+                let old = v.remove(i);
+                server.unpin(&old.refs);
                 Reply::Unit
             }
             None => {
@@ -893,6 +1033,9 @@ fn call(obj: &Object, id: u64, conn: &mut Conn<'_>, op: Op) -> Result<Reply> {
             }
         },
         (State::List(v), Op::ListExtend(xs)) => {
+            for x in &xs {
+                server.pin(&x.refs);
+            }
             v.extend(xs);
             Reply::Unit
         }
@@ -901,7 +1044,9 @@ fn call(obj: &Object, id: u64, conn: &mut Conn<'_>, op: Op) -> Result<Reply> {
             Reply::Unit
         }
         (State::List(v), Op::Clear) => {
-            v.clear();
+            for old in v.drain(..) {
+                server.unpin(&old.refs);
+            }
             Reply::Unit
         }
         (State::Queue { items, .. }, Op::Len) => Reply::U64(items.len() as u64),
@@ -1043,16 +1188,25 @@ fn call(obj: &Object, id: u64, conn: &mut Conn<'_>, op: Op) -> Result<Reply> {
         (State::Barrier { broken, .. }, Op::BarrierIsBroken) => Reply::Bool(*broken),
         (State::Barrier { count, .. }, Op::BarrierWaiting) => Reply::U64(u64::from(*count)),
         (State::Barrier { parties, .. }, Op::BarrierParties) => Reply::U64(u64::from(*parties)),
-        (State::Namespace(m), Op::NsGet(k)) => Reply::MaybeBytes(m.get(&k).cloned()),
+        (State::Namespace(m), Op::NsGet(k)) => {
+            Reply::MaybeBytes(m.get(&k).map(|i| i.bytes.clone()))
+        }
         (State::Namespace(m), Op::NsSet(k, v)) => {
-            m.insert(k, v);
+            server.pin(&v.refs);
+            if let Some(old) = m.insert(k, v) {
+                server.unpin(&old.refs);
+            }
             Reply::Unit
         }
-        (State::Namespace(m), Op::NsRemove(k)) => Reply::MaybeBytes(m.shift_remove(&k)),
+        (State::Namespace(m), Op::NsRemove(k)) => {
+            Reply::MaybeBytes(m.shift_remove(&k).map(|old| gone(server, old)))
+        }
         (State::Namespace(m), Op::NsNames) => Reply::Strings(m.keys().cloned().collect()),
-        (State::Value(v), Op::ValueGet) => Reply::Bytes(v.clone()),
+        (State::Value(v), Op::ValueGet) => Reply::Bytes(v.bytes.clone()),
         (State::Value(v), Op::ValueSet(x)) => {
-            *v = x;
+            server.pin(&x.refs);
+            let old = std::mem::replace(v, x);
+            server.unpin(&old.refs);
             Reply::Unit
         }
         (State::Custom(o), Op::Method(name, args)) => {
@@ -1070,6 +1224,13 @@ fn call(obj: &Object, id: u64, conn: &mut Conn<'_>, op: Op) -> Result<Reply> {
         (_, op) => return Err(bad_op(kind, &op)),
     };
     Ok(reply)
+}
+
+/// A stored value leaves the server: its references become a lease, and its bytes go
+/// to the client.
+fn gone(server: &Server, item: Item) -> Bytes {
+    server.hand_over(&item.refs);
+    item.bytes
 }
 
 fn broken_barrier() -> Error {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::protocol::Init;
+use super::protocol::{Init, Item};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wire::codec;
 
@@ -241,7 +241,10 @@ impl Shared {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn value<T: Serialize>(x: &T) -> Result<Shared> {
-        Ok(Shared(SharedInner::Builtin(Init::Value(encode_args(x)?))))
+        Ok(Shared(SharedInner::Builtin(Init::Value(Item {
+            bytes: encode_args(x)?,
+            refs: Vec::new(),
+        }))))
     }
 
     /// An object of your own type (see [`SharedObject`]).
