@@ -52,6 +52,7 @@ use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 
+use super::client::Spin;
 use super::protocol::{Bytes, Init, Item, Kind, Op, Reply, Request, Response, Wait};
 use super::shared::SharedObject;
 use crate::error::{Error, ErrorKind, Result};
@@ -533,10 +534,11 @@ impl Server {
             stopping: &self.stopping,
             held: HashSet::new(),
         };
+        let mut spin = Spin::new();
         loop {
-            let f = match frame::recv(conn.fd, None, MAX_REQUEST) {
-                Ok(Some(f)) => f,
-                _ => break, // closed, malformed or oversized: end this connection
+            let f = match spin.recv(conn.fd, MAX_REQUEST) {
+                Ok(f) => f,
+                Err(_) => break, // closed, malformed or oversized: end this connection
             };
             if self.stopping.load(Ordering::SeqCst) {
                 break; // a stopped server answers nobody: the client sees it gone
