@@ -1013,9 +1013,9 @@ impl Drop for Inner {
         if let Some(slot) = &self.process
             && let Some(p) = slot.lock().unwrap_or_else(|e| e.into_inner()).take()
         {
-            let _ = request(&self.address, &self.authkey, &Request::Shutdown);
+            let asked = request(&self.address, &self.authkey, &Request::Shutdown).is_ok();
             client::forget(&self.address);
-            if !p.join_timeout(SHUTDOWN_GRACE).unwrap_or(false) {
+            if !asked || !p.join_timeout(SHUTDOWN_GRACE).unwrap_or(false) {
                 let _ = p.kill();
                 let _ = p.join_timeout(SHUTDOWN_GRACE);
             }
