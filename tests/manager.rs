@@ -874,3 +874,43 @@ fn stored_proxies_keep_their_objects_and_freeing_releases_them() {
     eventually_count(&m, 0);
     stop(m);
 }
+
+#[test]
+fn owners_aborts_and_timeouts() {
+    let _g = common::shared();
+    let m = Manager::start().unwrap();
+    // RLock: a release by a thread that does not own it is an error.
+    let r = m.rlock().unwrap();
+    let g = r.acquire().unwrap();
+    let r2 = r.clone();
+    let other = std::thread::spawn(move || r2.release().unwrap_err().kind());
+    assert_eq!(other.join().unwrap(), ErrorKind::InvalidState);
+    drop(g);
+    // Barrier: abort breaks the parties already waiting.
+    let b = m.barrier(3).unwrap();
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let b = b.clone();
+            std::thread::spawn(move || b.wait_timeout(LONG).unwrap_err().kind())
+        })
+        .collect();
+    let deadline = Instant::now() + LONG;
+    while b.n_waiting().unwrap() < 2 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    b.abort().unwrap();
+    for w in waiters {
+        assert_eq!(w.join().unwrap(), ErrorKind::BrokenBarrier);
+    }
+    // Bounded queue: put_timeout gives up after about the timeout, item back.
+    let q = m.bounded_queue::<String>(1).unwrap();
+    q.put("a".into()).unwrap();
+    let (r, took) = common::timed(|| q.put_timeout("b".into(), Duration::from_millis(100)));
+    let e = r.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Full);
+    assert_eq!(e.into_inner(), "b");
+    assert!(took >= Duration::from_millis(90) && took < LONG, "{took:?}");
+    assert_eq!(q.len().unwrap(), 1);
+    stop(m);
+}
