@@ -126,6 +126,9 @@ pub mod futures;
 pub mod pool;
 mod process;
 mod queue;
+// Managers and listeners (issue 5).
+mod listener;
+mod manager;
 mod shared;
 mod sync;
 mod sys;
@@ -148,6 +151,15 @@ pub use shared::{Array, Pod, RawArray, RawValue, SharedGuard, SharedMemory, Valu
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard,
+};
+
+// Managers and listeners (issue 5).
+pub use listener::{AuthKey, Client, Listener};
+pub use manager::{
+    ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy, EventProxy,
+    JoinableQueueProxy, ListProxy, LockProxy, Manager, ManagerBuilder, ManagerServer,
+    NamespaceProxy, ObjectProxy, Proxy, ProxyGuard, QueueProxy, RLockProxy, SemaphoreProxy, Shared,
+    SharedObject, ValueProxy, encode_args, invoke,
 };
 
 /// Call first in `main`. In a child process started by `spawn` or the fork server,

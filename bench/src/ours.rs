@@ -481,14 +481,43 @@ fn executor_submit_per_task(quick: bool) -> Option<f64> {
 /// us per op, one op being one set plus one get: set
 /// [`crate::params::MANAGER_DICT_KEYS`] keys (`d[k] = k`) through a manager
 /// dict proxy, then get them all back; time / number of keys.
-fn manager_dict_op(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess's Manager.
+fn manager_dict_op(quick: bool) -> Option<f64> {
+    let m = get_context(StartMethod::Fork).manager().ok()?;
+    let d = m.dict::<u64, u64>().ok()?;
+    d.insert(0, 0).ok()?; // warm-up: connects this thread to the server
+    let n = params::MANAGER_DICT_KEYS.get(quick);
+    let r = median_of(REPS.get(quick), || {
+        let t = Instant::now();
+        for k in 0..n as u64 {
+            d.insert(k, k).expect("insert");
+        }
+        for k in 0..n as u64 {
+            assert_eq!(d.get(&k).expect("get"), Some(k), "bad value");
+        }
+        us_per(t.elapsed(), n)
+    });
+    m.shutdown().ok()?;
+    Some(r)
 }
 
 /// us per op, one op being one put plus one get on a manager queue proxy,
 /// interleaved; [`crate::params::MANAGER_QUEUE_OPS`] ops per repetition.
-fn manager_queue_op(_quick: bool) -> Option<f64> {
-    None // TODO(lead): implement with multiprocess's Manager.
+fn manager_queue_op(quick: bool) -> Option<f64> {
+    let m = get_context(StartMethod::Fork).manager().ok()?;
+    let q = m.queue::<u64>().ok()?;
+    q.put(0).ok()?; // warm-up: connects this thread to the server
+    assert_eq!(q.get().ok()?, 0);
+    let n = params::MANAGER_QUEUE_OPS.get(quick);
+    let r = median_of(REPS.get(quick), || {
+        let t = Instant::now();
+        for i in 0..n as u64 {
+            q.put(i).expect("put");
+            assert_eq!(q.get().expect("get"), i, "bad value");
+        }
+        us_per(t.elapsed(), n)
+    });
+    m.shutdown().ok()?;
+    Some(r)
 }
 
 /// MB/s: a child started beforehand fills a 64 MiB shared byte array

@@ -358,6 +358,14 @@ impl<T: Serialize> Connection<T> {
         let mut bytes = std::mem::take(&mut enc.bytes);
         // The fds borrow from `value`, which the caller holds for the whole call.
         let fds = enc.borrowed_fds();
+        if !fds.is_empty() && !sys::socket::is_unix(self.fd.as_fd()) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "this value holds handles (connections, queues, locks, ...), whose file \
+                 descriptors can only travel over a Unix socket, not over TCP; send a \
+                 manager proxy instead",
+            ));
+        }
         let _g = self.wlock.lock().unwrap_or_else(|e| e.into_inner());
         frame::send(self.fd.as_fd(), &mut bytes, &fds)
     }

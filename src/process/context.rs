@@ -407,4 +407,24 @@ impl Context {
     pub fn array<T: crate::Pod>(&self, src: &[T]) -> Result<crate::Array<T>> {
         crate::Array::from_slice(src)
     }
+
+    /// A [`Manager`](crate::Manager) whose server process is started with this
+    /// context's start method (Python's `ctx.Manager()`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Manager::start`](crate::Manager::start).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::{StartMethod, get_context};
+    /// multiprocess::init();
+    /// let m = get_context(StartMethod::Spawn).manager()?;
+    /// m.list::<u8>()?.push(1)?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn manager(&self) -> Result<crate::Manager> {
+        crate::Manager::with_context(*self)
+    }
 }

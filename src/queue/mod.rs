@@ -95,6 +95,10 @@ pub struct PutError<T> {
 }
 
 impl<T> PutError<T> {
+    pub(crate) fn new(error: Error, item: T) -> Self {
+        PutError { error, item }
+    }
+
     /// Why the put failed.
     pub fn error(&self) -> &Error {
         &self.error

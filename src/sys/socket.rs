@@ -122,3 +122,8 @@ pub(crate) fn recv_some(
 pub(crate) fn dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     retry(|| rustix::io::fcntl_dupfd_cloexec(fd, 0))
 }
+
+/// Is `fd` a Unix-domain socket (one that can carry fds)?
+pub(crate) fn is_unix(fd: BorrowedFd<'_>) -> bool {
+    rustix::net::sockopt::socket_domain(fd).is_ok_and(|d| d == AddressFamily::UNIX)
+}

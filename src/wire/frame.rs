@@ -114,9 +114,20 @@ pub(crate) fn recv(
     deadline: Option<Instant>,
     max_len: u64,
 ) -> Result<Option<Frame>> {
+    recv_spin(fd, deadline, max_len, SPIN)
+}
+
+/// As [`recv`], spinning at most `spin` (instead of [`SPIN`]) before sleeping, for
+/// callers that adapt it to how long their peer takes to answer.
+pub(crate) fn recv_spin(
+    fd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    max_len: u64,
+    spin: Duration,
+) -> Result<Option<Frame>> {
     let mut header = [0u8; HEADER];
     let mut fds = Vec::new();
-    match read_full(fd, &mut header, &mut fds, deadline, true, SPIN)? {
+    match read_full(fd, &mut header, &mut fds, deadline, true, spin)? {
         ReadOutcome::Done => {}
         ReadOutcome::Eof => return Err(Error::disconnected()),
         ReadOutcome::TimedOut => return Ok(None),

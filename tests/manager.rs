@@ -1,0 +1,916 @@
+//! Manager conformance (CONFORMANCE.md, "Manager"), under every start method: every
+//! proxy type mutated in a child and read in the parent; remote managers reached by an
+//! unrelated process (this test binary re-executed); wrong authkeys; shutting down and
+//! restarting at the same address; bad frames; lifetime (drop, owner killed).
+
+multiprocess::test_support!();
+
+#[macro_use]
+mod common;
+
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use multiprocess::{
+    ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, Client, ConditionProxy, DictProxy, ErrorKind,
+    EventProxy, JoinableQueueProxy, ListProxy, LockProxy, Manager, ManagerServer, NamespaceProxy,
+    Process, QueueProxy, RLockProxy, SemaphoreProxy, Shared, SharedObject, StartMethod, ValueProxy,
+    get_context, invoke,
+};
+use serde::{Deserialize, Serialize};
+
+use common::{LONG, TempPath, assert_gone};
+
+fn start(method: StartMethod) -> Manager {
+    get_context(method).manager().expect("start a manager")
+}
+
+/// Shuts `m` down and checks its process is gone.
+fn stop(m: Manager) {
+    let pid = m.pid().expect("an owned manager has a pid");
+    m.shutdown().unwrap();
+    assert_gone(pid);
+}
+
+fn join(p: &Process<impl Serialize + serde::de::DeserializeOwned + 'static>) {
+    assert!(
+        p.join_timeout(LONG).unwrap(),
+        "child did not finish in time"
+    );
+    assert_eq!(p.exitcode(), Some(0), "child failed");
+}
+
+// ------------------------------------------------------------- every proxy type
+
+#[derive(Serialize, Deserialize)]
+struct All {
+    event: EventProxy,
+    lock: LockProxy,
+    rlock: RLockProxy,
+    sem: SemaphoreProxy,
+    bsem: BoundedSemaphoreProxy,
+    queue: QueueProxy<String>,
+    jqueue: JoinableQueueProxy<u32>,
+    list: ListProxy<i32>,
+    dict: DictProxy<String, Vec<u8>>,
+    value: ValueProxy<f64>,
+    array: ArrayProxy<i64>,
+    ns: NamespaceProxy,
+}
+
+fn mutate_all(a: All) {
+    // Lock: acquire/release, then a second release is an error.
+    a.lock.acquire().unwrap().release().unwrap();
+    assert_eq!(
+        a.lock.release().unwrap_err().kind(),
+        ErrorKind::InvalidState
+    );
+    // RLock: three acquires need three releases; a fourth is an error.
+    let g1 = a.rlock.acquire().unwrap();
+    let g2 = a.rlock.acquire().unwrap();
+    let g3 = a.rlock.try_acquire().unwrap().expect("re-entrant");
+    drop((g3, g2, g1));
+    assert_eq!(
+        a.rlock.release().unwrap_err().kind(),
+        ErrorKind::InvalidState
+    );
+    // Semaphore(2): take both and keep them past this process.
+    a.sem.acquire().unwrap().keep();
+    a.sem.acquire().unwrap().keep();
+    assert!(a.sem.try_acquire().unwrap().is_none());
+    // BoundedSemaphore(2): a release above the initial value is refused.
+    a.bsem.acquire().unwrap().release().unwrap();
+    assert_eq!(
+        a.bsem.release().unwrap_err().kind(),
+        ErrorKind::InvalidState
+    );
+    // Queue(2): fill it.
+    a.queue.put("one".into()).unwrap();
+    a.queue.put("two".into()).unwrap();
+    assert!(a.queue.is_full().unwrap());
+    assert_eq!(
+        a.queue.try_put("three".into()).unwrap_err().kind(),
+        ErrorKind::Full
+    );
+    // JoinableQueue(2): consume what the parent put, marking each done.
+    for _ in 0..2 {
+        a.jqueue.get_timeout(LONG).unwrap();
+        a.jqueue.task_done().unwrap();
+    }
+    a.list.extend(0..5).unwrap();
+    a.list.reverse().unwrap();
+    a.list.insert(0, 100).unwrap();
+    a.dict.insert("a".into(), vec![1]).unwrap();
+    a.dict
+        .update([("b".into(), vec![2]), ("c".into(), vec![3, 3])])
+        .unwrap();
+    a.value.set(&2.5).unwrap();
+    a.array.set(1, -7).unwrap();
+    a.ns.set("x", &42u32).unwrap();
+    a.ns.set("name", "child").unwrap();
+    a.event.set().unwrap();
+}
+
+fn every_proxy_type_mutated_in_a_child(method: StartMethod) {
+    let m = start(method);
+    let all = All {
+        event: m.event().unwrap(),
+        lock: m.lock().unwrap(),
+        rlock: m.rlock().unwrap(),
+        sem: m.semaphore(2).unwrap(),
+        bsem: m.bounded_semaphore(2).unwrap(),
+        queue: m.bounded_queue(2).unwrap(),
+        jqueue: m.bounded_joinable_queue(2).unwrap(),
+        list: m.list().unwrap(),
+        dict: m.dict().unwrap(),
+        value: m.value(0.5).unwrap(),
+        array: m.array(&[1, 2, 3]).unwrap(),
+        ns: m.namespace().unwrap(),
+    };
+    assert!(all.queue.is_empty().unwrap());
+    assert!(!all.queue.is_full().unwrap());
+    all.jqueue.put(1).unwrap();
+    all.jqueue.put(2).unwrap();
+    assert!(all.jqueue.is_full().unwrap());
+    assert!(!all.jqueue.join_timeout(Duration::ZERO).unwrap());
+    let mine = All {
+        event: all.event.clone(),
+        lock: all.lock.clone(),
+        rlock: all.rlock.clone(),
+        sem: all.sem.clone(),
+        bsem: all.bsem.clone(),
+        queue: all.queue.clone(),
+        jqueue: all.jqueue.clone(),
+        list: all.list.clone(),
+        dict: all.dict.clone(),
+        value: all.value.clone(),
+        array: all.array.clone(),
+        ns: all.ns.clone(),
+    };
+    let mut p = get_context(method).process(mutate_all, all);
+    p.start().unwrap();
+    assert!(
+        mine.event.wait_timeout(LONG).unwrap(),
+        "the child set the event"
+    );
+    join(&p);
+    let a = mine;
+    assert!(a.event.is_set().unwrap());
+    // Lock and RLock: free again.
+    a.lock
+        .try_acquire()
+        .unwrap()
+        .expect("free")
+        .release()
+        .unwrap();
+    assert_eq!(
+        a.lock.release().unwrap_err().kind(),
+        ErrorKind::InvalidState
+    );
+    assert!(a.rlock.try_acquire().unwrap().is_some());
+    // Semaphore: the child's two permits stay taken; a release above 2 is allowed.
+    assert_eq!(a.sem.get_value().unwrap(), 0);
+    a.sem.release().unwrap();
+    a.sem.release().unwrap();
+    a.sem.release().unwrap();
+    assert_eq!(a.sem.get_value().unwrap(), 3);
+    assert_eq!(a.bsem.get_value().unwrap(), 2);
+    // Queue(2): len, full, empty.
+    assert_eq!(a.queue.len().unwrap(), 2);
+    assert!(a.queue.is_full().unwrap());
+    assert_eq!(a.queue.get().unwrap(), "one");
+    assert_eq!(a.queue.len().unwrap(), 1);
+    assert_eq!(a.queue.get().unwrap(), "two");
+    assert!(a.queue.is_empty().unwrap());
+    assert_eq!(a.queue.try_get().unwrap_err().kind(), ErrorKind::Empty);
+    let t = Instant::now();
+    assert_eq!(
+        a.queue
+            .get_timeout(Duration::from_millis(100))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Empty
+    );
+    assert!(t.elapsed() >= Duration::from_millis(90));
+    // JoinableQueue: the child marked both done.
+    assert!(a.jqueue.join_timeout(LONG).unwrap());
+    assert!(a.jqueue.is_empty().unwrap());
+    assert_eq!(
+        a.jqueue.task_done().unwrap_err().kind(),
+        ErrorKind::InvalidState
+    );
+    assert_eq!(a.list.to_vec().unwrap(), vec![100, 4, 3, 2, 1, 0]);
+    assert_eq!(a.list.get(-1).unwrap(), 0);
+    assert_eq!(a.dict.len().unwrap(), 3);
+    assert_eq!(a.dict.keys().unwrap(), vec!["a", "b", "c"]);
+    assert_eq!(a.dict.pop_item().unwrap(), Some(("c".into(), vec![3, 3])));
+    assert_eq!(a.dict.get(&"b".into()).unwrap(), Some(vec![2]));
+    assert!(!a.dict.contains_key(&"c".into()).unwrap());
+    assert_eq!(a.value.get().unwrap(), 2.5);
+    assert_eq!(a.array.to_vec().unwrap(), vec![1, -7, 3]);
+    assert_eq!(a.ns.get::<u32>("x").unwrap(), Some(42));
+    assert_eq!(
+        a.ns.get::<String>("name").unwrap().as_deref(),
+        Some("child")
+    );
+    assert_eq!(a.ns.get::<u32>("missing").unwrap(), None);
+    stop(m);
+}
+
+// ------------------------------------------------------------- condition, barrier
+
+fn notify_when_ready((c, ns): (ConditionProxy, NamespaceProxy)) {
+    std::thread::sleep(Duration::from_millis(50));
+    let _g = c.acquire().unwrap();
+    ns.set("ready", &true).unwrap();
+    c.notify_all().unwrap();
+}
+
+fn condition_across_processes(method: StartMethod) {
+    let m = start(method);
+    let (c, ns) = (m.condition().unwrap(), m.namespace().unwrap());
+    let mut g = c.acquire().unwrap();
+    assert!(!c.wait_timeout(&mut g, Duration::from_millis(20)).unwrap());
+    let mut p = get_context(method).process(notify_when_ready, (c.clone(), ns.clone()));
+    p.start().unwrap();
+    let ready = || ns.get::<bool>("ready").unwrap().unwrap_or(false);
+    assert!(c.wait_for(&mut g, ready, Some(LONG)).unwrap());
+    drop(g);
+    join(&p);
+    stop(m);
+}
+
+fn barrier_party((b, out): (BarrierProxy, ListProxy<u32>)) {
+    for _ in 0..3 {
+        let i = b.wait_timeout(LONG).unwrap();
+        out.push(i).unwrap();
+    }
+}
+
+fn barrier_of_five(method: StartMethod) {
+    let m = start(method);
+    let b = m.barrier(5).unwrap();
+    let out = m.list().unwrap();
+    assert_eq!(b.parties().unwrap(), 5);
+    let mut ps: Vec<_> = (0..4)
+        .map(|_| get_context(method).process(barrier_party, (b.clone(), out.clone())))
+        .collect();
+    for p in &mut ps {
+        p.start().unwrap();
+    }
+    barrier_party((b.clone(), out.clone()));
+    for p in &ps {
+        join(p);
+    }
+    let mut idx = out.to_vec().unwrap();
+    idx.sort();
+    assert_eq!(idx, [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]);
+    // abort breaks, reset repairs.
+    b.abort().unwrap();
+    assert!(b.is_broken().unwrap());
+    assert_eq!(b.wait().unwrap_err().kind(), ErrorKind::BrokenBarrier);
+    b.reset().unwrap();
+    assert!(!b.is_broken().unwrap());
+    assert_eq!(b.n_waiting().unwrap(), 0);
+    stop(m);
+}
+
+for_each_method!(
+    every_proxy_type_mutated_in_a_child,
+    condition_across_processes,
+    barrier_of_five,
+    shutdown_and_restart_at_the_same_address,
+    server_dies_with_its_owner,
+);
+
+// ------------------------------------------------------------- lifetime
+
+fn shutdown_and_restart_at_the_same_address(method: StartMethod) {
+    let path = TempPath::new("mgr");
+    let abs = format!("@mp-test-mgr-{}-{method}", std::process::id());
+    for addr in [abs, path.as_string(), "127.0.0.1:0".to_string()] {
+        let m = Manager::builder()
+            .address(&addr)
+            .authkey(b"k")
+            .context(get_context(method))
+            .start()
+            .unwrap();
+        let addr = m.address().to_string();
+        let d = m.dict::<u8, u8>().unwrap();
+        d.insert(1, 1).unwrap();
+        // Binding the address of a running manager fails.
+        let again = Manager::builder().address(&addr).start().unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::AlreadyExists);
+        stop(m);
+        assert!(d.get(&1).is_err(), "the old server is gone");
+        let m2 = Manager::builder()
+            .address(&addr)
+            .authkey(b"k")
+            .context(get_context(method))
+            .start()
+            .unwrap();
+        // A proxy of the old server does not reach into the new one.
+        assert!(d.get(&1).is_err());
+        let d2 = m2.dict::<u8, u8>().unwrap();
+        d2.insert(2, 2).unwrap();
+        assert_eq!(d2.items().unwrap(), vec![(2, 2)]);
+        stop(m2);
+    }
+}
+
+fn start_manager_and_wait(tx: multiprocess::Connection<u32>) {
+    let m = Manager::start().unwrap();
+    tx.send(&m.pid().unwrap()).unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+    drop(m);
+}
+
+fn server_dies_with_its_owner(method: StartMethod) {
+    // Dropping the last handle stops the server.
+    let m = start(method);
+    let pid = m.pid().unwrap();
+    let m2 = m.clone();
+    drop(m);
+    assert!(common::is_running(pid), "a clone still holds it");
+    drop(m2);
+    assert_gone(pid);
+    // An owner killed by SIGKILL takes its manager along.
+    let (rx, tx) = multiprocess::pipe::<u32>().unwrap();
+    let mut p = get_context(method).process(start_manager_and_wait, tx);
+    p.start().unwrap();
+    let server = rx.recv_timeout(LONG).unwrap();
+    assert!(common::is_running(server));
+    p.kill().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_gone(server);
+}
+
+// ------------------------------------------------------------- remote managers
+
+const CLIENT_ENV: &str = "MP_TEST_MANAGER_CLIENT";
+
+/// Not a test of its own: the body of the unrelated client process. The test binary
+/// is re-executed with `--exact remote_client_entry` and the address in the
+/// environment; run as an ordinary test it does nothing.
+#[test]
+fn remote_client_entry() {
+    let Ok(spec) = std::env::var(CLIENT_ENV) else {
+        return;
+    };
+    let (addr, key) = spec.split_once('|').expect("address|key");
+    match Manager::connect(addr, key) {
+        Ok(m) => {
+            let q: QueueProxy<(u32, String)> = m.get("get_queue").unwrap();
+            for i in 0..10 {
+                q.put((i, format!("item {i} from pid {}", std::process::id())))
+                    .unwrap();
+            }
+            // Asking for the queue as a dict is a clear error.
+            let wrong = m.get::<DictProxy<u8, u8>>("get_queue").unwrap_err();
+            assert_eq!(wrong.kind(), ErrorKind::InvalidInput);
+            let missing = m.get::<QueueProxy<u8>>("nope").unwrap_err();
+            assert_eq!(missing.kind(), ErrorKind::NotFound);
+        }
+        Err(e) if e.kind() == ErrorKind::Authentication => std::process::exit(3),
+        Err(e) => panic!("connect: {e}"),
+    }
+}
+
+fn run_unrelated_client(addr: &str, key: &str) -> i32 {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "remote_client_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CLIENT_ENV, format!("{addr}|{key}"))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + LONG;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the client process hung");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn remote_manager_with_an_unrelated_client() {
+    let _g = common::shared();
+    for address in [
+        "127.0.0.1:0".to_string(),
+        format!("@mp-test-remote-{}", std::process::id()),
+    ] {
+        let server = ManagerServer::bind(&address, "abracadabra").unwrap();
+        server.register("get_queue", Shared::queue());
+        let addr = server.address().to_string();
+        let s = server.clone();
+        let t = std::thread::spawn(move || s.serve_forever());
+        // A wrong key fails in the client (exit code 3) and the server goes on.
+        assert_eq!(run_unrelated_client(&addr, "wrong"), 3);
+        assert_eq!(run_unrelated_client(&addr, "abracadabra"), 0);
+        // The server reads what the other program put.
+        let m = Manager::connect(&addr, "abracadabra").unwrap();
+        let q: QueueProxy<(u32, String)> = m.get("get_queue").unwrap();
+        for i in 0..10 {
+            let (n, s) = q.get_timeout(LONG).unwrap();
+            assert_eq!(n, i);
+            assert!(s.starts_with(&format!("item {i} from pid")));
+        }
+        assert!(q.is_empty().unwrap());
+        assert_eq!(
+            Manager::connect(&addr, "wrong").unwrap_err().kind(),
+            ErrorKind::Authentication
+        );
+        // A client may stop the server; serve_forever returns.
+        m.shutdown().unwrap();
+        t.join().unwrap().unwrap();
+    }
+}
+
+#[derive(Default)]
+struct Counter {
+    n: i64,
+}
+
+impl SharedObject for Counter {
+    fn methods(&self) -> &'static [&'static str] {
+        &["add", "get"]
+    }
+    fn call(&mut self, method: &str, args: &[u8]) -> multiprocess::Result<Vec<u8>> {
+        match method {
+            "add" => invoke(args, |by: i64| {
+                self.n += by;
+                self.n
+            }),
+            "get" => invoke(args, |(): ()| self.n),
+            _ => unreachable!("the server checks the name"),
+        }
+    }
+}
+
+fn new_counter() -> Box<dyn SharedObject> {
+    Box::new(Counter::default())
+}
+
+fn add_ten(c: multiprocess::ObjectProxy) {
+    for _ in 0..10 {
+        c.call::<_, i64>("add", &1i64).unwrap();
+    }
+}
+
+fn custom_types(method: StartMethod) {
+    let m = Manager::builder()
+        .context(get_context(method))
+        .register_type("Counter", new_counter)
+        .start()
+        .unwrap();
+    let c = m.create("Counter").unwrap();
+    let mut p = get_context(method).process(add_ten, c.clone());
+    p.start().unwrap();
+    add_ten(c.clone());
+    join(&p);
+    assert_eq!(c.call::<_, i64>("get", &()).unwrap(), 20);
+    let e = c.call::<_, i64>("sub", &1i64).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("add"), "{e}");
+    assert_eq!(m.create("Nope").unwrap_err().kind(), ErrorKind::NotFound);
+    stop(m);
+}
+
+for_each_method!(
+    custom_types,
+    proxies_travel_through_a_queue,
+    a_dead_holder_frees_the_lock
+);
+
+#[test]
+fn a_registered_custom_object_in_a_server() {
+    let _g = common::shared();
+    let server = ManagerServer::bind("127.0.0.1:0", "k").unwrap();
+    server.register("counter", Shared::object(Counter { n: 5 }));
+    let s = server.clone();
+    let t = std::thread::spawn(move || s.serve_forever());
+    let m = Manager::connect(server.address(), "k").unwrap();
+    let c: multiprocess::ObjectProxy = m.get("counter").unwrap();
+    assert_eq!(c.call::<_, i64>("add", &2i64).unwrap(), 7);
+    assert_eq!(m.registered().unwrap(), vec!["counter"]);
+    server.shutdown();
+    t.join().unwrap().unwrap();
+}
+
+// ------------------------------------------------------------- proxies as values
+
+fn receive_proxy(q: multiprocess::Queue<DictProxy<String, u32>>) {
+    let d = q.get_timeout(LONG).unwrap();
+    d.insert("seen".into(), std::process::id()).unwrap();
+}
+
+fn proxies_travel_through_a_queue(method: StartMethod) {
+    let m = start(method);
+    let q = get_context(method).queue().unwrap();
+    let mut p = get_context(method).process(receive_proxy, q.clone());
+    p.start().unwrap();
+    let d = m.dict::<String, u32>().unwrap();
+    q.put(d.clone()).unwrap();
+    join(&p);
+    assert_eq!(d.get(&"seen".into()).unwrap(), p.pid());
+    stop(m);
+}
+
+fn hold_and_die(lock: LockProxy) {
+    lock.acquire().unwrap().keep();
+    std::process::exit(0);
+}
+
+fn a_dead_holder_frees_the_lock(method: StartMethod) {
+    let m = start(method);
+    let lock = m.lock().unwrap();
+    let mut p = get_context(method).process(hold_and_die, lock.clone());
+    p.start().unwrap();
+    join(&p);
+    let g = lock.acquire_timeout(LONG).unwrap();
+    assert!(g.is_some(), "the server released the dead holder's lock");
+    drop(g);
+    stop(m);
+}
+
+// ------------------------------------------------------------- bad input
+
+#[test]
+fn a_bad_frame_closes_only_that_connection() {
+    let _g = common::shared();
+    let m = Manager::start().unwrap();
+    let d = m.dict::<u8, u8>().unwrap();
+    d.insert(1, 1).unwrap();
+    for bytes in [
+        // 1 TiB announced.
+        [
+            &0x4d50_4652u32.to_le_bytes()[..],
+            &0u32.to_le_bytes(),
+            &(1u64 << 40).to_le_bytes(),
+        ]
+        .concat(),
+        // Garbage.
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        // A well-formed frame that is not a request.
+        [
+            &0x4d50_4652u32.to_le_bytes()[..],
+            &0u32.to_le_bytes(),
+            &3u64.to_le_bytes(),
+            b"\xff\xff\xff",
+        ]
+        .concat(),
+    ] {
+        let c = Client::connect::<()>(m.address(), m.authkey()).unwrap();
+        let mut s = UnixStream::from(c.as_fd().try_clone_to_owned().unwrap());
+        drop(c);
+        s.write_all(&bytes).unwrap();
+        s.set_read_timeout(Some(LONG)).unwrap();
+        let mut rest = Vec::new();
+        // The server answers at most an error frame, then closes (a reset when it
+        // closes with our bytes unread).
+        match s.read_to_end(&mut rest) {
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
+        // Everything else still works.
+        assert_eq!(d.get(&1).unwrap(), Some(1));
+    }
+    // A value holding a handle cannot be stored.
+    let (a, _b) = multiprocess::pipe::<u8>().unwrap();
+    let l = m.list::<multiprocess::Connection<u8>>().unwrap();
+    assert_eq!(l.push(a).unwrap_err().kind(), ErrorKind::Serialize);
+    stop(m);
+}
+
+#[test]
+fn wrong_authkey_is_refused() {
+    let _g = common::shared();
+    let m = Manager::builder().authkey("right").start().unwrap();
+    let e = Manager::connect(m.address(), "wrong").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Authentication);
+    let e = Manager::connect(m.address(), None).unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            ErrorKind::Disconnected | ErrorKind::Authentication
+        ),
+        "{e}"
+    );
+    let ok = Manager::connect(m.address(), "right").unwrap();
+    ok.list::<u8>().unwrap().push(1).unwrap();
+    stop(m);
+}
+
+// ------------------------------------------------------------- names, notify counts
+
+struct WhoAmI;
+
+impl SharedObject for WhoAmI {
+    fn methods(&self) -> &'static [&'static str] {
+        &["name"]
+    }
+    fn call(&mut self, _: &str, args: &[u8]) -> multiprocess::Result<Vec<u8>> {
+        invoke(args, |(): ()| {
+            multiprocess::current_process().name().to_string()
+        })
+    }
+}
+
+fn who_am_i() -> Box<dyn SharedObject> {
+    Box::new(WhoAmI)
+}
+
+#[test]
+fn the_server_process_is_named_manager_n() {
+    let _g = common::shared();
+    let m = Manager::builder()
+        .register_type("WhoAmI", who_am_i)
+        .start()
+        .unwrap();
+    let name: String = m.create("WhoAmI").unwrap().call("name", &()).unwrap();
+    assert!(name.starts_with("Manager-"), "{name}");
+    assert!(name["Manager-".len()..].parse::<u32>().is_ok(), "{name}");
+    stop(m);
+}
+
+#[test]
+fn condition_notify_wakes_the_number_asked() {
+    let _g = common::shared();
+    let m = Manager::start().unwrap();
+    let c = m.condition().unwrap();
+    let (ready, woken) = (m.list::<u32>().unwrap(), m.list::<u32>().unwrap());
+    // Each thread has its own connection: six waiters, as six processes would be.
+    let waiters: Vec<_> = (0..6)
+        .map(|i| {
+            let (c, ready, woken) = (c.clone(), ready.clone(), woken.clone());
+            std::thread::spawn(move || {
+                let mut g = c.acquire().unwrap();
+                // Still holding the lock: whoever sees this entry while holding the
+                // lock knows this thread is already waiting.
+                ready.push(i).unwrap();
+                if c.wait_timeout(&mut g, LONG).unwrap() {
+                    woken.push(i).unwrap();
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + LONG;
+    loop {
+        let g = c.acquire().unwrap();
+        if ready.len().unwrap() == 6 {
+            assert_eq!(c.notify_n(1).unwrap(), 1);
+            break;
+        }
+        drop(g);
+        assert!(Instant::now() < deadline, "the waiters did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let woken_reach = |n: usize| {
+        let deadline = Instant::now() + LONG;
+        while woken.len().unwrap() < n {
+            assert!(Instant::now() < deadline, "fewer than {n} woke");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        woken.len().unwrap()
+    };
+    assert_eq!(woken_reach(1), 1);
+    {
+        let _g = c.acquire().unwrap();
+        assert_eq!(c.notify_n(2).unwrap(), 2);
+    }
+    assert_eq!(woken_reach(3), 3);
+    {
+        let _g = c.acquire().unwrap();
+        c.notify_all().unwrap();
+    }
+    for t in waiters {
+        t.join().unwrap();
+    }
+    let mut all = woken.to_vec().unwrap();
+    all.sort();
+    assert_eq!(all, vec![0, 1, 2, 3, 4, 5]);
+    stop(m);
+}
+
+#[test]
+fn stopping_a_server_ends_blocked_calls() {
+    let _g = common::shared();
+    let server = ManagerServer::bind("127.0.0.1:0", "k").unwrap();
+    server.register("q", Shared::bounded_queue(0)); // 0: unbounded, as in Python
+    let s = server.clone();
+    let t = std::thread::spawn(move || s.serve_forever());
+    let addr = server.address().to_string();
+    let blocked = std::thread::spawn(move || {
+        let m = Manager::connect(&addr, "k").unwrap();
+        let q: QueueProxy<u8> = m.get("q").unwrap();
+        for i in 0..10 {
+            q.put(i).unwrap();
+        }
+        assert!(!q.is_full().unwrap());
+        for _ in 0..10 {
+            q.get().unwrap();
+        }
+        q.get().unwrap_err().kind() // blocks until the server stops
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    server.shutdown();
+    t.join().unwrap().unwrap();
+    let (kind, took) = common::timed(|| blocked.join().unwrap());
+    assert_eq!(kind, ErrorKind::Disconnected);
+    assert!(took < LONG);
+}
+
+// ------------------------------------------------------------- reference counts
+
+fn eventually_count(m: &Manager, n: usize) {
+    let deadline = Instant::now() + LONG;
+    while m.object_count().unwrap() != n {
+        assert!(
+            Instant::now() < deadline,
+            "{} objects, expected {n}",
+            m.object_count().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn use_after_the_sender_dropped((q, tx): (QueueProxy<u8>, multiprocess::Connection<u8>)) {
+    std::thread::sleep(Duration::from_millis(50)); // the parent drops its copies now
+    q.put(7).unwrap();
+    tx.send(&q.get().unwrap()).unwrap();
+}
+
+fn objects_live_while_a_proxy_does(method: StartMethod) {
+    let m = Manager::builder()
+        .context(get_context(method))
+        .register("pinned", Shared::dict())
+        .start()
+        .unwrap();
+    assert_eq!(m.object_count().unwrap(), 1);
+    let d = m.dict::<u8, u8>().unwrap();
+    let d2 = d.clone();
+    assert_eq!(m.object_count().unwrap(), 2);
+    drop(d);
+    d2.insert(1, 1).unwrap(); // still there: d2 owns it
+    drop(d2);
+    eventually_count(&m, 1); // freed; the registered one stays
+    // A proxy in transit keeps its object: the parent drops every copy before the
+    // child first uses it.
+    let (rx, tx) = multiprocess::pipe::<u8>().unwrap();
+    let q = m.queue::<u8>().unwrap();
+    let mut p = get_context(method).process(use_after_the_sender_dropped, (q, tx));
+    p.start().unwrap();
+    // `start` dropped the args: the parent holds no proxy of `q` any more.
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), 7);
+    join(&p);
+    let pinned: DictProxy<u8, u8> = m.get("pinned").unwrap();
+    drop(pinned);
+    assert!(m.object_count().unwrap() >= 1);
+    stop(m);
+}
+
+for_each_method!(objects_live_while_a_proxy_does);
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn both<T: Send + Sync>() {}
+    both::<Manager>();
+    both::<ManagerServer>();
+    both::<DictProxy<String, Vec<u8>>>();
+    both::<QueueProxy<String>>();
+    both::<LockProxy>();
+    both::<ConditionProxy>();
+    both::<multiprocess::ObjectProxy>();
+    both::<multiprocess::Listener>();
+}
+
+#[test]
+fn a_custom_object_cannot_be_sent_to_a_manager_process() {
+    let _g = common::shared();
+    let e = Manager::builder()
+        .register("c", Shared::object(Counter::default()))
+        .start()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("register_type"), "{e}");
+}
+
+#[test]
+fn proxies_nest_inside_manager_objects() {
+    let _g = common::shared();
+    let m = Manager::start().unwrap();
+    // Python's test_list: a = m.list(); b = m.list([a]); a.append(5)
+    let a = m.list::<i32>().unwrap();
+    let b = m.list::<ListProxy<i32>>().unwrap();
+    b.push(a.clone()).unwrap();
+    a.push(5).unwrap();
+    let inner = b.get(0).unwrap();
+    assert_eq!(inner, a);
+    assert_eq!(inner.to_vec().unwrap(), vec![5]);
+    let d = m.dict::<String, DictProxy<String, u8>>().unwrap();
+    let e = m.dict::<String, u8>().unwrap();
+    e.insert("x".into(), 1).unwrap();
+    d.insert("e".into(), e).unwrap(); // our only proxy of `e` goes into `d`
+    assert_eq!(
+        d.get(&"e".into())
+            .unwrap()
+            .unwrap()
+            .get(&"x".into())
+            .unwrap(),
+        Some(1)
+    );
+    stop(m);
+}
+
+#[test]
+fn stored_proxies_keep_their_objects_and_freeing_releases_them() {
+    let _g = common::shared();
+    let lease = Duration::from_millis(30);
+    let m = Manager::builder().lease(lease).start().unwrap();
+    let after_lease = || {
+        std::thread::sleep(lease * 3);
+        m.list::<u8>().unwrap() // any creation sweeps expired leases
+    };
+    let outer = m.dict::<String, DictProxy<String, u8>>().unwrap();
+    let inner = m.dict::<String, u8>().unwrap();
+    inner.insert("x".into(), 1).unwrap();
+    outer.insert("inner".into(), inner).unwrap(); // our only proxy of it goes in
+    let l = after_lease();
+    drop(l);
+    eventually_count(&m, 2); // outer and inner: the stored proxy owns inner
+    let got = outer.get(&"inner".into()).unwrap().unwrap();
+    assert_eq!(got.get(&"x".into()).unwrap(), Some(1));
+    drop(got);
+    // Nested lists, two levels deep, freed as a whole with their root.
+    let leaf = m.list::<u8>().unwrap();
+    leaf.push(7).unwrap();
+    let mid = m.list::<ListProxy<u8>>().unwrap();
+    mid.push(leaf).unwrap();
+    outer.clear().unwrap(); // releases inner (after a lease)
+    let root = m.list::<ListProxy<ListProxy<u8>>>().unwrap();
+    root.push(mid).unwrap();
+    assert_eq!(
+        root.get(0).unwrap().get(0).unwrap().to_vec().unwrap(),
+        vec![7]
+    );
+    drop(after_lease());
+    eventually_count(&m, 4); // outer, root, mid, leaf (inner freed)
+    drop(root);
+    drop(outer);
+    drop(after_lease());
+    eventually_count(&m, 0);
+    stop(m);
+}
+
+#[test]
+fn owners_aborts_and_timeouts() {
+    let _g = common::shared();
+    let m = Manager::start().unwrap();
+    // RLock: a release by a thread that does not own it is an error.
+    let r = m.rlock().unwrap();
+    let g = r.acquire().unwrap();
+    let r2 = r.clone();
+    let other = std::thread::spawn(move || r2.release().unwrap_err().kind());
+    assert_eq!(other.join().unwrap(), ErrorKind::InvalidState);
+    drop(g);
+    // Barrier: abort breaks the parties already waiting.
+    let b = m.barrier(3).unwrap();
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let b = b.clone();
+            std::thread::spawn(move || b.wait_timeout(LONG).unwrap_err().kind())
+        })
+        .collect();
+    let deadline = Instant::now() + LONG;
+    while b.n_waiting().unwrap() < 2 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    b.abort().unwrap();
+    for w in waiters {
+        assert_eq!(w.join().unwrap(), ErrorKind::BrokenBarrier);
+    }
+    // Bounded queue: put_timeout gives up after about the timeout, item back.
+    let q = m.bounded_queue::<String>(1).unwrap();
+    q.put("a".into()).unwrap();
+    let (r, took) = common::timed(|| q.put_timeout("b".into(), Duration::from_millis(100)));
+    let e = r.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Full);
+    assert_eq!(e.into_inner(), "b");
+    assert!(took >= Duration::from_millis(90) && took < LONG, "{took:?}");
+    assert_eq!(q.len().unwrap(), 1);
+    stop(m);
+}
