@@ -138,6 +138,23 @@ fn stuck(_: ()) -> u64 {
     }
 }
 
+// ---- Managers -------------------------------------------------------------------------
+
+/// Counts words into a manager dict; the manager lock makes get+insert atomic.
+fn count_words(
+    (words, counts, lock): (
+        multiprocess::QueueProxy<String>,
+        multiprocess::DictProxy<String, u32>,
+        multiprocess::LockProxy,
+    ),
+) {
+    while let Ok(w) = words.try_get() {
+        let _g = lock.acquire().unwrap();
+        let n = counts.get(&w).unwrap().unwrap_or(0);
+        counts.insert(w, n + 1).unwrap();
+    }
+}
+
 fn pid_alive(pid: u32) -> bool {
     // A zombie has exited; only a live process counts.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -431,6 +448,35 @@ fn main() -> multiprocess::Result<()> {
         "  ThreadPool with a capturing closure: {:?}",
         threads.map(move |x: u64| x + offset, 0..3)?
     );
+
+    section("managers: a shared dict, queue and lock in a server process");
+    let manager = multiprocess::Manager::start()?; // Python: with Manager() as manager:
+    let (words, counts, lock) = (manager.queue()?, manager.dict()?, manager.lock()?);
+    for w in "the cat saw the dog and the bird".split(' ') {
+        words.put(w.to_string())?;
+    }
+    let mut ps: Vec<_> = (0..3)
+        .map(|_| Process::new(count_words, (words.clone(), counts.clone(), lock.clone())))
+        .collect();
+    for p in &mut ps {
+        p.start()?;
+    }
+    for p in &ps {
+        p.join()?;
+    }
+    let mut items = counts.items()?;
+    items.sort();
+    println!("  word counts from 3 processes: {items:?}");
+    // Any program with the address and authkey can connect (see manager_client.rs).
+    let other = multiprocess::Manager::connect(manager.address(), manager.authkey())?;
+    let same: multiprocess::DictProxy<String, u32> = other.dict()?;
+    same.insert("remote".into(), 1)?;
+    println!(
+        "  manager at {} serves any process that knows its key",
+        manager.address()
+    );
+    drop(other);
+    drop(manager); // the last handle: the server process stops
 
     section("rules that protect you");
     let mut once = Process::new(sleeps, 0);
