@@ -69,7 +69,8 @@ pub struct Connection<T> {
     readable: bool,
     writable: bool,
     max_len: u64,
-    rlock: Mutex<()>,
+    /// Held while receiving; it keeps how long to spin for this connection's peer.
+    rlock: Mutex<frame::AdaptiveSpin>,
     wlock: Mutex<()>,
     _t: PhantomData<fn(T) -> T>,
 }
@@ -125,7 +126,7 @@ impl<T> Connection<T> {
             readable,
             writable,
             max_len: u64::MAX,
-            rlock: Mutex::new(()),
+            rlock: Mutex::new(frame::AdaptiveSpin::new()),
             wlock: Mutex::new(()),
             _t: PhantomData,
         }
@@ -197,8 +198,8 @@ impl<T> Connection<T> {
 
     fn recv_frame(&self, deadline: Option<Instant>) -> Result<Option<frame::Frame>> {
         self.check_readable()?;
-        let _g = self.rlock.lock().unwrap_or_else(|e| e.into_inner());
-        frame::recv(self.fd.as_fd(), deadline, self.max_len)
+        let mut spin = self.rlock.lock().unwrap_or_else(|e| e.into_inner());
+        spin.recv(self.fd.as_fd(), deadline, self.max_len)
     }
 
     /// Receives a raw byte message, blocking until one arrives.
@@ -328,7 +329,7 @@ impl<T> Connection<T> {
             readable: self.readable,
             writable: self.writable,
             max_len: self.max_len,
-            rlock: Mutex::new(()),
+            rlock: Mutex::new(frame::AdaptiveSpin::new()),
             wlock: Mutex::new(()),
             _t: PhantomData,
         }

@@ -10,8 +10,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::os::fd::{AsFd, BorrowedFd};
-use std::time::{Duration, Instant};
+use std::os::fd::AsFd;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +18,7 @@ use super::protocol::{Reply, Request, Response};
 use crate::error::{Error, ErrorKind, Result};
 use crate::listener::{AuthKey, connect_raw};
 use crate::sys;
+use crate::wire::frame::AdaptiveSpin;
 use crate::wire::handles::HandleFd;
 use crate::wire::{codec, frame};
 
@@ -40,54 +40,7 @@ struct Cached {
     pid: u32,
     authkey: AuthKey,
     fd: HandleFd,
-    spin: Spin,
-}
-
-/// How long to spin for the next frame before sleeping, adapted to the peer.
-///
-/// Spinning turns a round trip into a few microseconds when both sides have a core of
-/// their own, but on a loaded machine a spinning waiter only delays the peer it waits
-/// for (and loses the scheduler's wake-up preference): there, sleeping at once is
-/// several times faster (measured on a 2-core VM with two busy processes: about 60 us
-/// per dict operation sleeping, 400 us and more spinning). So a side spins while its
-/// answers arrive within the spin, stops at the first miss, and tries again after
-/// [`PROBE`] sleeping receives, as an adaptive mutex does.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Spin {
-    spin: Duration,
-    /// Receives left before spinning is tried again.
-    until_probe: u32,
-}
-
-/// Sleeping receives between two tries at spinning.
-const PROBE: u32 = 64;
-
-impl Spin {
-    pub(crate) fn new() -> Spin {
-        Spin {
-            spin: frame::SPIN,
-            until_probe: 0,
-        }
-    }
-
-    /// Receives a frame (no deadline), spinning as the last answers suggest.
-    pub(crate) fn recv(&mut self, fd: BorrowedFd<'_>, max_len: u64) -> Result<frame::Frame> {
-        let t = Instant::now();
-        let f = frame::recv_spin(fd, None, max_len, self.spin)?.expect("no deadline");
-        if self.spin > Duration::ZERO {
-            if t.elapsed() > self.spin {
-                // Missed: the peer was not running. Sleep for a while.
-                self.spin = Duration::ZERO;
-                self.until_probe = PROBE;
-            }
-        } else {
-            self.until_probe = self.until_probe.saturating_sub(1);
-            if self.until_probe == 0 {
-                self.spin = frame::SPIN;
-            }
-        }
-        Ok(f)
-    }
+    spin: AdaptiveSpin,
 }
 
 thread_local! {
@@ -99,7 +52,10 @@ fn send_request(c: &Cached, bytes: &mut [u8]) -> Result<()> {
 }
 
 fn recv_reply(c: &mut Cached) -> Result<Reply> {
-    let f = c.spin.recv(c.fd.as_fd(), u64::MAX)?;
+    let f = c
+        .spin
+        .recv(c.fd.as_fd(), None, u64::MAX)?
+        .expect("no deadline");
     let resp: Response = codec::decode(&f.body, f.fds)?;
     resp.map_err(Error::from)
 }
@@ -132,7 +88,7 @@ pub(crate) fn request(address: &str, authkey: &AuthKey, req: &Request) -> Result
                     pid,
                     authkey: authkey.clone(),
                     fd: HandleFd::new(fd),
-                    spin: Spin::new(),
+                    spin: AdaptiveSpin::new(),
                 },
             );
             fresh = true;
@@ -152,7 +108,7 @@ pub(crate) fn request(address: &str, authkey: &AuthKey, req: &Request) -> Result
                     pid,
                     authkey: authkey.clone(),
                     fd: HandleFd::new(fd),
-                    spin: Spin::new(),
+                    spin: AdaptiveSpin::new(),
                 },
             );
             let c = conns.get(address).expect("inserted");

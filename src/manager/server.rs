@@ -52,12 +52,12 @@ use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 
-use super::client::Spin;
 use super::protocol::{Bytes, Init, Item, Kind, Op, Reply, Request, Response, Wait};
 use super::shared::SharedObject;
 use crate::error::{Error, ErrorKind, Result};
 use crate::listener::{AuthKey, Listener, authenticate_server};
 use crate::sys;
+use crate::wire::frame::AdaptiveSpin;
 use crate::wire::{codec, frame};
 
 /// The largest request a manager accepts (1 GiB); a larger frame closes that
@@ -534,9 +534,12 @@ impl Server {
             stopping: &self.stopping,
             held: HashSet::new(),
         };
-        let mut spin = Spin::new();
+        let mut spin = AdaptiveSpin::new();
         loop {
-            let f = match spin.recv(conn.fd, MAX_REQUEST) {
+            let f = match spin
+                .recv(conn.fd, None, MAX_REQUEST)
+                .map(|f| f.expect("no deadline"))
+            {
                 Ok(f) => f,
                 Err(_) => break, // closed, malformed or oversized: end this connection
             };
