@@ -42,7 +42,7 @@ use crate::process::Context;
 /// The pending result of a submitted call: Python's `concurrent.futures.Future`.
 ///
 /// [`result`](Future::result) waits and takes the value out (a second call is an
-/// error: Rust values move). `.await` works too: it implements [`IntoFuture`](std::future::IntoFuture).
+/// error: Rust values move). `.await` works too: it implements [`IntoFuture`].
 ///
 /// # Examples
 ///

@@ -127,8 +127,8 @@ pub mod pool;
 mod process;
 mod queue;
 // Managers and listeners (issue 5).
-mod listener;
-mod manager;
+pub mod listener;
+pub mod manager;
 mod shared;
 mod sync;
 mod sys;

@@ -288,7 +288,7 @@ fn default_address() -> Result<String> {
 }
 
 impl ManagerBuilder {
-    /// Serves at `address` (see [`Listener`](crate::Listener) for the syntax) instead
+    /// Serves at `address` (see [`Listener`] for the syntax) instead
     /// of a fresh abstract socket name.
     ///
     /// # Examples
@@ -1049,7 +1049,7 @@ impl fmt::Debug for ManagerServer {
 }
 
 impl ManagerServer {
-    /// Binds `address` (see [`Listener`](crate::Listener)); clients must present
+    /// Binds `address` (see [`Listener`]); clients must present
     /// `authkey`. Nothing is served until [`serve_forever`](ManagerServer::serve_forever).
     ///
     /// # Errors
