@@ -195,7 +195,9 @@ fn install_panic_hook() {
             None => format!("Process {} (pid {}) panicked:\n{msg}", st.name, st.pid),
         };
         let bt = std::backtrace::Backtrace::capture();
-        if bt.status() == std::backtrace::BacktraceStatus::Captured {
+        let bt = (bt.status() == std::backtrace::BacktraceStatus::Captured)
+            .then(|| user_frames(&bt.to_string()));
+        if let Some(bt) = &bt {
             text.push_str(&format!("\nstack backtrace:\n{bt}"));
         }
         if !QUIET_PANICS.load(std::sync::atomic::Ordering::Relaxed) {
@@ -205,13 +207,66 @@ fn install_panic_hook() {
             Some(l) => format!("{msg} (at {l})"),
             None => msg,
         };
-        let short = if bt.status() == std::backtrace::BacktraceStatus::Captured {
-            format!("{short}\nstack backtrace:\n{bt}")
-        } else {
-            short
+        let short = match &bt {
+            Some(bt) => format!("{short}\nstack backtrace:\n{bt}"),
+            None => short,
         };
         *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(short);
     }));
+}
+
+/// The frames of a backtrace that belong to the task: without the panic machinery
+/// above them (the hook, `rust_begin_unwind`, `core::panicking`) and without the
+/// child's start-up below them (from the first frame of this crate or of
+/// `catch_unwind` on). Falls back to the whole text if it finds no such frames.
+fn user_frames(bt: &str) -> String {
+    // A frame is a line "  N: symbol", followed by its "at file:line" lines.
+    let mut frames: Vec<(String, Vec<&str>)> = Vec::new();
+    for line in bt.lines() {
+        let t = line.trim_start();
+        match t.split_once(": ") {
+            Some((n, sym)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                frames.push((sym.to_string(), vec![line]));
+            }
+            _ => {
+                if let Some(f) = frames.last_mut() {
+                    f.1.push(line);
+                }
+            }
+        }
+    }
+    // The panic machinery ends at `rust_begin_unwind`, then `core::panicking::*`
+    // frames (panic_fmt, panic, expect_failed, ...) lead to the task's own code.
+    let start = match frames
+        .iter()
+        .position(|(s, _)| s.contains("rust_begin_unwind"))
+    {
+        Some(i) => {
+            let mut j = i + 1;
+            while j < frames.len() && frames[j].0.starts_with("core::") {
+                j += 1;
+            }
+            j
+        }
+        None => 0,
+    };
+    let end = frames[start..]
+        .iter()
+        .position(|(s, _)| {
+            s.starts_with("multiprocess::")
+                || s.starts_with("std::panicking::catch_unwind")
+                || s.starts_with("std::panic::catch_unwind")
+                || s.starts_with("<core::panic::unwind_safe")
+        })
+        .map_or(frames.len(), |i| start + i);
+    if start >= end {
+        return bt.to_string();
+    }
+    frames[start..end]
+        .iter()
+        .flat_map(|(_, lines)| lines.iter().copied())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Runs a child's task and ends the process. Never returns.
