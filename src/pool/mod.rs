@@ -1175,7 +1175,7 @@ pub(crate) fn progress_bar(len: u64) -> indicatif::ProgressBar {
     };
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}] {per_sec}",
+            "{bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
