@@ -3,6 +3,7 @@
 //! closures run by threads of this process: nothing is serialized, and nothing is
 //! isolated.
 
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
@@ -50,6 +51,7 @@ type InitFn = Arc<dyn Fn() + Send + Sync>;
 
 impl ThreadCore {
     pub(crate) fn start(workers: usize, init: Option<InitFn>, name: &str) -> Result<ThreadCore> {
+        install_task_hook();
         if workers == 0 {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -179,6 +181,52 @@ fn thread_main(sh: &Shared) {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs a pool task: its panics are recorded, not printed.
+    static IN_TASK: Cell<bool> = const { Cell::new(false) };
+    /// The last task panic on this thread: "message (at file:line:col)" and frames.
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Wraps the process's panic hook once: a panic in a pool task is recorded for its
+/// caller (message, location, and the task's own backtrace frames under
+/// `RUST_BACKTRACE`), as a process pool reports it; every other panic goes to the
+/// hook that was there before, unchanged.
+fn install_task_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !IN_TASK.with(Cell::get) {
+                return previous(info);
+            }
+            let msg = panic_message(info.payload());
+            let mut text = match info.location() {
+                Some(l) => format!("{msg} (at {}:{}:{})", l.file(), l.line(), l.column()),
+                None => msg,
+            };
+            let bt = std::backtrace::Backtrace::capture();
+            if bt.status() == std::backtrace::BacktraceStatus::Captured {
+                text.push_str("\nstack backtrace:\n");
+                text.push_str(&crate::process::user_frames(&bt.to_string()));
+            }
+            LAST_PANIC.with(|l| *l.borrow_mut() = Some(text));
+        }));
+    });
+}
+
+/// Runs one call of a task, catching a panic as its message with location.
+fn catch_task<R>(f: impl FnOnce() -> R) -> std::result::Result<R, String> {
+    IN_TASK.with(|t| t.set(true));
+    let r = panic::catch_unwind(AssertUnwindSafe(f));
+    IN_TASK.with(|t| t.set(false));
+    r.map_err(|p| {
+        LAST_PANIC
+            .with(|l| l.borrow_mut().take())
+            .unwrap_or_else(|| panic_message(&*p))
+    })
+}
+
 pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_string()
@@ -220,8 +268,8 @@ where
                         let mut out = Vec::with_capacity(c.items.len());
                         let mut all_ok = true;
                         for (i, a) in c.items.into_iter().enumerate() {
-                            let r = panic::catch_unwind(AssertUnwindSafe(|| f(a)))
-                                .map_err(|p| panicked(&c.single, c.first, i, &panic_message(&*p)));
+                            let r = catch_task(|| f(a))
+                                .map_err(|m| panicked(&c.single, c.first, i, &m));
                             all_ok &= r.is_ok();
                             out.push(r);
                         }
@@ -243,6 +291,9 @@ where
 /// (`multiprocessing.dummy.Pool`). Tasks are closures (they may capture), run by
 /// threads of this process. Use it for I/O-bound work or to try code before moving
 /// it to processes.
+///
+/// A task that panics fails with [`ErrorKind::Panicked`], its message and location
+/// (the panic is not printed: the caller reports it, as with a process pool).
 ///
 /// Threads cannot be killed: there is no task timeout (use
 /// [`AsyncResult::get_timeout`] to stop waiting), and [`terminate`](ThreadPool::terminate)
@@ -409,7 +460,14 @@ impl ThreadPool {
     ///
     /// # Examples
     ///
-    /// See [`ThreadPool::new`].
+    /// ```
+    /// let pool = multiprocess::ThreadPool::new(1)?;
+    /// assert_eq!(pool.apply(|s: String| s.len(), "four".to_string())?, 4);
+    /// let e = pool.apply(|_: ()| -> u8 { panic!("bad input") }, ()).unwrap_err();
+    /// assert_eq!(e.kind(), multiprocess::ErrorKind::Panicked);
+    /// assert!(e.to_string().contains("bad input (at "), "{e}"); // and file:line:column
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn apply<A, R>(&self, f: impl FnOnce(A) -> R + Send + 'static, args: A) -> Result<R>
     where
         A: Send + 'static,

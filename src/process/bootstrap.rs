@@ -219,7 +219,7 @@ fn install_panic_hook() {
 /// above them (the hook, `rust_begin_unwind`, `core::panicking`) and without the
 /// child's start-up below them (from the first frame of this crate or of
 /// `catch_unwind` on). Falls back to the whole text if it finds no such frames.
-fn user_frames(bt: &str) -> String {
+pub(crate) fn user_frames(bt: &str) -> String {
     // A frame is a line "  N: symbol", followed by its "at file:line" lines.
     let mut frames: Vec<(String, Vec<&str>)> = Vec::new();
     for line in bt.lines() {

@@ -39,7 +39,7 @@ pub use context::{
     get_context, get_start_method, set_start_method,
 };
 
-pub(crate) use bootstrap::{init, quiet_panics, take_panic};
+pub(crate) use bootstrap::{init, quiet_panics, take_panic, user_frames};
 
 /// The offset of a code address in this binary (see `bootstrap`), for function
 /// pointers stored in shared memory.
