@@ -27,14 +27,9 @@ use multiprocess::futures::{
 use multiprocess::{ErrorKind, Event, Queue, StartMethod, Value, get_context};
 
 use common::{
-    GRACE, assert_gone, assert_quiescent, fd_count, fd_list, fork_server_pid, kill, timed,
+    BOUND, GRACE, SOON, assert_gone, assert_quiescent, eventually, fd_count, fd_list,
+    fork_server_pid, kill, timed,
 };
-
-/// A bound for a result that should come soon (well under the nextest limit).
-const BOUND: Duration = Duration::from_secs(15);
-
-/// A bound for a result that should be there already.
-const SOON: Duration = Duration::from_secs(5);
 
 fn executor(method: StartMethod, n: usize) -> ProcessPoolExecutor {
     ProcessPoolExecutor::builder()
@@ -55,20 +50,6 @@ fn drop_and_check(ex: ProcessPoolExecutor, pids: impl IntoIterator<Item = u32>) 
         .expect("dropping the executor returns");
     for pid in pids {
         assert_gone(pid);
-    }
-}
-
-/// Polls `cond` every 5 ms for at most `limit`; whether it became true.
-fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

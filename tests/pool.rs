@@ -28,15 +28,9 @@ use multiprocess::{
 };
 
 use common::{
-    GRACE, LONG, assert_gone, assert_quiescent, children_of, fd_count, fd_list, fork_server_pid,
-    is_gone, kill, timed,
+    BOUND, GRACE, LONG, SOON, assert_gone, assert_quiescent, children_of, eventually, fd_count,
+    fd_list, fork_server_pid, is_gone, kill, timed,
 };
-
-/// A bound for a result that should come soon (well under the nextest limit).
-const BOUND: Duration = Duration::from_secs(15);
-
-/// A bound for a result that should be there already (after `terminate`, ...).
-const SOON: Duration = Duration::from_secs(5);
 
 // ------------------------------------------------------------------ helpers
 
@@ -95,20 +89,6 @@ fn close_join_and_check(p: Pool, more: impl IntoIterator<Item = u32>) {
         assert_gone(*pid);
     }
     drop(p);
-}
-
-/// Polls `cond` every 10 ms for at most `limit`; whether it became true.
-fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 // ------------------------------------------------------- functions run in workers

@@ -375,3 +375,23 @@ pub(crate) fn watchdog(f: impl FnOnce() + Send + 'static) {
         }
     }
 }
+
+/// A bound for a result that should come soon (well under the nextest limit).
+pub(crate) const BOUND: Duration = Duration::from_secs(15);
+
+/// A bound for a result that should be there already (after `terminate`, ...).
+pub(crate) const SOON: Duration = Duration::from_secs(5);
+
+/// Polls `cond` every 5 ms for at most `limit`; whether it became true.
+pub(crate) fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
