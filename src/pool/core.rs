@@ -397,6 +397,7 @@ impl Core {
             started: 0,
             last_death_check: Instant::now(),
             deferred: Vec::new(),
+            published: 0,
         };
         for _ in 0..runner.cfg.processes {
             let w = runner.start_worker()?;
@@ -477,6 +478,8 @@ struct Runner {
     last_death_check: Instant,
     /// Large results taken from the rings, to decode once workers have new work.
     deferred: Vec<(RawDone, Vec<u8>, Vec<OwnedFd>)>,
+    /// Tasks done, summed over the workers, when `stats()` was last refreshed.
+    published: u64,
 }
 
 static TASK_IDS: AtomicU64 = AtomicU64::new(1);
@@ -532,7 +535,8 @@ impl Runner {
         })
     }
 
-    fn publish_stats(&self) {
+    fn publish_stats(&mut self) {
+        self.published = self.workers.iter().map(|w| w.tasks_done).sum();
         let v = self
             .workers
             .iter()
@@ -630,7 +634,10 @@ impl Runner {
     /// Sleeps until a task is submitted, a result or a death arrives, or the next
     /// timeout deadline.
     fn sleep(&mut self) {
-        self.publish_stats();
+        // Fresh counters for `stats()` while idle, without a copy per wake-up.
+        if self.workers.iter().map(|w| w.tasks_done).sum::<u64>() != self.published {
+            self.publish_stats();
+        }
         let mut deadline = self.check_timeouts();
         // An idle worker while another holds queued tasks: look again when the
         // latter's task has run long enough for them to be taken back.
