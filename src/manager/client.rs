@@ -43,6 +43,17 @@ struct Cached {
     spin: AdaptiveSpin,
 }
 
+impl Cached {
+    fn new(pid: u32, authkey: &AuthKey, fd: std::os::fd::OwnedFd) -> Cached {
+        Cached {
+            pid,
+            authkey: authkey.clone(),
+            fd: HandleFd::new(fd),
+            spin: AdaptiveSpin::new(),
+        }
+    }
+}
+
 thread_local! {
     static CONNS: RefCell<HashMap<String, Cached>> = RefCell::new(HashMap::new());
 }
@@ -82,15 +93,7 @@ pub(crate) fn request(address: &str, authkey: &AuthKey, req: &Request) -> Result
         }
         if !conns.contains_key(address) {
             let fd = connect_raw(address, authkey)?;
-            conns.insert(
-                address.to_string(),
-                Cached {
-                    pid,
-                    authkey: authkey.clone(),
-                    fd: HandleFd::new(fd),
-                    spin: AdaptiveSpin::new(),
-                },
-            );
+            conns.insert(address.to_string(), Cached::new(pid, authkey, fd));
             fresh = true;
         }
         let c = conns.get(address).expect("inserted");
@@ -102,15 +105,7 @@ pub(crate) fn request(address: &str, authkey: &AuthKey, req: &Request) -> Result
             // The cached connection went stale (its server stopped; maybe another
             // runs at the address now): the request was not delivered, so retry once.
             let fd = connect_raw(address, authkey)?;
-            conns.insert(
-                address.to_string(),
-                Cached {
-                    pid,
-                    authkey: authkey.clone(),
-                    fd: HandleFd::new(fd),
-                    spin: AdaptiveSpin::new(),
-                },
-            );
+            conns.insert(address.to_string(), Cached::new(pid, authkey, fd));
             let c = conns.get(address).expect("inserted");
             send_request(c, &mut enc.bytes)?;
         }
