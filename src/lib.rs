@@ -121,6 +121,7 @@
 #![allow(clippy::needless_doctest_main)]
 
 mod connection;
+mod context;
 mod error;
 pub mod futures;
 pub mod pool;

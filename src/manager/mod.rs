@@ -265,7 +265,11 @@ fn server_main(args: ServerArgs) {
         server.set_lease(d);
     }
     for (typeid, off) in args.types {
-        server.register_type(&typeid, crate::process::code_at::<Factory>(off));
+        #[allow(unsafe_code)]
+        // SAFETY: `off` was made by `code_offset` from a `Factory` in the process that
+        // started this server from the same binary (`ManagerBuilder::register_type`).
+        let factory = unsafe { crate::wire::code::code_at::<Factory>(off) };
+        server.register_type(&typeid, factory);
     }
     let parent = crate::process::parent_process();
     if let Err(e) = server.serve(&listener, parent.as_ref().and_then(|p| p.sentinel())) {
@@ -416,7 +420,7 @@ impl ManagerBuilder {
         let types = self
             .types
             .into_iter()
-            .map(|(t, f)| (t, crate::process::code_offset(f as *const ())))
+            .map(|(t, f)| (t, crate::wire::code::code_offset(f as *const ())))
             .collect();
         let listener = Listener::bind(&address, authkey.clone())?;
         let shown = listener.address().to_string();

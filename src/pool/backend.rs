@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use super::core::{ChunkOut, Shared, TASK_HEADER, Task, dup_all, run_chunk};
 use super::slot::Phase;
 use crate::error::{Error, ErrorKind, Result};
-use crate::process::code_offset;
+use crate::wire::code::code_offset;
 use crate::wire::codec;
 
 /// The results of one chunk.

@@ -48,10 +48,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::slot::Phase;
 use crate::connection::Waitable;
 use crate::error::{Error, ErrorKind, Result};
-use crate::process::{Context, Process, code_at, describe_exit};
+use crate::process::{Context, Process, describe_exit};
 use crate::queue::Queue;
 use crate::sync::segment::Segment;
 use crate::sys;
+use crate::wire::code::code_at;
 use crate::wire::codec;
 
 /// Ring size of a worker's queues: room for `map` chunks of a million small items
@@ -1172,7 +1173,10 @@ where
     A: DeserializeOwned,
     R: Serialize,
 {
-    let f: fn(A) -> R = code_at(func);
+    #[allow(unsafe_code)]
+    // SAFETY: the pool made `func` with `code_offset` from an `fn(A) -> R` of this
+    // binary, together with this entry (same `A`, `R`).
+    let f: fn(A) -> R = unsafe { code_at(func) };
     let items: Vec<A> = codec::decode(bytes, fds)
         .map_err(|e| format!("cannot decode the task's arguments: {e}"))?;
     let n = items.len();
@@ -1216,7 +1220,10 @@ pub(crate) fn run_init<A: DeserializeOwned>(
     fds: Vec<OwnedFd>,
     _stamp: &Stamp<'_>,
 ) -> std::result::Result<Encoded, String> {
-    let f: fn(A) = code_at(func);
+    #[allow(unsafe_code)]
+    // SAFETY: the pool made `func` with `code_offset` from the initializer, an `fn(A)`
+    // of this binary, together with this entry (same `A`).
+    let f: fn(A) = unsafe { code_at(func) };
     let a: A = codec::decode(bytes, fds)
         .map_err(|e| format!("cannot decode the initializer's arguments: {e}"))?;
     panic::catch_unwind(AssertUnwindSafe(|| f(a)))
@@ -1262,7 +1269,9 @@ fn worker_main(args: WorkerArgs) {
     // Chunks allocate and free the same large buffers over and over.
     crate::sys::process::keep_heap();
     if let Some((entry, func, blob)) = args.init {
-        let run: Entry = code_at(entry);
+        #[allow(unsafe_code)]
+        // SAFETY: the pool made `entry` with `code_offset` from an `Entry` of this binary.
+        let run: Entry = unsafe { code_at(entry) };
         match run(func, &blob.bytes, blob.fds, &Stamp { status: None }) {
             Ok(_) => {
                 if send(&args.results, MSG_READY, 0, &[]).is_err() {
@@ -1302,7 +1311,10 @@ fn worker_main(args: WorkerArgs) {
                 bytes,
                 fds,
             }) => {
-                let run: Entry = code_at(entry);
+                #[allow(unsafe_code)]
+                // SAFETY: the pool thread of our parent (this binary) made `entry` with
+                // `code_offset` from an `Entry`.
+                let run: Entry = unsafe { code_at(entry) };
                 let st = Stamp {
                     status: stamp.then_some((&args.status, id)),
                 };

@@ -66,7 +66,8 @@ pub(crate) use self::slot::{CANCELLED, RUNNING, Slot, Watch};
 pub(crate) use self::thread::{ThreadBackend, ThreadCore, once};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::process::{Context, code_offset, default_context};
+use crate::process::{Context, default_context};
+use crate::wire::code::code_offset;
 
 /// The result of an `*_async` call: Python's `AsyncResult`.
 ///

@@ -4,11 +4,10 @@
 //! # Function identity
 //!
 //! A task is a plain `fn(A)` (or `fn(A) -> R`). The parent sends two code addresses as
-//! offsets from [`anchor`], a function of this crate: the user's function and a
+//! offsets (see `wire::code`): the user's function and a
 //! monomorphized *entry* that knows `A` (and `R`) and so can decode the args. A child
 //! is always the same binary (fork, the fork server, or an exec of `/proc/self/exe`),
-//! so `anchor + offset` is the same code in the child even with ASLR. A name registry
-//! (for remote workers running a different build) can replace this later.
+//! so an offset is the same code in the child even with ASLR.
 //!
 //! # Interception
 //!
@@ -26,11 +25,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use super::context::StartMethod;
+use super::method::StartMethod;
 use super::state::{self, ParentInfo};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
+use crate::wire::code::code_at;
 use crate::wire::{codec, frame};
 
 /// The environment variable that marks a spawned child.
@@ -74,25 +74,12 @@ pub(crate) struct EntryCtx {
 /// A monomorphized entry: runs the task, returns the exit code.
 pub(crate) type EntryFn = fn(EntryCtx) -> i32;
 
-#[inline(never)]
-fn anchor() {}
-
-/// A code address as an offset from [`anchor`].
-pub(crate) fn to_offset(f: *const ()) -> usize {
-    (f as usize).wrapping_sub(anchor as *const () as usize)
-}
-
-/// The code address at `off` from [`anchor`].
-pub(crate) fn from_offset(off: usize) -> *const () {
-    (anchor as *const () as usize).wrapping_add(off) as *const ()
-}
-
 /// The entry of `Process::<A>`: decodes `A`, calls `fn(A)`.
 pub(crate) fn entry_process<A: DeserializeOwned>(cx: EntryCtx) -> i32 {
     #[allow(unsafe_code)]
-    // SAFETY: `func` was made by `to_offset(f as *const ())` for an `f: fn(A)` of this
+    // SAFETY: `func` was made by `code_offset(f as *const ())` for an `f: fn(A)` of this
     // binary, together with this very entry (same `A`).
-    let f: fn(A) = unsafe { std::mem::transmute::<*const (), fn(A)>(from_offset(cx.func)) };
+    let f: fn(A) = unsafe { code_at(cx.func) };
     match codec::decode::<A>(&cx.args, cx.fds) {
         Ok(a) => {
             f(a);
@@ -120,8 +107,7 @@ pub(crate) enum Outcome<R> {
 pub(crate) fn entry_spawn<A: DeserializeOwned, R: Serialize>(cx: EntryCtx) -> i32 {
     #[allow(unsafe_code)]
     // SAFETY: as in `entry_process`, for `f: fn(A) -> R`.
-    let f: fn(A) -> R =
-        unsafe { std::mem::transmute::<*const (), fn(A) -> R>(from_offset(cx.func)) };
+    let f: fn(A) -> R = unsafe { code_at(cx.func) };
     let Some(fd) = cx.result else {
         report!("multiprocess: internal error: spawn without a result channel");
         return 1;
@@ -301,9 +287,9 @@ pub(crate) fn run_child(
         None
     };
     #[allow(unsafe_code)]
-    // SAFETY: `entry` was made by `to_offset` from an `EntryFn` of this binary.
-    let entry: EntryFn =
-        unsafe { std::mem::transmute::<*const (), EntryFn>(from_offset(boot.entry)) };
+    // SAFETY: `entry` was made by `code_offset` from an `EntryFn` of this binary (the
+    // boot message comes from our parent, which is this binary).
+    let entry: EntryFn = unsafe { code_at(boot.entry) };
     let cx = EntryCtx {
         func: boot.func,
         args: boot.args,

@@ -65,12 +65,13 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::bootstrap::{self, Boot, EntryCtx, to_offset};
+use super::bootstrap::{self, Boot, EntryCtx};
 use super::child::{ChildShared, Reap};
 use super::start::{SPAWN_ACK_TIMEOUT, start_spawn};
 use super::state::state;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
+use crate::wire::code::code_offset;
 use crate::wire::{codec, frame};
 
 /// Our connection to our fork server.
@@ -89,7 +90,7 @@ impl ServerClient {
 fn start_server() -> Result<ServerClient> {
     let me = state();
     let boot = Boot {
-        entry: to_offset(entry_server as *const ()),
+        entry: code_offset(entry_server as *const ()),
         func: 0,
         args: Vec::new(),
         nfds: 0,

@@ -31,34 +31,14 @@ mod child;
 mod context;
 mod forkserver;
 mod launcher;
+mod method;
 mod start;
 mod state;
 
-pub use context::{
-    Context, DEFAULT_START_METHOD, StartMethod, default_context, get_all_start_methods,
-    get_context, get_start_method, set_start_method,
-};
+pub use context::{Context, default_context, get_context, get_start_method, set_start_method};
+pub use method::{DEFAULT_START_METHOD, StartMethod, get_all_start_methods};
 
 pub(crate) use bootstrap::{init, quiet_panics, take_panic, user_frames};
-
-/// The offset of a code address in this binary (see `bootstrap`), for function
-/// pointers stored in shared memory.
-pub(crate) fn code_offset(f: *const ()) -> usize {
-    bootstrap::to_offset(f)
-}
-
-/// The function pointer of type `F` at `off` (made by [`code_offset`] from an `F` of
-/// this binary).
-pub(crate) fn code_at<F: Copy>(off: usize) -> F {
-    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<*const ()>());
-    let p = bootstrap::from_offset(off);
-    #[allow(unsafe_code)]
-    // SAFETY: `F` is a function pointer type of pointer size (asserted), and `off` was
-    // made from an `F` of this same binary by `code_offset`.
-    unsafe {
-        std::mem::transmute_copy::<*const (), F>(&p)
-    }
-}
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -70,12 +50,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use self::bootstrap::{Boot, Outcome, entry_process, entry_spawn, to_offset};
+use self::bootstrap::{Boot, Outcome, entry_process, entry_spawn};
 use self::child::{ChildShared, Reap};
 use self::state::state;
 use crate::connection::{Connection, Waitable};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
+use crate::wire::code::code_offset;
 use crate::wire::codec;
 
 /// A child process running `target(args)`: Python's `multiprocessing.Process`.
@@ -292,8 +273,8 @@ where
             .ok_or_else(|| Error::state("process has no args"))?;
         let enc = codec::encode(args)?;
         let boot = Boot {
-            entry: to_offset(entry_process::<A> as *const ()),
-            func: to_offset(self.target as *const ()),
+            entry: code_offset(entry_process::<A> as *const ()),
+            func: code_offset(self.target as *const ()),
             nfds: enc.fds.len() as u32,
             args: enc.bytes,
             result: false,
@@ -670,8 +651,8 @@ where
     let me = state();
     let enc = codec::encode(&args)?;
     let boot = Boot {
-        entry: to_offset(entry_process::<A> as *const ()),
-        func: to_offset(f as *const ()),
+        entry: code_offset(entry_process::<A> as *const ()),
+        func: code_offset(f as *const ()),
         nfds: enc.fds.len() as u32,
         args: enc.bytes,
         result: false,
@@ -716,8 +697,8 @@ where
             .join(":")
     );
     let boot = Boot {
-        entry: to_offset(entry_spawn::<A, R> as *const ()),
-        func: to_offset(f as *const ()),
+        entry: code_offset(entry_spawn::<A, R> as *const ()),
+        func: code_offset(f as *const ()),
         nfds: enc.fds.len() as u32,
         args: enc.bytes,
         result: true,

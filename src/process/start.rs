@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use super::bootstrap::{self, Boot, MARKER, TEST_ENTRY};
 use super::child::{ChildShared, Reap};
-use super::context::StartMethod;
 use super::forkserver;
 use super::launcher::on_long_lived_thread;
+use super::method::StartMethod;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 use crate::wire::{codec, frame, handles};

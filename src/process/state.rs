@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
 use super::child::ChildShared;
-use super::context::StartMethod;
 use super::forkserver::ServerClient;
 use super::launcher::Launcher;
+use super::method::StartMethod;
 use crate::sys;
 
 /// What a process knows about its parent.

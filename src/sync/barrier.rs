@@ -97,7 +97,7 @@ impl Barrier {
         let seg = Segment::new("multiprocess-barrier", 40)?;
         seg.word(PARTIES).store(parties, SeqCst);
         if let Some(f) = action {
-            let off = crate::process::code_offset(f as *const ()) as u64;
+            let off = crate::wire::code::code_offset(f as *const ()) as u64;
             seg.word(ACTION_LO).store(off as u32, SeqCst);
             seg.word(ACTION_HI).store((off >> 32) as u32, SeqCst);
             seg.word(HAS_ACTION).store(1, SeqCst);
@@ -182,7 +182,10 @@ impl Barrier {
         }
         let hi = self.seg.word(ACTION_HI).load(SeqCst) as u64;
         let off = (hi << 32) | self.seg.word(ACTION_LO).load(SeqCst) as u64;
-        let f = crate::process::code_at::<fn()>(off as usize);
+        #[allow(unsafe_code)]
+        // SAFETY: the offset was written by `build` from an `fn()` of this binary: the
+        // segment is ours, shared only with processes we started from this binary.
+        let f = unsafe { crate::wire::code::code_at::<fn()>(off as usize) };
         std::panic::catch_unwind(f).is_ok()
     }
 

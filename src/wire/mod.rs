@@ -7,9 +7,12 @@
 //!   re-attaches the received fds in the same order. One mechanism serves the args of
 //!   a child under every start method, `Connection::send`, and (later) queues, as
 //!   ipc-channel does for its `IpcSender`.
+//! * [`code`]: functions as offsets in this binary, so a child can be told which
+//!   function to run.
 //! * [`frame`]: length-prefixed frames over a Unix stream socket, with the side table's
 //!   fds travelling beside the first byte (`SCM_RIGHTS`).
 
+pub(crate) mod code;
 pub(crate) mod codec;
 pub(crate) mod frame;
 pub(crate) mod handles;

@@ -1,0 +1,96 @@
+//! Start methods: how a child process is created (Python's `"fork"`, `"spawn"`,
+//! `"forkserver"`). A leaf: nothing here knows how a process is started.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// How a child process is created.
+///
+/// | method | how | cost here | safe with threads |
+/// |---|---|---|---|
+/// | [`Fork`](StartMethod::Fork) | `fork()`; the child runs the task in a copy of the parent | ~fork | no: see below |
+/// | [`Spawn`](StartMethod::Spawn) | a fresh run of the current binary (`/proc/self/exe`) | ~exec | yes |
+/// | [`ForkServer`](StartMethod::ForkServer) | a single-threaded server process (spawned once) forks children on request | ~fork + 2 messages | yes |
+///
+/// `ForkServer` is the default on Linux, as in Python 3.14.
+///
+/// # Caveats
+///
+/// `Fork` copies only the calling thread. If another thread held a lock at that moment
+/// (a logger, a connection pool, a `Mutex` of yours), it stays locked in the child. We
+/// take the standard output and error locks around `fork`, so printing is safe, and
+/// glibc's allocator is fork-safe; anything else your task touches must not depend on
+/// other threads. `Spawn` and `ForkServer` have no such hazard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StartMethod {
+    /// Python's `"fork"`.
+    Fork,
+    /// Python's `"spawn"`.
+    Spawn,
+    /// Python's `"forkserver"`.
+    ForkServer,
+}
+
+impl StartMethod {
+    /// Python's name for it: `"fork"`, `"spawn"` or `"forkserver"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::StartMethod;
+    /// assert_eq!(StartMethod::ForkServer.as_str(), "forkserver");
+    /// assert_eq!("spawn".parse::<StartMethod>()?, StartMethod::Spawn);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartMethod::Fork => "fork",
+            StartMethod::Spawn => "spawn",
+            StartMethod::ForkServer => "forkserver",
+        }
+    }
+}
+
+impl fmt::Display for StartMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StartMethod {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "fork" => Ok(StartMethod::Fork),
+            "spawn" => Ok(StartMethod::Spawn),
+            "forkserver" => Ok(StartMethod::ForkServer),
+            _ => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("cannot find start method {s:?} (expected fork, spawn or forkserver)"),
+            )),
+        }
+    }
+}
+
+/// The platform's default start method.
+pub const DEFAULT_START_METHOD: StartMethod = StartMethod::ForkServer;
+
+/// Every start method this platform offers, the default first.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocess::StartMethod;
+/// assert_eq!(multiprocess::get_all_start_methods()[0], StartMethod::ForkServer);
+/// ```
+pub fn get_all_start_methods() -> Vec<StartMethod> {
+    vec![
+        StartMethod::ForkServer,
+        StartMethod::Spawn,
+        StartMethod::Fork,
+    ]
+}
