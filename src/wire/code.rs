@@ -73,7 +73,10 @@ mod tests {
         assert_ne!(a, b);
         #[allow(unsafe_code)]
         // SAFETY: both offsets were made just above from `fn(u32) -> u32`s.
-        let (f, g): (fn(u32) -> u32, fn(u32) -> u32) = unsafe { (code_at(a), code_at(b)) };
+        let f: fn(u32) -> u32 = unsafe { code_at(a) };
+        #[allow(unsafe_code)]
+        // SAFETY: as above.
+        let g: fn(u32) -> u32 = unsafe { code_at(b) };
         assert_eq!(f(1), 2);
         assert_eq!(g(3), 6);
     }
