@@ -19,13 +19,13 @@
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::method::StartMethod;
+use super::panic::{install_panic_hook, take_panic};
 use super::state::{self, ParentInfo};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
@@ -139,120 +139,6 @@ pub(crate) fn entry_spawn<A: DeserializeOwned, R: Serialize>(cx: EntryCtx) -> i3
             1
         }
     }
-}
-
-static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
-
-/// In a pool worker, panics are caught and sent back to the caller, who reports them;
-/// the worker does not print them too.
-static QUIET_PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Stop printing panics in this (child) process; they are still recorded for
-/// [`take_panic`].
-pub(crate) fn quiet_panics() {
-    QUIET_PANICS.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// The last panic's "message at location" (set by the child's panic hook).
-pub(crate) fn take_panic() -> Option<String> {
-    LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take()
-}
-
-/// In a child: report panics as Python reports an exception in a process, with the
-/// process's name, and remember the message for `spawn`'s caller.
-fn install_panic_hook() {
-    panic::set_hook(Box::new(|info| {
-        let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
-            (*s).to_string()
-        } else if let Some(s) = info.payload().downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "Box<dyn Any>".to_string()
-        };
-        let loc = info
-            .location()
-            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
-        let st = state::state();
-        let mut text = match &loc {
-            Some(l) => format!(
-                "Process {} (pid {}) panicked at {l}:\n{msg}",
-                st.name, st.pid
-            ),
-            None => format!("Process {} (pid {}) panicked:\n{msg}", st.name, st.pid),
-        };
-        let bt = std::backtrace::Backtrace::capture();
-        let bt = (bt.status() == std::backtrace::BacktraceStatus::Captured)
-            .then(|| user_frames(&bt.to_string()));
-        if let Some(bt) = &bt {
-            text.push_str(&format!("\nstack backtrace:\n{bt}"));
-        }
-        if !QUIET_PANICS.load(std::sync::atomic::Ordering::Relaxed) {
-            report!("{text}");
-        }
-        let short = match loc {
-            Some(l) => format!("{msg} (at {l})"),
-            None => msg,
-        };
-        let short = match &bt {
-            Some(bt) => format!("{short}\nstack backtrace:\n{bt}"),
-            None => short,
-        };
-        *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(short);
-    }));
-}
-
-/// The frames of a backtrace that belong to the task: without the panic machinery
-/// above them (the hook, `rust_begin_unwind`, `core::panicking`) and without the
-/// child's start-up below them (from the first frame of this crate or of
-/// `catch_unwind` on). Falls back to the whole text if it finds no such frames.
-pub(crate) fn user_frames(bt: &str) -> String {
-    // A frame is a line "  N: symbol", followed by its "at file:line" lines.
-    let mut frames: Vec<(String, Vec<&str>)> = Vec::new();
-    for line in bt.lines() {
-        let t = line.trim_start();
-        match t.split_once(": ") {
-            Some((n, sym)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-                frames.push((sym.to_string(), vec![line]));
-            }
-            _ => {
-                if let Some(f) = frames.last_mut() {
-                    f.1.push(line);
-                }
-            }
-        }
-    }
-    // The panic machinery ends at `rust_begin_unwind`, then `core::panicking::*`
-    // frames (panic_fmt, panic, expect_failed, ...) lead to the task's own code.
-    let start = match frames
-        .iter()
-        .position(|(s, _)| s.contains("rust_begin_unwind"))
-    {
-        Some(i) => {
-            let mut j = i + 1;
-            while j < frames.len() && frames[j].0.starts_with("core::") {
-                j += 1;
-            }
-            j
-        }
-        None => 0,
-    };
-    let end = frames[start..]
-        .iter()
-        .position(|(s, _)| {
-            s.starts_with("multiprocess::")
-                || s.starts_with("std::panicking::catch_unwind")
-                || s.starts_with("std::panic::catch_unwind")
-                || s.starts_with("<core::panic::unwind_safe")
-        })
-        .map_or(frames.len(), |i| start + i);
-    if start >= end {
-        return bt.to_string();
-    }
-    frames[start..end]
-        .iter()
-        .flat_map(|(_, lines)| lines.iter().copied())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Runs a child's task and ends the process. Never returns.

@@ -26,7 +26,7 @@ pub(crate) enum Reap {
 
 /// A started child process, shared between its `Process` and the registry.
 #[derive(Debug)]
-pub(crate) struct ChildShared {
+pub(crate) struct Child {
     pub(crate) pid: u32,
     pub(crate) pidfd: OwnedFd,
     pub(crate) name: String,
@@ -40,9 +40,9 @@ pub(crate) struct ChildShared {
 /// How long to wait for the fork server to report the code of a child that has exited.
 const STATUS_GRACE: Duration = Duration::from_secs(10);
 
-impl ChildShared {
+impl Child {
     pub(crate) fn new(pid: u32, pidfd: OwnedFd, name: String, daemon: bool, reap: Reap) -> Self {
-        ChildShared {
+        Child {
             pid,
             pidfd,
             name,

@@ -66,9 +66,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::bootstrap::{self, Boot, EntryCtx};
-use super::child::{ChildShared, Reap};
-use super::start::{SPAWN_ACK_TIMEOUT, start_spawn};
-use super::state::state;
+use super::child::{Child, Reap};
+use super::spawn::{SPAWN_ACK_TIMEOUT, start_spawn};
+use super::state::{PerProcess, state};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 use crate::wire::code::code_offset;
@@ -76,9 +76,9 @@ use crate::wire::{codec, frame};
 
 /// Our connection to our fork server.
 #[derive(Debug)]
-pub(crate) struct ServerClient {
+struct ServerClient {
     conn: OwnedFd,
-    server: ChildShared,
+    server: Child,
 }
 
 impl ServerClient {
@@ -86,6 +86,9 @@ impl ServerClient {
         matches!(self.server.poll_exit(Some(Instant::now())), Ok(None))
     }
 }
+
+/// This process's fork server, once started (a forked child starts its own).
+static SERVER: PerProcess<Option<ServerClient>> = PerProcess::new();
 
 fn start_server() -> Result<ServerClient> {
     let me = state();
@@ -114,12 +117,12 @@ pub(crate) fn start_served(
     fds: &[BorrowedFd<'_>],
     name: String,
     daemon: bool,
-) -> Result<ChildShared> {
+) -> Result<Child> {
     let (ours, theirs) = sys::socket::pair().map_err(|e| Error::io("socketpair", e))?;
     let mut all: Vec<BorrowedFd<'_>> = Vec::with_capacity(fds.len() + 1);
     all.push(theirs.as_fd());
     all.extend_from_slice(fds);
-    let mut guard = state().server.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = SERVER.get().lock().unwrap_or_else(|e| e.into_inner());
     let mut last_err = None;
     for _attempt in 0..2 {
         if !guard.as_ref().is_some_and(ServerClient::alive) {
@@ -139,7 +142,7 @@ pub(crate) fn start_served(
                 let mut fds = f.fds;
                 let answer: std::result::Result<u32, String> = codec::decode(&f.body, Vec::new())?;
                 return match (answer, fds.pop()) {
-                    (Ok(pid), Some(pidfd)) => Ok(ChildShared::new(
+                    (Ok(pid), Some(pidfd)) => Ok(Child::new(
                         pid,
                         pidfd,
                         name,

@@ -9,16 +9,19 @@
 
 use std::sync::mpsc;
 
-use super::state::state;
+use super::state::PerProcess;
 use crate::sys;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// A handle on this process's launcher thread.
 #[derive(Debug)]
-pub(crate) struct Launcher {
+struct Launcher {
     tx: mpsc::Sender<Job>,
 }
+
+/// This process's launcher (a forked child starts its own).
+static LAUNCHER: PerProcess<Option<Launcher>> = PerProcess::new();
 
 /// Runs `f` on a thread that lives as long as the process and returns its result.
 pub(crate) fn on_long_lived_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
@@ -26,7 +29,7 @@ pub(crate) fn on_long_lived_thread<R: Send + 'static>(f: impl FnOnce() -> R + Se
         return f();
     }
     let tx = {
-        let mut l = state().launcher.lock().unwrap_or_else(|e| e.into_inner());
+        let mut l = LAUNCHER.get().lock().unwrap_or_else(|e| e.into_inner());
         match &*l {
             Some(l) => l.tx.clone(),
             None => {

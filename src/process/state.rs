@@ -1,5 +1,6 @@
-//! Per-process state: who we are (name, identity, parent), the children we started,
-//! our launcher thread and our fork server.
+//! Per-process state: who we are (name, identity, parent) and the children we
+//! started; and [`PerProcess`], the cell in which other parts of this layer keep
+//! what belongs to one process only (the launcher thread, the fork server).
 //!
 //! # Fork safety
 //!
@@ -11,9 +12,8 @@
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
-use super::child::ChildShared;
-use super::forkserver::ServerClient;
-use super::launcher::Launcher;
+use super::child::Child;
+
 use super::method::StartMethod;
 use crate::sys;
 
@@ -36,9 +36,7 @@ pub(crate) struct State {
     /// Next child number (`Process-<identity>:<n>`).
     pub(crate) counter: AtomicU32,
     /// Children started and not yet reaped.
-    pub(crate) children: Mutex<Vec<Arc<ChildShared>>>,
-    pub(crate) launcher: Mutex<Option<Launcher>>,
-    pub(crate) server: Mutex<Option<ServerClient>>,
+    pub(crate) children: Mutex<Vec<Arc<Child>>>,
     /// The default start method chosen with `set_start_method` (None: not chosen yet).
     pub(crate) start_method: Mutex<Option<StartMethod>>,
 }
@@ -61,8 +59,6 @@ impl State {
             parent,
             counter: AtomicU32::new(1),
             children: Mutex::new(Vec::new()),
-            launcher: Mutex::new(None),
-            server: Mutex::new(None),
             start_method: Mutex::new(start_method),
         }
     }
@@ -158,7 +154,7 @@ pub(crate) fn exit_cleanup() {
     if st.pid != sys::process::getpid() {
         return;
     }
-    let children: Vec<Arc<ChildShared>> = match st.children.lock() {
+    let children: Vec<Arc<Child>> = match st.children.lock() {
         Ok(mut c) => std::mem::take(&mut *c),
         Err(p) => std::mem::take(&mut *p.into_inner()),
     };
@@ -182,3 +178,71 @@ pub(crate) fn reap_finished() {
     let mut kids = st.children.lock().unwrap_or_else(|e| e.into_inner());
     kids.retain(|c| matches!(c.poll_exit(Some(std::time::Instant::now())), Ok(None)));
 }
+
+/// A value that belongs to one process, behind a mutex: a process forked from ours
+/// gets a fresh `T::default()`, never our copy.
+///
+/// A forked child must not lock a mutex of its parent's (another thread may have held
+/// it at the moment of `fork`, and that thread does not exist in the child), and what
+/// the mutex guards (a launcher thread's channel, a connection to a fork server) is
+/// the parent's, not the child's. So the cell remembers which [`State`] it was made
+/// under; a process whose state was replaced ([`become_child`],
+/// [`become_forked_copy`]) finds the mismatch on first use and installs a fresh value.
+/// The old one is leaked, as the parent's state is.
+pub(crate) struct PerProcess<T> {
+    slot: AtomicPtr<Owned<T>>,
+}
+
+struct Owned<T> {
+    /// The `State` this value belongs to.
+    owner: *const State,
+    value: Mutex<T>,
+}
+
+impl<T: Default> PerProcess<T> {
+    /// An empty cell, for a `static`.
+    pub(crate) const fn new() -> PerProcess<T> {
+        PerProcess {
+            slot: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// This process's value (made on first use in each process).
+    pub(crate) fn get(&'static self) -> &'static Mutex<T> {
+        let me: *const State = state();
+        loop {
+            let p = self.slot.load(Ordering::Acquire);
+            // SAFETY: non-null pointers in `slot` come from `Box::into_raw` below and
+            // are never freed (a replaced value is leaked).
+            #[allow(unsafe_code)]
+            if let Some(cur) = unsafe { p.as_ref() }
+                && std::ptr::eq(cur.owner, me)
+            {
+                return &cur.value;
+            }
+            let fresh = Box::into_raw(Box::new(Owned {
+                owner: me,
+                value: Mutex::new(T::default()),
+            }));
+            match self
+                .slot
+                .compare_exchange(p, fresh, Ordering::AcqRel, Ordering::Acquire)
+            {
+                // SAFETY: just stored; never freed.
+                #[allow(unsafe_code)]
+                Ok(_) => return unsafe { &(*fresh).value },
+                Err(_) => {
+                    // Another thread installed one first: use that one.
+                    // SAFETY: `fresh` was never shared.
+                    #[allow(unsafe_code)]
+                    drop(unsafe { Box::from_raw(fresh) });
+                }
+            }
+        }
+    }
+}
+
+// SAFETY: `owner` is only compared, never dereferenced, and the value sits behind a
+// mutex, so sharing the cell shares only `Mutex<T>`, which is `Sync` for `T: Send`.
+#[allow(unsafe_code)]
+unsafe impl<T: Send> Sync for PerProcess<T> {}

@@ -1,0 +1,578 @@
+//! [`Process`]: Python's `multiprocessing.Process`.
+
+use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::bootstrap::{Boot, entry_process};
+use super::child::Child;
+use super::start;
+use super::state::{self, state};
+use super::{Context, default_context};
+use crate::connection::Waitable;
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys;
+use crate::wire::code::code_offset;
+use crate::wire::codec;
+
+/// A child process running `target(args)`: Python's `multiprocessing.Process`.
+///
+/// Build it with [`new`](Process::new) (and optionally [`name`](Process::name),
+/// [`daemon`](Process::daemon), [`context`](Process::context)), then
+/// [`start`](Process::start) and [`join`](Process::join).
+///
+/// Exit codes follow Python: `0` when `target` returns, `1` when it panics (the message
+/// and location go to stderr), `n` for `std::process::exit(n)`, `-N` when killed by
+/// signal `N`.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocess::Process;
+///
+/// fn greet((name, times): (String, u32)) {
+///     for _ in 0..times {
+///         println!("hello, {name}");
+///     }
+/// }
+///
+/// multiprocess::init();
+/// let mut p = Process::new(greet, ("bob".to_string(), 2)).name("greeter");
+/// p.start()?;
+/// p.join()?;
+/// assert_eq!(p.exitcode(), Some(0));
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+pub struct Process<A> {
+    target: fn(A),
+    args: Option<A>,
+    name: String,
+    identity: Vec<u32>,
+    daemon: bool,
+    die_with_parent: bool,
+    ctx: Context,
+    child: Option<Arc<Child>>,
+    closed: bool,
+}
+
+impl<A> fmt::Debug for Process<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = if self.closed {
+            "closed".to_string()
+        } else {
+            match &self.child {
+                None => "initial".to_string(),
+                Some(c) => match c.exitcode() {
+                    None => "started".to_string(),
+                    Some(code) => format!("stopped exitcode={code}"),
+                },
+            }
+        };
+        f.debug_struct("Process")
+            .field("name", &self.name)
+            .field("pid", &self.child.as_ref().map(|c| c.pid))
+            .field("daemon", &self.daemon)
+            .field("status", &status)
+            .finish()
+    }
+}
+
+fn closed_error() -> Error {
+    Error::state("process object is closed")
+}
+
+fn not_started() -> Error {
+    Error::state("process has not been started")
+}
+
+impl<A> Process<A>
+where
+    A: Serialize + DeserializeOwned + 'static,
+{
+    /// A process that will run `target(args)`; named `Process-N` (`Process-1:2` in a
+    /// child), not daemonic (a daemonic process's children are daemonic by default).
+    ///
+    /// `target` is a plain function (or a closure that captures nothing): a child
+    /// started by `spawn` or the fork server has none of the parent's memory, so
+    /// everything it needs travels in `args`, which must be serializable. Handles
+    /// ([`Connection`] and friends) in `args` are passed to the child.
+    pub fn new(target: fn(A), args: A) -> Self {
+        let me = state();
+        let n = me.counter.fetch_add(1, Ordering::Relaxed);
+        let mut identity = me.identity.clone();
+        identity.push(n);
+        let name = format!(
+            "Process-{}",
+            identity
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(":")
+        );
+        Process {
+            target,
+            args: Some(args),
+            name,
+            identity,
+            daemon: me.daemon,
+            die_with_parent: true,
+            ctx: default_context(),
+            child: None,
+            closed: false,
+        }
+    }
+
+    /// Sets the name (Python's `name=`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop(_: ()) {}
+    /// let p = multiprocess::Process::new(noop, ()).name("worker");
+    /// assert_eq!(p.get_name(), "worker");
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the daemon flag (Python's `daemon=`): a daemonic child is terminated when
+    /// its parent exits, and may not start children of its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop(_: ()) {}
+    /// let p = multiprocess::Process::new(noop, ()).daemon(true);
+    /// assert!(p.is_daemon());
+    /// ```
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = daemon;
+        self
+    }
+
+    /// Whether the child is killed if this process dies without joining it (default
+    /// `true`: children never outlive their parent). With `false` the child may live on
+    /// as an orphan, as in Python, for example to watch its parent end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn watcher(_: ()) { /* may outlive this process */ }
+    /// let p = multiprocess::Process::new(watcher, ()).die_with_parent(false);
+    /// # drop(p);
+    /// ```
+    pub fn die_with_parent(mut self, yes: bool) -> Self {
+        self.die_with_parent = yes;
+        self
+    }
+
+    /// Uses `ctx`'s start method instead of the default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::{Process, StartMethod, get_context};
+    /// fn noop(_: ()) {}
+    /// multiprocess::init();
+    /// let mut p = Process::new(noop, ()).context(get_context(StartMethod::Spawn));
+    /// p.start()?;
+    /// p.join()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn context(mut self, ctx: Context) -> Self {
+        self.ctx = ctx;
+        self
+    }
+
+    /// Starts the child.
+    ///
+    /// # Errors
+    ///
+    /// * [`ErrorKind::InvalidState`]: already started, or closed;
+    /// * [`ErrorKind::NotPermitted`]: this process is daemonic;
+    /// * [`ErrorKind::Serialize`]: the args cannot be serialized (nothing is started,
+    ///   the args are kept);
+    /// * [`ErrorKind::Io`]: the OS refused (out of processes, ...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::{ErrorKind, Process};
+    /// fn noop(_: ()) {}
+    /// multiprocess::init();
+    /// let mut p = Process::new(noop, ());
+    /// p.start()?;
+    /// assert_eq!(p.start().unwrap_err().kind(), ErrorKind::InvalidState);
+    /// p.join()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn start(&mut self) -> Result<()> {
+        if self.closed {
+            return Err(closed_error());
+        }
+        if self.child.is_some() {
+            return Err(Error::state("processes can only be started once"));
+        }
+        let me = state();
+        if me.daemon {
+            return Err(Error::new(
+                ErrorKind::NotPermitted,
+                "daemonic processes are not allowed to have children",
+            ));
+        }
+        state::reap_finished();
+        state::ensure_exit_handler();
+        let args = self
+            .args
+            .as_ref()
+            .ok_or_else(|| Error::state("process has no args"))?;
+        let enc = codec::encode(args)?;
+        let boot = Boot {
+            entry: code_offset(entry_process::<A> as *const ()),
+            func: code_offset(self.target as *const ()),
+            nfds: enc.fds.len() as u32,
+            args: enc.bytes,
+            result: false,
+            name: self.name.clone(),
+            identity: self.identity.clone(),
+            daemon: self.daemon,
+            parent_pid: me.pid,
+            parent_name: me.name.clone(),
+            die_with_parent: self.die_with_parent,
+            start_method: Some(self.ctx.start_method()),
+        };
+        let child = Arc::new(start::start(self.ctx.start_method(), boot, &enc.fds)?);
+        me.children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(child.clone());
+        self.child = Some(child);
+        // The handles now live in the child; our copies would keep pipes open.
+        self.args = None;
+        Ok(())
+    }
+
+    fn started(&self) -> Result<&Arc<Child>> {
+        if self.closed {
+            return Err(closed_error());
+        }
+        self.child.as_ref().ok_or_else(not_started)
+    }
+
+    fn forget(&self, child: &Arc<Child>) {
+        state()
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|c| !Arc::ptr_eq(c, child));
+    }
+
+    /// Waits for the child to end (and reaps it).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidState`] if not started or closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn exit_7(_: ()) { std::process::exit(7) }
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(exit_7, ());
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(7));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn join(&self) -> Result<()> {
+        let c = self.started()?;
+        c.poll_exit(None).map_err(|e| Error::io("join", e))?;
+        self.forget(c);
+        Ok(())
+    }
+
+    /// Waits at most `timeout` for the child to end; `true` if it ended.
+    /// `join_timeout(Duration::ZERO)` answers at once.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidState`] if not started or closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// fn nap(ms: u64) { std::thread::sleep(Duration::from_millis(ms)) }
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(nap, 5_000);
+    /// p.start()?;
+    /// assert!(!p.join_timeout(Duration::ZERO)?);
+    /// p.kill()?;
+    /// assert!(p.join_timeout(Duration::from_secs(10))?);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
+        let c = self.started()?;
+        let done = c
+            .poll_exit(sys::deadline_after(timeout))
+            .map_err(|e| Error::io("join", e))?
+            .is_some();
+        if done {
+            self.forget(c);
+        }
+        Ok(done)
+    }
+
+    /// Is the child running? `false` before start and after it ended.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidState`] after [`close`](Process::close).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop(_: ()) {}
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(noop, ());
+    /// assert!(!p.is_alive()?);
+    /// p.start()?;
+    /// p.join()?;
+    /// assert!(!p.is_alive()?);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn is_alive(&self) -> Result<bool> {
+        if self.closed {
+            return Err(closed_error());
+        }
+        match &self.child {
+            None => Ok(false),
+            Some(c) => Ok(c
+                .poll_exit(Some(Instant::now()))
+                .map_err(|e| Error::io("poll", e))?
+                .is_none()),
+        }
+    }
+
+    /// The exit code once the child ended (`None` before start or while it runs):
+    /// `0`, `1` after a panic, `n` after `exit(n)`, `-N` after signal `N`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn boom(_: ()) { panic!("boom") }
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(boom, ());
+    /// assert_eq!(p.exitcode(), None);
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(1));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn exitcode(&self) -> Option<i32> {
+        let c = self.child.as_ref()?;
+        c.poll_exit(Some(Instant::now())).ok().flatten()
+    }
+
+    /// The child's pid once started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop(_: ()) {}
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(noop, ());
+    /// assert_eq!(p.pid(), None);
+    /// p.start()?;
+    /// assert!(p.pid().is_some());
+    /// p.join()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.pid)
+    }
+
+    /// Python's `ident`: the same as [`pid`](Process::pid).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop(_: ()) {}
+    /// let p = multiprocess::Process::new(noop, ());
+    /// assert_eq!(p.ident(), p.pid());
+    /// ```
+    pub fn ident(&self) -> Option<u32> {
+        self.pid()
+    }
+
+    /// The name (`Process-1`, or what [`name`](Process::name) set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop(_: ()) {}
+    /// let p = multiprocess::Process::new(noop, ());
+    /// assert!(p.get_name().starts_with("Process-"));
+    /// ```
+    pub fn get_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Is the process daemonic?
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop(_: ()) {}
+    /// assert!(!multiprocess::Process::new(noop, ()).is_daemon());
+    /// ```
+    pub fn is_daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// A pollable fd that becomes readable when the child ends (a pidfd): Python's
+    /// `sentinel`, for [`crate::wait`] or your own event loop.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidState`] before start or after close.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiprocess::Waitable;
+    /// fn noop(_: ()) {}
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(noop, ());
+    /// assert!(p.sentinel().is_err());
+    /// p.start()?;
+    /// // Ready once the child has ended:
+    /// let ready = multiprocess::wait(&[&p as &dyn Waitable], Some(Duration::from_secs(10)))?;
+    /// assert_eq!(ready, vec![0]);
+    /// p.join()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn sentinel(&self) -> Result<BorrowedFd<'_>> {
+        Ok(self.started()?.pidfd.as_fd())
+    }
+
+    /// Sends `SIGTERM` (exit code `-15` unless the child handles it). No effect once the
+    /// child ended.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidState`] before start or after close.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn forever(_: ()) { loop { std::thread::sleep(std::time::Duration::from_secs(1)) } }
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(forever, ());
+    /// p.start()?;
+    /// p.terminate()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(-15));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn terminate(&self) -> Result<()> {
+        self.started()?
+            .signal(sys::process::SIGTERM)
+            .map_err(|e| Error::io("terminate", e))
+    }
+
+    /// Sends `SIGKILL` (exit code `-9`). No effect once the child ended.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidState`] before start or after close.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn forever(_: ()) { loop { std::thread::sleep(std::time::Duration::from_secs(1)) } }
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(forever, ());
+    /// p.start()?;
+    /// p.kill()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(-9));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn kill(&self) -> Result<()> {
+        self.started()?
+            .signal(sys::process::SIGKILL)
+            .map_err(|e| Error::io("kill", e))
+    }
+
+    /// Releases the process's resources; afterwards every method but the getters is an
+    /// error. Closing twice is fine.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidState`] while the child still runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::ErrorKind;
+    /// fn noop(_: ()) {}
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(noop, ());
+    /// p.start()?;
+    /// p.join()?;
+    /// p.close()?;
+    /// assert_eq!(p.is_alive().unwrap_err().kind(), ErrorKind::InvalidState);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn close(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        if let Some(c) = &self.child {
+            if c.poll_exit(Some(Instant::now()))
+                .map_err(|e| Error::io("close", e))?
+                .is_none()
+            {
+                return Err(Error::state(
+                    "cannot close a process while it is still running; join or terminate it first",
+                ));
+            }
+            self.forget(c);
+        }
+        self.child = None;
+        self.args = None;
+        self.closed = true;
+        Ok(())
+    }
+}
+
+impl<A> Drop for Process<A> {
+    fn drop(&mut self) {
+        if let Some(c) = &self.child
+            && let Ok(Some(_)) = c.poll_exit(Some(Instant::now()))
+        {
+            state()
+                .children
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|x| !Arc::ptr_eq(x, c));
+        }
+    }
+}
+
+impl<A> Waitable for Process<A>
+where
+    A: Serialize + DeserializeOwned + 'static,
+{
+    fn wait_fd(&self) -> Result<BorrowedFd<'_>> {
+        self.sentinel()
+    }
+}
