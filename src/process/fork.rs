@@ -86,8 +86,8 @@ pub fn fork() -> Result<Fork> {
         }
         sys::process::Forked::Parent(pid) => {
             let pidfd = sys::pidfd::open(pid).map_err(|e| Error::io("pidfd_open", e))?;
-            let child = Child::new(pid, pidfd, format!("fork-{pid}"), false, Reap::Direct)
-                .with_raw_fork();
+            let child =
+                Child::new(pid, pidfd, format!("fork-{pid}"), false, Reap::Direct).with_raw_fork();
             state()
                 .children
                 .lock()

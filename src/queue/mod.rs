@@ -31,6 +31,7 @@
 //!   counts so that an uncontended `put`/`get` makes no system call.
 
 mod joinable;
+mod ring;
 
 pub use joinable::JoinableQueue;
 
@@ -45,6 +46,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use self::ring::{F_BIG, F_FDS, HEADER, RING, Record, align8, room};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sync::raw;
 use crate::sync::segment::Segment;
@@ -70,12 +72,6 @@ const W_POLL_WAITERS: usize = 37;
 const Q_TAIL: usize = 2;
 const Q_NEXT_SEQ: usize = 3;
 const Q_HEAD: usize = 10;
-/// Where the ring starts (bytes).
-const RING: usize = 256;
-const HEADER: usize = 16;
-const WRAP: u32 = u32::MAX;
-const F_BIG: u32 = 1;
-const F_FDS: u32 = 2;
 
 /// The default ring size: 4 MiB of shared memory (its pages are touched as the ring
 /// goes round). Items up to half of it travel inline.
@@ -83,10 +79,6 @@ pub(crate) const DEFAULT_CAPACITY: usize = 4 << 20;
 
 /// How long a waiter spins before it sleeps.
 const SPIN: Duration = Duration::from_micros(20);
-
-fn align8(n: usize) -> usize {
-    (n + 7) & !7
-}
 
 /// An item that could not be put, given back with the reason.
 pub struct PutError<T> {
@@ -207,16 +199,12 @@ impl RawQueue {
         loop {
             let head = self.seg.word64(Q_HEAD).load(Acquire);
             let tail = self.seg.word64(Q_TAIL).load(Relaxed);
-            let pos = tail % cap;
-            let contiguous = cap - pos;
-            let waste = if need as u64 > contiguous {
-                contiguous
-            } else {
-                0
-            };
-            let fits = (tail - head) + waste + need as u64 <= cap;
+            let placed = room(head, tail, cap, need as u64);
+            let fits = placed.is_some();
             let below_max = maxsize == 0 || self.seg.word(W_COUNT).load(SeqCst) < maxsize;
-            if fits && below_max {
+            if let Some(waste) = placed
+                && below_max
+            {
                 return Wait::Ok {
                     waste: waste as usize,
                 };
@@ -274,22 +262,29 @@ impl RawQueue {
                 .map_err(|e| Error::io("queue: passing handles", e))?;
         }
         let mut tail = self.seg.word64(Q_TAIL).load(Relaxed);
-        if waste > 0 {
-            self.seg
-                .write_at(RING + (tail % cap as u64) as usize, &WRAP.to_le_bytes());
-            tail += waste as u64;
-        }
-        let at = RING + (tail % cap as u64) as usize;
-        let mut header = [0u8; HEADER];
-        header[0..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
-        header[4..8].copy_from_slice(&flags.to_le_bytes());
-        header[8..16].copy_from_slice(&seq.to_le_bytes());
-        self.seg.write_at(at, &header);
-        if big {
-            self.seg
-                .write_at(at + HEADER, &(bytes.len() as u64).to_le_bytes());
-        } else {
-            self.seg.write_at(at + HEADER, bytes);
+        #[allow(unsafe_code)]
+        // SAFETY: we hold the producer lock, and the bytes from `tail` to `tail + waste +
+        // need` are free (`wait_for_room`): no consumer reads them before we publish by
+        // advancing `tail` below, and no other producer writes while we hold the lock.
+        unsafe {
+            if waste > 0 {
+                self.seg
+                    .write_at(RING + (tail % cap as u64) as usize, &Record::WRAP_MARK);
+                tail += waste as u64;
+            }
+            let at = RING + (tail % cap as u64) as usize;
+            let record = Record {
+                len: payload_len as u32,
+                flags,
+                seq,
+            };
+            self.seg.write_at(at, &record.to_bytes());
+            if big {
+                self.seg
+                    .write_at(at + HEADER, &(bytes.len() as u64).to_le_bytes());
+            } else {
+                self.seg.write_at(at + HEADER, bytes);
+            }
         }
         self.seg.word64(Q_TAIL).store(tail + need as u64, Release);
         self.seg.word(W_COUNT).fetch_add(1, SeqCst);
@@ -357,16 +352,25 @@ impl RawQueue {
             waiters.fetch_sub(1, SeqCst);
         }
         let mut header = [0u8; HEADER];
-        self.seg
-            .read_at(RING + (head % cap) as usize, &mut header[..4]);
-        if u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) == WRAP {
+        #[allow(unsafe_code)]
+        // SAFETY: we hold the consumer lock and `tail != head`: the record at `head` is
+        // published (its bytes were written before the release store of `tail` we
+        // acquired) and no producer writes it again until we free it.
+        unsafe {
+            self.seg
+                .read_at(RING + (head % cap) as usize, &mut header[..4]);
+        }
+        if Record::is_wrap(&header) {
             head += cap - head % cap;
         }
         let at = RING + (head % cap) as usize;
-        self.seg.read_at(at, &mut header);
-        let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
-        let flags = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
-        let seq = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+        #[allow(unsafe_code)]
+        // SAFETY: as above, for the record after the wrap mark.
+        unsafe {
+            self.seg.read_at(at, &mut header);
+        }
+        let Record { len, flags, seq } = Record::from_bytes(&header);
+        let len = len as usize;
         if len > cap as usize {
             return Err(Error::new(
                 ErrorKind::Protocol,
@@ -387,13 +391,18 @@ impl RawQueue {
         if result.is_ok() {
             if flags & F_BIG != 0 {
                 let mut b = [0u8; 8];
-                self.seg.read_at(at + HEADER, &mut b);
+                #[allow(unsafe_code)]
+                // SAFETY: the published record's payload, as above.
+                unsafe {
+                    self.seg.read_at(at + HEADER, &mut b);
+                }
                 big_len = Some(u64::from_le_bytes(b) as usize);
             } else {
-                decoded = Some(decode_once(
-                    self.seg.view(at + HEADER, len),
-                    std::mem::take(&mut fds),
-                ));
+                #[allow(unsafe_code)]
+                // SAFETY: the published record's payload, as above; the view ends before
+                // we free the record below, and no producer writes it until then.
+                let payload = unsafe { self.seg.view(at + HEADER, len) };
+                decoded = Some(decode_once(payload, std::mem::take(&mut fds)));
             }
         }
         // Free the record (even if its fds were lost: the item cannot be delivered).

@@ -61,10 +61,18 @@ impl Segment {
 
     /// Copies `src` into the segment at byte `offset`.
     ///
-    /// The caller's protocol (locks and acquire/release counters) must make sure no
-    /// other process reads or writes these bytes at the same time.
+    /// # Safety
+    ///
+    /// No other thread or process may read or write these bytes at the same time (the
+    /// caller's protocol of locks and acquire/release counters must ensure it): a
+    /// concurrent access is a data race.
+    ///
+    /// # Panics
+    ///
+    /// If the range is outside the segment.
     #[inline]
-    pub(crate) fn write_at(&self, offset: usize, src: &[u8]) {
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn write_at(&self, offset: usize, src: &[u8]) {
         assert!(
             offset
                 .checked_add(src.len())
@@ -72,19 +80,25 @@ impl Segment {
             "write outside the segment"
         );
         #[allow(unsafe_code)]
-        // SAFETY: in bounds (checked); `src` is ordinary memory that cannot overlap the
-        // shared mapping of this segment's fd... unless it is a view into this very
-        // mapping, which no caller makes: `copy` (memmove) is used to be safe anyway.
+        // SAFETY: in bounds (checked); no concurrent access (the caller's promise);
+        // `copy` (memmove) allows `src` to overlap the mapping.
         unsafe {
             std::ptr::copy(src.as_ptr(), self.map.as_ptr().add(offset), src.len())
         }
     }
 
-    /// Copies bytes at `offset` out of the segment into `dst` (see [`write_at`]).
+    /// Copies bytes at `offset` out of the segment into `dst`.
     ///
-    /// [`write_at`]: Segment::write_at
+    /// # Safety
+    ///
+    /// No other thread or process may write these bytes at the same time.
+    ///
+    /// # Panics
+    ///
+    /// If the range is outside the segment.
     #[inline]
-    pub(crate) fn read_at(&self, offset: usize, dst: &mut [u8]) {
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn read_at(&self, offset: usize, dst: &mut [u8]) {
         assert!(
             offset
                 .checked_add(dst.len())
@@ -92,7 +106,8 @@ impl Segment {
             "read outside the segment"
         );
         #[allow(unsafe_code)]
-        // SAFETY: in bounds (checked); `dst` is exclusively borrowed.
+        // SAFETY: in bounds (checked); `dst` is exclusively borrowed; no concurrent
+        // writer (the caller's promise).
         unsafe {
             std::ptr::copy(self.map.as_ptr().add(offset), dst.as_mut_ptr(), dst.len())
         }
@@ -100,10 +115,17 @@ impl Segment {
 
     /// A view of `len` bytes at `offset`, for reading in place.
     ///
-    /// The caller's protocol must make sure no process writes these bytes while the
-    /// view lives (for the queue: the record is published and not yet freed, and the
-    /// caller holds the consumer lock).
-    pub(crate) fn view(&self, offset: usize, len: usize) -> &[u8] {
+    /// # Safety
+    ///
+    /// No thread or process may write these bytes while the view lives (for the queue:
+    /// the record is published and not yet freed, and the caller holds the consumer
+    /// lock).
+    ///
+    /// # Panics
+    ///
+    /// If the range is outside the segment.
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn view(&self, offset: usize, len: usize) -> &[u8] {
         assert!(
             offset
                 .checked_add(len)
