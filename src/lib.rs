@@ -130,7 +130,7 @@ mod queue;
 // Managers and listeners (issue 5).
 pub mod listener;
 pub mod manager;
-mod shared;
+mod memory;
 mod sync;
 mod sys;
 mod wire;
@@ -138,6 +138,7 @@ mod wire;
 pub use connection::{Connection, Waitable, pipe, pipe_simplex, wait};
 pub use error::{Error, ErrorKind, Result};
 pub use futures::{ProcessPoolExecutor, ThreadPoolExecutor};
+pub use memory::{Array, Pod, RawArray, RawValue, SharedGuard, SharedMemory, Value};
 pub use pool::{
     AsyncResult, IMap, Options, Pool, PoolBuilder, ThreadPool, ThreadPoolBuilder, WorkerStats,
 };
@@ -148,7 +149,6 @@ pub use process::{
     waitpid,
 };
 pub use queue::{JoinableQueue, PutError, Queue, SimpleQueue};
-pub use shared::{Array, Pod, RawArray, RawValue, SharedGuard, SharedMemory, Value};
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard,

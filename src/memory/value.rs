@@ -1,29 +1,8 @@
-//! Shared values and arrays: Python's `Value`, `Array`, `RawValue` and `RawArray`.
-//!
-//! A `Value<T>` or `Array<T>` is a handle on an anonymous shared segment (memfd): a
-//! robust lock word, then the data at offset 64. Clone it to share between threads,
-//! pass it in a child's args or send it through a connection to share between
-//! processes. Nothing is left in `/dev/shm`. Which Rust type stands for which of
-//! Python's typecodes is in [`Pod`]'s docs.
-//!
-//! # Locked and raw flavours (design note)
-//!
-//! Python's `Value`/`Array` carry a lock; `RawValue`/`RawArray` do not. Here they are
-//! distinct types, not a flag: a locked flavour's [`lock`](Value::lock) guard hands out
-//! `&mut T`, which is only sound if *every* access to the data takes the lock. A raw
-//! flavour's unlocked `set` from a clone would alias that `&mut T`, so the raw types
-//! have no `lock` at all, and a segment sent as one flavour cannot be received as the
-//! other (deserializing checks the flag stored in the segment). Raw `get`/`set` copy
-//! the data with relaxed atomic loads and stores, a machine word (or less) at a time:
-//! never undefined behaviour however they race, but not atomic as a whole (see
-//! [`RawValue`]).
+//! [`Value`], [`Array`], [`RawValue`], [`RawArray`]: plain data in an anonymous
+//! shared segment (see the module docs of `memory` for the design).
 
 // Raw access to shared memory; every block states its `SAFETY` argument.
 #![allow(unsafe_code)]
-
-mod memory;
-
-pub use memory::SharedMemory;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -33,77 +12,12 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::pod::Pod;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sync::raw;
 use crate::sync::segment::Segment;
 use crate::sys;
 use crate::wire::codec;
-
-/// Types that may live in shared memory and be read and written by several processes.
-///
-/// Python's typecodes (`multiprocessing.sharedctypes`, Linux x86-64 and aarch64 sizes)
-/// map to these Rust types:
-///
-/// | Python | C type | Rust |
-/// |---|---|---|
-/// | `'c'` | `char` | `u8` |
-/// | `'u'` | `wchar_t` | `u32` (convert with `char::from_u32`: `char` is not `Pod`) |
-/// | `'b'`, `'B'` | `signed char`, `unsigned char` | `i8`, `u8` |
-/// | `'h'`, `'H'` | `short`, `unsigned short` | `i16`, `u16` |
-/// | `'i'`, `'I'` | `int`, `unsigned int` | `i32`, `u32` |
-/// | `'l'`, `'L'` | `long`, `unsigned long` | `i64`, `u64` |
-/// | `'q'`, `'Q'` | `long long`, `unsigned long long` | `i64`, `u64` |
-/// | `'f'`, `'d'` | `float`, `double` | `f32`, `f64` |
-///
-/// Fixed-size arrays of these (`[f64; 3]`) are `Pod` too, and so may be your own
-/// `#[repr(C)]` structs (see Safety).
-///
-/// # Safety
-///
-/// Implement only for types that are plain data:
-///
-/// * every bit pattern is a valid value (another process may write any bytes; so not
-///   `bool`, `char`, enums or references);
-/// * no pointers, references or file descriptors (they mean nothing in another
-///   process), so no `Box`, `Vec`, `String`;
-/// * `Copy`, with a stable layout: primitives, arrays of them, or `#[repr(C)]` structs
-///   of them without padding whose contents matter;
-/// * alignment at most 64 bytes.
-///
-/// # Examples
-///
-/// ```
-/// use multiprocess::{Pod, Value};
-///
-/// /// A point as a C struct: two `'d'`s.
-/// #[derive(Debug, Clone, Copy, PartialEq)]
-/// #[repr(C)]
-/// struct Point {
-///     x: f64,
-///     y: f64,
-/// }
-/// // SAFETY: `repr(C)`, two f64 and no padding: any bit pattern is a valid `Point`.
-/// unsafe impl Pod for Point {}
-///
-/// let p = Value::new(Point { x: 1.0, y: 2.0 })?;
-/// p.lock().x += 1.0;
-/// assert_eq!(p.get(), Point { x: 2.0, y: 2.0 });
-/// # Ok::<(), multiprocess::Error>(())
-/// ```
-pub unsafe trait Pod: Copy + Send + Sync + 'static {}
-
-macro_rules! pod {
-    ($($t:ty),*) => { $(
-        // SAFETY: a primitive number: any bit pattern is valid, no pointers.
-        unsafe impl Pod for $t {}
-    )* };
-}
-pod!(
-    i8, u8, i16, u16, i32, u32, i64, u64, i128, u128, isize, usize, f32, f64
-);
-
-// SAFETY: an array of plain data is plain data.
-unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
 
 /// Where the data starts in a segment (room for the lock and header words).
 const DATA: usize = 64;

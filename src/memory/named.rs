@@ -35,15 +35,17 @@
 //! (not tmpfs since Linux 3.11), where `create` falls back to `shm_open` and the
 //! first window is open again (the second stays closed).
 
+// Raw access to the mapping (`as_slice`, `read`, `write`); every block states its
+// `SAFETY` argument.
+#![allow(unsafe_code)]
+
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::connection::Connection;
+use super::tracker::{Tracker, track};
 use crate::error::{Error, ErrorKind, Result};
-use crate::process::StartMethod;
 use crate::sys;
 use crate::sys::shm::Mapping;
 use crate::wire::codec;
@@ -169,9 +171,9 @@ impl SharedMemory {
         };
         // Registered before it has a name (see "The windows around the tracker").
         let id = sys::shm::file_id(fd.as_fd()).map_err(|e| io("fstat of", e))?;
-        track(Tracker::Register(name.clone(), id))?;
+        track(Tracker::Register(path.clone(), id))?;
         if let Err(e) = sys::shm::link_name(fd.as_fd(), &path) {
-            let _ = track(Tracker::Unregister(name.clone(), id));
+            let _ = track(Tracker::Unregister(path.clone(), id));
             return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
                 map_err(&name, rustix::io::Errno::EXIST)
             } else {
@@ -180,7 +182,7 @@ impl SharedMemory {
         }
         Self::from_fd(name.clone(), fd, size).inspect_err(|_| {
             let _ = sys::shm::unlink_if_same(&path, id);
-            let _ = track(Tracker::Unregister(name.clone(), id));
+            let _ = track(Tracker::Unregister(path.clone(), id));
         })
     }
 
@@ -197,7 +199,7 @@ impl SharedMemory {
             rustix::fs::ftruncate(&fd, size as u64)
                 .map_err(|e| Error::io("ftruncate", e.into()))?;
             let id = sys::shm::file_id(fd.as_fd()).map_err(|e| Error::io("fstat", e))?;
-            track(Tracker::Register(name.clone(), id))?;
+            track(Tracker::Register(path.to_string(), id))?;
             Self::from_fd(name.clone(), fd, size)
         })();
         if made.is_err() {
@@ -442,7 +444,7 @@ impl SharedMemory {
         let id = sys::shm::file_id(self.fd.as_fd()).map_err(|e| Error::io("fstat", e))?;
         let removed = sys::shm::unlink_if_same(&path, id)
             .map_err(|e| Error::io(&format!("shared memory {:?}", self.name), e))?;
-        let _ = track(Tracker::Unregister(self.name.clone(), id));
+        let _ = track(Tracker::Unregister(path, id));
         if !removed {
             return Err(map_err(&self.name, rustix::io::Errno::NOENT));
         }
@@ -479,65 +481,5 @@ impl<'de> Deserialize<'de> for SharedMemory {
         let (name, Fd(fd)) = <(String, Fd)>::deserialize(d)?;
         let size = sys::shm::size_of(fd.as_fd()).map_err(serde::de::Error::custom)?;
         SharedMemory::from_fd(name, fd, size).map_err(serde::de::Error::custom)
-    }
-}
-
-/// What the creator tells its tracker: a name and the identity of the file it names.
-#[derive(Debug, Serialize, Deserialize)]
-enum Tracker {
-    Register(String, sys::shm::FileId),
-    Unregister(String, sys::shm::FileId),
-}
-
-/// This process's connection to its tracker (with the pid it belongs to: a forked
-/// child must start its own).
-static TRACKER: Mutex<Option<(u32, Connection<Tracker>)>> = Mutex::new(None);
-
-fn track(msg: Tracker) -> Result<()> {
-    let me = sys::process::getpid();
-    let mut t = TRACKER.lock().unwrap_or_else(|e| e.into_inner());
-    if t.as_ref().is_none_or(|(pid, _)| *pid != me) {
-        if matches!(msg, Tracker::Unregister(..)) {
-            return Ok(());
-        }
-        // An entry from our parent (we were forked): its fd was closed in this process
-        // and its number may be reused by now, so forget it; dropping would close it.
-        if let Some(stale) = t.take() {
-            std::mem::forget(stale);
-        }
-        let (ours, theirs) = crate::connection::pipe::<Tracker>()?;
-        crate::process::start_detached(
-            StartMethod::Spawn,
-            "SharedMemoryTracker",
-            tracker_main,
-            theirs,
-        )?;
-        *t = Some((me, ours));
-    }
-    let (_, conn) = t.as_ref().expect("just set");
-    conn.send(&msg)
-}
-
-/// The tracker: collects names until the creator's end of the pipe closes, then
-/// unlinks those still naming the file they were registered with.
-fn tracker_main(conn: Connection<Tracker>) {
-    let mut names = std::collections::BTreeMap::new();
-    // `recv` fails once the creator is gone (exit, crash or SIGKILL closes its end).
-    while let Ok(msg) = conn.recv() {
-        match msg {
-            Tracker::Register(n, id) => {
-                names.insert(n, id);
-            }
-            Tracker::Unregister(n, id) => {
-                if names.get(&n) == Some(&id) {
-                    names.remove(&n);
-                }
-            }
-        }
-    }
-    for (n, id) in names {
-        if let Ok(path) = shm_path(&n) {
-            let _ = sys::shm::unlink_if_same(&path, id);
-        }
     }
 }
