@@ -51,35 +51,17 @@ macro_rules! for_each_method {
     ($($name:ident),+ $(,)?) => {
         for_each_method!(@ false, false; $($name),+);
     };
+    (@test $serial:literal, $watchdog:literal, $name:ident, $test:ident, $m:ident) => {
+        #[test]
+        fn $test() {
+            crate::common::guarded($serial, $watchdog, multiprocess::StartMethod::$m, super::$name)
+        }
+    };
     (@ $serial:literal, $watchdog:literal; $($name:ident),+) => {$(
         mod $name {
-            #[test]
-            fn fork() {
-                crate::common::guarded(
-                    $serial,
-                    $watchdog,
-                    multiprocess::StartMethod::Fork,
-                    super::$name,
-                )
-            }
-            #[test]
-            fn spawn() {
-                crate::common::guarded(
-                    $serial,
-                    $watchdog,
-                    multiprocess::StartMethod::Spawn,
-                    super::$name,
-                )
-            }
-            #[test]
-            fn forkserver() {
-                crate::common::guarded(
-                    $serial,
-                    $watchdog,
-                    multiprocess::StartMethod::ForkServer,
-                    super::$name,
-                )
-            }
+            for_each_method!(@test $serial, $watchdog, $name, fork, Fork);
+            for_each_method!(@test $serial, $watchdog, $name, spawn, Spawn);
+            for_each_method!(@test $serial, $watchdog, $name, forkserver, ForkServer);
         }
     )+};
 }
