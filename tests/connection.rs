@@ -1,4 +1,4 @@
-//! `Connection` conformance (CONFORMANCE.md, "Connection (Pipe)", without `Listener`),
+//! `Connection` conformance to Python's `Pipe` (`Listener` is in `listener.rs`),
 //! under every start method: values and bytes across processes, `recv_bytes_into`,
 //! `poll`, message boundaries, big messages, `Disconnected`, one-way pipes,
 //! connections sent through connections, `wait`, values that fail to serialize, and
@@ -19,10 +19,7 @@ use multiprocess::{
 };
 use serde::{Deserialize, Serialize};
 
-use common::{LONG, Poison, timed};
-
-/// How long a blocked child waits for its parent before giving up on its own.
-const CHILD_PATIENCE: Duration = Duration::from_secs(60);
+use common::{CHILD_PATIENCE, LONG, Poison, double, timed, wait_for_parent};
 
 // ---------------------------------------------------------------- children
 
@@ -190,14 +187,6 @@ fn send_ten((id, conn): (u32, Connection<(u32, u32)>)) {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-}
-
-fn wait_for_parent(conn: Connection<()>) {
-    let _ = conn.recv_timeout(CHILD_PATIENCE);
-}
-
-fn double(x: u32) -> u32 {
-    2 * x
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! `multiprocess::futures`: `ProcessPoolExecutor` under every start method and
 //! `ThreadPoolExecutor`, with `Future`, `wait`, `as_completed` and `.await`: Python's
-//! `concurrent.futures` semantics (CONFORMANCE.md, "Pool and executor"), plus ours: a
-//! killed worker fails only its future and the executor goes on.
+//! `concurrent.futures` semantics, plus ours: a killed worker fails only its future and
+//! the executor goes on.
 //!
 //! Every process test checks that the workers it saw (pids returned by tasks) are gone
 //! once the executor is dropped; `lifecycle_no_leak` checks, alone in the process, that
@@ -9,8 +9,6 @@
 
 multiprocess::test_support!();
 
-// `common::for_each_method!` has no watchdog; `each_method!` below adds one.
-#[allow(unused_macros)]
 #[macro_use]
 mod common;
 
@@ -28,7 +26,7 @@ use multiprocess::{ErrorKind, Event, Queue, StartMethod, Value, get_context};
 
 use common::{
     BOUND, GRACE, SOON, assert_gone, assert_quiescent, eventually, fd_count, fd_list,
-    fork_server_pid, kill, timed,
+    fork_server_pid, kill, nap, square, timed,
 };
 
 fn executor(method: StartMethod, n: usize) -> ProcessPoolExecutor {
@@ -99,15 +97,6 @@ fn block_on<F: IntoFuture>(fut: F, limit: Duration) -> (F::Output, usize, usize)
 
 // ------------------------------------------------------- functions run in workers
 
-fn square(x: u64) -> u64 {
-    x * x
-}
-
-fn nap(ms: u64) -> u64 {
-    std::thread::sleep(Duration::from_millis(ms));
-    ms
-}
-
 fn fails_on_13(x: u64) -> u64 {
     if x == 13 {
         panic!("unlucky number {x}");
@@ -158,7 +147,8 @@ fn start_blocker(ex: &ProcessPoolExecutor) -> (Future<u64>, u32) {
 
 // =========================================================== ProcessPoolExecutor
 
-each_method!(
+for_each_method!(
+    watchdog:
     submit_result_exception_map,
     map_with_timeout,
     killed_worker_fails_its_future_only,
@@ -174,7 +164,7 @@ each_method!(
     running_and_cancel,
 );
 
-each_method!(serial: lifecycle_no_leak);
+for_each_method!(watchdog, serial: lifecycle_no_leak);
 
 fn submit_result_exception_map(method: StartMethod) {
     let ex = executor(method, 2);

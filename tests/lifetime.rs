@@ -23,23 +23,14 @@ use multiprocess::{
 use serde::{Deserialize, Serialize};
 
 use common::{
-    GRACE, LONG, Poison, assert_gone, assert_quiescent, fd_count, fd_list, fork_server_pid,
-    is_running, stat, timed,
+    CHILD_PATIENCE, GRACE, LONG, Poison, assert_gone, assert_quiescent, fd_count, fd_list,
+    fork_server_pid, is_running, noop, stat, timed, wait_for_parent,
 };
-
-/// How long a blocked child waits for its parent before giving up on its own.
-const CHILD_PATIENCE: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------- children
 
-fn noop(_: ()) {}
-
 fn identity(x: u32) -> u32 {
     x
-}
-
-fn wait_for_parent(conn: Connection<()>) {
-    let _ = conn.recv_timeout(CHILD_PATIENCE);
 }
 
 fn blocks(conn: Connection<()>) -> u32 {

@@ -1,8 +1,8 @@
-//! `Listener` / `Client` conformance (CONFORMANCE.md, "Connection": the `Listener`
-//! items), over abstract names, Unix paths and TCP on loopback: binding twice,
-//! connect-send-close before `accept`, authkeys right and wrong (both sides fail, the
-//! server goes on), oversized and malformed frames (only that connection closes),
-//! handles over TCP, and clients in child processes under every start method.
+//! `Listener` / `Client` conformance to Python's `multiprocessing.connection`, over
+//! abstract names, Unix paths and TCP on loopback: binding twice, connect-send-close
+//! before `accept`, authkeys right and wrong (both sides fail, the server goes on),
+//! oversized and malformed frames (only that connection closes), handles over TCP, and
+//! clients in child processes under every start method.
 
 multiprocess::test_support!();
 

@@ -1,7 +1,7 @@
-//! Manager conformance (CONFORMANCE.md, "Manager"), under every start method: every
-//! proxy type mutated in a child and read in the parent; remote managers reached by an
-//! unrelated process (this test binary re-executed); wrong authkeys; shutting down and
-//! restarting at the same address; bad frames; lifetime (drop, owner killed).
+//! Manager conformance to Python's managers, under every start method: every proxy type
+//! mutated in a child and read in the parent; remote managers reached by an unrelated
+//! process (this test binary re-executed); wrong authkeys; shutting down and restarting
+//! at the same address; bad frames; lifetime (drop, owner killed).
 
 multiprocess::test_support!();
 

@@ -1,9 +1,8 @@
 //! The process `Pool` under every start method, and the `ThreadPool`: Python's
-//! semantics (CONFORMANCE.md, "Pool and executor"), and what ours promises beyond
-//! them: a worker that dies (killed, abort, segfault, `exit`) or runs past its timeout
-//! fails only its task and is replaced; a failing initializer breaks the pool at once;
-//! a panicking task reports its message and location; no worker outlives its pool or
-//! its parent.
+//! semantics, and what ours promises beyond them: a worker that dies (killed, abort,
+//! segfault, `exit`) or runs past its timeout fails only its task and is replaced; a
+//! failing initializer breaks the pool at once; a panicking task reports its message
+//! and location; no worker outlives its pool or its parent.
 //!
 //! Every process test ends its pool and checks that each worker it saw (from
 //! `pool.stats()` and from pids the tasks returned) is gone: not in `/proc`, or a zombie
@@ -11,8 +10,6 @@
 
 multiprocess::test_support!();
 
-// `common::for_each_method!` has no watchdog; `each_method!` below adds one.
-#[allow(unused_macros)]
 #[macro_use]
 mod common;
 
@@ -29,7 +26,7 @@ use multiprocess::{
 
 use common::{
     BOUND, GRACE, LONG, SOON, assert_gone, assert_quiescent, children_of, eventually, fd_count,
-    fd_list, fork_server_pid, is_gone, kill, timed,
+    fd_list, fork_server_pid, is_gone, kill, nap, square, timed,
 };
 
 // ------------------------------------------------------------------ helpers
@@ -93,17 +90,8 @@ fn close_join_and_check(p: Pool, more: impl IntoIterator<Item = u32>) {
 
 // ------------------------------------------------------- functions run in workers
 
-fn square(x: u64) -> u64 {
-    x * x
-}
-
 fn add((a, b): (u32, u32)) -> u32 {
     a + b
-}
-
-fn nap(ms: u64) -> u64 {
-    std::thread::sleep(Duration::from_millis(ms));
-    ms
 }
 
 fn my_pid(_: u32) -> u32 {
@@ -212,7 +200,8 @@ fn set_event(ev: Event) -> bool {
 
 // ================================================================ process pool
 
-each_method!(
+for_each_method!(
+    watchdog:
     apply_map_starmap,
     map_async_callbacks,
     map_async_empty_completes_at_once,
@@ -238,19 +227,25 @@ each_method!(
     tasks_queued_behind_a_killed_worker_run,
 );
 
-each_method!(serial: sigint_to_parent_leaves_no_worker, lifecycle_no_leak);
+for_each_method!(watchdog, serial: sigint_to_parent_leaves_no_worker, lifecycle_no_leak);
 
 mod pool_200 {
     // Spawn is left out: 200 exec()s of this (debug) test binary take most of a
     // minute on two cores.
     #[test]
     fn fork() {
-        crate::common::guarded(false, multiprocess::StartMethod::Fork, super::pool_200)
+        crate::common::guarded(
+            false,
+            true,
+            multiprocess::StartMethod::Fork,
+            super::pool_200,
+        )
     }
     #[test]
     fn forkserver() {
         crate::common::guarded(
             false,
+            true,
             multiprocess::StartMethod::ForkServer,
             super::pool_200,
         )

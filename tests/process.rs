@@ -1,6 +1,6 @@
-//! `Process` and `spawn` conformance (CONFORMANCE.md, "Process"), under every start
-//! method: lifecycle, exit codes, names and process trees, daemons, `close()`,
-//! `JoinHandle` outcomes, values that fail to serialize, and children's fd tables.
+//! `Process` and `spawn` conformance to Python's `Process`, under every start method:
+//! lifecycle, exit codes, names and process trees, daemons, `close()`, `JoinHandle`
+//! outcomes, values that fail to serialize, and children's fd tables.
 //!
 //! Children block on a pipe to the test rather than sleeping: if a test fails and drops
 //! its end, its children see `Disconnected` and end, so nothing lingers.
@@ -18,10 +18,10 @@ use multiprocess::{
 };
 use serde::{Deserialize, Serialize};
 
-use common::{LONG, Poison, TempPath, assert_gone, fd_count, redirect_stderr, stat, timed};
-
-/// How long a blocked child waits for its parent before giving up on its own.
-const CHILD_PATIENCE: Duration = Duration::from_secs(60);
+use common::{
+    CHILD_PATIENCE, LONG, Poison, TempPath, assert_gone, fd_count, noop, redirect_stderr, square,
+    stat, timed, wait_for_parent,
+};
 
 // ---------------------------------------------------------------- children
 
@@ -34,12 +34,6 @@ fn echo_args_then_wait((conn, n, s, v): (Connection<Echoed>, u32, String, Vec<u8
 }
 
 /// Waits until the parent drops its end (or sends something).
-fn wait_for_parent(conn: Connection<()>) {
-    let _ = conn.recv_timeout(CHILD_PATIENCE);
-}
-
-fn noop(_: ()) {}
-
 fn noop_ret(_: ()) -> u32 {
     7
 }
@@ -151,10 +145,6 @@ fn daemon_tries(conn: Connection<DaemonReport>) {
         Err(e) => format!("{:?}", e.kind()),
     };
     conn.send(&(daemonic, e1, e2)).unwrap();
-}
-
-fn square(x: u64) -> u64 {
-    x * x
 }
 
 fn panics_with((stderr_path, msg): (String, String)) -> u64 {

@@ -1,6 +1,6 @@
 //! `Queue`, `SimpleQueue`, `JoinableQueue` across processes under every start method:
-//! Python's semantics (CONFORMANCE.md, Queue section), exactly-once delivery with many
-//! producers and consumers, killed consumers and producers, handles and huge items.
+//! Python's semantics, exactly-once delivery with many producers and consumers, killed
+//! consumers and producers, handles and huge items.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -12,31 +12,12 @@ use serde::{Serialize, Serializer};
 
 multiprocess::test_support!();
 
+#[macro_use]
+mod common;
+
 const LONG: Duration = Duration::from_secs(60);
 
-macro_rules! each_method {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-                #[test]
-                fn fork() {
-                    super::$name(StartMethod::Fork)
-                }
-                #[test]
-                fn spawn() {
-                    super::$name(StartMethod::Spawn)
-                }
-                #[test]
-                fn forkserver() {
-                    super::$name(StartMethod::ForkServer)
-                }
-            }
-        )*
-    };
-}
-
-each_method!(
+for_each_method!(
     bounded_full_and_empty,
     items_before_and_after_start_arrive_in_order,
     joinable_four_workers,
@@ -437,4 +418,4 @@ fn wait_over_queues(method: StartMethod) {
     );
 }
 
-each_method!(wait_over_queues);
+for_each_method!(wait_over_queues);

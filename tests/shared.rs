@@ -1,11 +1,14 @@
-//! `Value` and `Array` in shared memory across processes under every start method
-//! (CONFORMANCE.md, Shared memory section).
+//! `Value` and `Array` in shared memory across processes under every start method,
+//! and named `SharedMemory`.
 
 use std::time::Duration;
 
 use multiprocess::{Array, RawArray, RawValue, StartMethod, Value, get_context};
 
 multiprocess::test_support!();
+
+#[macro_use]
+mod common;
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -82,29 +85,7 @@ fn locked_increments(method: StartMethod) {
     assert_eq!(v.get(), 40_000, "{method}: the lock makes increments exact");
 }
 
-macro_rules! each_method {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-                #[test]
-                fn fork() {
-                    super::$name(StartMethod::Fork)
-                }
-                #[test]
-                fn spawn() {
-                    super::$name(StartMethod::Spawn)
-                }
-                #[test]
-                fn forkserver() {
-                    super::$name(StartMethod::ForkServer)
-                }
-            }
-        )*
-    };
-}
-
-each_method!(values_seen_by_parent, array_prefix_sums, locked_increments);
+for_each_method!(values_seen_by_parent, array_prefix_sums, locked_increments);
 
 #[test]
 fn zeroed_and_bounds() {
@@ -243,7 +224,7 @@ fn creator_death_cleans_up(method: StartMethod) {
     }
 }
 
-each_method!(shared_memory_by_name, creator_death_cleans_up);
+for_each_method!(shared_memory_by_name, creator_death_cleans_up);
 
 /// A `Value` must be received from a segment of exactly one element: an `Array` of
 /// three sent through a connection and received as a `Value` is an error, not a value

@@ -17,21 +17,12 @@ use multiprocess::{
     RLock, Semaphore, StartMethod, Waitable, get_context, parent_process, pipe, wait,
 };
 
-use common::LONG;
+use common::{CHILD_PATIENCE, LONG, double, noop};
 
 const FOREVER: Duration = Duration::MAX;
 
 /// Also overflows `Instant::now() + t`, without being `Duration::MAX` itself.
 const HUGE: Duration = Duration::from_secs(u64::MAX / 2);
-
-/// How long a blocked child waits for its parent before giving up on its own.
-const CHILD_PATIENCE: Duration = Duration::from_secs(60);
-
-fn noop(_: ()) {}
-
-fn double(x: u32) -> u32 {
-    2 * x
-}
 
 /// Starts a grandchild that may outlive us and waits for us forever, then waits to be
 /// terminated.

@@ -24,7 +24,7 @@ use std::sync::mpsc;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use multiprocess::{StartMethod, get_context};
+use multiprocess::{Connection, StartMethod, get_context};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A generous bound for every wait that should end: a bug fails the test, not hangs it.
@@ -33,40 +33,37 @@ pub(crate) const LONG: Duration = Duration::from_secs(30);
 /// How long a process that should be gone may take to disappear.
 pub(crate) const GRACE: Duration = Duration::from_secs(10);
 
-/// Writes one test body (`fn name(method: StartMethod)`) as three tests:
-/// `name::fork`, `name::spawn` and `name::forkserver`, each holding
-/// [`method_lock`]; with `serial:` first, each holding [`serial`].
+/// Writes one test body (`fn name(method: StartMethod)`) as three tests,
+/// `name::fork`, `name::spawn` and `name::forkserver`, each holding [`method_lock`]
+/// (or [`serial`] with `serial:` first). With `watchdog` first (`watchdog: a, b` or
+/// `watchdog, serial: a`), each body also runs under a [`watchdog`].
+#[allow(unused_macros)]
 macro_rules! for_each_method {
+    (watchdog, serial: $($name:ident),+ $(,)?) => {
+        for_each_method!(@ true, true; $($name),+);
+    };
+    (watchdog: $($name:ident),+ $(,)?) => {
+        for_each_method!(@ false, true; $($name),+);
+    };
     (serial: $($name:ident),+ $(,)?) => {
-        for_each_method!(@ serial; $($name),+);
+        for_each_method!(@ true, false; $($name),+);
     };
     ($($name:ident),+ $(,)?) => {
-        for_each_method!(@ method_lock; $($name),+);
+        for_each_method!(@ false, false; $($name),+);
     };
-    (@ $lock:ident; $($name:ident),+) => {$(
+    (@test $serial:literal, $watchdog:literal, $name:ident, $test:ident, $m:ident) => {
+        #[test]
+        fn $test() {
+            crate::common::guarded($serial, $watchdog, multiprocess::StartMethod::$m, super::$name)
+        }
+    };
+    (@ $serial:literal, $watchdog:literal; $($name:ident),+) => {$(
         mod $name {
-            #[test]
-            fn fork() {
-                for_each_method!(@run $lock, $name, Fork);
-            }
-            #[test]
-            fn spawn() {
-                for_each_method!(@run $lock, $name, Spawn);
-            }
-            #[test]
-            fn forkserver() {
-                for_each_method!(@run $lock, $name, ForkServer);
-            }
+            for_each_method!(@test $serial, $watchdog, $name, fork, Fork);
+            for_each_method!(@test $serial, $watchdog, $name, spawn, Spawn);
+            for_each_method!(@test $serial, $watchdog, $name, forkserver, ForkServer);
         }
     )+};
-    (@run serial, $name:ident, $m:ident) => {{
-        let _g = crate::common::serial();
-        super::$name(multiprocess::StartMethod::$m)
-    }};
-    (@run method_lock, $name:ident, $m:ident) => {{
-        let _g = crate::common::method_lock(multiprocess::StartMethod::$m);
-        super::$name(multiprocess::StartMethod::$m)
-    }};
 }
 
 static LOCK: RwLock<()> = RwLock::new(());
@@ -318,39 +315,15 @@ pub(crate) fn redirect_stderr(path: &str) {
 /// A test body that runs longer than this fails (instead of hanging).
 pub(crate) const WATCHDOG: Duration = Duration::from_secs(60);
 
-/// Writes one test body (`fn name(method: StartMethod)`) as three tests, `name::fork`,
-/// `name::spawn` and `name::forkserver`, each under [`method_lock`] (or
-/// [`serial`] with `serial:` first) and a [`watchdog`].
-#[allow(unused_macros)]
-macro_rules! each_method {
-    (serial: $($name:ident),+ $(,)?) => {
-        each_method!(@ true; $($name),+);
-    };
-    ($($name:ident),+ $(,)?) => {
-        each_method!(@ false; $($name),+);
-    };
-    (@ $serial:literal; $($name:ident),+) => {$(
-        mod $name {
-            #[test]
-            fn fork() {
-                crate::common::guarded($serial, multiprocess::StartMethod::Fork, super::$name)
-            }
-            #[test]
-            fn spawn() {
-                crate::common::guarded($serial, multiprocess::StartMethod::Spawn, super::$name)
-            }
-            #[test]
-            fn forkserver() {
-                crate::common::guarded($serial, multiprocess::StartMethod::ForkServer, super::$name)
-            }
-        }
-    )+};
-}
-
-/// Runs `body(method)` under the right lock and a [`watchdog`].
-pub(crate) fn guarded(alone: bool, method: StartMethod, body: fn(StartMethod)) {
+/// Runs `body(method)` under [`serial`] (`alone`) or [`method_lock`], and under a
+/// [`watchdog`] if `watched`: what the tests written by `for_each_method!` do.
+pub(crate) fn guarded(alone: bool, watched: bool, method: StartMethod, body: fn(StartMethod)) {
     let _g = if alone { serial() } else { method_lock(method) };
-    watchdog(move || body(method));
+    if watched {
+        watchdog(move || body(method));
+    } else {
+        body(method);
+    }
 }
 
 /// Runs `f` on another thread and fails if it does not end within [`WATCHDOG`]; a
@@ -394,4 +367,31 @@ pub(crate) fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> boo
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+// ------------------------------------------- small functions run in children
+
+/// How long a blocked child waits for its parent before giving up on its own.
+pub(crate) const CHILD_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Waits (at most [`CHILD_PATIENCE`]) until the parent sends or drops its end.
+pub(crate) fn wait_for_parent(conn: Connection<()>) {
+    let _ = conn.recv_timeout(CHILD_PATIENCE);
+}
+
+/// Does nothing.
+pub(crate) fn noop(_: ()) {}
+
+pub(crate) fn double(x: u32) -> u32 {
+    2 * x
+}
+
+pub(crate) fn square(x: u64) -> u64 {
+    x * x
+}
+
+/// Sleeps `ms` milliseconds and returns `ms`.
+pub(crate) fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
 }

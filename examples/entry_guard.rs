@@ -31,7 +31,7 @@
 //! server) and `fork` behave the same here. As in Python, 333 and 222 come from two
 //! processes, so their order may vary.
 //!
-//! Run: `cargo run --example seed001_entry_guard`.
+//! Run: `cargo run --example entry_guard`.
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Seed 000, section 2.2.2, the queue: a writer process puts 1..4 with a second between
 //! puts, a reader process gets and prints them, the parent joins both and prints DONE.
-//! Run: `cargo run --example seed000_queue`.
+//! Run: `cargo run --example queue_writer_reader`.
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Seed 001, section 1.3.1: memory is not shared between processes. A child gets a
 //! copy (copy-on-write after fork, a fresh copy under spawn): its change to ordinary
 //! memory is invisible to the parent, while a change to a shared `Value` is seen.
-//! Run: `cargo run --example seed001_copy_on_write`.
+//! Run: `cargo run --example copy_on_write`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -23,7 +23,7 @@
 //! child with `waitpid` (which also reaps it) and the child leaves with
 //! `std::process::exit`.
 //!
-//! Run: `cargo run --example seed001_fork_demo`.
+//! Run: `cargo run --example fork_both_continue`.
 
 use multiprocess::Fork;
 

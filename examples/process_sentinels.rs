@@ -34,7 +34,7 @@
 //! seed leaves that call commented out; here it runs, and one line (in parentheses)
 //! says which process ended first.
 //!
-//! Run: `cargo run --example seed001_sentinels` (at most about 2 s).
+//! Run: `cargo run --example process_sentinels` (at most about 2 s).
 
 use std::os::fd::AsRawFd;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,5 +1,6 @@
-//! Seed 001, section 3.1.1: a `Pool(10)` running one writer and two readers that
-//! share a bounded queue, passed to each task as its argument.
+//! Seed 001, section 3.1.1 (Queue, under "3.2 Manager"): a `Pool(10)` running one
+//! writer and two readers that share a bounded queue, passed to each task as its
+//! argument.
 //!
 //! Python:
 //! ```python
@@ -51,7 +52,7 @@
 //! out its timeout). The numbers 0 to 20 are each printed once, by one reader or the
 //! other, then "over" twice.
 //!
-//! Run: `cargo run --example seed001_pool_queue`.
+//! Run: `cargo run --example pool_tasks_share_queue`.
 
 use std::time::Duration;
 

@@ -46,7 +46,7 @@
 //! parent's pidfd once, at the moment the fork server dies, which can be before the
 //! dying parent's last thread is gone.)
 //!
-//! Run: `cargo run --example seed001_zombie_orphan` (about 2 s).
+//! Run: `cargo run --example zombies_and_orphans` (about 2 s).
 
 use std::time::{Duration, Instant};
 

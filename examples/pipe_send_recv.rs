@@ -25,7 +25,7 @@
 //! the parent joins before receiving: fine for a small message, which fits in the
 //! socket buffer.
 //!
-//! Run: `cargo run --example seed000_pipe`.
+//! Run: `cargo run --example pipe_send_recv`.
 
 use multiprocess::{Connection, Process};
 

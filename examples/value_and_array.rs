@@ -1,6 +1,7 @@
-//! Seed 003: `Value('d', 0.0)` and `Array('i', range(10))` in shared memory; a child
-//! sets the value to 3.1415927 and negates the array; the parent prints both.
-//! Run: `cargo run --example seed003_value_array`.
+//! Seed 003, "共享内存" (shared memory, under "进程间共享状态"): `Value('d', 0.0)` and
+//! `Array('i', range(10))` in shared memory; a child sets the value to 3.1415927 and
+//! negates the array; the parent prints both.
+//! Run: `cargo run --example value_and_array`.
 
 use multiprocess::{Array, Process, Value};
 

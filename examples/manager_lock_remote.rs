@@ -2,7 +2,7 @@
 //! lock lives in the manager's server process and is reached through a socket, so
 //! processes with no common parent, even on other hosts, can share it; a plain
 //! [`multiprocess::Lock`] lives in shared memory and is shared only by handing it to
-//! children (see `seed003_lock.rs`).
+//! children (see `lock_serialized_prints.rs`).
 //!
 //! Part 1 is the tutorial's program: `with Manager() as manager: lock = manager.Lock()`
 //! and four worker processes. Part 2 shows what only the manager's lock can do: the
@@ -11,7 +11,7 @@
 //! authkey (no handle is inherited), share the lock to increment a shared counter
 //! without losing updates.
 //!
-//! Run: `cargo run --example seed003_manager_lock`.
+//! Run: `cargo run --example manager_lock_remote`.
 
 use std::process::Command;
 use std::time::Duration;
@@ -36,7 +36,7 @@ fn increment(lock: &LockProxy, counter: &ValueProxy<u64>, times: u32) -> multipr
     Ok(())
 }
 
-/// Part 2, in an unrelated program (this binary re-run with `SEED003_PEER` set).
+/// Part 2, in an unrelated program (this binary re-run with `MANAGER_LOCK_PEER` set).
 fn peer(spec: &str) -> multiprocess::Result<()> {
     let (address, authkey) = spec.split_once('|').expect("address|authkey");
     let m = Manager::connect(address, authkey)?;
@@ -52,7 +52,7 @@ fn peer(spec: &str) -> multiprocess::Result<()> {
 
 fn main() -> multiprocess::Result<()> {
     multiprocess::init();
-    if let Ok(spec) = std::env::var("SEED003_PEER") {
+    if let Ok(spec) = std::env::var("MANAGER_LOCK_PEER") {
         return peer(&spec);
     }
 
@@ -84,7 +84,7 @@ fn main() -> multiprocess::Result<()> {
     let mut peers: Vec<_> = (0..3)
         .map(|_| {
             Command::new(&exe)
-                .env("SEED003_PEER", &spec)
+                .env("MANAGER_LOCK_PEER", &spec)
                 .spawn()
                 .expect("start a peer program")
         })

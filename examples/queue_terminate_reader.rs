@@ -1,7 +1,8 @@
-//! Seed 003, Queue: the parent creates a queue and passes it to a writer (puts A, B, C
-//! with random pauses) and a reader (an endless loop of `get`), waits for the writer,
-//! and terminates the reader, which can never end by itself.
-//! Run: `cargo run --example seed003_queue`.
+//! Seed 003, "进程间通信" (communication), Queue: the parent creates a queue and passes it
+//! to a writer (puts A, B, C with random pauses) and a reader (an endless loop of
+//! `get`), waits for the writer, and terminates the reader, which can never end by
+//! itself.
+//! Run: `cargo run --example queue_terminate_reader`.
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Seed 002, "进程间通讯": `Queue(3)`, `qsize()`, `put`, `get`, and `get_nowait()` on an
 //! empty queue, which raises `queue.Empty` in Python and is an `ErrorKind::Empty`
 //! error here.
-//! Run: `cargo run --example seed002_queue`.
+//! Run: `cargo run --example queue_get_nowait`.
 
 use multiprocess::{ErrorKind, Queue};
 

@@ -31,7 +31,7 @@
 //! while tasks 0, 2 and 3 still run. The four `Run task` lines of the first wave may
 //! come in any order, as in Python.
 //!
-//! Run: `cargo run --example seed000_pool`.
+//! Run: `cargo run --example pool_apply_async`.
 
 use std::time::{Duration, Instant};
 

@@ -38,7 +38,7 @@
 //! that.) The main process has no `parent_process()`, so it prints its OS parent,
 //! your shell or cargo, as Python does.
 //!
-//! Run: `cargo run --example seed000_process`.
+//! Run: `cargo run --example process_info`.
 
 use multiprocess::{Process, current_process, parent_process};
 

@@ -1,8 +1,8 @@
-//! Seed 004, the MONEY example, across processes: two workers each run
-//! `MONEY += n; MONEY -= n` a million times on a shared `Value`. Without a lock the
-//! read-modify-writes of the two processes interleave and MONEY drifts from 0; with
-//! the value's lock it stays 0 (and costs more time), as the seed shows for threads.
-//! Run: `cargo run --release --example seed004_money`.
+//! Seed 004, "线程锁" (thread lock), the MONEY example, across processes: two workers each
+//! run `MONEY += n; MONEY -= n` a million times on a shared `Value`. Without a lock the
+//! read-modify-writes of the two processes interleave and MONEY drifts from 0; with the
+//! value's lock it stays 0 (and costs more time), as the seed shows for threads.
+//! Run: `cargo run --release --example value_lock_race`.
 
 use std::time::Instant;
 

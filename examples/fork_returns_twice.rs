@@ -20,7 +20,7 @@
 //! left either way.) `parent_process()` in the child is the process that forked it,
 //! the same pid as `os.getppid()`.
 //!
-//! Run: `cargo run --example seed000_fork`.
+//! Run: `cargo run --example fork_returns_twice`.
 
 use multiprocess::Fork;
 

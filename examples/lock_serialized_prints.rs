@@ -1,8 +1,9 @@
-//! Seed 003, the `Lock` example: several processes print under one lock so their lines
-//! never interleave; and the first half of "Lock vs manager lock": a `Lock` is shared
-//! by handing it to the children (the manager's lock, for unrelated processes, comes
-//! with the Manager).
-//! Run: `cargo run --example seed003_lock`.
+//! Seed 003, "进程间同步" (synchronization between processes): several processes
+//! print under one lock so their lines never interleave; and the first half of
+//! "multiprocessing.Lock() 与 Manager().Lock() 的区别": a `Lock` is shared by handing
+//! it to the children (the manager's lock, for unrelated processes, is the second half:
+//! `manager_lock_remote.rs`).
+//! Run: `cargo run --example lock_serialized_prints`.
 
 use multiprocess::{Lock, Process};
 

@@ -1,7 +1,7 @@
 //! Seed 002, "互斥锁": two workers each add 1 to a shared number 999,999 times while
 //! holding a lock; the total is exactly 1,999,998. The seed uses threads and a global;
 //! across processes the number lives in a shared `Value` and the lock is a `Lock`.
-//! Run: `cargo run --release --example seed002_mutex`.
+//! Run: `cargo run --release --example lock_shared_counter`.
 
 use multiprocess::{Lock, Process, RawValue};
 

@@ -30,7 +30,7 @@
 //! time. The handle stays usable after a timeout: here the second `join_timeout`, with
 //! a budget long enough, gets the value (the task takes 1 s).
 //!
-//! Run: `cargo run --example seed003_timeout` (about 2.5 s).
+//! Run: `cargo run --example join_timeout_terminate` (about 2.5 s).
 
 use std::time::Duration;
 

@@ -25,7 +25,7 @@
 //! time, the twin also prints how long the pool took in all: about 0.3 s, not 1.5 s.
 //! The five `子进程` lines may come in any order, as in Python.
 //!
-//! Run: `cargo run --example seed004_pool`.
+//! Run: `cargo run --example pool_all_at_once`.
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
-//! Seed 003, "上下文和启动方法": choose the start method once with
-//! `set_start_method`, or several in one program with `get_context`; a child puts
-//! 'hello' on a queue made by the same context.
-//! Run: `cargo run --example seed003_context`.
+//! Seed 003, "上下文和启动方法" (contexts and start methods), "指定上下文": choose the start method
+//! once with `set_start_method`, or several in one program with `get_context`; a child
+//! puts 'hello' on a queue made by the same context.
+//! Run: `cargo run --example start_method_context`.
 
 use multiprocess::{Queue, StartMethod, get_context};
 

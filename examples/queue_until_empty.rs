@@ -4,7 +4,7 @@
 //! As in Python, "until empty" is racy for the consumers: one may find the queue empty
 //! while the producer is still ahead. The Rust twin adds a short `get_timeout` so a
 //! consumer stops only when nothing arrives for a while.
-//! Run: `cargo run --example seed001_queue`.
+//! Run: `cargo run --example queue_until_empty`.
 
 use std::time::Duration;
 

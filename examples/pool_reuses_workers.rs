@@ -30,7 +30,7 @@
 //! return its pid, to print at the end how many distinct processes ran the ten tasks:
 //! three, the pool's size.
 //!
-//! Run: `cargo run --example seed002_pool`.
+//! Run: `cargo run --example pool_reuses_workers`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;

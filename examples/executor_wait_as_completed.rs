@@ -52,7 +52,7 @@
 //! only a task still waiting in the queue can be cancelled, so the twin also cancels
 //! one that waits behind three busy workers, and gets `true`.
 //!
-//! Run: `cargo run --example seed001_executor`.
+//! Run: `cargo run --example executor_wait_as_completed`.
 
 use std::time::Duration;
 

@@ -53,7 +53,7 @@
 //! run, as in Python; the printed results do not depend on timing, except the order
 //! of `imap_unordered`.
 //!
-//! Run: `cargo run --example seed001_pool`.
+//! Run: `cargo run --example pool_map_basics`.
 
 use std::time::Duration;
 

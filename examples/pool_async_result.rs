@@ -1,7 +1,8 @@
-//! Seed 003, "Pool" and "AsyncResult": a `Pool(4)` running five `long_time_task`s;
-//! then `get()` called before `join()` (it blocks, so the tasks run one at a time)
-//! and after it (they run in parallel); last, the `AsyncResult` methods the seed
-//! lists (`apply`, `get(timeout)`, `wait(timeout)`, `ready()`, `successful()`).
+//! Seed 003, "Pool": "使用" (usage) and "AsyncResult": a `Pool(4)` running five
+//! `long_time_task`s; then `get()` called before `join()` (it blocks, so the tasks run
+//! one at a time) and after it (they run in parallel); last, the `AsyncResult` methods
+//! the seed lists (`apply`, `get(timeout)`, `wait(timeout)`, `ready()`,
+//! `successful()`).
 //!
 //! Python, part 1:
 //! ```python
@@ -76,7 +77,7 @@
 //! the error also carries the worker's backtrace, which the twin leaves out by
 //! printing the first line only.
 //!
-//! Run: `cargo run --example seed003_pool`.
+//! Run: `cargo run --example pool_async_result`.
 
 use std::time::{Duration, Instant};
 
