@@ -357,7 +357,6 @@ impl<T: Serialize> Connection<T> {
         self.check_writable()?;
         let mut enc = codec::encode_with_prefix(value, frame::HEADER)?;
         let mut bytes = std::mem::take(&mut enc.bytes);
-        // The fds borrow from `value`, which the caller holds for the whole call.
         let fds = enc.borrowed_fds();
         if !fds.is_empty() && !sys::socket::is_unix(self.fd.as_fd()) {
             return Err(Error::new(

@@ -138,7 +138,8 @@ pub(crate) fn request(address: &str, authkey: &AuthKey, req: &Request) -> Result
 /// accepting, an unreachable host); the reference is then left to the server (the
 /// object lives on, as if the proxy were still alive).
 pub(crate) fn release(token: &Token) {
-    let Ok(mut enc) = codec::encode_with_prefix(&Request::DecRef(token.id), frame::HEADER) else {
+    let req = Request::DecRef(token.id);
+    let Ok(mut enc) = codec::encode_with_prefix(&req, frame::HEADER) else {
         return;
     };
     let pid = sys::process::getpid();

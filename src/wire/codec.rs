@@ -6,6 +6,7 @@
 //! an error (for example through `serde_json`): an fd number means nothing elsewhere.
 
 use std::cell::RefCell;
+use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use bincode::Options as _;
@@ -19,33 +20,33 @@ thread_local! {
     static RECV: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
 }
 
-/// An encoded value: its bytes and the fds its handles refer to (borrowed from the
-/// value, valid while it lives).
+/// An encoded value: its bytes and the fds its handles refer to. The fds belong to
+/// the value, so an `Encoded` borrows it (`'a`): the borrow checker keeps the value,
+/// and so the fds, alive while the encoding is used.
 #[derive(Debug)]
-pub(crate) struct Encoded {
+pub(crate) struct Encoded<'a> {
     pub(crate) bytes: Vec<u8>,
     pub(crate) fds: Vec<RawFd>,
+    _value: PhantomData<&'a ()>,
 }
 
-impl Encoded {
-    /// The fds as borrowed fds.
-    ///
-    /// The caller must still hold the value the bytes were encoded from.
-    pub(crate) fn borrowed_fds(&self) -> Vec<BorrowedFd<'_>> {
+impl<'a> Encoded<'a> {
+    /// The fds as borrowed fds, valid while the encoded value lives.
+    pub(crate) fn borrowed_fds(&self) -> Vec<BorrowedFd<'a>> {
         #[allow(unsafe_code)]
         self.fds
             .iter()
-            // SAFETY: the fds belong to handles inside a value that outlives `self`'s
-            // use (see `encode`'s contract): they are open.
+            // SAFETY: the fds belong to handles inside the value this encoding borrows
+            // for `'a`: they stay open for `'a`.
             .map(|&fd| unsafe { BorrowedFd::borrow_raw(fd) })
             .collect()
     }
 }
 
 /// The wire format: bincode with fixed-width little-endian integers. Measured here,
-/// it encodes and decodes a `Vec<u64>` several times faster than a varint format
-/// (postcard), which is what bulk pool and queue traffic is made of; the extra bytes
-/// of small integers cost nothing next to that.
+/// it encodes and decodes a `Vec<u64>` several times faster than a varint format,
+/// which is what bulk pool and queue traffic is made of; the extra bytes of small
+/// integers cost nothing next to that.
 fn options() -> impl bincode::Options {
     use bincode::Options as _;
     bincode::DefaultOptions::new()
@@ -58,7 +59,7 @@ fn options() -> impl bincode::Options {
 pub(crate) fn encode_with_prefix<T: Serialize + ?Sized>(
     value: &T,
     prefix: usize,
-) -> Result<Encoded> {
+) -> Result<Encoded<'_>> {
     encode_sized(value, prefix, 0)
 }
 
@@ -68,7 +69,7 @@ pub(crate) fn encode_sized<T: Serialize + ?Sized>(
     value: &T,
     prefix: usize,
     expected: usize,
-) -> Result<Encoded> {
+) -> Result<Encoded<'_>> {
     struct Reset(Option<Vec<RawFd>>);
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -89,11 +90,15 @@ pub(crate) fn encode_sized<T: Serialize + ?Sized>(
     let fds = SEND
         .with(|s| s.borrow_mut().replace(Vec::new()))
         .unwrap_or_default();
-    Ok(Encoded { bytes, fds })
+    Ok(Encoded {
+        bytes,
+        fds,
+        _value: PhantomData,
+    })
 }
 
 /// Encodes `value`.
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded> {
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded<'_>> {
     encode_with_prefix(value, 0)
 }
 

@@ -47,9 +47,53 @@ pub(crate) fn send_parts(fd: BorrowedFd<'_>, body: &[u8], fds: &[BorrowedFd<'_>]
 }
 
 fn put_header(h: &mut [u8], nfds: usize, len: u64) {
-    h[0..4].copy_from_slice(&MAGIC.to_le_bytes());
-    h[4..8].copy_from_slice(&(nfds as u32).to_le_bytes());
-    h[8..16].copy_from_slice(&len.to_le_bytes());
+    let header = Header {
+        nfds: nfds as u32,
+        len,
+    };
+    h.copy_from_slice(&header.to_bytes());
+}
+
+/// A frame's header, as it travels (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    /// How many fds ride on the frame.
+    pub(crate) nfds: u32,
+    /// The body's length in bytes.
+    pub(crate) len: u64,
+}
+
+impl Header {
+    pub(crate) fn to_bytes(self) -> [u8; HEADER] {
+        let mut b = [0u8; HEADER];
+        b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        b[4..8].copy_from_slice(&self.nfds.to_le_bytes());
+        b[8..16].copy_from_slice(&self.len.to_le_bytes());
+        b
+    }
+
+    /// Checks a received header: the magic, and the length against `max_len`.
+    pub(crate) fn parse(b: &[u8; HEADER], max_len: u64) -> Result<Header> {
+        let word = |r: std::ops::Range<usize>| -> [u8; 4] { b[r].try_into().expect("4 bytes") };
+        let magic = u32::from_le_bytes(word(0..4));
+        let nfds = u32::from_le_bytes(word(4..8));
+        let len = u64::from_le_bytes(b[8..16].try_into().expect("8 bytes"));
+        if magic != MAGIC {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "malformed frame: bad magic {magic:#010x} (the peer does not speak this protocol)"
+                ),
+            ));
+        }
+        if len > max_len {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!("frame of {len} bytes exceeds this connection's limit of {max_len} bytes"),
+            ));
+        }
+        Ok(Header { nfds, len })
+    }
 }
 
 /// A received frame.
@@ -191,23 +235,8 @@ pub(crate) fn recv_spin(
         ReadOutcome::Eof => return Err(Error::disconnected()),
         ReadOutcome::TimedOut => return Ok(None),
     }
-    let magic = u32::from_le_bytes(header[0..4].try_into().unwrap());
-    let nfds = u32::from_le_bytes(header[4..8].try_into().unwrap()) as usize;
-    let len = u64::from_le_bytes(header[8..16].try_into().unwrap());
-    if magic != MAGIC {
-        return Err(Error::new(
-            ErrorKind::Protocol,
-            format!(
-                "malformed frame: bad magic {magic:#010x} (the peer does not speak this protocol)"
-            ),
-        ));
-    }
-    if len > max_len {
-        return Err(Error::new(
-            ErrorKind::Protocol,
-            format!("frame of {len} bytes exceeds this connection's limit of {max_len} bytes"),
-        ));
-    }
+    let Header { nfds, len } = Header::parse(&header, max_len)?;
+    let nfds = nfds as usize;
     let len = usize::try_from(len)
         .map_err(|_| Error::new(ErrorKind::Protocol, "frame larger than the address space"))?;
     // calloc: a large buffer comes from fresh zero pages, at no cost until written.
@@ -233,4 +262,134 @@ pub(crate) fn recv_spin(
         ));
     }
     Ok(Some(Frame { body, fds }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    fn pair() -> (OwnedFd, OwnedFd) {
+        sys::socket::pair().expect("socketpair")
+    }
+
+    fn soon() -> Option<Instant> {
+        Some(Instant::now() + Duration::from_secs(5))
+    }
+
+    #[test]
+    fn header_round_trips() {
+        let h = Header {
+            nfds: 3,
+            len: (1 << 40) + 7,
+        };
+        assert_eq!(Header::parse(&h.to_bytes(), u64::MAX).unwrap(), h);
+    }
+
+    #[test]
+    fn header_with_a_bad_magic_or_over_the_limit_is_a_protocol_error() {
+        let mut b = Header { nfds: 0, len: 10 }.to_bytes();
+        assert_eq!(
+            Header::parse(&b, 9).unwrap_err().kind(),
+            ErrorKind::Protocol
+        );
+        assert!(Header::parse(&b, 10).is_ok());
+        b[0] ^= 1;
+        let e = Header::parse(&b, 100).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        assert!(e.to_string().contains("bad magic"), "{e}");
+    }
+
+    #[test]
+    fn frames_of_any_size_arrive_whole_and_in_order() {
+        let (a, b) = pair();
+        let big = vec![7u8; 300_000];
+        let writer = std::thread::spawn(move || {
+            send_parts(a.as_fd(), b"", &[]).unwrap();
+            send_parts(a.as_fd(), b"hello", &[]).unwrap();
+            send_parts(a.as_fd(), &big, &[]).unwrap();
+            a
+        });
+        assert_eq!(recv(b.as_fd(), soon(), 1 << 20).unwrap().unwrap().body, b"");
+        assert_eq!(
+            recv(b.as_fd(), soon(), 1 << 20).unwrap().unwrap().body,
+            b"hello"
+        );
+        let f = recv(b.as_fd(), soon(), 1 << 20).unwrap().unwrap();
+        assert_eq!(f.body.len(), 300_000);
+        assert!(f.body.iter().all(|&x| x == 7));
+        drop(writer.join().unwrap());
+        let e = recv(b.as_fd(), soon(), 1 << 20).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Disconnected);
+    }
+
+    #[test]
+    fn fds_ride_with_their_frame() {
+        let (a, b) = pair();
+        let (x, _y) = pair();
+        send_parts(a.as_fd(), b"with one", &[x.as_fd()]).unwrap();
+        let f = recv(b.as_fd(), soon(), 64).unwrap().unwrap();
+        assert_eq!(f.body, b"with one");
+        assert_eq!(f.fds.len(), 1);
+    }
+
+    #[test]
+    fn a_truncated_frame_is_a_protocol_error() {
+        let (a, b) = pair();
+        let h = Header { nfds: 0, len: 10 }.to_bytes();
+        sys::socket::send_all(a.as_fd(), &[&h, b"abc"], &[]).unwrap();
+        drop(a);
+        let e = recv(b.as_fd(), soon(), 64).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+    }
+
+    #[test]
+    fn a_count_of_fds_that_did_not_arrive_is_a_protocol_error() {
+        let (a, b) = pair();
+        let h = Header { nfds: 2, len: 1 }.to_bytes();
+        sys::socket::send_all(a.as_fd(), &[&h, b"x"], &[]).unwrap();
+        let e = recv(b.as_fd(), soon(), 64).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        assert!(e.to_string().contains("announces 2 handles"), "{e}");
+    }
+
+    #[test]
+    fn nothing_before_the_deadline_is_a_timeout() {
+        let (_a, b) = pair();
+        let t = Instant::now();
+        let got = recv(
+            b.as_fd(),
+            Some(Instant::now() + Duration::from_millis(20)),
+            64,
+        );
+        assert!(got.unwrap().is_none());
+        assert!(t.elapsed() >= Duration::from_millis(20));
+    }
+
+    #[test]
+    fn adaptive_spin_stops_spinning_after_a_miss_and_probes_again() {
+        let (a, b) = pair();
+        let mut spin = AdaptiveSpin::new();
+        // A slow answer: the receiver misses its spin.
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            for _ in 0..=PROBE {
+                send_parts(a.as_fd(), b"x", &[]).unwrap();
+            }
+            a
+        });
+        spin.recv(b.as_fd(), soon(), 8).unwrap().unwrap();
+        assert_eq!(spin.spin, Duration::ZERO);
+        for _ in 0..PROBE - 1 {
+            spin.recv(b.as_fd(), soon(), 8).unwrap().unwrap();
+            assert_eq!(spin.spin, Duration::ZERO);
+        }
+        spin.recv(b.as_fd(), soon(), 8).unwrap().unwrap();
+        assert_eq!(
+            spin.spin, SPIN,
+            "spinning is tried again after PROBE receives"
+        );
+        drop(writer.join().unwrap());
+    }
 }
