@@ -103,17 +103,17 @@ fn shm_path(name: &str) -> Result<String> {
     Ok(format!("/{bare}"))
 }
 
-fn map_err(name: &str, e: rustix::io::Errno) -> Error {
-    match e {
-        rustix::io::Errno::EXIST => Error::new(
+fn map_err(name: &str, e: std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::AlreadyExists => Error::new(
             ErrorKind::AlreadyExists,
             format!("shared memory {name:?} already exists"),
         ),
-        rustix::io::Errno::NOENT => Error::new(
+        std::io::ErrorKind::NotFound => Error::new(
             ErrorKind::NotFound,
             format!("shared memory {name:?} does not exist"),
         ),
-        e => Error::io(&format!("shared memory {name:?}"), e.into()),
+        _ => Error::io(&format!("shared memory {name:?}"), e),
     }
 }
 
@@ -175,7 +175,7 @@ impl SharedMemory {
         if let Err(e) = sys::shm::link_name(fd.as_fd(), &path) {
             let _ = track(Tracker::Unregister(path.clone(), id));
             return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
-                map_err(&name, rustix::io::Errno::EXIST)
+                map_err(&name, e)
             } else {
                 io("naming shared memory", e)
             });
@@ -189,21 +189,14 @@ impl SharedMemory {
     /// `create` where unnamed files are not supported: `shm_open(O_EXCL)`, then
     /// registration (a creator killed in between leaks the name).
     fn create_named(name: String, path: &str, size: usize) -> Result<Self> {
-        let fd = rustix::shm::open(
-            path,
-            rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL | rustix::shm::OFlags::RDWR,
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .map_err(|e| map_err(&name, e))?;
+        let fd = sys::shm::create_named(path, size).map_err(|e| map_err(&name, e))?;
         let made = (|| {
-            rustix::fs::ftruncate(&fd, size as u64)
-                .map_err(|e| Error::io("ftruncate", e.into()))?;
             let id = sys::shm::file_id(fd.as_fd()).map_err(|e| Error::io("fstat", e))?;
             track(Tracker::Register(path.to_string(), id))?;
             Self::from_fd(name.clone(), fd, size)
         })();
         if made.is_err() {
-            let _ = rustix::shm::unlink(path);
+            let _ = sys::shm::unlink_name(path);
         }
         made
     }
@@ -224,12 +217,7 @@ impl SharedMemory {
     pub fn open(name: &str) -> Result<Self> {
         let bare = name.strip_prefix('/').unwrap_or(name).to_string();
         let path = shm_path(&bare)?;
-        let fd = rustix::shm::open(
-            path.as_str(),
-            rustix::shm::OFlags::RDWR,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| map_err(&bare, e))?;
+        let fd = sys::shm::open_named(&path).map_err(|e| map_err(&bare, e))?;
         let size = sys::shm::size_of(fd.as_fd()).map_err(|e| Error::io("fstat", e))?;
         Self::from_fd(bare, fd, size)
     }
@@ -446,7 +434,7 @@ impl SharedMemory {
             .map_err(|e| Error::io(&format!("shared memory {:?}", self.name), e))?;
         let _ = track(Tracker::Unregister(path, id));
         if !removed {
-            return Err(map_err(&self.name, rustix::io::Errno::NOENT));
+            return Err(map_err(&self.name, std::io::ErrorKind::NotFound.into()));
         }
         Ok(())
     }

@@ -229,7 +229,7 @@ pub(crate) fn init() {
     // SAFETY: the parent left exactly these fds open for us and nothing else owns them.
     let (ctrl, out) = unsafe { (OwnedFd::from_raw_fd(fd), OwnedFd::from_raw_fd(out)) };
     sys::process::restore_stdout(out);
-    let _ = rustix::io::fcntl_setfd(&ctrl, rustix::io::FdFlags::CLOEXEC);
+    let _ = sys::socket::set_cloexec(ctrl.as_fd());
     let boot = match recv_boot(&ctrl) {
         Ok(b) => b,
         Err(e) => {
@@ -239,11 +239,7 @@ pub(crate) fn init() {
     };
     let (boot, fds) = boot;
     if !boot.die_with_parent {
-        // SAFETY: prctl(PR_SET_PDEATHSIG, 0) clears the setting; no memory effects.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0)
-        };
+        sys::process::outlive_parent();
     }
     if let Err(e) = frame::send_parts(ctrl.as_fd(), b"ok", &[]) {
         report!("multiprocess: a spawned child could not acknowledge its task: {e}");

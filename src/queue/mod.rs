@@ -489,31 +489,22 @@ fn empty() -> Error {
 fn big_item(bytes: &[u8]) -> Result<OwnedFd> {
     let fd =
         sys::shm::memfd("multiprocess-queue-item", 0).map_err(|e| Error::io("memfd_create", e))?;
-    let mut written = 0;
-    while written < bytes.len() {
-        let n = rustix::io::write(&fd, &bytes[written..])
-            .map_err(|e| Error::io("queue: writing a large item", e.into()))?;
-        written += n;
-    }
+    sys::shm::write_all(fd.as_fd(), bytes)
+        .map_err(|e| Error::io("queue: writing a large item", e))?;
     Ok(fd)
 }
 
 fn read_big_item(fd: OwnedFd, total: usize) -> Result<Vec<u8>> {
     let mut buf = sys::zeroed_bytes(total)
         .ok_or_else(|| Error::new(ErrorKind::Io, "out of memory for a queue item"))?;
-    let mut got = 0;
-    while got < total {
-        let n = rustix::io::pread(&fd, &mut buf[got..], got as u64)
-            .map_err(|e| Error::io("queue: reading a large item", e.into()))?;
-        if n == 0 {
-            return Err(Error::new(
-                ErrorKind::Protocol,
-                "a large queue item is truncated",
-            ));
-        }
-        got += n;
+    match sys::shm::read_exact_at_start(fd.as_fd(), &mut buf) {
+        Ok(()) => Ok(buf),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::new(
+            ErrorKind::Protocol,
+            "a large queue item is truncated",
+        )),
+        Err(e) => Err(Error::io("queue: reading a large item", e)),
     }
-    Ok(buf)
 }
 
 impl Serialize for RawQueue {

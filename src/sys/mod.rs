@@ -1,5 +1,18 @@
-//! The operating-system layer: every system call and every `unsafe` block that touches
-//! the OS lives under this module, so the layers above are safe Rust.
+//! The operating-system layer: every system call lives under this module (errno to
+//! `io::Error`, `EINTR` retried), so the layers above make none of their own.
+//!
+//! `unsafe` above this module is of a few kinds only, each in the file that owns the
+//! invariant it relies on, each block with its `// SAFETY:` argument, and each
+//! function whose soundness rests on its caller an `unsafe fn` with `# Safety`:
+//!
+//! * shared memory read and written by several processes: atomics and byte ranges of
+//!   a segment (`sync/segment.rs`, `queue/`), plain data (`memory/`);
+//! * functions as offsets in this binary (`wire/code.rs` and the entries that call
+//!   what it returns: `process/bootstrap.rs`, the pool's workers, the barrier action);
+//! * fds changing owner between processes (`wire/codec.rs`, `process/bootstrap.rs`,
+//!   `process/start.rs`);
+//! * the calls of [`process::fork`], an `unsafe fn` (what a child may do after it);
+//! * per-process cells that outlive a `fork` (`process/state.rs`).
 //!
 //! What a platform must provide (Linux is the only tier-1 target today; the code that
 //! would differ on macOS is exactly this module):

@@ -90,6 +90,15 @@ pub(crate) fn die_with_parent(expected_parent: u32) {
 }
 
 /// Sends `sig` to ourselves with `kill(2)` (the whole process, not one thread).
+/// Clears this process's parent-death signal (a child started with
+/// `die_with_parent(false)`).
+pub(crate) fn outlive_parent() {
+    // SAFETY: prctl(PR_SET_PDEATHSIG, 0) clears the setting; no memory effects.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    }
+}
+
 pub(crate) fn kill_self(sig: i32) {
     // SAFETY: kill on our own pid has no memory effects.
     unsafe { libc::kill(libc::getpid(), sig) };

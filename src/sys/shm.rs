@@ -152,3 +152,55 @@ impl Drop for Mapping {
         }
     }
 }
+
+/// Creates the shared memory name `path` (`/name`) exclusively, read-write for the
+/// owner only, `len` bytes long; `AlreadyExists` if the name is taken. (Only where
+/// unnamed files cannot be linked: see [`create_unnamed`].)
+pub(crate) fn create_named(path: &str, len: usize) -> io::Result<OwnedFd> {
+    use rustix::shm::OFlags;
+    let fd = retry(|| {
+        rustix::shm::open(
+            path,
+            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+    })?;
+    if let Err(e) = retry(|| rustix::fs::ftruncate(&fd, len as u64)) {
+        let _ = rustix::shm::unlink(path);
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+/// Opens the existing shared memory name `path` (`/name`) read-write; `NotFound` if
+/// there is none.
+pub(crate) fn open_named(path: &str) -> io::Result<OwnedFd> {
+    retry(|| rustix::shm::open(path, rustix::shm::OFlags::RDWR, rustix::fs::Mode::empty()))
+}
+
+/// Removes the shared memory name `path` (`/name`), whatever file it names.
+pub(crate) fn unlink_name(path: &str) -> io::Result<()> {
+    retry(|| rustix::shm::unlink(path))
+}
+
+/// Writes all of `bytes` to the (fresh) file `fd`.
+pub(crate) fn write_all(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<()> {
+    let mut written = 0;
+    while written < bytes.len() {
+        written += retry(|| rustix::io::write(fd, &bytes[written..]))?;
+    }
+    Ok(())
+}
+
+/// Fills `buf` from the start of the file `fd`; `UnexpectedEof` if the file is shorter.
+pub(crate) fn read_exact_at_start(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        let n = retry(|| rustix::io::pread(fd, &mut buf[got..], got as u64))?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        got += n;
+    }
+    Ok(())
+}
