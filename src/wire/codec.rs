@@ -107,9 +107,9 @@ thread_local! {
     static DE_MESSAGE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
-/// A deserialization error saying `msg`, for our own `Deserialize` impls. Postcard
-/// turns every custom error into a bare "Serde Deserialization Error", so the message
-/// is also kept aside here and [`decode`] puts it in its error.
+/// A deserialization error saying `msg`, for our own `Deserialize` impls. The message
+/// is also kept aside here and [`decode`] puts it in its error, so that it survives a
+/// format that reduces custom errors to a bare description.
 pub(crate) fn de_error<E: serde::de::Error>(msg: impl std::fmt::Display) -> E {
     let msg = msg.to_string();
     DE_MESSAGE.with(|m| *m.borrow_mut() = Some(msg.clone()));

@@ -1,11 +1,11 @@
 //! The wire layer: how values and handles travel between processes.
 //!
 //! * [`codec`]: values are encoded with bincode (fixed-width integers) over serde. While a value is encoded,
-//!   every handle inside it (a [`Connection`](crate::Connection), later queues, locks,
+//!   every handle inside it (a [`Connection`](crate::Connection), a queue, a lock,
 //!   shared memory) records its file descriptor in a side table instead of writing it
 //!   into the bytes; the bytes hold only the fd's index in that table. Decoding
 //!   re-attaches the received fds in the same order. One mechanism serves the args of
-//!   a child under every start method, `Connection::send`, and (later) queues, as
+//!   a child under every start method, `Connection::send`, queues and pool tasks, as
 //!   ipc-channel does for its `IpcSender`.
 //! * [`code`]: functions as offsets in this binary, so a child can be told which
 //!   function to run.
