@@ -293,3 +293,16 @@ pub(crate) fn no_init_error(code: Option<i32>) -> Error {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_marker;
+
+    #[test]
+    fn the_marker_is_three_numbers_and_nothing_else() {
+        assert_eq!(parse_marker("5:6:1234"), Some((5, 6, 1234)));
+        for bad in ["", "5:6", "5:6:7:8", "a:6:7", "5::7", "5:6:-1"] {
+            assert_eq!(parse_marker(bad), None, "{bad:?}");
+        }
+    }
+}

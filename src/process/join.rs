@@ -380,3 +380,17 @@ impl<R: DeserializeOwned> Waitable for JoinHandle<R> {
         Ok(self.child.pidfd.as_fd())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::describe_exit;
+
+    #[test]
+    fn exits_and_signals_are_described_as_python_reports_them() {
+        assert_eq!(describe_exit(0), "exited with code 0");
+        assert_eq!(describe_exit(3), "exited with code 3");
+        assert_eq!(describe_exit(-9), "was killed by signal 9 (SIGKILL)");
+        assert_eq!(describe_exit(-11), "was killed by signal 11 (SIGSEGV)");
+        assert_eq!(describe_exit(-40), "was killed by signal 40");
+    }
+}

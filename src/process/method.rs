@@ -94,3 +94,19 @@ pub fn get_all_start_methods() -> Vec<StartMethod> {
         StartMethod::Fork,
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_refused() {
+        for m in get_all_start_methods() {
+            assert_eq!(m.as_str().parse::<StartMethod>().unwrap(), m);
+            assert_eq!(m.to_string(), m.as_str());
+        }
+        let e = "vfork".parse::<StartMethod>().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert_eq!(get_all_start_methods()[0], DEFAULT_START_METHOD);
+    }
+}
