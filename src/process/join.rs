@@ -4,7 +4,6 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -90,17 +89,7 @@ where
     state::ensure_exit_handler();
     let (rx, tx) = crate::connection::pipe_simplex::<Outcome<R>>()?;
     let enc = codec::encode(&args)?;
-    let n = me.counter.fetch_add(1, Ordering::Relaxed);
-    let mut identity = me.identity.clone();
-    identity.push(n);
-    let name = format!(
-        "Process-{}",
-        identity
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(":")
-    );
+    let (identity, name) = me.next_child();
     let boot = Boot {
         entry: code_offset(entry_spawn::<A, R> as *const ()),
         func: code_offset(f as *const ()),

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -103,17 +102,7 @@ where
     /// ([`Connection`] and friends) in `args` are passed to the child.
     pub fn new(target: fn(A), args: A) -> Self {
         let me = state();
-        let n = me.counter.fetch_add(1, Ordering::Relaxed);
-        let mut identity = me.identity.clone();
-        identity.push(n);
-        let name = format!(
-            "Process-{}",
-            identity
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(":")
-        );
+        let (identity, name) = me.next_child();
         Process {
             target,
             args: Some(args),

@@ -64,6 +64,23 @@ impl State {
     }
 }
 
+impl State {
+    /// The identity and default name of our next child: `Process-1`, then
+    /// `Process-2`, ...; `Process-1:1` for the first child of `Process-1`.
+    pub(crate) fn next_child(&self) -> (Vec<u32>, String) {
+        let mut identity = self.identity.clone();
+        identity.push(self.counter.fetch_add(1, Ordering::Relaxed));
+        let name = child_name(&identity);
+        (identity, name)
+    }
+}
+
+/// Python's name for the process at `identity` in the tree.
+fn child_name(identity: &[u32]) -> String {
+    let path: Vec<String> = identity.iter().map(u32::to_string).collect();
+    format!("Process-{}", path.join(":"))
+}
+
 /// This process's state (created as `MainProcess` on first use).
 pub(crate) fn state() -> &'static State {
     let p = STATE.load(Ordering::Acquire);
@@ -246,3 +263,15 @@ impl<T: Default> PerProcess<T> {
 // mutex, so sharing the cell shares only `Mutex<T>`, which is `Sync` for `T: Send`.
 #[allow(unsafe_code)]
 unsafe impl<T: Send> Sync for PerProcess<T> {}
+
+#[cfg(test)]
+mod tests {
+    use super::child_name;
+
+    #[test]
+    fn children_are_named_by_their_place_in_the_tree() {
+        assert_eq!(child_name(&[1]), "Process-1");
+        assert_eq!(child_name(&[1, 2]), "Process-1:2");
+        assert_eq!(child_name(&[3, 1, 4]), "Process-3:1:4");
+    }
+}
