@@ -35,13 +35,13 @@
 //! into the child at `start()`; once the sender has exited its end is closed, a closed
 //! peer makes `poll()` true, and the next `recv()` fails with `Disconnected` (Python's
 //! `EOFError`). The twin's receiver takes that as the end too; in practice this is how
-//! the first round ends, after all twenty values. But `poll()` only
-//! says whether a message is waiting *now*: a receiver that catches up with the
-//! sender stops early, and the values sent after that are never read. So the twin
-//! runs a second round, the race-free way: the receiver calls `recv()` until it
-//! fails with `Disconnected`, which happens once the sender has exited and every
-//! copy of its end is closed (the parent's copy went into the child at `start()`).
-//! That round always gets all twenty.
+//! the first round ends, after all twenty values.
+//!
+//! But `poll()` only says whether a message is waiting *now*: a receiver that
+//! catches up with the sender stops early, and the values sent after that are never
+//! read. So the twin runs a second round, the race-free way: the receiver calls
+//! `recv()` until it fails with `Disconnected`, which happens once the sender has
+//! exited. That round always gets all twenty, on one line.
 //!
 //! Run: `cargo run --example pipe_poll_drain`.
 
