@@ -41,10 +41,9 @@
 //! an orphan, adopted by another process, as in Python; `main` then kills it.
 //!
 //! A looping child still running 500 ms after its parent ended is reported as
-//! `ORPHANED`, and `main` then fails. (Known library race, not fixed here: under heavy
-//! load a fork-server child can miss its parent's death, because it checks the
-//! parent's pidfd once, at the moment the fork server dies, which can be before the
-//! dying parent's last thread is gone.)
+//! `ORPHANED`, and `main` then fails. (A fork-server child is not its parent's child:
+//! it watches the parent's pidfd from a small thread of its own and dies once the
+//! parent is gone, even if the fork server was killed first.)
 //!
 //! Run: `cargo run --example zombies_and_orphans` (about 2 s).
 
