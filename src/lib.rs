@@ -136,7 +136,9 @@ mod wire;
 
 pub use connection::{Connection, Waitable, pipe, pipe_simplex, wait};
 pub use error::{Error, ErrorKind, Result};
-pub use pool::futures::{self, ProcessPoolExecutor, ThreadPoolExecutor};
+#[doc(inline)]
+pub use pool::futures;
+pub use pool::futures::{ProcessPoolExecutor, ThreadPoolExecutor};
 pub use pool::{
     AsyncResult, IMap, Options, Pool, PoolBuilder, ThreadPool, ThreadPoolBuilder, WorkerStats,
 };
