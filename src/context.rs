@@ -19,7 +19,7 @@ impl Context {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Io`] if shared memory cannot be created.
+    /// [`ErrorKind::Io`](crate::ErrorKind::Io) if shared memory cannot be created.
     ///
     /// # Examples
     ///

@@ -123,7 +123,6 @@
 mod connection;
 mod context;
 mod error;
-pub mod futures;
 pub mod pool;
 mod process;
 mod queue;
@@ -137,8 +136,10 @@ mod wire;
 
 pub use connection::{Connection, Waitable, pipe, pipe_simplex, wait};
 pub use error::{Error, ErrorKind, Result};
-pub use futures::{ProcessPoolExecutor, ThreadPoolExecutor};
 pub use memory::{Array, Pod, RawArray, RawValue, SharedGuard, SharedMemory, Value};
+#[doc(inline)]
+pub use pool::futures;
+pub use pool::futures::{ProcessPoolExecutor, ThreadPoolExecutor};
 pub use pool::{
     AsyncResult, IMap, Options, Pool, PoolBuilder, ThreadPool, ThreadPoolBuilder, WorkerStats,
 };

@@ -1,212 +1,24 @@
-//! `map` over chunks, and the lazy `imap` iterators, for any [`Backend`].
+//! The lazy `imap` iterators, on any flavor: input pulled with bounded look-ahead.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::backend::{Backend, Chunk, Outcome};
-use super::slot::{Phase, Slot};
-use super::{AsyncResult, Options};
+use super::chunk::{Chunk, Completion, Outcome, Streamed};
+use super::flavor::Flavor;
+use super::slot::Phase;
 use crate::error::{Error, ErrorKind, Result};
+use crate::sys::deadline_after;
 
-/// Python's default `map` chunk size: about four chunks per worker.
-pub(crate) fn default_chunksize(len: usize, workers: usize) -> usize {
-    if len == 0 {
-        return 1;
-    }
-    let per = workers.max(1) * 4;
-    len.div_ceil(per).max(1)
-}
-
-pub(crate) use crate::sys::deadline_after;
-
-/// Collects a map's chunks into one vector, appending chunks as they become
-/// contiguous (they mostly arrive in order), so no big copy is left for the end.
-struct MapState<R> {
-    out: Vec<R>,
-    /// The next chunk to append, and chunks that arrived before their turn.
-    next: usize,
-    early: BTreeMap<usize, Vec<R>>,
-    remaining: usize,
-    /// The failure of the lowest item index, and how many items failed.
-    error: Option<(usize, Error)>,
-    failed: usize,
-    slot: Arc<Slot<Vec<R>>>,
-}
-
-impl<R> MapState<R> {
-    fn record(&mut self, k: usize, first: usize, n: usize, out: Outcome<R>) {
-        let part = match out {
-            Outcome::AllOk(v) => v,
-            Outcome::Mixed(v) => {
-                let mut ok = Vec::with_capacity(v.len());
-                for (i, r) in v.into_iter().enumerate() {
-                    match r {
-                        Ok(x) => ok.push(x),
-                        Err(e) => self.fail(first + i, 1, e),
-                    }
-                }
-                ok
-            }
-            Outcome::Failed(e) => {
-                self.fail(first, n, e);
-                Vec::new()
-            }
-        };
-        if self.error.is_none() {
-            if k == self.next {
-                self.out.extend(part);
-                self.next += 1;
-                while let Some(p) = self.early.remove(&self.next) {
-                    self.out.extend(p);
-                    self.next += 1;
-                }
-            } else {
-                self.early.insert(k, part);
-            }
-        } else {
-            self.early.clear();
-            self.out = Vec::new();
-        }
-        self.remaining -= 1;
-        if self.remaining == 0 {
-            let r = match self.error.take() {
-                Some((_, e)) if self.failed > 1 => {
-                    let more = self.failed - 1;
-                    Err(Error::new(
-                        e.kind(),
-                        format!("{e} (and {more} more item(s) failed)"),
-                    ))
-                }
-                Some((_, e)) => Err(e),
-                None => Ok(std::mem::take(&mut self.out)),
-            };
-            self.slot.complete(r);
-        }
-    }
-
-    fn fail(&mut self, index: usize, n: usize, e: Error) {
-        self.failed += n;
-        if self.error.as_ref().is_none_or(|(i, _)| index < *i) {
-            self.error = Some((index, e));
-        }
-    }
-}
-
-/// `map_async` on any backend: chunks of `chunk` items (default: Python's heuristic).
-pub(crate) fn map_async<A, R>(
-    b: &dyn Backend<A, R>,
-    items: impl IntoIterator<Item = A>,
-    mut opts: Options<Vec<R>>,
-    default_timeout: Option<Duration>,
-) -> Result<AsyncResult<Vec<R>>>
-where
-    A: Send + 'static,
-    R: Send + 'static,
-{
-    if opts.chunk_size == Some(0) {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "chunk size must be at least 1",
-        ));
-    }
-    // The length decides the default chunk size: taken from an exact size hint, or
-    // by collecting the input (as Python's `list(iterable)`).
-    let mut it = items.into_iter();
-    let mut collected: Option<std::vec::IntoIter<A>> = None;
-    let n = match it.size_hint() {
-        (lo, Some(hi)) if lo == hi => lo,
-        _ => {
-            let v: Vec<A> = it.by_ref().collect();
-            let n = v.len();
-            collected = Some(v.into_iter());
-            n
-        }
-    };
-    let cs = opts
-        .chunk_size
-        .unwrap_or_else(|| default_chunksize(n, b.processes()));
-    let slot = Slot::new(format!("map of {n} items"));
-    opts.attach(&slot);
-    if n == 0 {
-        slot.complete(Ok(Vec::new()));
-        return Ok(AsyncResult { slot });
-    }
-    let nchunks = n.div_ceil(cs);
-    let state = Arc::new(Mutex::new(MapState {
-        out: Vec::with_capacity(n),
-        next: 0,
-        early: BTreeMap::new(),
-        remaining: nchunks,
-        error: None,
-        failed: 0,
-        slot: slot.clone(),
-    }));
-    let timeout = opts.timeout.or(default_timeout);
-    let tick = opts.tick.take();
-    let input: &mut dyn Iterator<Item = A> = match &mut collected {
-        Some(c) => c,
-        None => &mut it,
-    };
-    // An iterator that lied about its size: count what is really there.
-    let mut counted = 0usize;
-    let mut counting = input.inspect(|_| counted += 1).take(n);
-    b.submit_split(&mut counting, n, cs, timeout, &mut |k, first, len| {
-        let st = state.clone();
-        let tick = tick.clone();
-        Box::new(move |out| {
-            st.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .record(k, first, len, out);
-            if let Some(t) = &tick {
-                t(len as u64);
-            }
-        })
-    })?;
-    drop(counting);
-    if counted < n {
-        // Fewer items than announced: the chunks that were never made count as done.
-        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-        let made = counted.div_ceil(cs);
-        for k in made..nchunks {
-            st.record(k, k * cs, 0, Outcome::AllOk(Vec::new()));
-        }
-    }
-    Ok(AsyncResult { slot })
-}
-
-/// `apply_async` on any backend.
-pub(crate) fn apply_async<A, R>(
-    b: &dyn Backend<A, R>,
-    a: A,
-    mut opts: Options<R>,
-    default_timeout: Option<Duration>,
-    what: String,
-) -> Result<AsyncResult<R>>
-where
-    A: Send + 'static,
-    R: Send + 'static,
-{
-    let slot = Slot::new(what.clone());
-    opts.attach(&slot);
-    let s = slot.clone();
-    b.submit(vec![Chunk {
-        items: vec![a],
-        first: 0,
-        single: Some(what),
-        timeout: opts.timeout.or(default_timeout),
-        phase: Some(slot.phase.clone()),
-        done: Box::new(move |out| {
-            let r = out
-                .into_items(1)
-                .pop()
-                .unwrap_or_else(|| Err(Error::new(ErrorKind::Protocol, "no result")));
-            s.complete(r)
-        }),
-    }])?;
-    Ok(AsyncResult { slot })
+/// Chunks an `imap` keeps in flight: enough items to keep every worker's window full,
+/// at least two chunks per worker.
+fn in_flight_limit(workers: usize, chunk: usize) -> usize {
+    let workers = workers.max(1);
+    let chunk = chunk.max(1);
+    let items = (workers * 512).max(2 * workers * chunk);
+    items.div_ceil(chunk).max(2 * workers)
 }
 
 /// The iterator of [`Pool::imap`](super::Pool::imap) and
@@ -231,7 +43,7 @@ where
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 pub struct IMap<'p, A, R> {
-    backend: Box<dyn Backend<A, R> + 'p>,
+    flavor: Flavor<'p, A, R>,
     input: Box<dyn Iterator<Item = Result<A>> + 'p>,
     chunk: usize,
     ordered: bool,
@@ -244,8 +56,8 @@ pub struct IMap<'p, A, R> {
     next_emit: usize,
     exhausted: bool,
     input_error: Option<Error>,
-    tx: mpsc::Sender<(usize, usize, Outcome<R>)>,
-    rx: mpsc::Receiver<(usize, usize, Outcome<R>)>,
+    tx: mpsc::Sender<Streamed<R>>,
+    rx: mpsc::Receiver<Streamed<R>>,
     buffer: BTreeMap<usize, Vec<Result<R>>>,
     ready: VecDeque<Result<R>>,
     /// Chunks submitted and not yet answered: cancelled if the iterator is dropped.
@@ -270,21 +82,17 @@ where
     R: Send + 'static,
 {
     pub(crate) fn new(
-        backend: Box<dyn Backend<A, R> + 'p>,
+        flavor: Flavor<'p, A, R>,
         input: Box<dyn Iterator<Item = Result<A>> + 'p>,
         chunk: usize,
         ordered: bool,
         timeout: Option<Duration>,
     ) -> Self {
         let chunk = chunk.max(1);
-        let workers = backend.processes().max(1);
-        // Enough items in flight to keep every worker's window full, at least two
-        // chunks per worker.
-        let items = (workers * 512).max(2 * workers * chunk);
-        let limit = items.div_ceil(chunk).max(2 * workers);
+        let limit = in_flight_limit(flavor.processes(), chunk);
         let (tx, rx) = mpsc::channel();
         IMap {
-            backend,
+            flavor,
             input,
             chunk,
             ordered,
@@ -336,7 +144,6 @@ where
             let n = items.len();
             self.next_chunk += 1;
             self.next_item += n;
-            let tx = self.tx.clone();
             let phase = Arc::new(Phase::default());
             self.phases.insert(k, phase.clone());
             batch.push(Chunk {
@@ -345,16 +152,18 @@ where
                 single: None,
                 timeout: self.timeout,
                 phase: Some(phase),
-                done: Box::new(move |out| {
-                    let _ = tx.send((k, n, out));
-                }),
+                done: Completion::Stream {
+                    tx: self.tx.clone(),
+                    k,
+                    n,
+                },
             });
         }
         if batch.is_empty() {
             return;
         }
         let count = batch.len();
-        if let Err(e) = self.backend.submit(batch) {
+        if let Err(e) = self.flavor.submit(batch) {
             self.exhausted = true;
             self.input_error.get_or_insert(e);
             // Renumber: the chunks were never sent.
@@ -466,5 +275,32 @@ where
 
     fn next(&mut self) -> Option<Result<R>> {
         self.next_until(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn look_ahead_fills_the_windows_and_is_bounded() {
+        // Chunks of 1: 512 items per worker.
+        assert_eq!(in_flight_limit(1, 1), 512);
+        assert_eq!(in_flight_limit(4, 1), 2048);
+        // Big chunks: still two per worker.
+        assert_eq!(in_flight_limit(4, 10_000), 8);
+        assert_eq!(in_flight_limit(2, 100), 11);
+        // Zero counts as one.
+        assert_eq!(in_flight_limit(0, 0), 512);
+        for w in 1..6 {
+            for c in [1, 3, 64, 1000, 100_000] {
+                let l = in_flight_limit(w, c);
+                assert!(l >= 2 * w);
+                assert!(
+                    l * c <= (w * 512).max(2 * w * c) + c,
+                    "{w} workers, chunk {c}"
+                );
+            }
+        }
     }
 }

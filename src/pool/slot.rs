@@ -358,3 +358,103 @@ impl<T> Slot<T> {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+    use std::time::Duration;
+
+    #[test]
+    fn phase_moves_pending_running_and_cancel_only_while_pending() {
+        let p = Phase::default();
+        assert_eq!(p.get(), PENDING);
+        assert!(p.start());
+        assert_eq!(p.get(), RUNNING);
+        // Handed out again (taken back, or queued behind a dead worker): still runs.
+        assert!(p.start());
+        assert!(!p.cancel());
+        assert_eq!(p.get(), RUNNING);
+
+        let p = Phase::default();
+        assert!(p.cancel());
+        assert_eq!(p.get(), CANCELLED);
+        assert!(!p.start());
+        assert!(!p.cancel());
+    }
+
+    #[test]
+    fn complete_runs_callbacks_then_publishes_once() {
+        let slot = Slot::new("task 1".into());
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let s = seen.clone();
+        let probe = slot.clone();
+        slot.on_done(Box::new(move |r: &Result<u32>| {
+            // The result is not published while callbacks run.
+            s.lock()
+                .unwrap()
+                .push((*r.as_ref().unwrap(), probe.is_done()));
+        }));
+        assert!(slot.phase.start());
+        assert_eq!(slot.outcome(), None);
+        slot.complete(Ok(5));
+        slot.complete(Ok(6)); // ignored
+        assert_eq!(*seen.lock().unwrap(), [(5, false)]);
+        assert_eq!(slot.phase.get(), DONE);
+        assert_eq!(slot.outcome(), Some(true));
+        assert_eq!(slot.peek(|r| *r.as_ref().unwrap()), Some(5));
+        assert_eq!(slot.take(None).unwrap(), 5);
+        let again = slot.take(None).unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::InvalidState);
+        // Still known to have succeeded after the value moved out.
+        assert_eq!(slot.outcome(), Some(true));
+    }
+
+    #[test]
+    fn a_late_callback_runs_at_once_with_the_result() {
+        let slot = Slot::new("task 2".into());
+        slot.complete(Err(Error::new(ErrorKind::Panicked, "boom")));
+        let (tx, rx) = std::sync::mpsc::channel();
+        slot.on_done(Box::new(move |r: &Result<u8>| {
+            tx.send(r.as_ref().unwrap_err().kind()).unwrap()
+        }));
+        assert_eq!(rx.try_recv().unwrap(), ErrorKind::Panicked);
+        assert_eq!(slot.outcome(), Some(false));
+    }
+
+    #[test]
+    fn cancel_completes_a_pending_slot_only() {
+        let slot = Slot::<u8>::new("future 3".into());
+        assert!(slot.cancel());
+        assert!(slot.cancel()); // already cancelled: still true
+        assert_eq!(slot.phase.get(), CANCELLED);
+        let e = slot.take(None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Cancelled);
+        assert!(e.to_string().contains("future 3 was cancelled"), "{e}");
+
+        let running = Slot::<u8>::new("future 4".into());
+        assert!(running.phase.start());
+        assert!(!running.cancel());
+        assert!(!running.is_done());
+    }
+
+    #[test]
+    fn waits_time_out_and_wake_on_completion() {
+        let slot = Slot::<u8>::new("task 5".into());
+        let soon = Instant::now() + Duration::from_millis(10);
+        assert!(!slot.wait(Some(soon)));
+        let e = slot.take(Some(Instant::now())).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+
+        let watch = Arc::new(Watch::default());
+        assert!(slot.watch(&watch));
+        let s = slot.clone();
+        let t = std::thread::spawn(move || s.complete(Ok(1)));
+        assert_eq!(watch.wait_past(0, None), 1);
+        assert!(slot.wait(None));
+        t.join().unwrap();
+        // Done: a new watch is refused.
+        assert!(!slot.watch(&watch));
+        assert_eq!(slot.take(None).unwrap(), 1);
+    }
+}

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 ///
 /// # Errors
 ///
-/// [`ErrorKind::InvalidState`] if another method was already set (or fixed by
+/// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) if another method was already set (or fixed by
 /// [`get_start_method`]), as Python's `set_start_method` without `force`.
 ///
 /// # Examples

@@ -33,14 +33,14 @@ pub enum Fork {
 /// `os.fork()`: duplicates this process. Returns [`Fork::Parent`] with the child's pid
 /// in the parent and [`Fork::Child`] in the child.
 ///
-/// Reap the child with [`waitpid`] (it is also reaped by [`active_children`] and at
-/// exit, so it never stays a zombie). Unlike [`Process`] children, a raw fork child
+/// Reap the child with [`waitpid`] (it is also reaped by [`active_children`](crate::active_children) and at
+/// exit, so it never stays a zombie). Unlike [`Process`](crate::Process) children, a raw fork child
 /// is not killed when the parent dies.
 ///
 /// # Caveats
 ///
 /// The child has only the calling thread: a lock held by another thread at the moment
-/// of the fork stays locked in the child (see [`StartMethod`]). The standard output and
+/// of the fork stays locked in the child (see [`StartMethod`](crate::StartMethod)). The standard output and
 /// error locks are taken around the fork, so printing in the child is safe. End the
 /// child with `std::process::exit`.
 ///

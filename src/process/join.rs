@@ -25,7 +25,7 @@ use crate::wire::codec;
 ///
 /// # Errors
 ///
-/// As [`Process::start`].
+/// As [`Process::start`](crate::Process::start).
 ///
 /// # Examples
 ///

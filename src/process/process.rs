@@ -99,7 +99,7 @@ where
     /// `target` is a plain function (or a closure that captures nothing): a child
     /// started by `spawn` or the fork server has none of the parent's memory, so
     /// everything it needs travels in `args`, which must be serializable. Handles
-    /// ([`Connection`] and friends) in `args` are passed to the child.
+    /// ([`Connection`](crate::Connection) and friends) in `args` are passed to the child.
     pub fn new(target: fn(A), args: A) -> Self {
         let me = state();
         let (identity, name) = me.next_child();

@@ -3,289 +3,18 @@
 //! closures run by threads of this process: nothing is serialized, and nothing is
 //! isolated.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::backend::{Backend, Chunk, Outcome, panicked};
-use super::imap::{apply_async, map_async};
-use super::slot::Phase;
-use super::{AsyncResult, IMap, Options};
+use super::apply::apply_async;
+use super::flavor::Flavor;
+use super::imap::IMap;
+use super::map::map_async;
+use super::options::Options;
+use super::result::AsyncResult;
+use super::threads::{InitFn, ThreadEngine, ThreadFlavor, once};
 use crate::error::{Error, ErrorKind, Result};
-
-/// A job: run it (`None`) or fail it (`Some(error)`), exactly once.
-pub(crate) struct Job {
-    pub(crate) run: Box<dyn FnOnce(Option<Error>) + Send>,
-    pub(crate) phase: Option<Arc<Phase>>,
-}
-
-#[derive(Default)]
-struct Jobs {
-    queue: VecDeque<Job>,
-    closed: bool,
-    terminated: bool,
-}
-
-struct Shared {
-    jobs: Mutex<Jobs>,
-    cv: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Jobs> {
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// The threads of a thread pool and their job queue.
-pub(crate) struct ThreadCore {
-    shared: Arc<Shared>,
-    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    pub(crate) workers: usize,
-}
-
-type InitFn = Arc<dyn Fn() + Send + Sync>;
-
-impl ThreadCore {
-    pub(crate) fn start(workers: usize, init: Option<InitFn>, name: &str) -> Result<ThreadCore> {
-        install_task_hook();
-        if workers == 0 {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                "a pool needs at least one thread",
-            ));
-        }
-        let shared = Arc::new(Shared {
-            jobs: Mutex::new(Jobs::default()),
-            cv: Condvar::new(),
-        });
-        let mut threads = Vec::with_capacity(workers);
-        for i in 0..workers {
-            let sh = shared.clone();
-            let init = init.clone();
-            let t = std::thread::Builder::new()
-                .name(format!("{name}-{}", i + 1))
-                .spawn(move || {
-                    if let Some(init) = init {
-                        init();
-                    }
-                    thread_main(&sh)
-                })
-                .map_err(|e| Error::io("starting a pool thread", e))?;
-            threads.push(t);
-        }
-        Ok(ThreadCore {
-            shared,
-            threads: Mutex::new(threads),
-            workers,
-        })
-    }
-
-    pub(crate) fn submit(&self, jobs: Vec<Job>) -> Result<()> {
-        {
-            let mut q = self.shared.lock();
-            if q.terminated {
-                return Err(Error::new(
-                    ErrorKind::BrokenPool,
-                    "the pool was terminated; it takes no new tasks",
-                ));
-            }
-            if q.closed {
-                return Err(Error::state("the pool is closed; it takes no new tasks"));
-            }
-            q.queue.extend(jobs);
-        }
-        self.shared.cv.notify_all();
-        Ok(())
-    }
-
-    pub(crate) fn close(&self) {
-        self.shared.lock().closed = true;
-        self.shared.cv.notify_all();
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        let q = self.shared.lock();
-        q.closed || q.terminated
-    }
-
-    /// Fails the queued jobs; running ones finish in the background.
-    pub(crate) fn terminate(&self) {
-        let rest: Vec<Job> = {
-            let mut q = self.shared.lock();
-            q.terminated = true;
-            q.queue.drain(..).collect()
-        };
-        self.shared.cv.notify_all();
-        for j in rest {
-            (j.run)(Some(Error::new(
-                ErrorKind::Cancelled,
-                "the pool was terminated before it ran",
-            )));
-        }
-    }
-
-    pub(crate) fn join(&self) {
-        let threads: Vec<_> =
-            std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        for t in threads {
-            let _ = t.join();
-        }
-    }
-
-    /// Cancels every queued job whose phase is still pending.
-    pub(crate) fn cancel_pending(&self) {
-        let rest: Vec<Job> = {
-            let mut q = self.shared.lock();
-            let (cancel, keep): (Vec<Job>, Vec<Job>) =
-                q.queue.drain(..).partition(|j| j.phase.is_some());
-            q.queue.extend(keep);
-            cancel
-        };
-        for j in rest {
-            if let Some(p) = &j.phase {
-                if p.start() {
-                    (j.run)(Some(Error::new(
-                        ErrorKind::Cancelled,
-                        "cancelled at shutdown",
-                    )));
-                }
-            }
-        }
-    }
-}
-
-fn thread_main(sh: &Shared) {
-    loop {
-        let job = {
-            let mut q = sh.lock();
-            loop {
-                if let Some(j) = q.queue.pop_front() {
-                    break j;
-                }
-                if q.closed || q.terminated {
-                    return;
-                }
-                q = sh.cv.wait(q).unwrap_or_else(|e| e.into_inner());
-            }
-        };
-        if let Some(p) = &job.phase {
-            if !p.start() {
-                continue; // cancelled while queued
-            }
-        }
-        (job.run)(None);
-    }
-}
-
-thread_local! {
-    /// Set while this thread runs a pool task: its panics are recorded, not printed.
-    static IN_TASK: Cell<bool> = const { Cell::new(false) };
-    /// The last task panic on this thread: "message (at file:line:col)" and frames.
-    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// Wraps the process's panic hook once: a panic in a pool task is recorded for its
-/// caller (message, location, and the task's own backtrace frames under
-/// `RUST_BACKTRACE`), as a process pool reports it; every other panic goes to the
-/// hook that was there before, unchanged.
-fn install_task_hook() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            if !IN_TASK.with(Cell::get) {
-                return previous(info);
-            }
-            let msg = panic_message(info.payload());
-            let mut text = match info.location() {
-                Some(l) => format!("{msg} (at {}:{}:{})", l.file(), l.line(), l.column()),
-                None => msg,
-            };
-            let bt = std::backtrace::Backtrace::capture();
-            if bt.status() == std::backtrace::BacktraceStatus::Captured {
-                text.push_str("\nstack backtrace:\n");
-                text.push_str(&crate::process::user_frames(&bt.to_string()));
-            }
-            LAST_PANIC.with(|l| *l.borrow_mut() = Some(text));
-        }));
-    });
-}
-
-/// Runs one call of a task, catching a panic as its message with location.
-fn catch_task<R>(f: impl FnOnce() -> R) -> std::result::Result<R, String> {
-    IN_TASK.with(|t| t.set(true));
-    let r = panic::catch_unwind(AssertUnwindSafe(f));
-    IN_TASK.with(|t| t.set(false));
-    r.map_err(|p| {
-        LAST_PANIC
-            .with(|l| l.borrow_mut().take())
-            .unwrap_or_else(|| panic_message(&*p))
-    })
-}
-
-pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_string()
-    }
-}
-
-/// A thread pool as a backend for a closure.
-pub(crate) struct ThreadBackend<'a, F> {
-    pub(crate) core: &'a ThreadCore,
-    pub(crate) f: Arc<F>,
-}
-
-impl<A, R, F> Backend<A, R> for ThreadBackend<'_, F>
-where
-    A: Send + 'static,
-    R: Send + 'static,
-    F: Fn(A) -> R + Send + Sync + 'static,
-{
-    fn processes(&self) -> usize {
-        self.core.workers
-    }
-
-    fn submit(&self, chunks: Vec<Chunk<A, R>>) -> Result<()> {
-        let jobs = chunks
-            .into_iter()
-            .map(|c| {
-                let f = self.f.clone();
-                let phase = c.phase.clone();
-                Job {
-                    phase,
-                    run: Box::new(move |fail| {
-                        if let Some(e) = fail {
-                            return (c.done)(Outcome::Failed(e));
-                        }
-                        let mut out = Vec::with_capacity(c.items.len());
-                        let mut all_ok = true;
-                        for (i, a) in c.items.into_iter().enumerate() {
-                            let r = catch_task(|| f(a))
-                                .map_err(|m| panicked(&c.single, c.first, i, &m));
-                            all_ok &= r.is_ok();
-                            out.push(r);
-                        }
-                        let o = if all_ok {
-                            Outcome::AllOk(out.into_iter().filter_map(Result::ok).collect())
-                        } else {
-                            Outcome::Mixed(out)
-                        };
-                        (c.done)(o)
-                    }),
-                }
-            })
-            .collect();
-        self.core.submit(jobs)
-    }
-}
 
 /// A pool of threads with [`Pool`](super::Pool)'s API: Python's `ThreadPool`
 /// (`multiprocessing.dummy.Pool`). Tasks are closures (they may capture), run by
@@ -309,13 +38,13 @@ where
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 pub struct ThreadPool {
-    core: ThreadCore,
+    engine: ThreadEngine,
 }
 
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadPool")
-            .field("threads", &self.core.workers)
+            .field("threads", &self.engine.workers)
             .finish()
     }
 }
@@ -398,7 +127,7 @@ impl ThreadPoolBuilder {
     pub fn build(self) -> Result<ThreadPool> {
         let n = self.threads.unwrap_or_else(crate::cpu_count);
         Ok(ThreadPool {
-            core: ThreadCore::start(n, self.init, "ThreadPoolWorker")?,
+            engine: ThreadEngine::start(n, self.init, "ThreadPoolWorker")?,
         })
     }
 }
@@ -439,17 +168,15 @@ impl ThreadPool {
     ///
     /// See [`ThreadPoolBuilder::processes`].
     pub fn processes(&self) -> usize {
-        self.core.workers
+        self.engine.workers
     }
 
-    fn backend<A, R, F>(&self, f: F) -> ThreadBackend<'_, F>
+    fn flavor<A, R>(&self, f: impl Fn(A) -> R + Send + Sync + 'static) -> Flavor<'_, A, R>
     where
-        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
     {
-        ThreadBackend {
-            core: &self.core,
-            f: Arc::new(f),
-        }
+        Flavor::Thread(ThreadFlavor::new(&self.engine, f))
     }
 
     /// Runs `f(args)` on a thread and waits for it.
@@ -532,7 +259,7 @@ impl ThreadPool {
         R: Send + 'static,
     {
         no_timeout(opts.timeout)?;
-        apply_async(&self.backend(once(f)), args, opts, None, "task".into())
+        apply_async(&self.flavor(once(f)), args, opts, None, "task".into())
     }
 
     /// `f` over every item, in order.
@@ -629,7 +356,7 @@ impl ThreadPool {
         R: Send + 'static,
     {
         no_timeout(opts.timeout)?;
-        map_async(&self.backend(f), items, opts, None)
+        map_async(&self.flavor(f), items, opts, None)
     }
 
     /// Python's `starmap`: [`map`](ThreadPool::map) over argument tuples.
@@ -726,7 +453,7 @@ impl ThreadPool {
         R: Send + 'static,
     {
         IMap::new(
-            Box::new(self.backend(f)),
+            self.flavor(f),
             Box::new(items.into_iter().map(Ok)),
             opts.chunk_size.unwrap_or(1),
             true,
@@ -755,7 +482,7 @@ impl ThreadPool {
         R: Send + 'static,
     {
         IMap::new(
-            Box::new(self.backend(f)),
+            self.flavor(f),
             Box::new(items.into_iter().map(Ok)),
             1,
             false,
@@ -769,7 +496,7 @@ impl ThreadPool {
     ///
     /// See [`ThreadPoolBuilder`].
     pub fn close(&self) {
-        self.core.close();
+        self.engine.close();
     }
 
     /// Fails the queued tasks with [`ErrorKind::Cancelled`]; running ones finish in
@@ -786,7 +513,7 @@ impl ThreadPool {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn terminate(&self) {
-        self.core.terminate();
+        self.engine.terminate();
     }
 
     /// Waits for the threads to exit, after [`close`](ThreadPool::close) or
@@ -800,32 +527,17 @@ impl ThreadPool {
     ///
     /// See [`ThreadPoolBuilder`].
     pub fn join(&self) -> Result<()> {
-        if !self.core.is_closed() {
+        if !self.engine.is_closed() {
             return Err(Error::state("join() needs close() or terminate() first"));
         }
-        self.core.join();
+        self.engine.join();
         Ok(())
     }
 }
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
-        self.core.terminate();
-    }
-}
-
-/// A `FnOnce` as the `Fn` a backend wants (it is called once).
-pub(crate) fn once<A, R>(
-    f: impl FnOnce(A) -> R + Send + 'static,
-) -> impl Fn(A) -> R + Send + Sync + 'static {
-    let f = Mutex::new(Some(f));
-    move |a: A| {
-        let f = f
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .expect("a single call runs once");
-        f(a)
+        self.engine.terminate();
     }
 }
 

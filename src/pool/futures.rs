@@ -32,12 +32,17 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::apply::apply_async;
+use super::chunk::{Chunk, Completion};
+use super::engine::{Engine, ProcessFlavor};
+use super::flavor::Flavor;
+use super::options::Options;
+use super::process_pool::PoolBuilder;
+use super::slot::{CANCELLED, RUNNING, Slot, Watch};
+use super::threads::{ThreadEngine, ThreadFlavor, once};
 use crate::error::{Error, ErrorKind, Result};
-use crate::pool::{
-    self, Backend, CANCELLED, Chunk, Core, Options, PoolBuilder, ProcBackend, RUNNING, Slot,
-    ThreadBackend, ThreadCore, Watch, deadline_after,
-};
 use crate::process::Context;
+use crate::sys::deadline_after;
 
 /// The pending result of a submitted call: Python's `concurrent.futures.Future`.
 ///
@@ -559,7 +564,7 @@ impl<R> Drop for MapIter<R> {
 }
 
 fn submit_map<A, R>(
-    b: &dyn Backend<A, R>,
+    flavor: &Flavor<'_, A, R>,
     items: Vec<A>,
     timeout: Option<Duration>,
     chunk_size: usize,
@@ -579,19 +584,21 @@ where
         let n = part.len();
         let slot: Arc<Slot<Vec<Result<R>>>> =
             Slot::new(format!("map items {first}..{}", first + n));
-        let s = slot.clone();
         chunks.push(Chunk {
             items: part,
             first,
             single: None,
             timeout: None,
             phase: Some(slot.phase.clone()),
-            done: Box::new(move |out: pool::Outcome<R>| s.complete(Ok(out.into_items(n)))),
+            done: Completion::Items {
+                slot: slot.clone(),
+                n,
+            },
         });
         slots.push_back(slot);
         first += n;
     }
-    b.submit(chunks)?;
+    flavor.submit(chunks)?;
     Ok(MapIter {
         chunks: slots,
         ready: Default::default(),
@@ -680,7 +687,7 @@ impl ExecutorBuilder {
     /// See [`ExecutorBuilder`].
     pub fn build(self) -> Result<ProcessPoolExecutor> {
         Ok(ProcessPoolExecutor {
-            core: self.0.into_core("ExecutorWorker")?,
+            engine: self.0.into_engine("ExecutorWorker")?,
             issued: Issued::default(),
         })
     }
@@ -701,14 +708,14 @@ impl ExecutorBuilder {
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 pub struct ProcessPoolExecutor {
-    core: Core,
+    engine: Engine,
     issued: Issued,
 }
 
 impl fmt::Debug for ProcessPoolExecutor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProcessPoolExecutor")
-            .field("max_workers", &self.core.shared.processes)
+            .field("max_workers", &self.engine.mailbox.processes)
             .finish()
     }
 }
@@ -752,12 +759,9 @@ impl ProcessPoolExecutor {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let b = ProcBackend {
-            shared: &self.core.shared,
-            f,
-        };
+        let flavor = Flavor::Process(ProcessFlavor::new(&self.engine.mailbox, f));
         let what = format!("future {}", self.issued.next_number());
-        let r = pool::apply_async(&b, args, Options::new(), None, what)?;
+        let r = apply_async(&flavor, args, Options::new(), None, what)?;
         self.issued.add(&r.slot);
         Ok(Future { slot: r.slot })
     }
@@ -810,11 +814,8 @@ impl ProcessPoolExecutor {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let b = ProcBackend {
-            shared: &self.core.shared,
-            f,
-        };
-        submit_map(&b, items.into_iter().collect(), timeout, chunk_size)
+        let flavor = Flavor::Process(ProcessFlavor::new(&self.engine.mailbox, f));
+        submit_map(&flavor, items.into_iter().collect(), timeout, chunk_size)
     }
 
     /// Stops taking calls. With `cancel_futures`, calls not yet started are
@@ -839,9 +840,9 @@ impl ProcessPoolExecutor {
         if cancel_futures {
             self.issued.cancel_all();
         }
-        self.core.shared.close();
+        self.engine.mailbox.close();
         if wait {
-            self.core.join_thread();
+            self.engine.join_thread();
         }
     }
 }
@@ -849,8 +850,8 @@ impl ProcessPoolExecutor {
 impl Drop for ProcessPoolExecutor {
     fn drop(&mut self) {
         self.shutdown(true, false);
-        self.core.shared.terminate();
-        self.core.join_thread();
+        self.engine.mailbox.terminate();
+        self.engine.join_thread();
     }
 }
 
@@ -867,14 +868,14 @@ impl Drop for ProcessPoolExecutor {
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 pub struct ThreadPoolExecutor {
-    core: ThreadCore,
+    engine: ThreadEngine,
     issued: Issued,
 }
 
 impl fmt::Debug for ThreadPoolExecutor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadPoolExecutor")
-            .field("max_workers", &self.core.workers)
+            .field("max_workers", &self.engine.workers)
             .finish()
     }
 }
@@ -891,7 +892,7 @@ impl ThreadPoolExecutor {
     /// See [`ThreadPoolExecutor`].
     pub fn new(max_workers: usize) -> Result<Self> {
         Ok(ThreadPoolExecutor {
-            core: ThreadCore::start(max_workers, None, "ThreadPoolExecutor")?,
+            engine: ThreadEngine::start(max_workers, None, "ThreadPoolExecutor")?,
             issued: Issued::default(),
         })
     }
@@ -916,7 +917,7 @@ impl ThreadPoolExecutor {
         init: impl Fn() + Send + Sync + 'static,
     ) -> Result<Self> {
         Ok(ThreadPoolExecutor {
-            core: ThreadCore::start(max_workers, Some(Arc::new(init)), "ThreadPoolExecutor")?,
+            engine: ThreadEngine::start(max_workers, Some(Arc::new(init)), "ThreadPoolExecutor")?,
             issued: Issued::default(),
         })
     }
@@ -939,12 +940,9 @@ impl ThreadPoolExecutor {
         A: Send + 'static,
         R: Send + 'static,
     {
-        let b = ThreadBackend {
-            core: &self.core,
-            f: Arc::new(pool::once(f)),
-        };
+        let flavor = Flavor::Thread(ThreadFlavor::new(&self.engine, once(f)));
         let what = format!("future {}", self.issued.next_number());
-        let r = pool::apply_async(&b, args, Options::new(), None, what)?;
+        let r = apply_async(&flavor, args, Options::new(), None, what)?;
         self.issued.add(&r.slot);
         Ok(Future { slot: r.slot })
     }
@@ -973,11 +971,8 @@ impl ThreadPoolExecutor {
         A: Send + 'static,
         R: Send + 'static,
     {
-        let b = ThreadBackend {
-            core: &self.core,
-            f: Arc::new(f),
-        };
-        submit_map(&b, items.into_iter().collect(), timeout, 1)
+        let flavor = Flavor::Thread(ThreadFlavor::new(&self.engine, f));
+        submit_map(&flavor, items.into_iter().collect(), timeout, 1)
     }
 
     /// As [`ProcessPoolExecutor::shutdown`] (running calls cannot be stopped).
@@ -995,11 +990,11 @@ impl ThreadPoolExecutor {
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
         if cancel_futures {
             self.issued.cancel_all();
-            self.core.cancel_pending();
+            self.engine.cancel_pending();
         }
-        self.core.close();
+        self.engine.close();
         if wait {
-            self.core.join();
+            self.engine.join();
         }
     }
 }

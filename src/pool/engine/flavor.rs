@@ -1,0 +1,197 @@
+//! The process pool as a flavor: chunks of `fn(A) -> R` calls become tasks for the
+//! pool thread, and each task's encoded answer is decoded back into its chunk's
+//! [`Outcome`].
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::mailbox::{Finish, Mailbox, Task};
+use super::protocol::{ChunkOut, TaskHeader, dup_all};
+use super::worker::run_chunk;
+use crate::error::{Error, ErrorKind, Result};
+use crate::pool::chunk::{Chunk, Completion, Outcome, chunk_name, panicked};
+use crate::pool::slot::Phase;
+use crate::wire::code::code_offset;
+use crate::wire::codec;
+
+/// What a task is, besides its items and completion.
+pub(crate) struct Meta {
+    what: String,
+    first: usize,
+    single: Option<String>,
+    timeout: Option<Duration>,
+    phase: Option<Arc<Phase>>,
+}
+
+/// Encodes a chunk into a task: [`encode_task`] for the flavor's `A` and `R`.
+type EncodeTask<A, R> = fn(fn(A) -> R, &[A], Meta, Completion<R>) -> Result<Task>;
+
+/// A process pool running `fn(A) -> R`.
+///
+/// The serde bounds are met once, in [`new`](ProcessFlavor::new), which picks
+/// `encode_task::<A, R>`; the flavor's other methods need none, so that
+/// [`Flavor`](crate::pool::flavor::Flavor)'s methods can be generic over any `A`, `R`
+/// that a thread pool also takes.
+pub(crate) struct ProcessFlavor<'a, A, R> {
+    mailbox: &'a Mailbox,
+    f: fn(A) -> R,
+    encode: EncodeTask<A, R>,
+}
+
+impl<'a, A, R> ProcessFlavor<'a, A, R> {
+    pub(crate) fn new(mailbox: &'a Mailbox, f: fn(A) -> R) -> Self
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        ProcessFlavor {
+            mailbox,
+            f,
+            encode: encode_task::<A, R>,
+        }
+    }
+
+    /// Worker count, for the default chunk size.
+    pub(crate) fn processes(&self) -> usize {
+        self.mailbox.processes
+    }
+
+    /// Queues every chunk, or none (and says why).
+    pub(crate) fn submit(&self, chunks: Vec<Chunk<A, R>>) -> Result<()> {
+        self.mailbox.check_open()?;
+        let mut tasks = Vec::with_capacity(chunks.len());
+        for c in chunks {
+            let meta = Meta {
+                what: c.what(),
+                first: c.first,
+                single: c.single,
+                timeout: c.timeout,
+                phase: c.phase,
+            };
+            tasks.push((self.encode)(self.f, &c.items, meta, c.done)?);
+        }
+        self.mailbox.submit(tasks)
+    }
+
+    /// Encodes each chunk as it is pulled from the input (one reused buffer) and
+    /// queues it at once, so workers start while later chunks are still encoded.
+    pub(crate) fn submit_split(
+        &self,
+        items: &mut dyn Iterator<Item = A>,
+        cs: usize,
+        timeout: Option<Duration>,
+        done: &mut dyn FnMut(usize, usize, usize) -> Completion<R>,
+    ) -> Result<()> {
+        self.mailbox.check_open()?;
+        let cs = cs.max(1);
+        let mut part: Vec<A> = Vec::with_capacity(cs);
+        let mut first = 0;
+        for k in 0.. {
+            part.clear();
+            part.extend((&mut *items).take(cs));
+            if part.is_empty() {
+                break;
+            }
+            let n = part.len();
+            let meta = Meta {
+                what: chunk_name(first, n),
+                first,
+                single: None,
+                timeout,
+                phase: None,
+            };
+            let task = (self.encode)(self.f, &part, meta, done(k, first, n))?;
+            self.mailbox.submit(vec![task])?;
+            first += n;
+        }
+        Ok(())
+    }
+}
+
+/// Encodes `items` (after room for the task header) into a task that runs `f` on each.
+fn encode_task<A, R>(f: fn(A) -> R, items: &[A], meta: Meta, then: Completion<R>) -> Result<Task>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    let Meta {
+        what,
+        first,
+        single,
+        timeout,
+        phase,
+    } = meta;
+    let chunk = single.is_none() && items.len() > 1;
+    let n = items.len();
+    let expected = std::mem::size_of_val(items) + 16;
+    let enc = codec::encode_sized(items, TaskHeader::LEN, expected)?;
+    let fds: Vec<OwnedFd> = if enc.fds.is_empty() {
+        Vec::new()
+    } else {
+        dup_all(&enc.borrowed_fds())?
+    };
+    Ok(Task {
+        entry: code_offset(run_chunk::<A, R> as *const ()),
+        func: code_offset(f as *const ()),
+        bytes: enc.bytes,
+        fds,
+        what: what.clone(),
+        timeout,
+        phase,
+        chunk,
+        done: Box::new(Decode {
+            n,
+            first,
+            single,
+            what,
+            then,
+        }),
+    })
+}
+
+/// Decodes a worker's answer for a chunk of `n` items, then completes it.
+struct Decode<R> {
+    n: usize,
+    first: usize,
+    single: Option<String>,
+    what: String,
+    then: Completion<R>,
+}
+
+impl<R: DeserializeOwned + Send> Finish for Decode<R> {
+    fn finish(self: Box<Self>, raw: Result<(&[u8], Vec<OwnedFd>)>) {
+        let out = self.decode(raw);
+        self.then.complete(out);
+    }
+}
+
+impl<R: DeserializeOwned> Decode<R> {
+    fn decode(&self, raw: Result<(&[u8], Vec<OwnedFd>)>) -> Outcome<R> {
+        let (bytes, fds) = match raw {
+            Err(e) => return Outcome::Failed(e),
+            Ok(x) => x,
+        };
+        let (n, what) = (self.n, &self.what);
+        match codec::decode::<ChunkOut<R>>(bytes, fds) {
+            Ok(ChunkOut::AllOk(v)) if v.len() == n => Outcome::AllOk(v),
+            Ok(ChunkOut::Mixed(v)) if v.len() == n => Outcome::Mixed(
+                v.into_iter()
+                    .enumerate()
+                    .map(|(i, r)| r.map_err(|f| panicked(&self.single, self.first, i, &f.message)))
+                    .collect(),
+            ),
+            Ok(_) => Outcome::Failed(Error::new(
+                ErrorKind::Protocol,
+                format!("{what}: a worker sent the wrong number of results"),
+            )),
+            Err(e) => Outcome::Failed(Error::new(
+                e.kind(),
+                format!("{what}: cannot decode its result: {e}"),
+            )),
+        }
+    }
+}

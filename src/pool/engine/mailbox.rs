@@ -1,0 +1,199 @@
+//! Where submitters leave tasks for the pool thread, and what it tells them back
+//! (broken or not, the workers' counters).
+//!
+//! Submitters push onto the inbox under its lock and ring the bell only while the pool
+//! thread sleeps: it sets `sleeping` before it looks at the inbox one last time, and a
+//! submitter reads `sleeping` after it pushed (a Dekker handshake, all `SeqCst`), so
+//! one of the two always sees the other.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::pool::slot::Phase;
+use crate::sys;
+
+/// How a task's result reaches its caller. The pool thread does not know the result
+/// type, so this is type-erased: it is handed the worker's encoded output, borrowed in
+/// place from the ring (with its fds), or why there is none.
+pub(crate) trait Finish: Send {
+    /// Decodes `raw` and completes the caller's side. Called exactly once.
+    fn finish(self: Box<Self>, raw: Result<(&[u8], Vec<OwnedFd>)>);
+}
+
+/// A task ready to run: a trampoline (`entry`) that decodes the payload and calls
+/// `func` on each item.
+pub(crate) struct Task {
+    pub(crate) entry: usize,
+    pub(crate) func: usize,
+    /// The header's room, then the encoded items.
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) fds: Vec<OwnedFd>,
+    /// What the task is, for error messages ("task 3", "the chunk of items 20..30").
+    pub(crate) what: String,
+    pub(crate) timeout: Option<Duration>,
+    /// Shared with a future that can be cancelled while pending.
+    pub(crate) phase: Option<Arc<Phase>>,
+    /// One chunk of a `map`: its siblings are alike, so prefetching is safe.
+    pub(crate) chunk: bool,
+    pub(crate) done: Box<dyn Finish>,
+}
+
+impl Task {
+    /// Fails the task with `e`.
+    pub(crate) fn fail(self, e: Error) {
+        self.done.finish(Err(e));
+    }
+}
+
+/// Counters of one worker, for [`Pool::stats`](crate::Pool::stats).
+///
+/// # Examples
+///
+/// ```
+/// fn id(x: u8) -> u8 { x }
+/// multiprocess::init();
+/// let pool = multiprocess::Pool::new(1)?;
+/// pool.apply(id, 1)?;
+/// let s: multiprocess::WorkerStats = pool.stats().remove(0);
+/// assert!(s.name.starts_with("PoolWorker-") && s.pid > 0);
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// The worker's process name (`PoolWorker-3`).
+    pub name: String,
+    /// Its pid.
+    pub pid: u32,
+    /// Tasks (chunks, for `map`) it finished.
+    pub tasks_done: u64,
+    /// Time it spent on them, as seen from the parent.
+    pub busy: Duration,
+}
+
+/// The submitted tasks and the requests to the pool thread.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    pub(crate) pending: VecDeque<Task>,
+    pub(crate) closed: bool,
+    pub(crate) terminate: bool,
+    /// Set when the pool thread ended (broken, terminated or drained).
+    pub(crate) finished: bool,
+}
+
+/// What the pool's handles and its thread share: the inbox, its bell, the error that
+/// broke the pool, and the workers' counters.
+pub(crate) struct Mailbox {
+    inbox: Mutex<Inbox>,
+    /// Tasks ever submitted: the spinning pool thread watches it change.
+    pub(crate) submitted: AtomicU64,
+    /// An eventfd the pool thread sleeps on.
+    pub(crate) bell: OwnedFd,
+    pub(crate) sleeping: AtomicBool,
+    broken: Mutex<Option<Error>>,
+    stats: Mutex<Vec<WorkerStats>>,
+    pub(crate) processes: usize,
+}
+
+impl Mailbox {
+    pub(crate) fn new(processes: usize) -> Result<Mailbox> {
+        let bell = sys::poll::eventfd().map_err(|e| Error::io("eventfd", e))?;
+        Ok(Mailbox {
+            inbox: Mutex::new(Inbox::default()),
+            submitted: AtomicU64::new(0),
+            bell,
+            sleeping: AtomicBool::new(false),
+            broken: Mutex::new(None),
+            stats: Mutex::new(Vec::new()),
+            processes,
+        })
+    }
+
+    pub(crate) fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake(&self) {
+        if self.sleeping.load(SeqCst) {
+            sys::poll::ring(self.bell.as_fd());
+        }
+    }
+
+    fn refusal(&self, ib: &Inbox) -> Option<Error> {
+        if let Some(e) = &*self.broken() {
+            return Some(e.duplicate());
+        }
+        if ib.terminate || ib.finished {
+            return Some(Error::new(
+                ErrorKind::BrokenPool,
+                "the pool was terminated; it takes no new tasks",
+            ));
+        }
+        if ib.closed {
+            return Some(Error::state("the pool is closed; it takes no new tasks"));
+        }
+        None
+    }
+
+    /// Queues tasks (all or none).
+    pub(crate) fn submit(&self, tasks: Vec<Task>) -> Result<()> {
+        {
+            let mut ib = self.inbox();
+            if let Some(e) = self.refusal(&ib) {
+                return Err(e);
+            }
+            let n = tasks.len() as u64;
+            ib.pending.extend(tasks);
+            self.submitted.fetch_add(n, SeqCst);
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// Whether new tasks would be refused, and why.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        match self.refusal(&self.inbox()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        self.inbox().closed = true;
+        sys::poll::ring(self.bell.as_fd());
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        let ib = self.inbox();
+        ib.closed || ib.terminate
+    }
+
+    pub(crate) fn terminate(&self) {
+        self.inbox().terminate = true;
+        sys::poll::ring(self.bell.as_fd());
+    }
+
+    /// The error that broke the pool, if any.
+    pub(crate) fn broken(&self) -> MutexGuard<'_, Option<Error>> {
+        self.broken.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Breaks the pool with `e`, unless it is broken already.
+    pub(crate) fn set_broken(&self, e: Error) {
+        let mut b = self.broken();
+        if b.is_none() {
+            *b = Some(e);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Vec<WorkerStats> {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn publish_stats(&self, v: Vec<WorkerStats>) {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+}
