@@ -25,7 +25,7 @@ use multiprocess::futures::{
 use multiprocess::{ErrorKind, Event, Queue, StartMethod, Value, get_context};
 
 use common::{
-    BOUND, GRACE, SOON, assert_gone, assert_quiescent, eventually, fd_count, fd_list,
+    BOUND, GRACE, LONG, SOON, assert_gone, assert_quiescent, eventually, fd_count, fd_list,
     fork_server_pid, kill, nap, square, timed,
 };
 
@@ -602,7 +602,15 @@ fn initializer_fails_breaks_executor(method: StartMethod) {
         .unwrap();
     // Submitted at once: most likely before any initializer has failed.
     let early = ex.submit(square, 3).unwrap();
-    std::thread::sleep(Duration::from_secs(1));
+    // The early call fails once an initializer has failed (the executor is marked
+    // broken first): wait for that, not for a fixed time, so load cannot fail the test.
+    let e = early.result_timeout(LONG).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BrokenPool, "the early call: {e}");
+    assert!(
+        e.to_string().contains("executor initializer refuses"),
+        "{e}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
     let n = count.get();
     assert!(
         (1..=3).contains(&n),
@@ -616,12 +624,6 @@ fn initializer_fails_breaks_executor(method: StartMethod) {
         "{e}"
     );
     assert!(took < SOON, "{took:?}");
-    let e = early.result_timeout(SOON).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::BrokenPool, "the early call: {e}");
-    assert!(
-        e.to_string().contains("executor initializer refuses"),
-        "{e}"
-    );
     drop_and_check(ex, []);
     assert_eq!(
         count.get(),

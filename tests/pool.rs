@@ -884,8 +884,17 @@ fn initializer_fails(method: StartMethod) {
     let before = worker_pids(&p);
     // Submitted at once: most likely before any initializer has failed.
     let early = p.apply_async(square, 3).unwrap();
+    // The task submitted before the pool broke fails once an initializer has failed
+    // (the pool is marked broken before its tasks are failed). Waiting for that, not
+    // for a fixed time, keeps the test right on a loaded machine.
+    let e = early.get_timeout(LONG).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BrokenPool, "the early task: {e}");
+    assert!(
+        e.to_string().contains("initializer refuses: bad config"),
+        "{e}"
+    );
     // No respawn loop.
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_millis(300));
     let n = count.get();
     assert!(
         (1..=3).contains(&n),
@@ -902,13 +911,6 @@ fn initializer_fails(method: StartMethod) {
     assert!(took < SOON, "apply on a broken pool took {took:?}");
     let e = p.map_async(square, 0..10u64).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::BrokenPool);
-    // The task submitted before the pool broke fails the same way.
-    let e = early.get_timeout(SOON).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::BrokenPool, "the early task: {e}");
-    assert!(
-        e.to_string().contains("initializer refuses: bad config"),
-        "{e}"
-    );
     drop_and_check(p, before);
     assert_eq!(count.get(), n, "no initializer ran after the pool broke");
 }
