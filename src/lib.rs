@@ -127,7 +127,7 @@ pub mod futures;
 pub mod pool;
 mod process;
 mod queue;
-// Managers and listeners (issue 5).
+// Managers and listeners.
 pub mod listener;
 pub mod manager;
 mod shared;
@@ -154,13 +154,13 @@ pub use sync::{
     SemaphoreGuard,
 };
 
-// Managers and listeners (issue 5).
+// Managers and listeners.
 pub use listener::{AuthKey, Client, Listener};
 pub use manager::{
     ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy, EventProxy,
     JoinableQueueProxy, ListProxy, LockProxy, Manager, ManagerBuilder, ManagerServer,
-    NamespaceProxy, ObjectProxy, Proxy, ProxyGuard, QueueProxy, RLockProxy, SemaphoreProxy, Shared,
-    SharedObject, ValueProxy, encode_args, invoke,
+    NamespaceProxy, ObjectProxy, Proxy, ProxyGuard, QueueProxy, RLockProxy, SemaphoreProxy, Served,
+    Shared, SharedObject, ValueProxy, encode_args, invoke,
 };
 
 /// Call first in `main`. In a child process started by `spawn` or the fork server,
