@@ -5,7 +5,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::manager::handler::{Cell, Cx, index};
+use crate::manager::handler::{Cell, Cx};
+use crate::manager::kinds::list;
 use crate::manager::protocol::{Family, Item, Ops, Reply};
 use crate::manager::proxy::{list, number, proxy_type, unit, value};
 
@@ -121,24 +122,18 @@ impl Ops for Op {
 }
 
 /// An array in the server.
-pub(crate) type State = Vec<Item>;
+pub(crate) type State = list::State;
 
-/// Applies `op` to the array.
+/// Applies `op` to the array: as the list's op of the same name (an array is a list
+/// whose length never changes).
 pub(crate) fn apply(cell: &Cell<State>, op: Op, cx: &mut Cx<'_>) -> Result<Reply> {
-    let mut g = cell.lock();
-    let v = &mut *g;
-    Ok(match op {
-        Op::Len => Reply::U64(v.len() as u64),
-        Op::Get(i) => Reply::Bytes(v[index(i, v.len())?].bytes.clone()),
-        Op::Set(i, x) => {
-            let i = index(i, v.len())?;
-            cx.store(&x);
-            let old = std::mem::replace(&mut v[i], x);
-            cx.discard(old);
-            Reply::Unit
-        }
-        Op::ToVec => Reply::List(v.iter().map(|i| i.bytes.clone()).collect()),
-    })
+    let op = match op {
+        Op::Len => list::Op::Len,
+        Op::Get(i) => list::Op::Get(i),
+        Op::Set(i, x) => list::Op::Set(i, x),
+        Op::ToVec => list::Op::ToVec,
+    };
+    list::apply(cell, op, cx)
 }
 
 #[cfg(test)]
