@@ -75,8 +75,8 @@ fn main() -> multiprocess::Result<()> {
     let manager = Manager::builder()
         .address("127.0.0.1:0") // a free port; "0.0.0.0:50000" to serve other hosts
         .authkey("seed-003 secret")
-        .register("lock", multiprocess::Shared::lock())
-        .register("counter", multiprocess::Shared::value(&0u64)?)
+        .register("lock", multiprocess::Served::lock())
+        .register("counter", multiprocess::Served::value(&0u64)?)
         .start()?;
     println!("  manager serving at {}", manager.address());
     let spec = format!("{}|seed-003 secret", manager.address());

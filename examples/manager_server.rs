@@ -19,7 +19,7 @@
 //! secret: anyone with it can call the server. The authkey proves both sides know the
 //! key; it does not encrypt the traffic.
 
-use multiprocess::{Manager, ManagerServer, QueueProxy, Shared};
+use multiprocess::{Manager, ManagerServer, QueueProxy, Served};
 
 fn main() -> multiprocess::Result<()> {
     multiprocess::init();
@@ -28,8 +28,8 @@ fn main() -> multiprocess::Result<()> {
 
     let server = ManagerServer::bind(&address, authkey.as_str())?;
     server
-        .register("get_queue", Shared::queue())
-        .register("results", Shared::dict());
+        .register("get_queue", Served::queue())
+        .register("results", Served::dict());
     println!(
         "serving at {} (authkey from MP_MANAGER_AUTHKEY)",
         server.address()

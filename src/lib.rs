@@ -126,7 +126,7 @@ mod error;
 pub mod pool;
 mod process;
 mod queue;
-// Managers and listeners (issue 5).
+// Managers and listeners.
 pub mod listener;
 pub mod manager;
 mod memory;
@@ -155,12 +155,12 @@ pub use sync::{
     SemaphoreGuard,
 };
 
-// Managers and listeners (issue 5).
+// Managers and listeners.
 pub use listener::{AuthKey, Client, Listener};
 pub use manager::{
     ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy, EventProxy,
     JoinableQueueProxy, ListProxy, LockProxy, Manager, ManagerBuilder, ManagerServer,
-    NamespaceProxy, ObjectProxy, Proxy, ProxyGuard, QueueProxy, RLockProxy, SemaphoreProxy, Shared,
+    NamespaceProxy, ObjectProxy, Proxy, ProxyGuard, QueueProxy, RLockProxy, SemaphoreProxy, Served,
     SharedObject, ValueProxy, encode_args, invoke,
 };
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use multiprocess::{
     ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, Client, ConditionProxy, DictProxy, ErrorKind,
     EventProxy, JoinableQueueProxy, ListProxy, LockProxy, Manager, ManagerServer, NamespaceProxy,
-    Process, QueueProxy, RLockProxy, SemaphoreProxy, Shared, SharedObject, StartMethod, ValueProxy,
+    Process, QueueProxy, RLockProxy, SemaphoreProxy, Served, SharedObject, StartMethod, ValueProxy,
     get_context, invoke,
 };
 use serde::{Deserialize, Serialize};
@@ -412,7 +412,7 @@ fn remote_manager_with_an_unrelated_client() {
         format!("@mp-test-remote-{}", std::process::id()),
     ] {
         let server = ManagerServer::bind(&address, "abracadabra").unwrap();
-        server.register("get_queue", Shared::queue());
+        server.register("get_queue", Served::queue());
         let addr = server.address().to_string();
         let s = server.clone();
         let t = std::thread::spawn(move || s.serve_forever());
@@ -498,7 +498,7 @@ for_each_method!(
 fn a_registered_custom_object_in_a_server() {
     let _g = common::shared();
     let server = ManagerServer::bind("127.0.0.1:0", "k").unwrap();
-    server.register("counter", Shared::object(Counter { n: 5 }));
+    server.register("counter", Served::object(Counter { n: 5 }));
     let s = server.clone();
     let t = std::thread::spawn(move || s.serve_forever());
     let m = Manager::connect(server.address(), "k").unwrap();
@@ -709,7 +709,7 @@ fn condition_notify_wakes_the_number_asked() {
 fn stopping_a_server_ends_blocked_calls() {
     let _g = common::shared();
     let server = ManagerServer::bind("127.0.0.1:0", "k").unwrap();
-    server.register("q", Shared::bounded_queue(0)); // 0: unbounded, as in Python
+    server.register("q", Served::bounded_queue(0)); // 0: unbounded, as in Python
     let s = server.clone();
     let t = std::thread::spawn(move || s.serve_forever());
     let addr = server.address().to_string();
@@ -756,7 +756,7 @@ fn use_after_the_sender_dropped((q, tx): (QueueProxy<u8>, multiprocess::Connecti
 fn objects_live_while_a_proxy_does(method: StartMethod) {
     let m = Manager::builder()
         .context(get_context(method))
-        .register("pinned", Shared::dict())
+        .register("pinned", Served::dict())
         .start()
         .unwrap();
     assert_eq!(m.object_count().unwrap(), 1);
@@ -801,7 +801,7 @@ fn handles_are_send_and_sync() {
 fn a_custom_object_cannot_be_sent_to_a_manager_process() {
     let _g = common::shared();
     let e = Manager::builder()
-        .register("c", Shared::object(Counter::default()))
+        .register("c", Served::object(Counter::default()))
         .start()
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);

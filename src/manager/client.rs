@@ -1,7 +1,9 @@
 //! The client side: one authenticated connection per thread and manager address.
 //!
-//! Proxies hold only `(address, authkey, id)` (a [`Token`]), so they serialize to
-//! anything and work in any process that can reach the address. A process that
+//! This is the transport of a proxy whose object lives in a server (the `Server` home of
+//! [`Home`](super::home::Home)). Such a proxy holds only `(address, authkey, id)` (a
+//! [`Token`]), so it serializes to anything and works in any process that can reach
+//! the address. A process that
 //! receives a proxy connects on first use. Connections are per *thread* (as Python's
 //! `BaseProxy._tls`): a thread blocked in a queue `get` or a lock `acquire` never holds
 //! up another thread's calls, and the server uses the connection as the owner's
@@ -14,7 +16,7 @@ use std::os::fd::AsFd;
 
 use serde::{Deserialize, Serialize};
 
-use super::protocol::{Reply, Request, Response};
+use super::protocol::{Plain, Reply, Response};
 use crate::error::{Error, ErrorKind, Result};
 use crate::listener::{AuthKey, connect_raw};
 use crate::sys;
@@ -72,7 +74,11 @@ fn recv_reply(c: &mut Cached) -> Result<Reply> {
 }
 
 /// Sends `req` to the manager at `address` and waits for its reply.
-pub(crate) fn request(address: &str, authkey: &AuthKey, req: &Request) -> Result<Reply> {
+pub(crate) fn request<R: Serialize + ?Sized>(
+    address: &str,
+    authkey: &AuthKey,
+    req: &R,
+) -> Result<Reply> {
     let mut enc = codec::encode_with_prefix(req, frame::HEADER)?;
     let pid = sys::process::getpid();
     let outcome = CONNS.try_with(|conns| {
@@ -138,7 +144,7 @@ pub(crate) fn request(address: &str, authkey: &AuthKey, req: &Request) -> Result
 /// accepting, an unreachable host); the reference is then left to the server (the
 /// object lives on, as if the proxy were still alive).
 pub(crate) fn release(token: &Token) {
-    let req = Request::DecRef(token.id);
+    let req = Plain::DecRef(token.id);
     let Ok(mut enc) = codec::encode_with_prefix(&req, frame::HEADER) else {
         return;
     };

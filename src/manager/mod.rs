@@ -69,12 +69,12 @@
 //! `examples/manager_client.rs`.
 //!
 //! ```
-//! use multiprocess::{Manager, ManagerServer, QueueProxy, Shared};
+//! use multiprocess::{Manager, ManagerServer, QueueProxy, Served};
 //!
 //! multiprocess::init();
 //! // In the server program:
 //! let server = ManagerServer::bind("127.0.0.1:0", b"abracadabra")?;
-//! server.register("get_queue", Shared::queue());
+//! server.register("get_queue", Served::queue());
 //! let address = server.address().to_string();
 //! let s = server.clone();
 //! let t = std::thread::spawn(move || s.serve_forever());
@@ -100,17 +100,29 @@
 //! * Values are compared as encoded bytes (see `DictProxy`).
 
 mod client;
+mod handler;
+mod home;
+mod kinds;
 mod protocol;
 mod proxy;
+mod served;
 mod server;
-mod shared;
 
-pub use proxy::{
-    ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy, EventProxy,
-    JoinableQueueProxy, ListProxy, LockProxy, NamespaceProxy, ObjectProxy, Proxy, ProxyGuard,
-    QueueProxy, RLockProxy, SemaphoreProxy, ValueProxy,
-};
-pub use shared::{Shared, SharedObject, encode_args, invoke};
+pub use kinds::array::ArrayProxy;
+pub use kinds::barrier::BarrierProxy;
+pub use kinds::condition::ConditionProxy;
+pub use kinds::custom::{ObjectProxy, SharedObject, invoke};
+pub use kinds::dict::DictProxy;
+pub use kinds::event::EventProxy;
+pub use kinds::list::ListProxy;
+pub use kinds::lock::{LockProxy, ProxyGuard, RLockProxy};
+pub use kinds::namespace::NamespaceProxy;
+pub use kinds::queue::{JoinableQueueProxy, QueueProxy};
+pub use kinds::semaphore::{BoundedSemaphoreProxy, SemaphoreProxy};
+pub use kinds::value::ValueProxy;
+pub use protocol::encode_args;
+pub use proxy::Proxy;
+pub use served::Served;
 
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -121,10 +133,11 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use self::client::request;
-use self::protocol::{Init, Reply, Request};
-use self::proxy::encode_item;
-use self::server::{Factory, Object, Server};
-use self::shared::SharedInner;
+use self::home::encode_item;
+use self::kinds::{Init, Object};
+use self::protocol::{Plain, Reply, Request};
+use self::served::ServedInner;
+use self::server::{Factory, Server};
 use crate::error::{Error, ErrorKind, Result};
 use crate::listener::{AuthKey, Listener};
 use crate::process::{Context, Process, default_context};
@@ -177,14 +190,14 @@ impl fmt::Debug for Manager {
 /// # Examples
 ///
 /// ```
-/// use multiprocess::{Manager, Shared, StartMethod, get_context};
+/// use multiprocess::{Manager, Served, StartMethod, get_context};
 /// multiprocess::init();
 /// let name = format!("@doc-manager-{}", std::process::id());
 /// let m = Manager::builder()
 ///     .address(&name)
 ///     .authkey(b"secret")
 ///     .context(get_context(StartMethod::Spawn))
-///     .register("jobs", Shared::queue())
+///     .register("jobs", Served::queue())
 ///     .start()?;
 /// assert_eq!(m.address(), name);
 /// m.get::<multiprocess::QueueProxy<String>>("jobs")?.put("x".into())?;
@@ -196,7 +209,7 @@ pub struct ManagerBuilder {
     address: Option<String>,
     authkey: Option<AuthKey>,
     ctx: Option<Context>,
-    named: Vec<(String, Shared)>,
+    named: Vec<(String, Served)>,
     types: Vec<(String, Factory)>,
     lease: Option<Duration>,
 }
@@ -259,7 +272,7 @@ fn server_main(args: ServerArgs) {
         }
     };
     for (name, init) in args.named {
-        server.register(&name, Object::from_init(init));
+        server.register(&name, Object::new(init));
     }
     if let Some(d) = args.lease {
         server.set_lease(d);
@@ -341,13 +354,13 @@ impl ManagerBuilder {
 
     /// Registers a named object, for [`Manager::get`] (Python's
     /// `register(typeid, callable)` for a shared object). Only the built-in kinds
-    /// (not [`Shared::object`], which cannot travel to the server process: use
+    /// (not [`Served::object`], which cannot travel to the server process: use
     /// [`register_type`](ManagerBuilder::register_type), or a [`ManagerServer`]).
     ///
     /// # Examples
     ///
     /// See [`ManagerBuilder`].
-    pub fn register(mut self, name: &str, object: Shared) -> Self {
+    pub fn register(mut self, name: &str, object: Served) -> Self {
         self.named.push((name.to_string(), object));
         self
     }
@@ -386,7 +399,7 @@ impl ManagerBuilder {
     /// # Errors
     ///
     /// [`ErrorKind::AlreadyExists`] if the address is taken; [`ErrorKind::InvalidInput`]
-    /// for a [`Shared::object`] registration; otherwise as
+    /// for a [`Served::object`] registration; otherwise as
     /// [`Process::start`](crate::Process::start).
     ///
     /// # Examples
@@ -404,8 +417,8 @@ impl ManagerBuilder {
         let mut named = Vec::new();
         for (name, shared) in self.named {
             match shared.0 {
-                SharedInner::Builtin(init) => named.push((name, init)),
-                SharedInner::Custom(_) => {
+                ServedInner::Builtin(init) => named.push((name, init)),
+                ServedInner::Custom(_) => {
                     return Err(Error::new(
                         ErrorKind::InvalidInput,
                         format!(
@@ -576,7 +589,7 @@ impl Manager {
             .and_then(|p| p.pid())
     }
 
-    fn request(&self, req: &Request) -> Result<Reply> {
+    fn request(&self, req: &Request<Init, ()>) -> Result<Reply> {
         request(&self.inner.address, &self.inner.authkey, req)
     }
 
@@ -963,9 +976,9 @@ impl Manager {
     /// # Examples
     ///
     /// ```
-    /// use multiprocess::{Manager, Shared};
+    /// use multiprocess::{Manager, Served};
     /// multiprocess::init();
-    /// let m = Manager::builder().register("d", Shared::dict()).start()?;
+    /// let m = Manager::builder().register("d", Served::dict()).start()?;
     /// assert_eq!(m.registered()?, vec!["d"]);
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
@@ -1017,7 +1030,7 @@ impl Drop for Inner {
         if let Some(slot) = &self.process
             && let Some(p) = slot.lock().unwrap_or_else(|e| e.into_inner()).take()
         {
-            let asked = request(&self.address, &self.authkey, &Request::Shutdown).is_ok();
+            let asked = request(&self.address, &self.authkey, &Plain::Shutdown).is_ok();
             client::forget(&self.address);
             if !asked || !p.join_timeout(SHUTDOWN_GRACE).unwrap_or(false) {
                 let _ = p.kill();
@@ -1089,15 +1102,15 @@ impl ManagerServer {
     /// # Examples
     ///
     /// ```
-    /// use multiprocess::{ManagerServer, Shared};
+    /// use multiprocess::{ManagerServer, Served};
     /// let s = ManagerServer::bind("127.0.0.1:0", b"key")?;
-    /// s.register("get_queue", Shared::queue()).register("config", Shared::dict());
+    /// s.register("get_queue", Served::queue()).register("config", Served::dict());
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
-    pub fn register(&self, name: &str, object: Shared) -> &Self {
+    pub fn register(&self, name: &str, object: Served) -> &Self {
         let obj = match object.0 {
-            SharedInner::Builtin(init) => Object::from_init(init),
-            SharedInner::Custom(o) => Object::custom(o),
+            ServedInner::Builtin(init) => Object::new(init),
+            ServedInner::Custom(o) => Object::custom(o),
         };
         self.server.register(name, obj);
         self
