@@ -120,19 +120,33 @@
 // The docs show `fn main` on purpose: where `init()` goes is the point.
 #![allow(clippy::needless_doctest_main)]
 
-mod connection;
-mod context;
+// The layers, bottom up; each module imports only modules before it in this order
+// (the README's "Layout" says what each holds). `mod` lines below are kept in that
+// order, one group per layer, so rustfmt keeps it.
 mod error;
-pub mod pool;
-mod process;
-mod queue;
-// Managers and listeners.
-pub mod listener;
-pub mod manager;
-mod memory;
-mod sync;
+
 mod sys;
+
 mod wire;
+
+mod connection;
+
+mod process;
+
+mod sync;
+
+mod queue;
+
+mod memory;
+
+pub mod listener;
+
+pub mod pool;
+
+pub mod manager;
+
+// Constructors that gather the layers, at the top.
+mod context;
 
 pub use connection::{Connection, Waitable, pipe, pipe_simplex, wait};
 pub use error::{Error, ErrorKind, Result};
