@@ -4,6 +4,20 @@
 //! deserializes by taking the fd at that index from the thread's current *receive
 //! table*. Outside [`encode`]/[`decode`] there is no table, and serializing a handle is
 //! an error (for example through `serde_json`): an fd number means nothing elsewhere.
+//!
+//! # Hostile input
+//!
+//! Every received value in the crate (connections, queues, pool tasks and results,
+//! manager requests and replies, a child's boot message) is decoded by [`decode`],
+//! and the bytes are treated as hostile. bincode reads from the received slice
+//! (`SliceRead`), which checks each claimed length against the bytes left before
+//! allocating: bincode 1.3's `io::Read` path (`IoReader::fill_buffer`) resizes a buffer
+//! to the claimed length first, so a `String` claiming 2^40 bytes aborted the
+//! receiver. On top, [`limit::Limited`](super::limit::Limited) bounds nesting to
+//! [`MAX_DEPTH`] levels, what collections may reserve to one element per received
+//! byte in total, and the number of elements visited. Whatever the bytes, a malformed
+//! value is an error of kind [`ErrorKind::Deserialize`], never a panic, an abort or
+//! an unbounded allocation, and the caller goes on with its next message.
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -152,12 +166,10 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
         bytes.len().saturating_add(ZERO_SIZED_ITEMS),
         bytes.len(),
     );
-    // The byte limit is the input's length: the reader already refuses to read past
-    // the slice, the limit keeps that true if the reader is ever changed.
-    let mut de = bincode::Deserializer::with_bincode_read(
-        SliceRead { rest: &mut rest },
-        options().with_limit(bytes.len() as u64),
-    );
+    // No bincode byte limit (`with_limit`): `SliceRead` already bounds every read by
+    // the bytes left, and a limit costs a check per primitive (measured: a third
+    // slower on a `Vec<u64>`).
+    let mut de = bincode::Deserializer::with_bincode_read(SliceRead { rest: &mut rest }, options());
     let value = T::deserialize(limit::Limited::new(&mut de, &budget)).map_err(|e| {
         let why = DE_MESSAGE
             .with(|m| m.borrow_mut().take())

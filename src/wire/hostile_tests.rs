@@ -571,22 +571,28 @@ fn decode_timing() {
     let eb = encode(&b);
     let vb = vec![7u8; 1 << 20];
     let evb = encode(&vb);
-    for _ in 0..3 {
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
+    let min = |f: &dyn Fn()| {
+        (0..30)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                f();
+                t.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    {
+        let a = min(&|| {
             std::hint::black_box(codec::decode::<Vec<u64>>(&ev, Vec::new()).unwrap());
-        }
-        let a = t.elapsed() / 20;
-        let t = std::time::Instant::now();
-        for _ in 0..200 {
+        });
+        let c = min(&|| {
             std::hint::black_box(codec::decode::<Bytes>(&eb, Vec::new()).unwrap());
-        }
-        let c = t.elapsed() / 200;
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
+        });
+        let d = min(&|| {
             std::hint::black_box(codec::decode::<Vec<u8>>(&evb, Vec::new()).unwrap());
-        }
-        let d = t.elapsed() / 20;
-        println!("Vec<u64> x 1M: {a:?}; 1 MiB byte string: {c:?}; Vec<u8> 1 MiB: {d:?}");
+        });
+        println!(
+            "fastest of 30: Vec<u64> x 1M: {a:?}; 1 MiB byte string: {c:?}; Vec<u8> 1 MiB: {d:?}"
+        );
     }
 }
