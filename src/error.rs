@@ -31,7 +31,12 @@ pub enum ErrorKind {
     /// A value could not be serialized (for example a map with non-string keys in a
     /// format that needs them, or a handle serialized outside `multiprocess`).
     Serialize,
-    /// Received bytes did not decode as the expected type.
+    /// Received bytes did not decode as the expected type: the peer sent another
+    /// type, or bytes that are malformed or hostile (a length longer than the message,
+    /// nesting deeper than 128 levels, bytes left over after the value). Decoding never
+    /// reserves more than a small multiple of the bytes received, whatever they claim;
+    /// the message is dropped and the connection, queue or server goes on with the
+    /// next one.
     Deserialize,
     /// A malformed, truncated or oversized frame arrived.
     Protocol,

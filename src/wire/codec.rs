@@ -4,6 +4,20 @@
 //! deserializes by taking the fd at that index from the thread's current *receive
 //! table*. Outside [`encode`]/[`decode`] there is no table, and serializing a handle is
 //! an error (for example through `serde_json`): an fd number means nothing elsewhere.
+//!
+//! # Hostile input
+//!
+//! Every received value in the crate (connections, queues, pool tasks and results,
+//! manager requests and replies, a child's boot message) is decoded by [`decode`],
+//! and the bytes are treated as hostile. bincode reads from the received slice
+//! (`SliceRead`), which checks each claimed length against the bytes left before
+//! allocating: bincode 1.3's `io::Read` path (`IoReader::fill_buffer`) resizes a buffer
+//! to the claimed length first, so a `String` claiming 2^40 bytes aborted the
+//! receiver. On top, [`limit::Limited`](super::limit::Limited) bounds nesting to
+//! [`MAX_DEPTH`] levels, what collections may reserve to one element per received
+//! byte in total, and the number of elements visited. Whatever the bytes, a malformed
+//! value is an error of kind [`ErrorKind::Deserialize`], never a panic, an abort or
+//! an unbounded allocation, and the caller goes on with its next message.
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -13,6 +27,7 @@ use bincode::Options as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::limit;
 use crate::error::{Error, ErrorKind, Result};
 
 thread_local! {
@@ -116,8 +131,25 @@ pub(crate) fn de_error<E: serde::de::Error>(msg: impl std::fmt::Display) -> E {
     E::custom(msg)
 }
 
+/// How deeply a received value may nest (sequences, maps, structs, tuples, enums,
+/// options, newtypes) before [`decode`] refuses it. serde_json's default is the same;
+/// it keeps a recursive type from overflowing the receiver's stack while leaving room
+/// for any hand-written message type.
+pub(crate) const MAX_DEPTH: u32 = 128;
+
+/// How many zero-sized elements (`()`, unit structs) a received value may hold beyond
+/// one per received byte: see [`limit`](super::limit).
+const ZERO_SIZED_ITEMS: usize = 1 << 20;
+
 /// Decodes a `T` from `bytes`, giving its handles the `fds` (which it takes ownership
 /// of; fds not claimed by a handle are closed).
+///
+/// The bytes are hostile: whatever they claim, decoding reads only from `bytes` (a
+/// length past their end fails before anything is allocated for it), nests at most
+/// [`MAX_DEPTH`] levels, reserves memory for at most `bytes.len()` collection elements
+/// in total, and visits at most `bytes.len()` plus [`ZERO_SIZED_ITEMS`] elements. Any
+/// byte string that is not exactly one encoded `T` gives an error of kind
+/// [`ErrorKind::Deserialize`] (never a panic or an abort), and the caller can go on.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T> {
     struct Reset(Option<Vec<Option<OwnedFd>>>);
     impl Drop for Reset {
@@ -129,7 +161,16 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
     let _reset = Reset(saved);
     DE_MESSAGE.with(|m| m.borrow_mut().take());
     let mut rest: &[u8] = bytes;
-    let value = options().deserialize_from::<_, T>(&mut rest).map_err(|e| {
+    let budget = limit::Budget::new(
+        MAX_DEPTH,
+        bytes.len().saturating_add(ZERO_SIZED_ITEMS),
+        bytes.len(),
+    );
+    // No bincode byte limit (`with_limit`): `SliceRead` already bounds every read by
+    // the bytes left, and a limit costs a check per primitive (measured: a third
+    // slower on a `Vec<u64>`).
+    let mut de = bincode::Deserializer::with_bincode_read(SliceRead { rest: &mut rest }, options());
+    let value = T::deserialize(limit::Limited::new(&mut de, &budget)).map_err(|e| {
         let why = DE_MESSAGE
             .with(|m| m.borrow_mut().take())
             .unwrap_or_else(|| e.to_string());
@@ -142,6 +183,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
             ),
         )
     })?;
+    drop(de);
     if !rest.is_empty() {
         return Err(Error::new(
             ErrorKind::Deserialize,
@@ -153,6 +195,80 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
         ));
     }
     Ok(value)
+}
+
+/// bincode's input for [`decode`]: a slice that it consumes, through a borrow so that
+/// [`decode`] sees what is left (bincode's own `SliceReader` keeps that private).
+///
+/// Every read checks the length it is asked for against the bytes left *before*
+/// touching memory, so a claimed length costs nothing until the bytes exist. (Through
+/// `io::Read`, bincode 1.3's `IoReader` resizes a buffer to the claimed length first:
+/// 2^40 claimed bytes abort the process. Its `SliceReader` checks first, as this does.)
+struct SliceRead<'r, 's> {
+    rest: &'r mut &'s [u8],
+}
+
+impl<'s> SliceRead<'_, 's> {
+    #[inline(always)]
+    fn take(&mut self, len: usize) -> bincode::Result<&'s [u8]> {
+        let rest: &'s [u8] = self.rest;
+        if len > rest.len() {
+            return Err(Box::new(bincode::ErrorKind::Custom(format!(
+                "a length of {len} bytes where {} are left",
+                rest.len()
+            ))));
+        }
+        let (taken, left) = rest.split_at(len);
+        *self.rest = left;
+        Ok(taken)
+    }
+}
+
+impl std::io::Read for SliceRead<'_, '_> {
+    #[inline(always)]
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        self.read_exact(out).map(|()| out.len())
+    }
+
+    #[inline(always)]
+    fn read_exact(&mut self, out: &mut [u8]) -> std::io::Result<()> {
+        let rest: &[u8] = self.rest;
+        if out.len() > rest.len() {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let (taken, left) = rest.split_at(out.len());
+        out.copy_from_slice(taken);
+        *self.rest = left;
+        Ok(())
+    }
+}
+
+impl<'s> bincode::BincodeRead<'s> for SliceRead<'_, 's> {
+    #[inline(always)]
+    fn forward_read_str<V: serde::de::Visitor<'s>>(
+        &mut self,
+        len: usize,
+        visitor: V,
+    ) -> bincode::Result<V::Value> {
+        match std::str::from_utf8(self.take(len)?) {
+            Ok(s) => visitor.visit_borrowed_str(s),
+            Err(e) => Err(Box::new(bincode::ErrorKind::InvalidUtf8Encoding(e))),
+        }
+    }
+
+    #[inline(always)]
+    fn get_byte_buffer(&mut self, len: usize) -> bincode::Result<Vec<u8>> {
+        self.take(len).map(<[u8]>::to_vec)
+    }
+
+    #[inline(always)]
+    fn forward_read_bytes<V: serde::de::Visitor<'s>>(
+        &mut self,
+        len: usize,
+        visitor: V,
+    ) -> bincode::Result<V::Value> {
+        visitor.visit_borrowed_bytes(self.take(len)?)
+    }
 }
 
 /// For a handle's `Serialize`: records `fd` in the send table and writes its index.

@@ -16,3 +16,6 @@ pub(crate) mod code;
 pub(crate) mod codec;
 pub(crate) mod frame;
 pub(crate) mod handles;
+#[cfg(test)]
+mod hostile_tests;
+pub(crate) mod limit;
