@@ -16,14 +16,15 @@ use super::pod::Pod;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sync::raw;
 use crate::sync::segment::Segment;
-use crate::sys;
 use crate::wire::codec;
 
 /// Where the data starts in a segment (room for the lock and header words).
 const DATA: usize = 64;
+/// The 64-bit lock word (`word64` index: bytes 0..8).
 const W_LOCK: usize = 0;
-const W_RAW: usize = 1;
-const W_LEN: usize = 2;
+// 32-bit word indices, after the lock word.
+const W_RAW: usize = 2;
+const W_LEN: usize = 3;
 
 fn segment_for<T: Pod>(name: &str, n: usize, raw: bool) -> Result<Segment> {
     if std::mem::align_of::<T>() > DATA {
@@ -182,7 +183,7 @@ impl<T: ?Sized> DerefMut for SharedGuard<'_, T> {
 
 impl<T: ?Sized> Drop for SharedGuard<'_, T> {
     fn drop(&mut self) {
-        raw::release(self.seg.word(W_LOCK));
+        raw::release(self.seg.word64(W_LOCK));
     }
 }
 
@@ -193,7 +194,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for SharedGuard<'_, T> {
 }
 
 fn lock_seg(seg: &Segment) -> bool {
-    raw::acquire(seg.word(W_LOCK), sys::process::gettid(), None)
+    raw::acquire(seg.word64(W_LOCK), raw::Owner::me(), None)
         .expect("no deadline")
         .owner_died
 }

@@ -40,7 +40,7 @@ use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -54,13 +54,15 @@ use crate::sys::{self, futex};
 use crate::wire::codec;
 use crate::wire::handles::HandleFd;
 
+// u64 word indices of the producer and consumer locks (64-bit lock words, on their
+// own cache lines: bytes 0..8 and 64..72).
+const Q_PLOCK: usize = 0;
+const Q_CLOCK: usize = 8;
 // u32 word indices.
-const W_PLOCK: usize = 0;
-const W_SPACE_WAITERS: usize = 1;
-const W_SPACE_SEQ: usize = 2;
-const W_CLOCK: usize = 16;
-const W_ITEM_WAITERS: usize = 17;
-const W_ITEMS_SEQ: usize = 18;
+const W_SPACE_WAITERS: usize = 2;
+const W_SPACE_SEQ: usize = 3;
+const W_ITEM_WAITERS: usize = 18;
+const W_ITEMS_SEQ: usize = 19;
 const W_COUNT: usize = 32;
 const W_CAPACITY: usize = 33;
 const W_MAXSIZE: usize = 34;
@@ -187,8 +189,8 @@ impl RawQueue {
     }
 
     fn lock(&self, word: usize, deadline: Option<Instant>) -> Option<Held<'_>> {
-        let w = self.seg.word(word);
-        raw::acquire(w, sys::process::gettid(), deadline).map(|_| Held(w))
+        let w = self.seg.word64(word);
+        raw::acquire(w, raw::Owner::me(), deadline).map(|_| Held(w))
     }
 
     /// Waits (holding the producer lock) until a record of `need` bytes fits.
@@ -241,7 +243,7 @@ impl RawQueue {
         let memfd = if big { Some(big_item(bytes)?) } else { None };
         let payload_len = if big { 8 } else { bytes.len() };
         let need = align8(HEADER + payload_len);
-        let Some(_held) = self.lock(W_PLOCK, deadline) else {
+        let Some(_held) = self.lock(Q_PLOCK, deadline) else {
             return Err(full());
         };
         let waste = match self.wait_for_room(need, deadline) {
@@ -325,7 +327,7 @@ impl RawQueue {
         let mut decode = Some(decode);
         let mut decode_once =
             |b: &[u8], f: Vec<OwnedFd>| (decode.take().expect("decoded once"))(b, f);
-        let Some(_held) = self.lock(W_CLOCK, deadline) else {
+        let Some(_held) = self.lock(Q_CLOCK, deadline) else {
             return Err(empty());
         };
         let cap = self.capacity();
@@ -470,7 +472,7 @@ impl RawQueue {
     }
 }
 
-struct Held<'a>(&'a AtomicU32);
+struct Held<'a>(&'a AtomicU64);
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {

@@ -17,7 +17,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
@@ -26,18 +26,22 @@ use super::segment::{Segment, serde_by_segment};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys::{self, futex};
 
+/// The 64-bit lock word (`word64` index: bytes 0..8).
 const LOCK: usize = 0;
-const COUNT: usize = 1;
-const GENERATION: usize = 2;
-const BROKEN: usize = 3;
-const PARTIES: usize = 4;
-const ACTION_LO: usize = 5;
-const ACTION_HI: usize = 6;
-const TIMEOUT_MS: usize = 7;
+// 32-bit word indices, after the lock word.
+const COUNT: usize = 2;
+const GENERATION: usize = 3;
+const BROKEN: usize = 4;
+const PARTIES: usize = 5;
+const ACTION_LO: usize = 6;
+const ACTION_HI: usize = 7;
+const TIMEOUT_MS: usize = 8;
 /// `g + 1` when `reset` broke generation `g` (0: none).
-const RESET_GEN: usize = 8;
+const RESET_GEN: usize = 9;
 /// 1 when an action is set.
-const HAS_ACTION: usize = 9;
+const HAS_ACTION: usize = 10;
+/// The segment's length: the words above.
+const LEN: usize = (HAS_ACTION + 1) * 4;
 
 /// A barrier for a fixed number of parties, in any processes.
 ///
@@ -78,7 +82,7 @@ fn broken() -> Error {
     Error::new(ErrorKind::BrokenBarrier, "the barrier is broken")
 }
 
-struct Internal<'a>(&'a AtomicU32);
+struct Internal<'a>(&'a AtomicU64);
 
 impl Drop for Internal<'_> {
     fn drop(&mut self) {
@@ -94,7 +98,7 @@ impl Barrier {
                 "a barrier needs at least one party",
             ));
         }
-        let seg = Segment::new("multiprocess-barrier", 40)?;
+        let seg = Segment::new("multiprocess-barrier", LEN)?;
         seg.word(PARTIES).store(parties, SeqCst);
         if let Some(f) = action {
             let off = crate::wire::code::code_offset(f as *const ()) as u64;
@@ -171,8 +175,8 @@ impl Barrier {
     }
 
     fn internal(&self) -> Internal<'_> {
-        let w = self.seg.word(LOCK);
-        let _ = raw::acquire(w, sys::process::gettid(), None);
+        let w = self.seg.word64(LOCK);
+        let _ = raw::acquire(w, raw::Owner::me(), None);
         Internal(w)
     }
 

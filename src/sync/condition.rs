@@ -156,8 +156,7 @@ impl Condition {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        let me = sys::process::gettid();
-        if raw::owner(self.lock.word()) != Some(me) {
+        if raw::owner(self.lock.word()) != Some(raw::Owner::me()) {
             // Not reachable through the typed API (a guard proves ownership).
             return false;
         }
@@ -248,7 +247,7 @@ impl Condition {
     }
 
     fn check_owner(&self) -> Result<()> {
-        if raw::owner(self.lock.word()) == Some(sys::process::gettid()) {
+        if raw::owner(self.lock.word()) == Some(raw::Owner::me()) {
             Ok(())
         } else {
             Err(Error::new(

@@ -3,13 +3,18 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::raw::{self, Acquired};
+use super::raw::{self, Acquired, Owner};
 use super::segment::{Segment, serde_by_segment};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
+
+/// Segment layout of both locks: the 64-bit lock word (`raw`) at byte 0 (`word64(0)`);
+/// for `RLock`, the re-entry count after it, at byte 8 (`word(2)`).
+const LOCK: usize = 0;
+const R_COUNT: usize = 2;
 
 /// A lock shared between processes: Python's `multiprocessing.Lock`.
 ///
@@ -20,6 +25,20 @@ use crate::sys;
 /// lock is killed, the next acquirer takes it over within about 25 ms and is told:
 /// [`LockGuard::owner_died`] returns `true`. Whatever the lock protected may be in a
 /// half-updated state; check it, as you would after Rust's `Mutex` poisoning.
+///
+/// How a death is seen: the lock word holds the holder's thread id and that thread's
+/// start time. A waiter checks every 25 ms, in `/proc/<tid>/stat`, that a thread with
+/// this id still runs (a zombie does not) *and* started at that time; so a new thread
+/// or process that was given the dead holder's id is not mistaken for it.
+///
+/// # Platform notes
+///
+/// Linux only: a futex word (no `FUTEX_PRIVATE_FLAG`) and `/proc`. Start times count
+/// 10 ms clock ticks, so the one case not told apart is a thread given the dead
+/// holder's id within the tick the holder started, which the kernel's cyclic id
+/// allocation rules out unless a privileged process hands out ids on purpose
+/// (`ns_last_pid`, `clone3`'s `set_tid`). Without a readable `/proc`, a dead holder
+/// cannot be detected and its lock stays held.
 ///
 /// Clone it to share it between threads; pass it in a child's args (or send it
 /// through a [`Connection`](crate::Connection)) to share it between processes.
@@ -55,7 +74,7 @@ pub struct Lock {
 impl fmt::Debug for Lock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock")
-            .field("owner", &raw::owner(self.seg.word(0)))
+            .field("owner", &raw::owner(self.lock_word()))
             .finish()
     }
 }
@@ -123,11 +142,16 @@ impl LockGuard<'_> {
 impl Drop for LockGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        raw::release(self.lock.seg.word(0));
+        raw::release(self.lock.lock_word());
     }
 }
 
 impl Lock {
+    #[inline]
+    fn lock_word(&self) -> &AtomicU64 {
+        self.seg.word64(LOCK)
+    }
+
     /// A new, unlocked lock.
     ///
     /// # Errors
@@ -170,7 +194,7 @@ impl Lock {
     /// ```
     #[inline]
     pub fn acquire(&self) -> LockGuard<'_> {
-        let a = raw::acquire(self.seg.word(0), sys::process::gettid(), None).expect("no deadline");
+        let a = raw::acquire(self.lock_word(), Owner::me(), None).expect("no deadline");
         self.guard(a)
     }
 
@@ -187,7 +211,7 @@ impl Lock {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
-        raw::try_acquire(self.seg.word(0), sys::process::gettid()).map(|a| self.guard(a))
+        raw::try_acquire(self.lock_word(), Owner::me()).map(|a| self.guard(a))
     }
 
     /// Acquires the lock, waiting at most `timeout`.
@@ -202,12 +226,8 @@ impl Lock {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<LockGuard<'_>> {
-        raw::acquire(
-            self.seg.word(0),
-            sys::process::gettid(),
-            sys::deadline_after(timeout),
-        )
-        .map(|a| self.guard(a))
+        raw::acquire(self.lock_word(), Owner::me(), sys::deadline_after(timeout))
+            .map(|a| self.guard(a))
     }
 
     /// Releases the lock, whoever holds it (Python allows any process to).
@@ -225,7 +245,7 @@ impl Lock {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn release(&self) -> Result<()> {
-        if raw::release(self.seg.word(0)) {
+        if raw::release(self.lock_word()) {
             Ok(())
         } else {
             Err(Error::state("release of an unlocked lock"))
@@ -242,7 +262,7 @@ impl Lock {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn is_locked(&self) -> bool {
-        raw::owner(self.seg.word(0)).is_some()
+        raw::owner(self.lock_word()).is_some()
     }
 }
 
@@ -276,7 +296,7 @@ pub struct RLock {
 impl fmt::Debug for RLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RLock")
-            .field("owner", &raw::owner(self.seg.word(0)))
+            .field("owner", &raw::owner(self.lock_word()))
             .field("count", &self.count())
             .finish()
     }
@@ -335,6 +355,11 @@ impl Drop for RLockGuard<'_> {
 }
 
 impl RLock {
+    #[inline]
+    fn lock_word(&self) -> &AtomicU64 {
+        self.seg.word64(LOCK)
+    }
+
     /// A new, unlocked re-entrant lock.
     ///
     /// # Errors
@@ -350,13 +375,13 @@ impl RLock {
     /// ```
     pub fn new() -> Result<RLock> {
         Ok(RLock {
-            seg: Arc::new(Segment::new("multiprocess-rlock", 8)?),
+            seg: Arc::new(Segment::new("multiprocess-rlock", 12)?),
         })
     }
 
-    fn try_reenter(&self, me: u32) -> Option<RLockGuard<'_>> {
-        if raw::owner(self.seg.word(0)) == Some(me) {
-            self.seg.word(1).fetch_add(1, Ordering::Relaxed);
+    fn try_reenter(&self, me: Owner) -> Option<RLockGuard<'_>> {
+        if raw::owner(self.lock_word()) == Some(me) {
+            self.seg.word(R_COUNT).fetch_add(1, Ordering::Relaxed);
             Some(RLockGuard {
                 lock: self,
                 owner_died: false,
@@ -367,7 +392,7 @@ impl RLock {
     }
 
     fn acquired(&self, a: Acquired) -> RLockGuard<'_> {
-        self.seg.word(1).store(1, Ordering::Relaxed);
+        self.seg.word(R_COUNT).store(1, Ordering::Relaxed);
         RLockGuard {
             lock: self,
             owner_died: a.owner_died,
@@ -385,11 +410,11 @@ impl RLock {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn acquire(&self) -> RLockGuard<'_> {
-        let me = sys::process::gettid();
+        let me = Owner::me();
         if let Some(g) = self.try_reenter(me) {
             return g;
         }
-        let a = raw::acquire(self.seg.word(0), me, None).expect("no deadline");
+        let a = raw::acquire(self.lock_word(), me, None).expect("no deadline");
         self.acquired(a)
     }
 
@@ -404,11 +429,11 @@ impl RLock {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn try_acquire(&self) -> Option<RLockGuard<'_>> {
-        let me = sys::process::gettid();
+        let me = Owner::me();
         if let Some(g) = self.try_reenter(me) {
             return Some(g);
         }
-        raw::try_acquire(self.seg.word(0), me).map(|a| self.acquired(a))
+        raw::try_acquire(self.lock_word(), me).map(|a| self.acquired(a))
     }
 
     /// Acquires, waiting at most `timeout`.
@@ -422,11 +447,11 @@ impl RLock {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_>> {
-        let me = sys::process::gettid();
+        let me = Owner::me();
         if let Some(g) = self.try_reenter(me) {
             return Some(g);
         }
-        raw::acquire(self.seg.word(0), me, sys::deadline_after(timeout)).map(|a| self.acquired(a))
+        raw::acquire(self.lock_word(), me, sys::deadline_after(timeout)).map(|a| self.acquired(a))
     }
 
     /// Releases one level.
@@ -445,16 +470,16 @@ impl RLock {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn release(&self) -> Result<()> {
-        if raw::owner(self.seg.word(0)) != Some(sys::process::gettid()) {
+        if raw::owner(self.lock_word()) != Some(Owner::me()) {
             return Err(Error::new(
                 ErrorKind::NotPermitted,
                 "cannot release an RLock this thread does not hold",
             ));
         }
-        let count = self.seg.word(1);
+        let count = self.seg.word(R_COUNT);
         if count.load(Ordering::Relaxed) <= 1 {
             count.store(0, Ordering::Relaxed);
-            raw::release(self.seg.word(0));
+            raw::release(self.lock_word());
         } else {
             count.fetch_sub(1, Ordering::Relaxed);
         }
@@ -462,22 +487,24 @@ impl RLock {
     }
 
     /// The lock word (for `Condition`).
-    pub(crate) fn word(&self) -> &std::sync::atomic::AtomicU32 {
-        self.seg.word(0)
+    pub(crate) fn word(&self) -> &AtomicU64 {
+        self.lock_word()
     }
 
     /// Releases every level held by the calling thread (which must hold it); returns
     /// the depth, for [`acquire_all`](RLock::acquire_all).
     pub(crate) fn release_all(&self) -> u32 {
-        let depth = self.seg.word(1).swap(0, Ordering::Relaxed);
-        raw::release(self.seg.word(0));
+        let depth = self.seg.word(R_COUNT).swap(0, Ordering::Relaxed);
+        raw::release(self.lock_word());
         depth
     }
 
     /// Re-acquires the lock at `depth` levels (after [`release_all`](RLock::release_all)).
     pub(crate) fn acquire_all(&self, depth: u32) {
-        let _ = raw::acquire(self.seg.word(0), sys::process::gettid(), None);
-        self.seg.word(1).store(depth.max(1), Ordering::Relaxed);
+        let _ = raw::acquire(self.lock_word(), Owner::me(), None);
+        self.seg
+            .word(R_COUNT)
+            .store(depth.max(1), Ordering::Relaxed);
     }
 
     /// How many times the holder has acquired it (0 when free).
@@ -491,8 +518,8 @@ impl RLock {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn count(&self) -> u32 {
-        if raw::owner(self.seg.word(0)).is_some() {
-            self.seg.word(1).load(Ordering::Relaxed)
+        if raw::owner(self.lock_word()).is_some() {
+            self.seg.word(R_COUNT).load(Ordering::Relaxed)
         } else {
             0
         }

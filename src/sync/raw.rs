@@ -1,18 +1,57 @@
-//! The lock algorithm, on one 32-bit word in shared memory.
+//! The lock algorithm, on one 64-bit word in shared memory.
 //!
 //! ```text
-//! word = 0                      unlocked
-//! word = tid | WAITERS?         held by thread `tid` (of any process); bit 31 set when
-//!                               someone may be sleeping on the futex
+//! word = 0                               unlocked
+//! word = start << 32 | WAITERS? | tid    held by thread `tid` (of any process), which
+//!                                        started `start` clock ticks after boot (low 32
+//!                                        bits); bit 31 set when someone may be asleep
 //! ```
 //!
-//! * acquire: CAS `0 -> tid` (the fast path: one atomic op); else spin briefly; else set
+//! The futex is the word's low half (`WAITERS | tid`): every change a sleeper must see
+//! (release to 0, `WAITERS` set) changes it. The holder's identity goes into the word
+//! with the same CAS that takes the lock, so there is no moment when the lock is held
+//! under a stale or missing identity.
+//!
+//! * acquire: CAS `0 -> me` (the fast path: one atomic op); else spin briefly; else set
 //!   `WAITERS` and `FUTEX_WAIT` (shared, not private) in slices of [`CHECK_EVERY`].
 //! * release: swap to `0`; `FUTEX_WAKE` one waiter if `WAITERS` was set.
-//! * owner death: after each slice a waiter checks whether the owner thread still
-//!   runs (`/proc/<tid>/stat`, a zombie counts as dead). If not, it takes the lock over
-//!   with a CAS from the dead owner's word and reports `owner_died`. So a lock whose
-//!   holder was killed costs its next acquirer at most one slice, never a deadlock.
+//! * owner death: after each slice a waiter reads `/proc/<tid>/stat` of the owner. The
+//!   owner is alive only if a thread `tid` exists, is not a zombie, *and* started at the
+//!   tick stored in the word. If not, the waiter takes the lock over with a CAS from
+//!   the dead owner's word and reports `owner_died`. So a lock whose holder was killed
+//!   costs its next acquirer at most one slice, never a deadlock.
+//!
+//! # Why the start time
+//!
+//! A thread id alone does not name a thread for long: once the holder is dead and
+//! reaped, the kernel may give its id to any new thread or process, and a check by id
+//! would then find that unrelated thread alive and wait for as long as it lives. The id
+//! plus the thread's start time (field 22 of `/proc/<tid>/stat`, in `USER_HZ` = 100
+//! ticks per second; `/proc` has no finer per-thread start time) names one thread: a
+//! later thread with the same id started later.
+//!
+//! Unless it started in the *same* tick. For that, within 10 ms, the owner must start,
+//! take the lock, die and be reaped, and a new thread must get its id. Linux hands out
+//! ids cyclically (`idr_alloc_cyclic` from the last id given), so an id comes round
+//! again only after every other free id of the namespace (up to `pid_max`, 32768 or
+//! 4194304) has been given out, or out of turn when a privileged process steers the
+//! allocator (`/proc/sys/kernel/ns_last_pid`, `clone3`'s `set_tid`: `CAP_SYS_ADMIN`,
+//! used by checkpoint/restore). So same-tick reuse is impossible unless the namespace
+//! is so full that fewer ids are free than threads can be created in one tick, or a
+//! privileged process hands out that id on purpose. We accept both (the test that
+//! forces reuse with `ns_last_pid` waits for a tick to pass). The word keeps the start
+//! time's low 32 bits: the same id coming back exactly 2^32 ticks (497 days) later is
+//! the other, harmless, blind spot. Start times are shifted by the reader's time
+//! namespace; processes sharing a lock must share it (as they share the pid namespace
+//! whose ids the word holds).
+//!
+//! Alternatives. A pidfd names a process exactly, but it is a file descriptor: it cannot
+//! be stored in shared memory for other processes to use, and opening one by id in the
+//! checker has the same reuse race. The identity of a pidfd (its pidfs inode number,
+//! unique per boot) could be stored instead, but needs Linux 6.9 (`PIDFD_THREAD`,
+//! pidfs), where `/proc` works everywhere. A second word beside the lock word, written
+//! after the CAS, would leave a window where a live owner's stamp is stale (a waiter
+//! would take the lock from it); hence one 64-bit word, still one CAS and one swap.
 //!
 //! Why not glibc's robust mutexes: the kernel's robust list belongs to glibc, and a
 //! robust `pthread_mutex` costs several stores per lock/unlock; this keeps the
@@ -20,13 +59,42 @@
 //! kernel on every contended operation, and they also need the robust list to see a
 //! dead owner without waiters.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::sys::process::ThreadLife;
 use crate::sys::{self, futex};
 
-/// The word the algorithm runs on: a futex word in shared memory, or, for model
-/// checking with loom (`RUSTFLAGS="--cfg loom"`), a loom atomic whose "futex" yields.
+/// The body of a [`Word`] or [`LockWord`] impl that forwards to the atomic type's own
+/// methods: `load` and `compare_exchange`, then the listed read-modify-writes.
+macro_rules! forward_atomic {
+    ($atomic:ident, $v:ty; $($rmw:ident),*) => {
+        #[inline]
+        fn load(&self, order: Ordering) -> $v {
+            $atomic::load(self, order)
+        }
+        #[inline]
+        fn compare_exchange(
+            &self,
+            current: $v,
+            new: $v,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<$v, $v> {
+            $atomic::compare_exchange(self, current, new, success, failure)
+        }
+        $(
+            #[inline]
+            fn $rmw(&self, value: $v, order: Ordering) -> $v {
+                $atomic::$rmw(self, value, order)
+            }
+        )*
+    };
+}
+
+/// A 32-bit word for the semaphore algorithms: a futex word in shared memory, or, for
+/// model checking with loom (`RUSTFLAGS="--cfg loom"`), a loom atomic whose "futex"
+/// yields.
 pub(crate) trait Word {
     fn load(&self, order: Ordering) -> u32;
     fn compare_exchange(
@@ -36,56 +104,104 @@ pub(crate) trait Word {
         success: Ordering,
         failure: Ordering,
     ) -> Result<u32, u32>;
-    fn swap(&self, value: u32, order: Ordering) -> u32;
     fn fetch_add(&self, value: u32, order: Ordering) -> u32;
     fn fetch_sub(&self, value: u32, order: Ordering) -> u32;
     /// Sleeps while the word holds `expected`, until woken or `deadline`.
     fn wait(&self, expected: u32, deadline: Option<Instant>) -> futex::Woken;
     fn wake_one(&self);
-    /// Is the thread `tid` (of any process) still alive?
-    fn owner_alive(tid: u32) -> bool;
 }
 
 impl Word for AtomicU32 {
-    #[inline]
-    fn load(&self, order: Ordering) -> u32 {
-        AtomicU32::load(self, order)
-    }
-    #[inline]
-    fn compare_exchange(
-        &self,
-        current: u32,
-        new: u32,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<u32, u32> {
-        AtomicU32::compare_exchange(self, current, new, success, failure)
-    }
-    #[inline]
-    fn swap(&self, value: u32, order: Ordering) -> u32 {
-        AtomicU32::swap(self, value, order)
-    }
-    #[inline]
-    fn fetch_add(&self, value: u32, order: Ordering) -> u32 {
-        AtomicU32::fetch_add(self, value, order)
-    }
-    #[inline]
-    fn fetch_sub(&self, value: u32, order: Ordering) -> u32 {
-        AtomicU32::fetch_sub(self, value, order)
-    }
+    forward_atomic!(AtomicU32, u32; fetch_add, fetch_sub);
     fn wait(&self, expected: u32, deadline: Option<Instant>) -> futex::Woken {
         futex::wait(self, expected, deadline)
     }
     fn wake_one(&self) {
         futex::wake(self, 1);
     }
-    fn owner_alive(tid: u32) -> bool {
-        sys::process::thread_alive(tid)
+}
+
+/// The lock word: a 64-bit word in shared memory whose low half is the futex, or, for
+/// model checking with loom, a loom atomic whose "futex" yields.
+pub(crate) trait LockWord {
+    fn load(&self, order: Ordering) -> u64;
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64>;
+    fn swap(&self, value: u64, order: Ordering) -> u64;
+    /// Sleeps while the word's low half holds `expected`, until woken or `deadline`.
+    fn wait(&self, expected: u32, deadline: Option<Instant>) -> futex::Woken;
+    fn wake_one(&self);
+    /// Does the thread `owner` names (of any process) still run?
+    fn owner_alive(owner: Owner) -> bool;
+}
+
+impl LockWord for AtomicU64 {
+    forward_atomic!(AtomicU64, u64; swap);
+    fn wait(&self, expected: u32, deadline: Option<Instant>) -> futex::Woken {
+        futex::wait_low(self, expected, deadline)
+    }
+    fn wake_one(&self) {
+        futex::wake_low(self, 1);
+    }
+    fn owner_alive(owner: Owner) -> bool {
+        owner.is(sys::process::thread_life(owner.tid))
     }
 }
 
-const WAITERS: u32 = 1 << 31;
-const TID_MASK: u32 = !WAITERS;
+/// Set in the low half when someone may be asleep. The rest of the low half is the
+/// holder's id (ids are below `pid_max`, at most 2^22), the high half its start time.
+const WAITERS: u64 = 1 << 31;
+
+/// Who holds a lock: a thread id and the low 32 bits of the thread's start time, which
+/// together name one thread even after its id is reused (see the module's notes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Owner {
+    /// The thread id (in the pid namespace of the processes sharing the lock).
+    pub(crate) tid: u32,
+    /// Its start time, in clock ticks since boot, truncated to 32 bits.
+    pub(crate) start: u32,
+}
+
+impl Owner {
+    /// The calling thread (cached per thread: as cheap as `gettid`).
+    #[inline]
+    pub(crate) fn me() -> Owner {
+        let (tid, start) = sys::process::thread_identity();
+        Owner { tid, start }
+    }
+
+    #[inline]
+    const fn bits(self) -> u64 {
+        ((self.start as u64) << 32) | (self.tid as u64 & !WAITERS)
+    }
+
+    /// The holder a word names, if held.
+    #[inline]
+    fn of(word: u64) -> Option<Owner> {
+        let tid = word as u32 & !(WAITERS as u32);
+        (tid != 0).then_some(Owner {
+            tid,
+            start: (word >> 32) as u32,
+        })
+    }
+
+    /// Is this owner the thread that `/proc` describes as `now` (read for our id)? A
+    /// thread that is gone, or one that started at another time (a later thread that
+    /// got the id), is not. When `/proc` cannot be read we cannot tell, and say yes:
+    /// waiting on is safe, taking a live holder's lock is not.
+    pub(crate) fn is(self, now: ThreadLife) -> bool {
+        match now {
+            ThreadLife::Running { start } => start as u32 == self.start,
+            ThreadLife::Gone => false,
+            ThreadLife::Unknown => true,
+        }
+    }
+}
 
 /// How often a sleeping acquirer checks that the owner is still alive.
 pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(25);
@@ -103,15 +219,19 @@ pub(crate) struct Acquired {
 
 /// Tries once, without waiting.
 #[inline]
-pub(crate) fn try_acquire<W: Word>(word: &W, me: u32) -> Option<Acquired> {
-    word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+pub(crate) fn try_acquire<W: LockWord>(word: &W, me: Owner) -> Option<Acquired> {
+    word.compare_exchange(0, me.bits(), Ordering::Acquire, Ordering::Relaxed)
         .ok()
         .map(|_| Acquired { owner_died: false })
 }
 
 /// Acquires, waiting until `deadline` (`None`: forever). `None` on timeout.
 #[inline]
-pub(crate) fn acquire<W: Word>(word: &W, me: u32, deadline: Option<Instant>) -> Option<Acquired> {
+pub(crate) fn acquire<W: LockWord>(
+    word: &W,
+    me: Owner,
+    deadline: Option<Instant>,
+) -> Option<Acquired> {
     if let Some(a) = try_acquire(word, me) {
         return Some(a);
     }
@@ -120,7 +240,7 @@ pub(crate) fn acquire<W: Word>(word: &W, me: u32, deadline: Option<Instant>) -> 
 
 #[cold]
 #[inline(never)]
-fn acquire_slow<W: Word>(word: &W, me: u32, deadline: Option<Instant>) -> Option<Acquired> {
+fn acquire_slow<W: LockWord>(word: &W, me: Owner, deadline: Option<Instant>) -> Option<Acquired> {
     for i in 0..SPINS {
         // Past the first few rounds, let the holder run: with more processes than cores
         // it may be waiting for our CPU.
@@ -135,6 +255,7 @@ fn acquire_slow<W: Word>(word: &W, me: u32, deadline: Option<Instant>) -> Option
             return Some(a);
         }
     }
+    let me = me.bits();
     loop {
         let cur = word.load(Ordering::Relaxed);
         if cur == 0 {
@@ -154,18 +275,17 @@ fn acquire_slow<W: Word>(word: &W, me: u32, deadline: Option<Instant>) -> Option
         {
             continue;
         }
+        let held = cur | WAITERS;
         let slice = Instant::now() + CHECK_EVERY;
         let until = deadline.map_or(slice, |d| d.min(slice));
-        if word.wait(cur | WAITERS, Some(until)) == futex::Woken::TimedOut {
-            let owner = cur & TID_MASK;
-            if word.load(Ordering::Relaxed) == cur | WAITERS && !W::owner_alive(owner) {
+        if word.wait(held as u32, Some(until)) == futex::Woken::TimedOut {
+            // The whole word, identity included: a new holder that got the dead
+            // owner's id differs in its start time, so this CAS cannot take its lock.
+            if word.load(Ordering::Relaxed) == held
+                && Owner::of(held).is_some_and(|o| !W::owner_alive(o))
+            {
                 if word
-                    .compare_exchange(
-                        cur | WAITERS,
-                        me | WAITERS,
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    )
+                    .compare_exchange(held, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
                     return Some(Acquired { owner_died: true });
@@ -181,7 +301,7 @@ fn acquire_slow<W: Word>(word: &W, me: u32, deadline: Option<Instant>) -> Option
 
 /// Releases; `false` if the lock was not held.
 #[inline]
-pub(crate) fn release<W: Word>(word: &W) -> bool {
+pub(crate) fn release<W: LockWord>(word: &W) -> bool {
     let prev = word.swap(0, Ordering::Release);
     if prev & WAITERS != 0 {
         wake_one(word);
@@ -191,16 +311,13 @@ pub(crate) fn release<W: Word>(word: &W) -> bool {
 
 #[cold]
 #[inline(never)]
-fn wake_one<W: Word>(word: &W) {
+fn wake_one<W: LockWord>(word: &W) {
     word.wake_one();
 }
 
-/// The current owner's thread id, if held.
-pub(crate) fn owner<W: Word>(word: &W) -> Option<u32> {
-    match word.load(Ordering::Relaxed) & TID_MASK {
-        0 => None,
-        t => Some(t),
-    }
+/// The current holder, if held.
+pub(crate) fn owner<W: LockWord>(word: &W) -> Option<Owner> {
+    Owner::of(word.load(Ordering::Relaxed))
 }
 
 /// Sleeps on `word` while it equals `expected`, registered in `waiters` (so that a
@@ -274,6 +391,83 @@ pub(crate) fn sem_release<W: Word>(count: &W, waiters: &W, max: u32) -> Result<(
     Ok(())
 }
 
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_bits_round_trip() {
+        let o = Owner {
+            tid: 4_194_303,
+            start: u32::MAX,
+        };
+        assert_eq!(Owner::of(o.bits()), Some(o));
+        assert_eq!(
+            Owner::of(o.bits() | WAITERS),
+            Some(o),
+            "WAITERS is not identity"
+        );
+        assert_eq!(Owner::of(0), None);
+        // The start time alone does not make a word held: only a tid does.
+        assert_eq!(Owner::of(5 << 32), None);
+    }
+
+    #[test]
+    fn owner_is_the_thread_with_its_start_time() {
+        let o = Owner { tid: 7, start: 100 };
+        assert!(o.is(ThreadLife::Running { start: 100 }));
+        // The same id, started later: a new thread that got the dead owner's id.
+        assert!(!o.is(ThreadLife::Running { start: 101 }));
+        // Only the low 32 bits are kept.
+        assert!(o.is(ThreadLife::Running {
+            start: (1 << 32) + 100
+        }));
+        assert!(!o.is(ThreadLife::Gone));
+        assert!(o.is(ThreadLife::Unknown), "cannot tell: never steal");
+    }
+
+    #[test]
+    fn me_is_cached_and_alive() {
+        let me = Owner::me();
+        assert_eq!(me, Owner::me());
+        assert!(AtomicU64::owner_alive(me));
+        assert!(!AtomicU64::owner_alive(Owner {
+            start: me.start.wrapping_sub(1),
+            ..me
+        }));
+    }
+
+    /// A lock held under our own id but another start time (a dead thread whose id we
+    /// got) is taken over after one slice, and reported.
+    #[test]
+    fn takes_over_from_a_dead_owner_with_our_id() {
+        let me = Owner::me();
+        let ghost = Owner {
+            start: me.start.wrapping_sub(3),
+            ..me
+        };
+        let word = AtomicU64::new(ghost.bits());
+        let t = Instant::now();
+        let a = acquire(&word, me, Some(Instant::now() + Duration::from_secs(5)));
+        assert_eq!(a, Some(Acquired { owner_died: true }));
+        assert!(t.elapsed() < CHECK_EVERY * 8, "took {:?}", t.elapsed());
+        assert_eq!(owner(&word), Some(me));
+        assert!(release(&word));
+        assert_eq!(word.load(Ordering::Relaxed), 0);
+    }
+
+    /// A live holder is never taken over: the acquirer times out.
+    #[test]
+    fn live_owner_is_waited_for() {
+        let me = Owner::me();
+        let word = AtomicU64::new(me.bits());
+        let other = std::thread::spawn(move || {
+            acquire(&word, Owner::me(), Some(Instant::now() + CHECK_EVERY * 3))
+        });
+        assert_eq!(other.join().unwrap(), None);
+    }
+}
+
 #[cfg(all(test, loom))]
 mod loom_model {
     //! Model checks of the lock algorithm: threads stand in for processes, the futex
@@ -282,38 +476,34 @@ mod loom_model {
 
     use super::*;
     use loom::sync::Arc;
-    use loom::sync::atomic::{AtomicU32 as LoomU32, AtomicUsize};
+    use loom::sync::atomic::{AtomicU32 as LoomU32, AtomicU64 as LoomU64, AtomicUsize};
 
     impl Word for LoomU32 {
-        fn load(&self, order: Ordering) -> u32 {
-            LoomU32::load(self, order)
-        }
-        fn compare_exchange(
-            &self,
-            current: u32,
-            new: u32,
-            success: Ordering,
-            failure: Ordering,
-        ) -> Result<u32, u32> {
-            LoomU32::compare_exchange(self, current, new, success, failure)
-        }
-        fn swap(&self, value: u32, order: Ordering) -> u32 {
-            LoomU32::swap(self, value, order)
-        }
-        fn fetch_add(&self, value: u32, order: Ordering) -> u32 {
-            LoomU32::fetch_add(self, value, order)
-        }
-        fn fetch_sub(&self, value: u32, order: Ordering) -> u32 {
-            LoomU32::fetch_sub(self, value, order)
-        }
+        forward_atomic!(LoomU32, u32; fetch_add, fetch_sub);
         fn wait(&self, _expected: u32, _deadline: Option<Instant>) -> futex::Woken {
             loom::thread::yield_now();
             futex::Woken::Maybe
         }
         fn wake_one(&self) {}
-        fn owner_alive(_tid: u32) -> bool {
-            true
+    }
+
+    /// The start time that marks a dead owner in these models.
+    const DEAD: u32 = u32::MAX;
+
+    impl LockWord for LoomU64 {
+        forward_atomic!(LoomU64, u64; swap);
+        fn wait(&self, _expected: u32, _deadline: Option<Instant>) -> futex::Woken {
+            loom::thread::yield_now();
+            futex::Woken::TimedOut
         }
+        fn wake_one(&self) {}
+        fn owner_alive(owner: Owner) -> bool {
+            owner.start != DEAD
+        }
+    }
+
+    fn thread(tid: u32) -> Owner {
+        Owner { tid, start: tid }
     }
 
     /// Two or three contenders: never two inside at once, and everyone gets in.
@@ -321,14 +511,14 @@ mod loom_model {
     /// to loom. Two contenders are checked exhaustively.)
     fn exclusion(threads: u32) {
         loom::model(move || {
-            let word = Arc::new(LoomU32::new(0));
+            let word = Arc::new(LoomU64::new(0));
             let inside = Arc::new(AtomicUsize::new(0));
             let entered = Arc::new(AtomicUsize::new(0));
             let handles: Vec<_> = (1..=threads)
                 .map(|tid| {
                     let (word, inside, entered) = (word.clone(), inside.clone(), entered.clone());
                     loom::thread::spawn(move || {
-                        let a = acquire(&*word, tid, None).expect("no deadline");
+                        let a = acquire(&*word, thread(tid), None).expect("no deadline");
                         assert!(!a.owner_died);
                         assert_eq!(
                             inside.fetch_add(1, Ordering::SeqCst),
@@ -407,19 +597,63 @@ mod loom_model {
     #[test]
     fn try_acquire_never_steals() {
         loom::model(|| {
-            let word = Arc::new(LoomU32::new(0));
+            let word = Arc::new(LoomU64::new(0));
             let w2 = word.clone();
             let t = loom::thread::spawn(move || {
-                if try_acquire(&*w2, 2).is_some() {
-                    assert_eq!(owner(&*w2), Some(2));
+                if try_acquire(&*w2, thread(2)).is_some() {
+                    assert_eq!(owner(&*w2), Some(thread(2)));
                     release(&*w2);
                 }
             });
-            let a = acquire(&*word, 1, None).expect("no deadline");
+            let a = acquire(&*word, thread(1), None).expect("no deadline");
             assert!(!a.owner_died);
-            assert_eq!(owner(&*word), Some(1));
+            assert_eq!(owner(&*word), Some(thread(1)));
             release(&*word);
             t.join().unwrap();
+        });
+    }
+
+    /// The lock is held by a dead thread whose id (1) a live contender now has: both
+    /// contenders get in, one at a time, and exactly one of them reports the death.
+    #[test]
+    fn takeover_from_dead_owner_whose_id_was_reused() {
+        loom::model(|| {
+            let dead = Owner {
+                tid: 1,
+                start: DEAD,
+            };
+            let word = Arc::new(LoomU64::new(dead.bits()));
+            let inside = Arc::new(AtomicUsize::new(0));
+            let died = Arc::new(AtomicUsize::new(0));
+            let hs: Vec<_> = [thread(1), thread(2)]
+                .into_iter()
+                .map(|me| {
+                    let (word, inside, died) = (word.clone(), inside.clone(), died.clone());
+                    loom::thread::spawn(move || {
+                        let a = acquire(&*word, me, None).expect("no deadline");
+                        if a.owner_died {
+                            died.fetch_add(1, Ordering::SeqCst);
+                        }
+                        assert_eq!(owner(&*word), Some(me));
+                        assert_eq!(
+                            inside.fetch_add(1, Ordering::SeqCst),
+                            0,
+                            "two holders at once"
+                        );
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        assert!(release(&*word));
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            assert_eq!(
+                died.load(Ordering::SeqCst),
+                1,
+                "one takeover, reported once"
+            );
+            assert_eq!(owner(&*word), None);
         });
     }
 }

@@ -288,18 +288,52 @@ fn cgroup_quota() -> Option<usize> {
     best
 }
 
-/// Is the thread `tid` (of any process) still running? A zombie counts as dead: a
-/// killed process stays a zombie until its parent reaps it, but it will never release
-/// anything again.
-pub(crate) fn thread_alive(tid: u32) -> bool {
+/// What `/proc/<tid>/stat` says about a thread, for the robust locks' owner check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ThreadLife {
+    /// A thread with this id runs; it started `start` clock ticks after boot.
+    Running {
+        /// Field 22 of the stat line (`starttime`, in `USER_HZ` ticks since boot).
+        start: u64,
+    },
+    /// No thread has this id, or it is a zombie: it will never release anything again.
+    Gone,
+    /// `/proc` could not be read (not mounted?): we cannot tell.
+    Unknown,
+}
+
+/// Parses a `/proc/<tid>/stat` line into what [`thread_life`] returns: the state
+/// (field 3; `Z` and `X` are dead) and the start time (field 22). The command name
+/// (field 2) is in parentheses and may itself contain spaces and `)`, so the fields
+/// are counted from the *last* `)`. `None` if the line is malformed.
+pub(crate) fn parse_stat(line: &str) -> Option<ThreadLife> {
+    let (_, rest) = line.rsplit_once(')')?;
+    let mut fields = rest.split_ascii_whitespace();
+    // Field 3 is the first after the name; field 22 is 19 further on.
+    let state = fields.next()?;
+    let start = fields.nth(18)?.parse::<u64>().ok()?;
+    Some(if matches!(state, "Z" | "X" | "x") {
+        ThreadLife::Gone
+    } else {
+        ThreadLife::Running { start }
+    })
+}
+
+/// Is there a live thread `tid` (of any process in our pid namespace), and when did
+/// it start? Reads `/proc/<tid>/stat`, which exists for every thread id, not only for
+/// process leaders, and describes that very thread.
+pub(crate) fn thread_life(tid: u32) -> ThreadLife {
     match std::fs::read_to_string(format!("/proc/{tid}/stat")) {
-        // The state follows the last ')' (the command name may contain spaces).
-        Ok(s) => !matches!(
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().as_bytes().first()),
-            Some(Some(b'Z' | b'X'))
-        ),
-        Err(_) => false,
+        Ok(s) => parse_stat(&s).unwrap_or(ThreadLife::Unknown),
+        // No such id, unless `/proc` itself is missing (not mounted in this container).
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
+            if std::fs::metadata("/proc/self/stat").is_ok() {
+                ThreadLife::Gone
+            } else {
+                ThreadLife::Unknown
+            }
+        }
+        Err(_) => ThreadLife::Unknown,
     }
 }
 
@@ -314,6 +348,9 @@ extern "C" fn after_fork_in_child() {
 thread_local! {
     /// `(fork epoch, tid)`; epoch `u32::MAX` means "not cached yet".
     static TID: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((u32::MAX, 0)) };
+    /// `(fork epoch, tid, start)` for [`thread_identity`]; epoch `u32::MAX`: not yet.
+    static IDENTITY: std::cell::Cell<(u32, u32, u32)> =
+        const { std::cell::Cell::new((u32::MAX, 0, 0)) };
 }
 
 /// The calling thread's id (a pid-space number, unique among live threads).
@@ -344,6 +381,36 @@ fn gettid_slow() -> u32 {
     tid
 }
 
+/// The calling thread's identity for the robust locks: its id and the low 32 bits of
+/// its start time (see [`thread_life`]; 0 if `/proc` cannot be read). No later thread
+/// that gets the same id has the same start time, except one started within the same
+/// clock tick (see `sync::raw`'s design notes).
+///
+/// Cached per thread like [`gettid`] (reading the start time costs an `open` and a
+/// `read` of `/proc`, once per thread), and invalidated the same way in a forked child.
+#[inline]
+pub(crate) fn thread_identity() -> (u32, u32) {
+    let epoch = FORK_EPOCH.load(std::sync::atomic::Ordering::Relaxed);
+    let (cached_epoch, tid, start) = IDENTITY.with(|c| c.get());
+    if cached_epoch == epoch {
+        return (tid, start);
+    }
+    thread_identity_slow()
+}
+
+#[cold]
+#[inline(never)]
+fn thread_identity_slow() -> (u32, u32) {
+    let tid = gettid();
+    let start = match thread_life(tid) {
+        ThreadLife::Running { start } => start as u32,
+        ThreadLife::Gone | ThreadLife::Unknown => 0,
+    };
+    let epoch = FORK_EPOCH.load(std::sync::atomic::Ordering::Relaxed);
+    IDENTITY.with(|c| c.set((epoch, tid, start)));
+    (tid, start)
+}
+
 /// Tells glibc's malloc to keep freed memory in the heap instead of returning it to
 /// the system at once (large blocks from the heap, trimming only past 256 MiB).
 /// A pool worker allocates and frees the same large buffers for every chunk; with
@@ -355,5 +422,83 @@ pub(crate) fn keep_heap() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = "2895 (cat) R 2890 2895 2890 34816 2895 4194304 92 0 0 0 0 0 0 0 20 0 1 0 \
+                        142257 2510848 256 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 \
+                        0 0 0";
+
+    #[test]
+    fn stat_line_gives_state_and_start() {
+        assert_eq!(
+            parse_stat(LINE),
+            Some(ThreadLife::Running { start: 142257 })
+        );
+    }
+
+    #[test]
+    fn stat_name_with_spaces_and_parens() {
+        let line = LINE.replace("(cat)", "(a) b ) R 1 (c)");
+        assert_eq!(
+            parse_stat(&line),
+            Some(ThreadLife::Running { start: 142257 })
+        );
+    }
+
+    #[test]
+    fn stat_zombie_and_dead_are_gone() {
+        for state in ["Z", "X"] {
+            let line = LINE.replace(") R ", &format!(") {state} "));
+            assert_eq!(parse_stat(&line), Some(ThreadLife::Gone), "{state}");
+        }
+        let sleeping = LINE.replace(") R ", ") S ");
+        assert!(matches!(
+            parse_stat(&sleeping),
+            Some(ThreadLife::Running { .. })
+        ));
+    }
+
+    #[test]
+    fn stat_malformed_lines() {
+        assert_eq!(parse_stat(""), None);
+        assert_eq!(parse_stat("12 (x"), None);
+        assert_eq!(parse_stat("12 (x) R 1 2 3"), None, "too short");
+        let bad = LINE.replace("142257", "soon");
+        assert_eq!(parse_stat(&bad), None, "start not a number");
+    }
+
+    #[test]
+    fn identity_is_our_start_time() {
+        let (tid, start) = thread_identity();
+        assert_eq!(tid, gettid());
+        match thread_life(tid) {
+            ThreadLife::Running { start: s } => assert_eq!(s as u32, start),
+            other => panic!("we are not running? {other:?}"),
+        }
+        // Another thread: another id, and the cache is per thread.
+        let (other, _) = std::thread::spawn(thread_identity).join().unwrap();
+        assert_ne!(other, tid);
+        assert_eq!(thread_identity(), (tid, start));
+    }
+
+    #[test]
+    fn exited_thread_is_gone() {
+        let tid = std::thread::spawn(gettid).join().unwrap();
+        // `join` returns when the thread clears its tid word, a little before the
+        // kernel frees the id (ids are handed out cyclically, so not reused yet).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while thread_life(tid) != ThreadLife::Gone {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "thread {tid} still there"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(thread_life(u32::MAX >> 1), ThreadLife::Gone, "never a pid");
     }
 }
