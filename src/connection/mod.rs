@@ -5,6 +5,45 @@
 //! live in any processes: pass an end in a child's args, or send it through another
 //! connection.
 //!
+//! # Sharing an end: whole messages, whatever the number of senders and receivers
+//!
+//! Any number of processes and threads may send on copies of the same end (and
+//! receive on copies of the same end): each message is delivered whole, to one
+//! receiver, or not at all. A stream socket does not keep message boundaries and
+//! large writes from two processes interleave, so each end carries two locks, shared
+//! by every copy of it (`locks.rs`: the crate's robust futex lock, in a small memfd
+//! segment that travels with the end through the fd side table, as every handle's
+//! segment does). A sender holds the send lock for a whole frame, a receiver the
+//! receive lock. Uncontended, that is one CAS and one swap per message.
+//!
+//! Design notes, and the alternatives weighed:
+//!
+//! * *`SOCK_SEQPACKET`* keeps boundaries in the kernel, but caps a message at the
+//!   socket buffer (about 200 KiB by default): large messages would need chunking,
+//!   and chunks of two senders interleave again. No.
+//! * *A memfd per message* (the frame carries only the fd) makes each frame one small
+//!   `sendmsg`; that its bytes are never split relies on how Linux queues stream
+//!   socket data (one buffer per write up to a size), which nothing documents; it
+//!   costs a memfd, a copy and several system calls per message; it cannot work over
+//!   TCP; and receivers still need a lock (a frame is read in several reads). No.
+//! * *A lock per end in shared memory* (chosen): any size, TCP too, cheap, robust.
+//!   Its costs: one more fd and one mapping per pipe (both ends share one segment,
+//!   one cache line each) or per accepted/connected end.
+//!
+//! A holder that dies does not wedge the others: the lock detects its dead owner and
+//! hands it on, and a *progress mark* next to each lock says whether the dead holder
+//! was in the middle of a frame. If it was not, nothing is lost but its own message.
+//! If it was, the byte stream is cut inside a frame and no later frame boundary can
+//! be found again, so that direction of the end is closed: the next sender (or
+//! receiver) marks it broken and shuts the socket down in that direction; every
+//! later operation in that direction on any copy is an [`ErrorKind::Protocol`] error
+//! that says a sender (receiver) died in a message. The peer's receiver reads all the
+//! whole messages sent before, then one `Protocol` error (the truncated frame), then
+//! [`ErrorKind::Disconnected`]; after a receiver died mid-frame, the peer's senders
+//! get `Disconnected`. Never garbage. A receiver killed in the instant of one read
+//! that finds nothing may be taken for one killed mid-frame (a false alarm that
+//! closes the direction, never a misread).
+//!
 //! # Examples
 //!
 //! ```
@@ -15,6 +54,7 @@
 //! # Ok::<(), multiprocess::Error>(())
 //! ```
 
+mod locks;
 mod wait;
 
 pub use wait::{Waitable, wait};
@@ -22,7 +62,7 @@ pub use wait::{Waitable, wait};
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -32,13 +72,26 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 use crate::wire::handles::HandleFd;
 use crate::wire::{codec, frame};
+use locks::{Dir, EndLocks};
 
 /// One end of a pipe: sends and receives messages of type `T`.
 ///
 /// `T` only fixes what [`send`](Connection::send) and [`recv`](Connection::recv)
 /// accept; raw byte messages ([`send_bytes`](Connection::send_bytes)) work on any
-/// connection. A connection may be used from several threads: sends are serialized
-/// with sends, receives with receives.
+/// connection.
+///
+/// **Sharing an end is safe.** Any number of threads and processes may send on the
+/// same end (through `&Connection`, [`try_clone`](Connection::try_clone), or copies
+/// passed to children or sent through connections), and any number may receive on
+/// the same end: each message is delivered whole, exactly once, or not at all. Sends
+/// are serialized with sends and receives with receives, across processes, by locks
+/// that every copy of the end shares. This holds for ends from [`pipe`], from
+/// [`Listener::accept`](crate::Listener::accept) and from
+/// [`Client::connect`](crate::Client::connect) alike. If a process dies in the middle
+/// of sending (or receiving) a message, that direction of the end is closed with a
+/// clear [`ErrorKind::Protocol`] error for every later send (or receive) on it, and
+/// the peer reads what was sent whole, one `Protocol` error, then
+/// [`ErrorKind::Disconnected`]; the other senders and receivers are not blocked.
 ///
 /// # Errors
 ///
@@ -69,9 +122,11 @@ pub struct Connection<T> {
     readable: bool,
     writable: bool,
     max_len: u64,
-    /// Held while receiving; it keeps how long to spin for this connection's peer.
-    rlock: Mutex<frame::AdaptiveSpin>,
-    wlock: Mutex<()>,
+    /// The send and receive locks shared by every copy of this end.
+    locks: EndLocks,
+    /// How long to spin for this connection's peer (an `AdaptiveSpin`, read and
+    /// written under the receive lock).
+    spin: AtomicU64,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -92,9 +147,10 @@ pub struct Connection<T> {
 #[doc(alias = "Pipe")]
 pub fn pipe<T>() -> Result<(Connection<T>, Connection<T>)> {
     let (a, b) = sys::socket::pair().map_err(|e| Error::io("socketpair", e))?;
+    let [la, lb] = EndLocks::new_ends()?;
     Ok((
-        Connection::from_fd(a, true, true),
-        Connection::from_fd(b, true, true),
+        Connection::with_locks(a, true, true, la),
+        Connection::with_locks(b, true, true, lb),
     ))
 }
 
@@ -113,23 +169,41 @@ pub fn pipe<T>() -> Result<(Connection<T>, Connection<T>)> {
 /// ```
 pub fn pipe_simplex<T>() -> Result<(Connection<T>, Connection<T>)> {
     let (a, b) = sys::socket::pair().map_err(|e| Error::io("socketpair", e))?;
+    let [la, lb] = EndLocks::new_ends()?;
     Ok((
-        Connection::from_fd(a, true, false),
-        Connection::from_fd(b, false, true),
+        Connection::with_locks(a, true, false, la),
+        Connection::with_locks(b, false, true, lb),
     ))
 }
 
 impl<T> Connection<T> {
-    pub(crate) fn from_fd(fd: OwnedFd, readable: bool, writable: bool) -> Self {
+    /// A connection on a socket made elsewhere (accepted, connected, inherited), with
+    /// new locks of its own.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Io`] if the shared segment of its locks cannot be created.
+    pub(crate) fn from_fd(fd: OwnedFd, readable: bool, writable: bool) -> Result<Self> {
+        let [locks] = EndLocks::new_ends()?;
+        Ok(Connection::with_locks(fd, readable, writable, locks))
+    }
+
+    fn with_locks(fd: OwnedFd, readable: bool, writable: bool, locks: EndLocks) -> Self {
         Connection {
             fd: HandleFd::new(fd),
             readable,
             writable,
             max_len: u64::MAX,
-            rlock: Mutex::new(frame::AdaptiveSpin::new()),
-            wlock: Mutex::new(()),
+            locks,
+            spin: AtomicU64::new(frame::AdaptiveSpin::new().to_bits()),
             _t: PhantomData,
         }
+    }
+
+    /// Takes this end's lock of `dir` for one frame (see `locks`); `None` on timeout.
+    #[inline]
+    fn hold(&self, dir: Dir, deadline: Option<Instant>) -> Result<Option<locks::Held<'_>>> {
+        self.locks.hold(dir, self.fd.as_fd(), deadline)
     }
 
     /// Sets the largest message this end accepts; a larger incoming frame is a
@@ -192,14 +266,19 @@ impl<T> Connection<T> {
     /// ```
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
         self.check_writable()?;
-        let _g = self.wlock.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = self.hold(Dir::Send, None)?;
         frame::send_parts(self.fd.as_fd(), bytes, &[])
     }
 
     fn recv_frame(&self, deadline: Option<Instant>) -> Result<Option<frame::Frame>> {
         self.check_readable()?;
-        let mut spin = self.rlock.lock().unwrap_or_else(|e| e.into_inner());
-        spin.recv(self.fd.as_fd(), deadline, self.max_len)
+        let Some(g) = self.hold(Dir::Recv, deadline)? else {
+            return Ok(None);
+        };
+        let mut spin = frame::AdaptiveSpin::from_bits(self.spin.load(Ordering::Relaxed));
+        let f = spin.recv_marked(self.fd.as_fd(), deadline, self.max_len, Some(g.mark()));
+        self.spin.store(spin.to_bits(), Ordering::Relaxed);
+        f
     }
 
     /// Receives a raw byte message, blocking until one arrives.
@@ -310,6 +389,32 @@ impl<T> Connection<T> {
     /// ```
     pub fn close(self) {}
 
+    /// Another handle on this end: the same socket (a duplicated fd) and the same
+    /// locks, as a copy sent to another process gets. Senders on all the copies of an
+    /// end send whole messages, and so do receivers (see the type's docs).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Io`] if the fd cannot be duplicated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let (a, b) = multiprocess::pipe::<u8>()?;
+    /// let a2 = a.try_clone()?;
+    /// std::thread::spawn(move || a2.send(&2).unwrap()).join().unwrap();
+    /// a.send(&1)?;
+    /// assert_eq!((b.recv()?, b.recv()?), (2, 1));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn try_clone(&self) -> Result<Connection<T>> {
+        let fd = sys::socket::dup(self.fd.as_fd()).map_err(|e| Error::io("dup", e))?;
+        let mut c = Connection::with_locks(fd, self.readable, self.writable, self.locks.clone());
+        c.max_len = self.max_len;
+        Ok(c)
+    }
+
     /// Re-types this connection (both ends must agree on the type).
     ///
     /// # Examples
@@ -329,8 +434,8 @@ impl<T> Connection<T> {
             readable: self.readable,
             writable: self.writable,
             max_len: self.max_len,
-            rlock: Mutex::new(frame::AdaptiveSpin::new()),
-            wlock: Mutex::new(()),
+            locks: self.locks,
+            spin: self.spin,
             _t: PhantomData,
         }
     }
@@ -366,7 +471,7 @@ impl<T: Serialize> Connection<T> {
                  manager proxy instead",
             ));
         }
-        let _g = self.wlock.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = self.hold(Dir::Send, None)?;
         frame::send(self.fd.as_fd(), &mut bytes, &fds)
     }
 }
@@ -457,8 +562,9 @@ impl<T> fmt::Debug for Connection<T> {
     }
 }
 
-/// A connection serializes as its fd (through the side table) and its direction; the
-/// receiving process gets its own descriptor for the same socket.
+/// A connection serializes as its fd (through the side table), its direction and its
+/// locks (their segment's fd, also through the side table); the receiving process gets
+/// its own descriptor for the same socket and shares the same locks.
 impl<T> Serialize for Connection<T> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
@@ -468,10 +574,11 @@ impl<T> Serialize for Connection<T> {
                 codec::serialize_fd(self.0, s)
             }
         }
-        let mut t = s.serialize_tuple(3)?;
+        let mut t = s.serialize_tuple(4)?;
         t.serialize_element(&Fd(self.fd.as_fd()))?;
         t.serialize_element(&self.readable)?;
         t.serialize_element(&self.writable)?;
+        t.serialize_element(&self.locks)?;
         t.end()
     }
 }
@@ -484,7 +591,7 @@ impl<'de, T> Deserialize<'de> for Connection<T> {
                 codec::deserialize_fd(d).map(Fd)
             }
         }
-        let (Fd(fd), readable, writable) = <(Fd, bool, bool)>::deserialize(d)?;
-        Ok(Connection::from_fd(fd, readable, writable))
+        let (Fd(fd), readable, writable, locks) = <(Fd, bool, bool, EndLocks)>::deserialize(d)?;
+        Ok(Connection::with_locks(fd, readable, writable, locks))
     }
 }

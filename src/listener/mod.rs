@@ -440,7 +440,7 @@ impl Listener {
     pub fn accept<T>(&self) -> Result<Connection<T>> {
         let (fd, unix) = self.accept_raw()?;
         auth::server(fd.as_fd(), self.authkey.as_bytes())?;
-        let mut c = Connection::from_fd(fd, true, true);
+        let mut c = Connection::from_fd(fd, true, true)?;
         c.set_max_message_size(self.max_len);
         let _ = unix;
         Ok(c)
@@ -546,7 +546,7 @@ impl Client {
         let authkey = authkey.into();
         let (fd, _) = Address::parse(address)?.connect(address)?;
         auth::client(fd.as_fd(), authkey.as_bytes())?;
-        Ok(Connection::from_fd(fd, true, true))
+        Connection::from_fd(fd, true, true)
     }
 }
 

@@ -112,7 +112,13 @@ pub(crate) fn entry_spawn<A: DeserializeOwned, R: Serialize>(cx: EntryCtx) -> i3
         report!("multiprocess: internal error: spawn without a result channel");
         return 1;
     };
-    let back: Connection<Outcome<R>> = Connection::from_fd(fd, false, true);
+    let back: Connection<Outcome<R>> = match Connection::from_fd(fd, false, true) {
+        Ok(c) => c,
+        Err(e) => {
+            report!("multiprocess: cannot set up the result channel: {e}");
+            return 1;
+        }
+    };
     let a = match codec::decode::<A>(&cx.args, cx.fds) {
         Ok(a) => a,
         Err(e) => {

@@ -132,3 +132,19 @@ pub(crate) fn is_unix(fd: BorrowedFd<'_>) -> bool {
 pub(crate) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?)
 }
+
+/// Shuts down one direction of the socket behind `fd` (for every process holding it):
+/// `write` ends what this side sends (the peer reads to end of file), otherwise what it
+/// receives (the peer's sends fail with `EPIPE`).
+pub(crate) fn shutdown(fd: BorrowedFd<'_>, write: bool) -> io::Result<()> {
+    let how = if write {
+        rustix::net::Shutdown::Write
+    } else {
+        rustix::net::Shutdown::Read
+    };
+    match rustix::net::shutdown(fd, how) {
+        // Already disconnected: nothing more to shut.
+        Err(rustix::io::Errno::NOTCONN) => Ok(()),
+        r => Ok(r?),
+    }
+}

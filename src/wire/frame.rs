@@ -16,9 +16,19 @@
 //! Receiving first spins for a short while with non-blocking reads before it sleeps in
 //! `poll`: a wake-up from `poll` costs tens of microseconds on a VM, more than a whole
 //! round trip between two processes that are both running.
+//!
+//! A receiver may keep a *progress mark* (a word in shared memory, see
+//! `connection::locks`): [`MID_FRAME`] from just before the read that may take the
+//! frame's first byte until its last byte is read, [`AT_BOUNDARY`] otherwise. Whoever
+//! takes over the receive lock from a receiver that died then knows whether the
+//! stream is still at a frame boundary. While waiting for a frame to start, a marked
+//! receiver spins with `poll` (which consumes nothing), not with reads, so that the
+//! mark says [`MID_FRAME`] only around reads that find bytes, plus the instant of one
+//! read per frame that finds none.
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -27,6 +37,11 @@ use crate::sys;
 /// Bytes of a frame header.
 pub(crate) const HEADER: usize = 16;
 const MAGIC: u32 = 0x4d50_4652; // "MPFR"
+
+/// A progress mark: the stream is at a frame boundary.
+pub(crate) const AT_BOUNDARY: u32 = 0;
+/// A progress mark: part of a frame may have been read or written.
+pub(crate) const MID_FRAME: u32 = 1;
 
 /// How long a receiver spins before it sleeps.
 pub(crate) const SPIN: Duration = Duration::from_micros(50);
@@ -104,7 +119,9 @@ pub(crate) struct Frame {
 }
 
 /// Reads into `buf` completely. `deadline` applies only while nothing of the frame has
-/// arrived yet (`first`); once a frame has started, it is read to its end.
+/// arrived yet (`first`); once a frame has started, it is read to its end. With a
+/// `mark` (see the module docs), `first` reads set it to [`MID_FRAME`] before they may
+/// consume and back to [`AT_BOUNDARY`] when they found nothing.
 fn read_full(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],
@@ -112,13 +129,27 @@ fn read_full(
     deadline: Option<Instant>,
     first: bool,
     spin: Duration,
+    mark: Option<&AtomicU32>,
 ) -> Result<ReadOutcome> {
     let mut got = 0;
     let spin_until = Instant::now() + spin;
     while got < buf.len() {
+        let fresh = first && got == 0;
+        let unmark = || {
+            if let Some(m) = mark {
+                m.store(AT_BOUNDARY, Ordering::Release);
+            }
+        };
+        let fresh_mark = mark.filter(|_| fresh);
+        if let Some(m) = fresh_mark {
+            m.store(MID_FRAME, Ordering::Release);
+        }
         match sys::socket::recv_some(fd, &mut buf[got..], fds, true) {
             Ok(0) => {
-                return if first && got == 0 {
+                // At the end of the stream nothing more can be misread: the next
+                // receive is `Disconnected`.
+                unmark();
+                return if fresh {
                     Ok(ReadOutcome::Eof)
                 } else {
                     Err(Error::new(
@@ -129,19 +160,44 @@ fn read_full(
             }
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if Instant::now() < spin_until {
-                    std::hint::spin_loop();
-                    continue;
+                if fresh {
+                    unmark();
                 }
-                let dl = if first && got == 0 { deadline } else { None };
+                if Instant::now() < spin_until {
+                    if fresh_mark.is_none() {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    if spin_on_poll(fd, spin_until)? {
+                        continue;
+                    }
+                }
+                let dl = if fresh { deadline } else { None };
                 if !sys::poll::wait_readable(fd, dl).map_err(|e| Error::io("poll", e))? {
                     return Ok(ReadOutcome::TimedOut);
                 }
             }
-            Err(e) => return Err(Error::io("recv", e)),
+            Err(e) => {
+                if fresh {
+                    unmark();
+                }
+                return Err(Error::io("recv", e));
+            }
         }
     }
     Ok(ReadOutcome::Done)
+}
+
+/// Spins until `fd` is readable or `until` passes, without consuming anything;
+/// `true` if it became readable.
+fn spin_on_poll(fd: BorrowedFd<'_>, until: Instant) -> Result<bool> {
+    while Instant::now() < until {
+        if sys::poll::wait_readable(fd, Some(Instant::now())).map_err(|e| Error::io("poll", e))? {
+            return Ok(true);
+        }
+        std::hint::spin_loop();
+    }
+    Ok(false)
 }
 
 enum ReadOutcome {
@@ -191,8 +247,21 @@ impl AdaptiveSpin {
         deadline: Option<Instant>,
         max_len: u64,
     ) -> Result<Option<Frame>> {
+        self.recv_marked(fd, deadline, max_len, None)
+    }
+
+    /// As [`recv`](AdaptiveSpin::recv), keeping a progress `mark` (see the module
+    /// docs). An error can leave it at [`MID_FRAME`]: the stream is then past a
+    /// frame boundary.
+    pub(crate) fn recv_marked(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        deadline: Option<Instant>,
+        max_len: u64,
+        mark: Option<&AtomicU32>,
+    ) -> Result<Option<Frame>> {
         let t = Instant::now();
-        let f = recv_spin(fd, deadline, max_len, self.spin)?;
+        let f = recv_inner(fd, deadline, max_len, self.spin, mark)?;
         if self.spin > Duration::ZERO {
             if t.elapsed() > self.spin {
                 // Missed: the peer was not running. Sleep for a while.
@@ -206,6 +275,20 @@ impl AdaptiveSpin {
             }
         }
         Ok(f)
+    }
+
+    /// The state as one word, to keep it in an atomic.
+    pub(crate) fn to_bits(self) -> u64 {
+        let nanos = u32::try_from(self.spin.as_nanos()).unwrap_or(u32::MAX);
+        (u64::from(nanos) << 32) | u64::from(self.until_probe)
+    }
+
+    /// The state kept by [`to_bits`](AdaptiveSpin::to_bits).
+    pub(crate) fn from_bits(bits: u64) -> AdaptiveSpin {
+        AdaptiveSpin {
+            spin: Duration::from_nanos(bits >> 32),
+            until_probe: bits as u32,
+        }
     }
 }
 
@@ -228,9 +311,19 @@ pub(crate) fn recv_spin(
     max_len: u64,
     spin: Duration,
 ) -> Result<Option<Frame>> {
+    recv_inner(fd, deadline, max_len, spin, None)
+}
+
+fn recv_inner(
+    fd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    max_len: u64,
+    spin: Duration,
+    mark: Option<&AtomicU32>,
+) -> Result<Option<Frame>> {
     let mut header = [0u8; HEADER];
     let mut fds = Vec::new();
-    match read_full(fd, &mut header, &mut fds, deadline, true, spin)? {
+    match read_full(fd, &mut header, &mut fds, deadline, true, spin, mark)? {
         ReadOutcome::Done => {}
         ReadOutcome::Eof => return Err(Error::disconnected()),
         ReadOutcome::TimedOut => return Ok(None),
@@ -247,10 +340,14 @@ pub(crate) fn recv_spin(
         )
     })?;
     if len > 0 {
-        match read_full(fd, &mut body, &mut fds, None, false, SPIN)? {
+        match read_full(fd, &mut body, &mut fds, None, false, SPIN, mark)? {
             ReadOutcome::Done => {}
             _ => unreachable!("read_full without deadline or first-ness returns Done or Err"),
         }
+    }
+    // The whole frame is read: the stream is at a boundary, whatever is checked next.
+    if let Some(m) = mark {
+        m.store(AT_BOUNDARY, Ordering::Release);
     }
     if fds.len() != nfds {
         return Err(Error::new(

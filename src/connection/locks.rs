@@ -1,0 +1,217 @@
+//! The locks every copy of a connection end shares: whole messages across processes.
+//!
+//! Each end has a slot of four words in a small shared segment (memfd), created with
+//! the end and serialized with it (the segment's fd rides in the side table as the
+//! socket's does), so every process and thread holding a copy of the end uses the same
+//! words:
+//!
+//! ```text
+//! slot (one cache line per end):
+//!   word 0  send lock      the crate's robust lock (`sync::raw`)
+//!   word 1  receive lock   idem
+//!   word 2  send mark      AT_BOUNDARY | MID_FRAME | BROKEN
+//!   word 3  receive mark   idem
+//! ```
+//!
+//! A sender holds the send lock for a whole frame and keeps the send mark at
+//! `MID_FRAME` meanwhile; a receiver holds the receive lock for a whole frame, and the
+//! frame reader keeps the receive mark (see `wire::frame`). Whoever acquires a lock
+//! whose holder died (`owner_died`) reads the mark: at a boundary, nothing was lost
+//! but the dead holder's own message; mid-frame, the byte stream is cut inside a frame
+//! and no later frame can be found again, so the direction is marked `BROKEN`, shut
+//! down (the peer's receiver reads a truncated frame, a `Protocol` error, then end of
+//! file; or the peer's senders get `Disconnected`), and every later operation in that
+//! direction on this end is a `Protocol` error that says why. A receive that fails
+//! after it consumed part of a frame (bad magic, over the size limit) leaves the
+//! stream mid-frame too and breaks the direction the same way.
+
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::sync::raw;
+use crate::sync::segment::Segment;
+use crate::sys;
+use crate::wire::frame::{AT_BOUNDARY, MID_FRAME};
+
+/// A mark: this direction of the end is unusable (see the module docs).
+const BROKEN: u32 = 2;
+
+/// Bytes per end: one cache line, so that two ends never share one.
+const SLOT: usize = 64;
+const WORDS_PER_SLOT: usize = SLOT / 4;
+
+const SEND_LOCK: usize = 0;
+const RECV_LOCK: usize = 1;
+const SEND_MARK: usize = 2;
+const RECV_MARK: usize = 3;
+
+/// A direction of an end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dir {
+    Send,
+    Recv,
+}
+
+impl Dir {
+    fn lock(self) -> usize {
+        match self {
+            Dir::Send => SEND_LOCK,
+            Dir::Recv => RECV_LOCK,
+        }
+    }
+    fn mark(self) -> usize {
+        match self {
+            Dir::Send => SEND_MARK,
+            Dir::Recv => RECV_MARK,
+        }
+    }
+}
+
+/// One end's locks: a slot in a shared segment.
+#[derive(Debug, Clone)]
+pub(super) struct EndLocks {
+    seg: Arc<Segment>,
+    slot: usize,
+}
+
+impl EndLocks {
+    /// Locks for `n` new ends in one segment (a pipe's two ends share one).
+    pub(super) fn new_ends<const N: usize>() -> Result<[EndLocks; N]> {
+        let seg = Arc::new(Segment::new("multiprocess-connection", N * SLOT)?);
+        Ok(std::array::from_fn(|slot| EndLocks {
+            seg: seg.clone(),
+            slot,
+        }))
+    }
+
+    fn word(&self, w: usize) -> &AtomicU32 {
+        self.seg.word(self.slot * WORDS_PER_SLOT + w)
+    }
+
+    /// Takes the lock of `dir` for one whole frame. With a send guard, the mark stays
+    /// `MID_FRAME` until the guard drops; a receiver hands [`Held::mark`] to the frame
+    /// reader. `None` if `deadline` passed first.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Protocol`] if the direction is broken, or breaks now because the
+    /// previous holder died in the middle of a frame; `fd` is then shut down in that
+    /// direction.
+    #[inline]
+    pub(super) fn hold<'a>(
+        &'a self,
+        dir: Dir,
+        fd: BorrowedFd<'a>,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Held<'a>>> {
+        let lock = self.word(dir.lock());
+        let Some(a) = raw::acquire(lock, sys::process::gettid(), deadline) else {
+            return Ok(None);
+        };
+        let mark = self.word(dir.mark());
+        let m = mark.load(Ordering::Acquire);
+        if m == BROKEN || (a.owner_died && m == MID_FRAME) {
+            break_direction(mark, dir, fd);
+            raw::release(lock);
+            return Err(broken(dir));
+        }
+        if dir == Dir::Send {
+            mark.store(MID_FRAME, Ordering::Relaxed);
+        }
+        Ok(Some(Held {
+            lock,
+            mark,
+            dir,
+            fd,
+        }))
+    }
+}
+
+/// Marks `dir` broken and shuts it down.
+#[cold]
+fn break_direction(mark: &AtomicU32, dir: Dir, fd: BorrowedFd<'_>) {
+    mark.store(BROKEN, Ordering::Release);
+    // Best effort: if this fails, the peer still gets a Protocol error (a truncated
+    // frame) or `Disconnected` once the last copy of this end closes.
+    let _ = sys::socket::shutdown(fd, dir == Dir::Send);
+}
+
+fn broken(dir: Dir) -> Error {
+    let what = match dir {
+        Dir::Send => {
+            "a process or thread sending on this end of the connection died \
+                      in the middle of a message"
+        }
+        Dir::Recv => {
+            "a receive on this end of the connection stopped in the middle of a \
+                      message (its process or thread died, or the frame was malformed)"
+        }
+    };
+    Error::new(
+        ErrorKind::Protocol,
+        format!(
+            "{what}; the byte stream has lost its message boundaries, so this direction of the connection is closed"
+        ),
+    )
+}
+
+/// A held lock of one direction; releases on drop.
+#[derive(Debug)]
+pub(super) struct Held<'a> {
+    lock: &'a AtomicU32,
+    mark: &'a AtomicU32,
+    dir: Dir,
+    fd: BorrowedFd<'a>,
+}
+
+impl Held<'_> {
+    /// The progress mark, for the frame reader.
+    pub(super) fn mark(&self) -> &AtomicU32 {
+        self.mark
+    }
+}
+
+impl Drop for Held<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        match self.dir {
+            // Sends that fail part-way fail because the peer is gone: nothing more can
+            // be misread.
+            Dir::Send => self.mark.store(AT_BOUNDARY, Ordering::Release),
+            Dir::Recv => {
+                if self.mark.load(Ordering::Relaxed) == MID_FRAME {
+                    break_direction(self.mark, Dir::Recv, self.fd);
+                }
+            }
+        }
+        raw::release(self.lock);
+    }
+}
+
+/// The locks serialize as their segment (an fd in the side table) and the slot.
+impl Serialize for EndLocks {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        (&*self.seg, self.slot as u8).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for EndLocks {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let (seg, slot) = <(Segment, u8)>::deserialize(d)?;
+        let slot = usize::from(slot);
+        if seg.len() < (slot + 1) * SLOT {
+            return Err(serde::de::Error::custom(
+                "a connection's lock segment is smaller than its slot",
+            ));
+        }
+        Ok(EndLocks {
+            seg: Arc::new(seg),
+            slot,
+        })
+    }
+}
