@@ -129,11 +129,11 @@ mod sys;
 
 mod wire;
 
+mod sync;
+
 mod connection;
 
 mod process;
-
-mod sync;
 
 mod queue;
 

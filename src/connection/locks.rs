@@ -7,10 +7,10 @@
 //!
 //! ```text
 //! slot (one cache line per end):
-//!   word 0  send lock      the crate's robust lock (`sync::raw`)
-//!   word 1  receive lock   idem
-//!   word 2  send mark      AT_BOUNDARY | MID_FRAME | BROKEN
-//!   word 3  receive mark   idem
+//!   bytes 0..8    send lock      the crate's robust lock (`sync::raw`, a 64-bit word)
+//!   bytes 8..16   receive lock   idem
+//!   bytes 16..20  send mark      AT_BOUNDARY | MID_FRAME | BROKEN
+//!   bytes 20..24  receive mark   idem
 //! ```
 //!
 //! A sender holds the send lock for a whole frame and keeps the send mark at
@@ -27,7 +27,7 @@
 
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -44,11 +44,14 @@ const BROKEN: u32 = 2;
 /// Bytes per end: one cache line, so that two ends never share one.
 const SLOT: usize = 64;
 const WORDS_PER_SLOT: usize = SLOT / 4;
+const LOCKS_PER_SLOT: usize = SLOT / 8;
 
+/// 64-bit word indices in a slot.
 const SEND_LOCK: usize = 0;
 const RECV_LOCK: usize = 1;
-const SEND_MARK: usize = 2;
-const RECV_MARK: usize = 3;
+/// 32-bit word indices in a slot (after the two locks).
+const SEND_MARK: usize = 4;
+const RECV_MARK: usize = 5;
 
 /// A direction of an end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +96,10 @@ impl EndLocks {
         self.seg.word(self.slot * WORDS_PER_SLOT + w)
     }
 
+    fn lock_word(&self, l: usize) -> &AtomicU64 {
+        self.seg.word64(self.slot * LOCKS_PER_SLOT + l)
+    }
+
     /// Takes the lock of `dir` for one whole frame. With a send guard, the mark stays
     /// `MID_FRAME` until the guard drops; a receiver hands [`Held::mark`] to the frame
     /// reader. `None` if `deadline` passed first.
@@ -109,8 +116,8 @@ impl EndLocks {
         fd: BorrowedFd<'a>,
         deadline: Option<Instant>,
     ) -> Result<Option<Held<'a>>> {
-        let lock = self.word(dir.lock());
-        let Some(a) = raw::acquire(lock, sys::process::gettid(), deadline) else {
+        let lock = self.lock_word(dir.lock());
+        let Some(a) = raw::acquire(lock, raw::Owner::me(), deadline) else {
             return Ok(None);
         };
         let mark = self.word(dir.mark());
@@ -163,7 +170,7 @@ fn broken(dir: Dir) -> Error {
 /// A held lock of one direction; releases on drop.
 #[derive(Debug)]
 pub(super) struct Held<'a> {
-    lock: &'a AtomicU32,
+    lock: &'a AtomicU64,
     mark: &'a AtomicU32,
     dir: Dir,
     fd: BorrowedFd<'a>,
