@@ -34,6 +34,15 @@ const MAX: usize = 2;
 
 /// A counting semaphore shared between processes: Python's `multiprocessing.Semaphore`.
 ///
+/// # Caveats
+///
+/// Permits taken by a process that is then killed are lost, as in Python: a permit
+/// has no owner (any process may release it), so nobody can tell that it will never
+/// come back. Unlike a [`Lock`](crate::Lock), whose holder's death is detected and
+/// reported to the next acquirer, a semaphore stays one permit lower for each such
+/// death. Where that matters, hold permits only in processes that release them in
+/// `Drop` on every path you control, or use a lock per resource.
+///
 /// # Examples
 ///
 /// ```
