@@ -53,6 +53,15 @@ pub(crate) struct Cx<'a> {
     pub(crate) refs: &'a dyn Refs,
 }
 
+/// A stored value of one byte, for unit tests.
+#[cfg(test)]
+pub(crate) fn item(x: u8) -> Item {
+    Item {
+        bytes: vec![x],
+        refs: Vec::new(),
+    }
+}
+
 impl Cx<'_> {
     /// A caller with no connection and no counting, for unit tests.
     #[cfg(test)]
@@ -70,6 +79,19 @@ impl Cx<'_> {
             refs: &NoRefs,
         };
         f(&mut cx)
+    }
+
+    /// Runs `apply` on `cell` as caller `me` of a detached [`Cx`], for unit tests of a
+    /// kind's handler.
+    #[cfg(test)]
+    pub(crate) fn run_as<S, O>(
+        me: u64,
+        cell: &Cell<S>,
+        op: O,
+        apply: fn(&Cell<S>, O, &mut Cx<'_>) -> Result<super::protocol::Reply>,
+    ) -> Result<super::protocol::Reply> {
+        let mut held = HashSet::new();
+        Cx::detached(me, &mut held, |cx| apply(cell, op, cx))
     }
 
     /// `item` is now stored.

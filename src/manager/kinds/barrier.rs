@@ -265,8 +265,7 @@ mod tests {
     use super::*;
 
     fn run(cell: &Cell<State>, op: Op) -> Result<Reply> {
-        let mut held = HashSet::new();
-        Cx::detached(1, &mut held, |cx| apply(cell, op, cx))
+        Cx::run_as(1, cell, op, apply)
     }
 
     #[test]

@@ -304,8 +304,7 @@ mod tests {
     use super::*;
 
     fn run(cell: &Cell<State>, me: u64, op: Op) -> Result<Reply> {
-        let mut held = HashSet::new();
-        Cx::detached(me, &mut held, |cx| apply(cell, op, cx))
+        Cx::run_as(me, cell, op, apply)
     }
 
     #[test]

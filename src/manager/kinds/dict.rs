@@ -433,8 +433,7 @@ mod tests {
     }
 
     fn run(cell: &Cell<State>, op: Op) -> Reply {
-        let mut held = HashSet::new();
-        Cx::detached(1, &mut held, |cx| apply(cell, op, cx)).unwrap()
+        Cx::run_as(1, cell, op, apply).unwrap()
     }
 
     #[test]

@@ -367,20 +367,11 @@ pub(crate) fn apply(cell: &Cell<State>, op: Op, cx: &mut Cx<'_>) -> Result<Reply
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use super::*;
-
-    fn it(x: u8) -> Item {
-        Item {
-            bytes: vec![x],
-            refs: Vec::new(),
-        }
-    }
+    use crate::manager::handler::item as it;
 
     fn run(cell: &Cell<State>, op: Op) -> Result<Reply> {
-        let mut held = HashSet::new();
-        Cx::detached(1, &mut held, |cx| apply(cell, op, cx))
+        Cx::run_as(1, cell, op, apply)
     }
 
     #[test]

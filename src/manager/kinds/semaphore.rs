@@ -134,13 +134,10 @@ pub(crate) fn apply(cell: &Cell<State>, op: Op, cx: &mut Cx<'_>) -> Result<Reply
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use super::*;
 
     fn run(cell: &Cell<State>, op: Op) -> Result<Reply> {
-        let mut held = HashSet::new();
-        Cx::detached(1, &mut held, |cx| apply(cell, op, cx))
+        Cx::run_as(1, cell, op, apply)
     }
 
     #[test]
