@@ -248,3 +248,34 @@ pub(crate) fn release(token: &Token) {
 pub(crate) fn forget(address: &str) {
     let _ = CONNS.try_with(|c| c.borrow_mut().remove(address));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_travels_without_its_key() {
+        let keyed = Token {
+            address: "@a".into(),
+            id: 7,
+            authkey: Some(AuthKey::from(b"sekrit-sekrit")),
+        };
+        let bytes = codec::encode(&keyed).unwrap().bytes;
+        assert!(!bytes.windows(6).any(|w| w == b"sekrit"));
+        let back: Token = codec::decode(&bytes, Vec::new()).unwrap();
+        assert_eq!(back, keyed);
+        assert!(back.authkey.is_none(), "its key comes from the ring");
+        // A keyless manager's token decodes keyless: no ring entry needed.
+        let keyless = Token {
+            authkey: Some(AuthKey::default()),
+            ..keyed
+        };
+        let back: Token =
+            codec::decode(&codec::encode(&keyless).unwrap().bytes, Vec::new()).unwrap();
+        assert_eq!(back.authkey, Some(AuthKey::default()));
+        assert!(has_key(&back));
+        let e = key_for("@nobody-has-this", None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Authentication);
+        assert!(e.to_string().contains("add_authkey"), "{e}");
+    }
+}
