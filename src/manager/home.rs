@@ -12,13 +12,13 @@
 //! home that its proxies refer to.
 //!
 //! Today there is one place, `Place::Server`: a manager's server process, reached
-//! over the per-thread connections of [`client`](super::client). A second home (the
+//! over the per-thread connections of [`client`](super::client). A second place (the
 //! objects of a manager kept in Redis, DESIGN.md "Beyond one machine") is one more
 //! variant here with its own arms in these few functions, and a Redis-side applier of
 //! each kind's ops; no proxy method changes, because no proxy method knows which
 //! variant it holds. This is the private-enum choice between implementations of the
 //! crate's style (crossbeam-channel's flavors), not a trait object.
-
+//!
 //! # What a serialized proxy carries
 //!
 //! A [`Home`] serializes as its [`Token`] does: the manager's address, the object's
@@ -28,7 +28,10 @@
 //! more, `IncRef`); when the ring has no key for the address yet, the adoption waits
 //! ([`Claim::Pending`]) and is made by the first call that finds one, so a proxy
 //! decoded before `Manager::connect` or `manager::add_authkey` works, and owns its
-//! object, once the key is given.
+//! object, once the key is given. Until then its object lives on the sender's lease
+//! (two minutes by default): a key given later than that may find it freed. A wrong
+//! key in the ring also leaves the adoption pending (and the calls failing with
+//! `Authentication`), so correcting it is enough.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};

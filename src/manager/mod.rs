@@ -490,7 +490,9 @@ impl ManagerBuilder {
 
 impl Manager {
     /// Starts a manager server with the default start method, a fresh abstract
-    /// address and a random authkey: Python's `multiprocessing.Manager()`.
+    /// address and a random authkey: Python's `multiprocessing.Manager()`. The key
+    /// joins this process's key ring until the server stops (see [`add_authkey`]):
+    /// children started afterwards can decode and use its proxies.
     ///
     /// # Errors
     ///
@@ -541,7 +543,9 @@ impl Manager {
 
     /// Connects to a manager someone else serves (a [`ManagerServer`], or another
     /// program's [`Manager`]): Python's `BaseManager(address, authkey).connect()`.
-    /// Dropping this handle leaves that server running.
+    /// Dropping this handle leaves that server running. On success the key joins this
+    /// process's key ring (see [`add_authkey`]), so proxies of that server that this
+    /// process decodes, and the children it starts later, can use it.
     ///
     /// # Errors
     ///
