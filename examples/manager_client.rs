@@ -3,21 +3,33 @@
 //! server's queue `get_queue`; it also counts its visits in the dict `results`.
 //!
 //! ```text
-//! terminal 1:  cargo run --example manager_server
-//! terminal 2:  cargo run --example manager_client -- hello world
+//! terminal 1:  cargo run --example manager_server      # prints a key
+//! terminal 2:  export MP_MANAGER_AUTHKEY=<the key it printed>
+//!              cargo run --example manager_client -- hello world
 //!              cargo run --example manager_client -- shutdown
 //! ```
 //!
 //! Environment: `MP_MANAGER_ADDRESS` (default `127.0.0.1:50000`) and
-//! `MP_MANAGER_AUTHKEY` (default `abracadabra`), as for the server. A wrong key fails
-//! with an authentication error on both sides.
+//! `MP_MANAGER_AUTHKEY` (required: the key the server printed or was given). A wrong
+//! key fails with an authentication error on both sides. Connecting also puts the key
+//! in this process's key ring, so proxies of that server that this process receives
+//! from elsewhere work too (a serialized proxy carries no key).
 
 use multiprocess::{DictProxy, Manager, QueueProxy};
 
 fn main() -> multiprocess::Result<()> {
     multiprocess::init();
     let address = std::env::var("MP_MANAGER_ADDRESS").unwrap_or_else(|_| "127.0.0.1:50000".into());
-    let authkey = std::env::var("MP_MANAGER_AUTHKEY").unwrap_or_else(|_| "abracadabra".into());
+    let Some(authkey) = std::env::var("MP_MANAGER_AUTHKEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+    else {
+        eprintln!(
+            "set MP_MANAGER_AUTHKEY to the server's key (manager_server prints one when it \
+             makes it)"
+        );
+        std::process::exit(2);
+    };
 
     let m = match Manager::connect(&address, authkey.as_str()) {
         Ok(m) => m,

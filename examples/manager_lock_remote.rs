@@ -73,7 +73,9 @@ fn main() -> multiprocess::Result<()> {
 
     println!("part 2: unrelated programs share a lock over TCP, by address and authkey");
     let manager = Manager::builder()
-        .address("127.0.0.1:0") // a free port; "0.0.0.0:50000" to serve other hosts
+        // A free loopback port. Binding 0.0.0.0 would let anyone who reaches the port
+        // try the key, with the traffic unencrypted: see manager_server.rs.
+        .address("127.0.0.1:0")
         .authkey("seed-003 secret")
         .register("lock", multiprocess::Served::lock())
         .register("counter", multiprocess::Served::value(&0u64)?)

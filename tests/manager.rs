@@ -45,7 +45,7 @@ fn join(p: &Process<impl Serialize + serde::de::DeserializeOwned + 'static>) {
 
 // ------------------------------------------------------------- every proxy type
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 struct All {
     event: EventProxy,
     lock: LockProxy,
@@ -114,9 +114,9 @@ fn mutate_all(a: All) {
     a.event.set().unwrap();
 }
 
-fn every_proxy_type_mutated_in_a_child(method: StartMethod) {
-    let m = start(method);
-    let all = All {
+/// One object of each kind that `All` holds.
+fn make_all(m: &Manager) -> All {
+    All {
         event: m.event().unwrap(),
         lock: m.lock().unwrap(),
         rlock: m.rlock().unwrap(),
@@ -129,27 +129,19 @@ fn every_proxy_type_mutated_in_a_child(method: StartMethod) {
         value: m.value(0.5).unwrap(),
         array: m.array(&[1, 2, 3]).unwrap(),
         ns: m.namespace().unwrap(),
-    };
+    }
+}
+
+fn every_proxy_type_mutated_in_a_child(method: StartMethod) {
+    let m = start(method);
+    let all = make_all(&m);
     assert!(all.queue.is_empty().unwrap());
     assert!(!all.queue.is_full().unwrap());
     all.jqueue.put(1).unwrap();
     all.jqueue.put(2).unwrap();
     assert!(all.jqueue.is_full().unwrap());
     assert!(!all.jqueue.join_timeout(Duration::ZERO).unwrap());
-    let mine = All {
-        event: all.event.clone(),
-        lock: all.lock.clone(),
-        rlock: all.rlock.clone(),
-        sem: all.sem.clone(),
-        bsem: all.bsem.clone(),
-        queue: all.queue.clone(),
-        jqueue: all.jqueue.clone(),
-        list: all.list.clone(),
-        dict: all.dict.clone(),
-        value: all.value.clone(),
-        array: all.array.clone(),
-        ns: all.ns.clone(),
-    };
+    let mine = all.clone();
     let mut p = get_context(method).process(mutate_all, all);
     p.start().unwrap();
     assert!(
@@ -914,3 +906,195 @@ fn owners_aborts_and_timeouts() {
     assert_eq!(q.len().unwrap(), 1);
     stop(m);
 }
+
+// ------------------------------------------------------------- authkeys stay home
+
+/// A key whose bytes are easy to find in an encoding.
+const RECOGNIZABLE: &[u8] = b"KEY-recognizable-0xdeadbeef-KEY";
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every proxy kind, serialized with serde_json and with the crate's codec, shows its
+/// address and not its manager's key.
+#[test]
+fn a_serialized_proxy_carries_no_key() {
+    let _g = common::shared();
+    let m = Manager::builder()
+        .authkey(RECOGNIZABLE)
+        .register_type("Counter", new_counter)
+        .start()
+        .unwrap();
+    let all = make_all(&m);
+    let more = (
+        m.condition().unwrap(),
+        m.barrier(2).unwrap(),
+        m.create("Counter").unwrap(),
+    );
+    let json = serde_json::to_vec(&(&all, &more)).unwrap();
+    let codec = multiprocess::encode_args(&(&all, &more)).unwrap();
+    let hex: String = RECOGNIZABLE.iter().map(|b| format!("{b:02x}")).collect();
+    for (what, bytes) in [("serde_json", &json), ("codec", &codec)] {
+        assert!(!contains(bytes, RECOGNIZABLE), "{what} holds the key");
+        assert!(
+            !contains(bytes, hex.as_bytes()),
+            "{what} holds the key in hex"
+        );
+        assert!(
+            contains(bytes, m.address().as_bytes()),
+            "{what} holds the address"
+        );
+    }
+    // serde_json writes a byte string as a list of numbers: not that either.
+    let as_numbers: Vec<String> = RECOGNIZABLE.iter().map(u8::to_string).collect();
+    assert!(!contains(&json, as_numbers.join(",").as_bytes()));
+    // Decoded here (the key is in this process's ring), every proxy works.
+    let (back, (c, b, o)): (
+        All,
+        (ConditionProxy, BarrierProxy, multiprocess::ObjectProxy),
+    ) = serde_json::from_slice(&json).unwrap();
+    back.dict.insert("k".into(), vec![1]).unwrap();
+    assert_eq!(all.dict.len().unwrap(), 1);
+    assert_eq!(back, all);
+    drop(c.acquire().unwrap());
+    assert_eq!(b.parties().unwrap(), 2);
+    assert_eq!(o, more.2);
+    drop((back, c, b, o, all, more));
+    stop(m);
+}
+
+const RECEIVER_ENV: &str = "MP_TEST_PROXY_RECEIVER";
+
+type Shelf = DictProxy<String, ListProxy<u32>>;
+
+/// Not a test of its own: the body of an unrelated process that receives proxies
+/// over TCP. Run as an ordinary test it does nothing.
+#[test]
+fn proxy_receiver_entry() {
+    let Ok(spec) = std::env::var(RECEIVER_ENV) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [listener, manager, key, how] = parts[..] else {
+        panic!("listener|manager|key|how: {spec}");
+    };
+    let conn = Client::connect::<Shelf>(listener, None).unwrap();
+    let shelf = conn.recv().unwrap();
+    // No key in this process: a clear error that says what to do.
+    let e = shelf.len().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Authentication, "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("Manager::connect") && msg.contains("add_authkey") && msg.contains(manager),
+        "{msg}"
+    );
+    assert!(!msg.contains(key), "the error shows no key: {msg}");
+    match how {
+        "connect" => drop(Manager::connect(manager, key).unwrap()),
+        "add" => multiprocess::manager::add_authkey(manager, key),
+        _ => panic!("{how}"),
+    }
+    // The same proxy now works, and so do the proxies nested in its values.
+    let list = shelf.get(&"list".into()).unwrap().expect("stored");
+    list.push(std::process::id()).unwrap();
+    shelf.insert(how.into(), list).unwrap();
+    conn.send(&shelf).unwrap(); // back again: keyless bytes both ways
+}
+
+fn run_proxy_receiver(listener: &str, manager: &str, key: &str, how: &str) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "proxy_receiver_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(RECEIVER_ENV, format!("{listener}|{manager}|{key}|{how}"))
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_proxy_sent_over_tcp_needs_the_key_in_the_receiver() {
+    let _g = common::shared();
+    let key = "tcp-secret-4b1d";
+    let m = Manager::builder()
+        .address("127.0.0.1:0")
+        .authkey(key)
+        .start()
+        .unwrap();
+    let shelf: Shelf = m.dict().unwrap();
+    shelf
+        .insert("list".into(), m.list_from([1u32]).unwrap())
+        .unwrap();
+    let listener = multiprocess::Listener::bind("127.0.0.1:0", None).unwrap();
+    for how in ["add", "connect"] {
+        let mut child = run_proxy_receiver(listener.address(), m.address(), key, how);
+        let conn = listener.accept_timeout::<Shelf>(LONG).unwrap();
+        conn.send(&shelf).unwrap();
+        let back = conn.recv_timeout(LONG).unwrap();
+        assert_eq!(back, shelf);
+        let st = child.wait().unwrap();
+        assert!(st.success(), "the receiver failed ({how}): {st:?}");
+        let list = shelf
+            .get(&how.into())
+            .unwrap()
+            .expect("stored by the child");
+        assert_eq!(list.get(0).unwrap(), 1);
+        assert_eq!(list.len().unwrap(), if how == "add" { 2 } else { 3 });
+    }
+    stop(m);
+}
+
+fn use_a_raw_forked_copy(d: &DictProxy<String, u32>) -> i32 {
+    let (rx, tx) = multiprocess::pipe::<DictProxy<String, u32>>().unwrap();
+    match multiprocess::fork().unwrap() {
+        multiprocess::Fork::Child => {
+            // Decoded in the child: its key comes from the copy of the ring.
+            let ok = rx.recv().and_then(|d| d.insert("forked".into(), 1)).is_ok();
+            std::process::exit(if ok { 0 } else { 1 });
+        }
+        multiprocess::Fork::Parent(pid) => {
+            tx.send(d).unwrap();
+            multiprocess::waitpid(pid).unwrap()
+        }
+    }
+}
+
+#[test]
+fn a_raw_fork_child_decodes_proxies_with_a_copy_of_the_ring() {
+    let _g = common::shared();
+    let m = Manager::start().unwrap();
+    let d = m.dict::<String, u32>().unwrap();
+    assert_eq!(use_a_raw_forked_copy(&d), 0);
+    assert_eq!(d.get(&"forked".into()).unwrap(), Some(1));
+    stop(m);
+}
+
+fn use_connected_proxy((d, done): (DictProxy<String, u32>, multiprocess::Connection<()>)) {
+    d.insert("child".into(), std::process::id()).unwrap();
+    done.send(&()).unwrap();
+}
+
+/// A child gets the keys of the managers its parent connected to (not only of those
+/// it started), under every start method.
+fn a_child_gets_the_keys_its_parent_was_given(method: StartMethod) {
+    let server = ManagerServer::bind("127.0.0.1:0", "given-key").unwrap();
+    server.register("d", Served::dict());
+    let s = server.clone();
+    let t = std::thread::spawn(move || s.serve_forever());
+    let m = Manager::connect(server.address(), "given-key").unwrap();
+    let d: DictProxy<String, u32> = m.get("d").unwrap();
+    let (rx, tx) = multiprocess::pipe::<()>().unwrap();
+    let mut p = get_context(method).process(use_connected_proxy, (d.clone(), tx));
+    p.start().unwrap();
+    rx.recv_timeout(LONG).unwrap();
+    join(&p);
+    assert!(d.get(&"child".into()).unwrap().is_some());
+    drop(d);
+    server.shutdown();
+    t.join().unwrap().unwrap();
+}
+
+for_each_method!(a_child_gets_the_keys_its_parent_was_given);

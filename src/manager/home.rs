@@ -6,67 +6,198 @@
 //! [`Home`] and nothing else that says where its object is. Its methods encode their
 //! arguments into their kind's op enum (`kinds::dict::Op`, ...), pass it to
 //! [`Home::call`], and decode the [`Reply`]. Reference counting goes through the same
-//! seam: [`Home::adopt`] (a clone or a decoded proxy), [`Home::release`] (a drop),
-//! [`Home::lend`] (a proxy being serialized), and [`Home::item`] (a value about to be
-//! stored, with the objects of the same home that its proxies refer to).
+//! seam: a home's `Clone` and `Deserialize` adopt the object, its `Drop` gives the
+//! reference back, its `Serialize` lends the object ([`Home::lend`]), and
+//! [`Home::item`] encodes a value about to be stored, with the objects of the same
+//! home that its proxies refer to.
 //!
-//! Today there is one home, [`Home::Server`]: a manager's server process, reached
-//! over the per-thread connections of [`client`](super::client). A second home (the
+//! Today there is one place, `Place::Server`: a manager's server process, reached
+//! over the per-thread connections of [`client`](super::client). A second place (the
 //! objects of a manager kept in Redis, DESIGN.md "Beyond one machine") is one more
 //! variant here with its own arms in these few functions, and a Redis-side applier of
 //! each kind's ops; no proxy method changes, because no proxy method knows which
 //! variant it holds. This is the private-enum choice between implementations of the
 //! crate's style (crossbeam-channel's flavors), not a trait object.
+//!
+//! # What a serialized proxy carries
+//!
+//! A [`Home`] serializes as its [`Token`] does: the manager's address, the object's
+//! id, and whether the manager has a key; never the key (DESIGN.md, "Hostile
+//! input"). A decoded home finds the key in the process's key ring when it sets up a
+//! connection (see [`client`](super::client)). Decoding adopts the object (an owner
+//! more, `IncRef`); when the ring has no key for the address yet, the adoption waits
+//! ([`Claim::Pending`]) and is made by the first call that finds one, so a proxy
+//! decoded before `Manager::connect` or `manager::add_authkey` works, and owns its
+//! object, once the key is given. Until then its object lives on the sender's lease
+//! (two minutes by default): a key given later than that may find it freed. A wrong
+//! key in the ring also leaves the adoption pending (and the calls failing with
+//! `Authentication`), so correcting it is enough.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use serde::{Deserialize, Serialize};
 
 use super::client::{self, Token};
 use super::protocol::{Item, Ops, Plain, Reply, Request, Tagged, encode_args};
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 
-/// Where an object lives, and how to reach it.
+/// Where an object lives, how to reach it, and whether this handle owns one of its
+/// references. Cloning adopts the object again (a clone owns a reference of its own);
+/// dropping gives the reference back.
+pub(crate) struct Home {
+    place: Place,
+    /// A [`Claim`], as a `u8`.
+    claim: AtomicU8,
+}
+
+/// Where an object lives.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Home {
+enum Place {
     /// In a manager's server, reached by address and authkey.
     Server(Token),
 }
 
-impl fmt::Debug for Home {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Home::Server(t) => t.fmt(f),
+/// Whether a [`Home`] owns one of its object's references.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum Claim {
+    /// No: the home refused (the object or the server is gone); calls fail.
+    None = 0,
+    /// Yes: given back on drop.
+    Owned = 1,
+    /// Not yet: decoded without a key for its manager; the first call that finds
+    /// one adopts the object.
+    Pending = 2,
+}
+
+impl Claim {
+    fn of(b: u8) -> Claim {
+        match b {
+            1 => Claim::Owned,
+            2 => Claim::Pending,
+            _ => Claim::None,
         }
     }
 }
 
+impl fmt::Debug for Home {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.place {
+            Place::Server(t) => t.fmt(f),
+        }
+    }
+}
+
+/// Two homes are equal when they hold the same object.
+impl PartialEq for Home {
+    fn eq(&self, other: &Self) -> bool {
+        self.place == other.place
+    }
+}
+
+impl Clone for Home {
+    fn clone(&self) -> Self {
+        Home::adopted(self.place.clone())
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        if Claim::of(*self.claim.get_mut()) == Claim::Owned {
+            match &self.place {
+                Place::Server(t) => client::release(t),
+            }
+        }
+    }
+}
+
+/// Serializing takes a lease on the object, so it outlives this proxy while the
+/// bytes travel ([`lend`](Home::lend)); no key is written.
+impl Serialize for Home {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.lend();
+        self.place.serialize(s)
+    }
+}
+
+/// Decoding adopts the object (or waits for a key to: [`Claim::Pending`]).
+impl<'de> Deserialize<'de> for Home {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Home::adopted(Place::deserialize(d)?))
+    }
+}
+
 impl Home {
-    /// Runs `op` on the object and returns the reply (or the error the object gave).
-    pub(crate) fn call<O: Ops>(&self, op: &O) -> Result<Reply> {
-        match self {
-            Home::Server(t) => client::request(
-                &t.address,
-                &t.authkey,
-                &Request::<(), _>::Call(t.id, Tagged(op)),
-            ),
+    /// The home of an object just made or looked up in a server: it owns the
+    /// reference the server counted for it.
+    pub(crate) fn server(token: Token) -> Home {
+        Home {
+            place: Place::Server(token),
+            claim: AtomicU8::new(Claim::Owned as u8),
         }
     }
 
-    /// Adds an owner to the object; `false` if the home refused (the object or the
-    /// server is gone: the proxy then owns nothing, and its calls fail).
-    pub(crate) fn adopt(&self) -> bool {
-        match self {
-            Home::Server(t) => {
-                client::request(&t.address, &t.authkey, &Plain::IncRef(t.id)).is_ok()
+    /// A home at `place` that adds an owner to the object, or waits for a key to.
+    fn adopted(place: Place) -> Home {
+        let claim = match &place {
+            Place::Server(t) if !client::has_key(t) => Claim::Pending,
+            Place::Server(t) => {
+                if client::request(&t.address, t.authkey.as_ref(), &Plain::IncRef(t.id)).is_ok() {
+                    Claim::Owned
+                } else {
+                    Claim::None
+                }
+            }
+        };
+        Home {
+            place,
+            claim: AtomicU8::new(claim as u8),
+        }
+    }
+
+    /// A home decoded before its key was known: adopt the object now, once.
+    #[cold]
+    fn settle(&self) -> Result<()> {
+        let Place::Server(t) = &self.place;
+        match client::request(&t.address, t.authkey.as_ref(), &Plain::IncRef(t.id)) {
+            Ok(_) => {
+                let won = self.claim.compare_exchange(
+                    Claim::Pending as u8,
+                    Claim::Owned as u8,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                if won.is_err() {
+                    client::release(t); // another thread adopted it first
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if e.kind() != ErrorKind::Authentication {
+                    let _ = self.claim.compare_exchange(
+                        Claim::Pending as u8,
+                        Claim::None as u8,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                }
+                Err(e)
             }
         }
     }
 
-    /// Gives an owner back, without waiting (a drop never blocks on the home).
-    pub(crate) fn release(&self) {
-        match self {
-            Home::Server(t) => client::release(t),
+    /// Runs `op` on the object and returns the reply (or the error the object gave).
+    pub(crate) fn call<O: Ops>(&self, op: &O) -> Result<Reply> {
+        if Claim::of(self.claim.load(Ordering::Acquire)) == Claim::Pending {
+            self.settle()?;
+        }
+        match &self.place {
+            Place::Server(t) => client::request(
+                &t.address,
+                t.authkey.as_ref(),
+                &Request::<(), _>::Call(t.id, Tagged(op)),
+            ),
         }
     }
 
@@ -74,10 +205,10 @@ impl Home {
     /// (a lease, see the server's design notes), and record the proxy if it is
     /// inside a value being stored in the same home ([`item`](Home::item)).
     /// Errors are left to the receiver, whose calls will fail.
-    pub(crate) fn lend(&self) {
-        match self {
-            Home::Server(t) => {
-                let _ = client::request(&t.address, &t.authkey, &Plain::Lease(t.id));
+    fn lend(&self) {
+        match &self.place {
+            Place::Server(t) => {
+                let _ = client::request(&t.address, t.authkey.as_ref(), &Plain::Lease(t.id));
                 collect(&t.address, t.id);
             }
         }
@@ -85,8 +216,8 @@ impl Home {
 
     /// Encodes a value to be stored in this object's home.
     pub(crate) fn item<T: Serialize + ?Sized>(&self, x: &T) -> Result<Item> {
-        match self {
-            Home::Server(t) => encode_item(&t.address, x),
+        match &self.place {
+            Place::Server(t) => encode_item(&t.address, x),
         }
     }
 }

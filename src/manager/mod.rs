@@ -40,9 +40,29 @@
 //! ```
 //!
 //! Proxies are serializable: pass them in a child's args under any start method, send
-//! them through a queue or a connection, or print nothing at all and rebuild them from
-//! the address in another program. The first call from a process (or thread) connects
-//! to the server; later calls reuse that connection.
+//! them through a queue or a connection, or store them in another manager object. The
+//! first call from a process (or thread) connects to the server; later calls reuse
+//! that connection.
+//!
+//! ## Authkeys and serialized proxies
+//!
+//! A serialized proxy carries the manager's address, the object's id and whether the
+//! manager has an authkey, **never the key** (as Python, which refuses to pickle an
+//! authkey): sending a proxy over a network gives nothing away. A process that decodes
+//! a proxy presents the key that its *key ring* holds for the proxy's address, when it
+//! first connects there:
+//!
+//! * the process that started the manager ([`Manager::start`], the builder,
+//!   [`Manager::with_context`]) or reached it with [`Manager::connect`] has its key;
+//! * a child started by this crate (any start method, pools included) begins with a
+//!   copy of its parent's ring, sent in its start-up message over the private channel
+//!   of the start (a socketpair, or the fork server's private socket), never a network;
+//!   keys its parent learns later do not reach it;
+//! * any other process adds a key with [`Manager::connect`] or [`add_authkey`].
+//!
+//! Without a key, a decoded proxy's calls fail with [`ErrorKind::Authentication`],
+//! saying how to give one; once given, the same proxy works. A manager without a key
+//! ([`AuthKey`] from `None`) needs no ring entry.
 //!
 //! ## Proxy types
 //!
@@ -67,6 +87,12 @@
 //! `get_server().serve_forever()`); [`Manager::connect`] reaches it from anywhere and
 //! [`Manager::get`] returns a typed proxy by name. See `examples/manager_server.rs` and
 //! `examples/manager_client.rs`.
+//!
+//! Over TCP, the authkey is the only protection: anyone who can reach the port can try
+//! to log in, and after the login the traffic is not encrypted (the handshake proves
+//! both sides know the key without sending it, as Python's). Bind a loopback address
+//! unless other hosts must connect, and then only on a network you trust (or through
+//! an SSH tunnel or a VPN).
 //!
 //! ```
 //! use multiprocess::{Manager, ManagerServer, QueueProxy, Served};
@@ -140,7 +166,7 @@ use self::served::ServedInner;
 use self::server::{Factory, Server};
 use crate::error::{Error, ErrorKind, Result};
 use crate::listener::{AuthKey, Listener};
-use crate::process::{Context, Process, default_context};
+use crate::process::{Context, Process, default_context, keyring};
 use crate::wire::codec;
 
 /// How long `shutdown` waits for the server to exit before killing it.
@@ -451,6 +477,7 @@ impl ManagerBuilder {
         let name = p.get_name().replacen("Process-", "Manager-", 1);
         let mut p = p.name(name);
         p.start()?;
+        remember(&shown, &authkey);
         Ok(Manager {
             inner: Arc::new(Inner {
                 address: shown,
@@ -463,7 +490,9 @@ impl ManagerBuilder {
 
 impl Manager {
     /// Starts a manager server with the default start method, a fresh abstract
-    /// address and a random authkey: Python's `multiprocessing.Manager()`.
+    /// address and a random authkey: Python's `multiprocessing.Manager()`. The key
+    /// joins this process's key ring until the server stops (see [`add_authkey`]):
+    /// children started afterwards can decode and use its proxies.
     ///
     /// # Errors
     ///
@@ -514,7 +543,9 @@ impl Manager {
 
     /// Connects to a manager someone else serves (a [`ManagerServer`], or another
     /// program's [`Manager`]): Python's `BaseManager(address, authkey).connect()`.
-    /// Dropping this handle leaves that server running.
+    /// Dropping this handle leaves that server running. On success the key joins this
+    /// process's key ring (see [`add_authkey`]), so proxies of that server that this
+    /// process decodes, and the children it starts later, can use it.
     ///
     /// # Errors
     ///
@@ -540,6 +571,7 @@ impl Manager {
             }),
         };
         m.registered()?;
+        remember(&m.inner.address, &m.inner.authkey);
         Ok(m)
     }
 
@@ -590,7 +622,7 @@ impl Manager {
     }
 
     fn request(&self, req: &Request<Init, ()>) -> Result<Reply> {
-        request(&self.inner.address, &self.inner.authkey, req)
+        request(&self.inner.address, Some(&self.inner.authkey), req)
     }
 
     fn make<P: Proxy>(&self, init: Init) -> Result<P> {
@@ -1017,6 +1049,7 @@ impl Manager {
         };
         let asked = self.request(&Request::Shutdown).is_ok();
         client::forget(&self.inner.address);
+        self.inner.forget_key();
         if !asked || !p.join_timeout(SHUTDOWN_GRACE)? {
             let _ = p.kill();
             p.join_timeout(SHUTDOWN_GRACE)?;
@@ -1025,13 +1058,71 @@ impl Manager {
     }
 }
 
+impl Inner {
+    /// A manager this process started stopped: its key is of no use any more (a
+    /// later manager at the same address may have put its own).
+    fn forget_key(&self) {
+        if let Some(k) = self.authkey.as_bytes() {
+            keyring::remove_if(&self.address, k);
+        }
+    }
+}
+
+/// Puts the key of the manager at `address` in this process's key ring, for the
+/// proxies of it that this process decodes and the children it starts.
+fn remember(address: &str, authkey: &AuthKey) {
+    if let Some(k) = authkey.as_bytes() {
+        keyring::insert(address, k);
+    }
+}
+
+/// Gives this process the authkey of the manager at `address`, for proxies of that
+/// manager that it decodes (received through a connection, a queue, a file). Python
+/// keeps one authkey per process (`current_process().authkey`); this crate keeps one
+/// per manager address, in a key ring.
+///
+/// A serialized proxy carries no key. The process that decodes one presents the key
+/// its key ring holds for the proxy's address, spelled as in the proxy (as its `Debug`
+/// shows it). The ring is filled by [`Manager::start`] (and the builder and
+/// [`Manager::with_context`]) with the manager this process started, by
+/// [`Manager::connect`], and by this function; a child started by this crate (any
+/// start method) begins with a copy of its parent's ring, sent in its start-up message
+/// over the private channel of the start (a socketpair, or the fork server's private
+/// socket), never a network. A keyless `authkey` removes the address's key.
+///
+/// Calling this is needed only in a process that receives proxies without having
+/// connected to their manager itself; [`Manager::connect`] does it too.
+///
+/// # Examples
+///
+/// In process 1, a proxy goes out over a TCP connection (the bytes hold no key):
+///
+/// ```
+/// use multiprocess::{DictProxy, Manager, manager::add_authkey};
+/// multiprocess::init();
+/// let m = Manager::builder().address("127.0.0.1:0").authkey(b"secret").start()?;
+/// let d = m.dict::<u8, u8>()?;
+/// let bytes = multiprocess::manager::encode_args(&d)?;
+/// assert!(!bytes.windows(6).any(|w| w == b"secret"));
+/// // In process 2, which learned the address and the key some other way:
+/// add_authkey(m.address(), b"secret");
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+pub fn add_authkey(address: &str, authkey: impl Into<AuthKey>) {
+    match authkey.into().as_bytes() {
+        Some(k) => keyring::insert(address, k),
+        None => keyring::remove(address),
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(slot) = &self.process
             && let Some(p) = slot.lock().unwrap_or_else(|e| e.into_inner()).take()
         {
-            let asked = request(&self.address, &self.authkey, &Plain::Shutdown).is_ok();
+            let asked = request(&self.address, Some(&self.authkey), &Plain::Shutdown).is_ok();
             client::forget(&self.address);
+            self.forget_key();
             if !asked || !p.join_timeout(SHUTDOWN_GRACE).unwrap_or(false) {
                 let _ = p.kill();
                 let _ = p.join_timeout(SHUTDOWN_GRACE);

@@ -44,31 +44,29 @@ macro_rules! proxy_type {
         /// value stored in the same manager that holds a proxy owns one while it is
         /// stored. The object is freed when nothing owns it and no serialized proxy
         /// is in transit (see [`Manager::object_count`](crate::Manager::object_count)).
+        ///
+        /// # Serialization
+        ///
+        /// A serialized proxy carries its manager's address, its object's id and
+        /// whether the manager has an authkey, never the key. The process that
+        /// decodes it presents the key of its key ring for that address: a child
+        /// started by this crate has its parent's keys; another program adds one with
+        /// [`Manager::connect`](crate::Manager::connect) or
+        /// [`add_authkey`](crate::manager::add_authkey). Without it, calls fail with
+        /// [`ErrorKind::Authentication`](crate::ErrorKind::Authentication).
         pub struct $name<$($g = ()),*> {
+            /// Where the object is; owns a reference (clone, drop and serde count).
             home: $crate::manager::home::Home,
-            /// Whether this proxy holds one of the object's references.
-            owned: bool,
             _t: ::std::marker::PhantomData<fn() -> ($($g,)*)>,
         }
 
         impl<$($g),*> Clone for $name<$($g),*> {
             fn clone(&self) -> Self {
-                $name {
-                    home: self.home.clone(),
-                    owned: self.home.adopt(),
-                    _t: ::std::marker::PhantomData,
-                }
+                $name { home: self.home.clone(), _t: ::std::marker::PhantomData }
             }
         }
 
-        impl<$($g),*> Drop for $name<$($g),*> {
-            fn drop(&mut self) {
-                if self.owned {
-                    self.home.release();
-                }
-            }
-        }
-
+        /// Serializes the manager's address and the object's id, never the key.
         /// Serializing takes a lease on the object, so it outlives this proxy while
         /// the bytes travel; the receiver's proxy owns a reference of its own.
         impl<$($g),*> ::serde::Serialize for $name<$($g),*> {
@@ -76,18 +74,18 @@ macro_rules! proxy_type {
                 &self,
                 s: S,
             ) -> ::std::result::Result<S::Ok, S::Error> {
-                self.home.lend();
                 self.home.serialize(s)
             }
         }
 
+        /// The decoded proxy gets its manager's key from this process's key ring
+        /// (see [`add_authkey`]($crate::manager::add_authkey)).
         impl<'de, $($g),*> ::serde::Deserialize<'de> for $name<$($g),*> {
             fn deserialize<D: ::serde::Deserializer<'de>>(
                 d: D,
             ) -> ::std::result::Result<Self, D::Error> {
                 let home = $crate::manager::home::Home::deserialize(d)?;
-                let owned = home.adopt();
-                Ok($name { home, owned, _t: ::std::marker::PhantomData })
+                Ok($name { home, _t: ::std::marker::PhantomData })
             }
         }
 
@@ -106,10 +104,13 @@ macro_rules! proxy_type {
         impl<$($g),*> $crate::manager::Proxy for $name<$($g),*> {
             const KIND: &'static str = $kind;
             fn from_parts(address: String, authkey: $crate::listener::AuthKey, id: u64) -> Self {
-                let token = $crate::manager::client::Token { address, authkey, id };
+                let token = $crate::manager::client::Token {
+                    address,
+                    id,
+                    authkey: Some(authkey),
+                };
                 $name {
-                    home: $crate::manager::home::Home::Server(token),
-                    owned: true,
+                    home: $crate::manager::home::Home::server(token),
                     _t: ::std::marker::PhantomData,
                 }
             }

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use super::keyring::{self, Keys};
 use super::method::StartMethod;
 use super::panic::{install_panic_hook, take_panic};
 use super::state::{self, ParentInfo};
@@ -58,6 +59,10 @@ pub(crate) struct Boot {
     pub(crate) parent_name: String,
     pub(crate) die_with_parent: bool,
     pub(crate) start_method: Option<StartMethod>,
+    /// The parent's key ring (see [`keyring`](super::keyring)): the authkeys of the
+    /// managers whose proxies the child may receive. Sent only over the private
+    /// channel of the start (never a network); its `Debug` hides the keys.
+    pub(crate) keys: Keys,
 }
 
 /// What an entry gets.
@@ -171,6 +176,7 @@ pub(crate) fn run_child(
         }),
         boot.start_method,
     );
+    keyring::install(boot.keys);
     install_panic_hook();
     let nfds = boot.nfds as usize;
     let result = if boot.result && fds.len() > nfds {

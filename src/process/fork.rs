@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::child::{Child, Reap};
+use super::keyring;
 use super::state::{self, state};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
@@ -69,6 +70,8 @@ pub fn fork() -> Result<Fork> {
     // child's pid for the parent's.
     let _ = state();
     state::ensure_exit_handler();
+    // The child's ring: a copy made here, since the child must not lock ours.
+    let keys = keyring::snapshot();
     let out = std::io::stdout();
     let err = std::io::stderr();
     let o = out.lock();
@@ -82,6 +85,7 @@ pub fn fork() -> Result<Fork> {
     match r.map_err(|e| Error::io("fork", e))? {
         sys::process::Forked::Child => {
             state::become_forked_copy();
+            keyring::install(keys);
             Ok(Fork::Child)
         }
         sys::process::Forked::Parent(pid) => {

@@ -67,6 +67,7 @@ use std::time::{Duration, Instant};
 
 use super::bootstrap::{self, Boot, EntryCtx};
 use super::child::{Child, Reap};
+use super::keyring::Keys;
 use super::spawn::{SPAWN_ACK_TIMEOUT, start_spawn};
 use super::state::{PerProcess, state};
 use crate::error::{Error, ErrorKind, Result};
@@ -105,6 +106,7 @@ fn start_server() -> Result<ServerClient> {
         parent_name: me.name.clone(),
         die_with_parent: true,
         start_method: None,
+        keys: Keys::default(), // each request carries its child's own
     };
     let bytes = codec::encode(&boot)?.bytes;
     let (server, conn) = start_spawn(&bytes, &[], boot.name.clone(), true)?;

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::bootstrap::{Boot, Outcome, entry_process, entry_spawn};
 use super::child::Child;
+use super::keyring::{self, Keys};
 use super::start;
 use super::state::{self, state};
 use super::{Context, StartMethod, default_context};
@@ -67,6 +68,7 @@ where
         parent_name: me.name.clone(),
         die_with_parent: false,
         start_method: Some(method),
+        keys: Keys::default(), // a helper of ours, not the user's: no managers
     };
     let child = start::start(method, boot, &enc.fds)?;
     drop(args);
@@ -103,6 +105,7 @@ where
         parent_name: me.name.clone(),
         die_with_parent: true,
         start_method: Some(ctx.start_method()),
+        keys: keyring::snapshot(),
     };
     let mut fds = enc.fds.clone();
     fds.push(tx.as_fd().as_raw_fd_compat());

@@ -33,6 +33,7 @@ mod current;
 mod fork;
 mod forkserver;
 mod join;
+pub(crate) mod keyring;
 mod launcher;
 mod method;
 mod panic;

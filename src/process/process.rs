@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::bootstrap::{Boot, entry_process};
 use super::child::Child;
+use super::keyring;
 use super::start;
 use super::state::{self, state};
 use super::{Context, default_context};
@@ -235,6 +236,7 @@ where
             parent_name: me.name.clone(),
             die_with_parent: self.die_with_parent,
             start_method: Some(self.ctx.start_method()),
+            keys: keyring::snapshot(),
         };
         let child = Arc::new(start::start(self.ctx.start_method(), boot, &enc.fds)?);
         me.children
