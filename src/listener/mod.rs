@@ -339,6 +339,15 @@ enum Socket {
 /// A socket that accepts connections from other processes, authenticated with an
 /// optional key: Python's `multiprocessing.connection.Listener`.
 ///
+/// Clients log in on a thread of the listener's own, concurrently, and
+/// [`accept`](Listener::accept) returns the next authenticated one. The listener
+/// limits its peers ([`Limits`], changed with [`set_limits`](Listener::set_limits)):
+/// a login must be done within 10 s, at most 64 connections may be logging in (the
+/// oldest goes first), a message may be at most 64 MiB and must arrive within 60 s
+/// once it started, and partly received messages of all its connections may hold at
+/// most 256 MiB together. See the [module docs](self) for the design and what a peer
+/// can still do.
+///
 /// # Examples
 ///
 /// In process 1 (the listener) and process 2 (any process that knows the address):
@@ -678,6 +687,14 @@ impl Waitable for Listener {
 }
 
 /// Connects to a [`Listener`]: Python's `multiprocessing.connection.Client`.
+///
+/// The client's side of the login waits at most 20 s for the server's bytes (every
+/// byte of the handshake counts toward it, so a server that stalls cannot hold the
+/// client). A client trusts the server it chose once the server has proved the key:
+/// its connection has no message limit and no frame deadline by default (set one
+/// with [`Connection::set_max_message_size`]). The server's limits on the client are
+/// the listener's [`Limits`]: log in within 10 s, messages of at most 64 MiB, the
+/// rest of a message within 60 s once it started.
 ///
 /// # Examples
 ///
