@@ -170,7 +170,7 @@ pub use sync::{
 };
 
 // Managers and listeners.
-pub use listener::{AuthKey, Client, Listener};
+pub use listener::{AuthKey, Client, Limits, Listener};
 pub use manager::{
     ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy, EventProxy,
     JoinableQueueProxy, ListProxy, LockProxy, Manager, ManagerBuilder, ManagerServer,

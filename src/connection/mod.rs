@@ -62,6 +62,7 @@ pub use wait::{Waitable, wait};
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -122,6 +123,11 @@ pub struct Connection<T> {
     readable: bool,
     writable: bool,
     max_len: u64,
+    /// For ends accepted from outside: how long the rest of a frame may take once it
+    /// started, and the server's budget for partly received frames (see
+    /// `wire::frame`). Not carried to other processes.
+    rest: Option<Duration>,
+    budget: Option<Arc<frame::Budget>>,
     /// The send and receive locks shared by every copy of this end.
     locks: EndLocks,
     /// How long to spin for this connection's peer (an `AdaptiveSpin`, read and
@@ -194,6 +200,8 @@ impl<T> Connection<T> {
             readable,
             writable,
             max_len: u64::MAX,
+            rest: None,
+            budget: None,
             locks,
             spin: AtomicU64::new(frame::AdaptiveSpin::new().to_bits()),
             _t: PhantomData,
@@ -222,6 +230,14 @@ impl<T> Connection<T> {
     /// ```
     pub fn set_max_message_size(&mut self, bytes: u64) {
         self.max_len = bytes;
+    }
+
+    /// Limits a peer from outside (a listener's or manager's connection): the rest of
+    /// a frame must arrive within `rest` once it started, and partly received frames
+    /// reserve their bytes in `budget`.
+    pub(crate) fn limit_inbound(&mut self, rest: Option<Duration>, budget: Arc<frame::Budget>) {
+        self.rest = rest;
+        self.budget = Some(budget);
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -276,7 +292,13 @@ impl<T> Connection<T> {
             return Ok(None);
         };
         let mut spin = frame::AdaptiveSpin::from_bits(self.spin.load(Ordering::Relaxed));
-        let f = spin.recv_marked(self.fd.as_fd(), deadline, self.max_len, Some(g.mark()));
+        let limits = frame::RecvLimits {
+            max_len: self.max_len,
+            rest: self.rest,
+            until: None,
+            budget: self.budget.as_deref(),
+        };
+        let f = spin.recv_marked(self.fd.as_fd(), deadline, &limits, Some(g.mark()));
         self.spin.store(spin.to_bits(), Ordering::Relaxed);
         f
     }
@@ -412,6 +434,8 @@ impl<T> Connection<T> {
         let fd = sys::socket::dup(self.fd.as_fd()).map_err(|e| Error::io("dup", e))?;
         let mut c = Connection::with_locks(fd, self.readable, self.writable, self.locks.clone());
         c.max_len = self.max_len;
+        c.rest = self.rest;
+        c.budget = self.budget.clone();
         Ok(c)
     }
 
@@ -434,6 +458,8 @@ impl<T> Connection<T> {
             readable: self.readable,
             writable: self.writable,
             max_len: self.max_len,
+            rest: self.rest,
+            budget: self.budget,
             locks: self.locks,
             spin: self.spin,
             _t: PhantomData,

@@ -21,8 +21,11 @@
 //! send and close before the server accepts; a keyed server closes on it, and the
 //! client sees `Disconnected`); and each direction's MAC
 //! is tagged with that direction, so an answer cannot be reflected back as a challenge.
-//! Every handshake frame is limited to 256 bytes and the whole exchange to
-//! [`HANDSHAKE_TIMEOUT`], so a silent or hostile peer cannot hold the server.
+//! Every handshake frame is limited to 256 bytes. The server runs its side as a state
+//! machine ([`ServerLogin`]) in the listener's login stage, under the listener's login
+//! deadline (see `login.rs`); the client's side blocks, with one deadline,
+//! [`HANDSHAKE_TIMEOUT`], for every byte it waits for, so a silent or hostile server
+//! cannot hold a client either.
 
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
@@ -33,7 +36,7 @@ use sha2::Sha256;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wire::frame;
 
-/// How long a handshake may take before the connection is dropped.
+/// How long a client's side of the handshake may take.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
 const HELLO: &[u8] = b"#MP-AUTH-1#";
@@ -71,7 +74,12 @@ fn send(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<()> {
 }
 
 fn recv(fd: BorrowedFd<'_>, deadline: Instant, what: &str) -> Result<Vec<u8>> {
-    match frame::recv(fd, Some(deadline), MAX_FRAME) {
+    // One deadline for every byte of the handshake, not only for each frame's start.
+    let limits = frame::RecvLimits {
+        until: Some(deadline),
+        ..frame::RecvLimits::trusted(MAX_FRAME)
+    };
+    match frame::recv_limited(fd, Some(deadline), &limits) {
         Ok(Some(f)) => Ok(f.body),
         Ok(None) => Err(auth_error(format!(
             "authentication timed out waiting for the peer's {what}"
@@ -84,55 +92,117 @@ fn recv(fd: BorrowedFd<'_>, deadline: Instant, what: &str) -> Result<Vec<u8>> {
     }
 }
 
-/// The server's side.
-pub(crate) fn server(fd: BorrowedFd<'_>, key: Option<&[u8]>) -> Result<()> {
-    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    let hello = recv(fd, deadline, "hello")?;
-    if hello.len() != HELLO.len() + 1 || &hello[..HELLO.len()] != HELLO {
-        return Err(Error::new(
-            ErrorKind::Protocol,
-            "the client does not speak the multiprocess connection protocol",
-        ));
-    }
-    let key = match (hello[HELLO.len()] == 1, key) {
-        (false, None) => return Ok(()),
-        (false, Some(_)) => {
-            // Closing is the answer: the client's next call sees the connection gone.
-            return Err(auth_error(
-                "the client gave no authkey and this listener requires one",
-            ));
+/// What the server does after a frame of the handshake.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Send this frame, then wait for the client's next one.
+    Reply(Vec<u8>),
+    /// The client is authenticated.
+    Done,
+    /// The login failed: send `say` (if any, best effort) and close.
+    Fail {
+        say: Option<&'static [u8]>,
+        /// Why (the stage closes the connection; tests read it).
+        #[cfg_attr(not(test), expect(dead_code, reason = "no log to write it to"))]
+        error: Error,
+    },
+}
+
+/// The server's side as a state machine, fed one whole frame at a time: the login
+/// stage (`login.rs`) does the I/O for many connections at once.
+#[derive(Debug)]
+pub(crate) struct ServerLogin {
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    Hello,
+    Answer([u8; NONCE]),
+    Challenge,
+    Verdict,
+    Over,
+}
+
+impl ServerLogin {
+    pub(crate) fn new() -> ServerLogin {
+        ServerLogin {
+            state: State::Hello,
         }
-        (true, None) => {
-            let _ = send(fd, NOKEY);
-            return Err(auth_error(
-                "the client has an authkey and this listener has none",
-            ));
+    }
+
+    /// The largest frame the client may send now.
+    pub(crate) fn max_frame(&self) -> u64 {
+        MAX_FRAME
+    }
+
+    /// Takes the client's next frame.
+    pub(crate) fn on_frame(&mut self, key: Option<&[u8]>, body: &[u8]) -> Step {
+        let fail = |say, error| Step::Fail { say, error };
+        match std::mem::replace(&mut self.state, State::Over) {
+            State::Hello => {
+                if body.len() != HELLO.len() + 1 || &body[..HELLO.len()] != HELLO {
+                    return fail(
+                        None,
+                        Error::new(
+                            ErrorKind::Protocol,
+                            "the client does not speak the multiprocess connection protocol",
+                        ),
+                    );
+                }
+                match (body[HELLO.len()] == 1, key) {
+                    (false, None) => Step::Done,
+                    // Closing is the answer: the client's next call sees the
+                    // connection gone.
+                    (false, Some(_)) => fail(
+                        None,
+                        auth_error("the client gave no authkey and this listener requires one"),
+                    ),
+                    (true, None) => fail(
+                        Some(NOKEY),
+                        auth_error("the client has an authkey and this listener has none"),
+                    ),
+                    (true, Some(_)) => match random_bytes::<NONCE>() {
+                        Ok(nonce) => {
+                            self.state = State::Answer(nonce);
+                            Step::Reply(nonce.to_vec())
+                        }
+                        Err(e) => fail(None, e),
+                    },
+                }
+            }
+            State::Answer(nonce) => {
+                let Some(key) = key else {
+                    unreachable!("a keyless login ends at the hello")
+                };
+                if mac(key, b"server>", &nonce).verify_slice(body).is_err() {
+                    return fail(
+                        Some(FAILURE),
+                        auth_error("the client's answer is wrong: it has another authkey"),
+                    );
+                }
+                self.state = State::Challenge;
+                Step::Reply(WELCOME.to_vec())
+            }
+            State::Challenge => {
+                let Some(key) = key else {
+                    unreachable!("a keyless login ends at the hello")
+                };
+                if body.len() != NONCE {
+                    return fail(None, auth_error("malformed challenge from the client"));
+                }
+                self.state = State::Verdict;
+                Step::Reply(mac(key, b"client>", body).finalize().into_bytes().to_vec())
+            }
+            State::Verdict => match body {
+                WELCOME => Step::Done,
+                _ => fail(
+                    None,
+                    auth_error("the client rejected our answer: it has another authkey"),
+                ),
+            },
+            State::Over => fail(None, auth_error("the login is over")),
         }
-        (true, Some(k)) => k,
-    };
-    let nonce: [u8; NONCE] = random_bytes()?;
-    send(fd, &nonce)?;
-    let answer = recv(fd, deadline, "answer to the challenge")?;
-    if mac(key, b"server>", &nonce).verify_slice(&answer).is_err() {
-        let _ = send(fd, FAILURE);
-        return Err(auth_error(
-            "the client's answer is wrong: it has another authkey",
-        ));
-    }
-    send(fd, WELCOME)?;
-    let challenge = recv(fd, deadline, "challenge")?;
-    if challenge.len() != NONCE {
-        return Err(auth_error("malformed challenge from the client"));
-    }
-    send(
-        fd,
-        &mac(key, b"client>", &challenge).finalize().into_bytes(),
-    )?;
-    match recv(fd, deadline, "verdict")?.as_slice() {
-        WELCOME => Ok(()),
-        _ => Err(auth_error(
-            "the client rejected our answer: it has another authkey",
-        )),
     }
 }
 
@@ -174,4 +244,71 @@ pub(crate) fn client(fd: BorrowedFd<'_>, key: Option<&[u8]>) -> Result<()> {
         ));
     }
     send(fd, WELCOME)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+    use crate::sys;
+
+    /// Runs the server's state machine, blocking, on one end of a socket pair.
+    fn serve(fd: BorrowedFd<'_>, key: Option<&[u8]>) -> Result<()> {
+        let mut login = ServerLogin::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let body = recv(fd, deadline, "frame")?;
+            match login.on_frame(key, &body) {
+                Step::Reply(r) => send(fd, &r)?,
+                Step::Done => return Ok(()),
+                Step::Fail { say, error } => {
+                    if let Some(say) = say {
+                        let _ = send(fd, say);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    fn login(
+        server_key: Option<&'static [u8]>,
+        client_key: Option<&'static [u8]>,
+    ) -> (Result<()>, Result<()>) {
+        let (a, b) = sys::socket::pair().unwrap();
+        let t = std::thread::spawn(move || {
+            let r = client(b.as_fd(), client_key);
+            (r, b)
+        });
+        let s = serve(a.as_fd(), server_key);
+        drop(a);
+        let (c, _b) = t.join().unwrap();
+        (s, c)
+    }
+
+    #[test]
+    fn the_state_machine_speaks_the_clients_protocol() {
+        let (s, c) = login(Some(b"k"), Some(b"k"));
+        assert!(s.is_ok() && c.is_ok(), "{s:?} {c:?}");
+        let (s, c) = login(None, None);
+        assert!(s.is_ok() && c.is_ok(), "{s:?} {c:?}");
+        let (s, c) = login(Some(b"k"), Some(b"other"));
+        assert_eq!(s.unwrap_err().kind(), ErrorKind::Authentication);
+        assert_eq!(c.unwrap_err().kind(), ErrorKind::Authentication);
+        let (s, c) = login(None, Some(b"k"));
+        assert_eq!(s.unwrap_err().kind(), ErrorKind::Authentication);
+        assert_eq!(c.unwrap_err().kind(), ErrorKind::Authentication);
+        let (s, _) = login(Some(b"k"), None);
+        assert_eq!(s.unwrap_err().kind(), ErrorKind::Authentication);
+    }
+
+    #[test]
+    fn garbage_instead_of_a_hello_is_a_protocol_error() {
+        let mut l = ServerLogin::new();
+        match l.on_frame(Some(b"k"), b"GET / HTTP/1.1") {
+            Step::Fail { error, .. } => assert_eq!(error.kind(), ErrorKind::Protocol),
+            other => panic!("{other:?}"),
+        }
+    }
 }

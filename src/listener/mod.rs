@@ -36,7 +36,58 @@
 //! # Ok::<(), multiprocess::Error>(())
 //! ```
 
+//! # Design: the login stage, and what an attacker can still do
+//!
+//! Anything that reaches a listening socket is hostile until it has proved the key,
+//! and bounded after. The shape:
+//!
+//! * **Logins run off the accept path, concurrently.** Each listener (and each
+//!   manager server, which uses the same machinery) starts, at its first `accept`, one
+//!   *login stage* thread (`login.rs`). It accepts connections with non-blocking
+//!   sockets, runs the server's side of every handshake as a small state machine
+//!   (`auth::ServerLogin`) driven by `poll`, and puts each authenticated connection in a
+//!   ready queue that [`Listener::accept`] takes from (an eventfd semaphore counts it,
+//!   so `accept_timeout` and [`wait`](crate::wait) see it). So `accept` returns the next
+//!   *authenticated* connection while others are still logging in; a failed login is
+//!   closed by the stage and never reaches `accept`. One thread with `poll` rather than
+//!   a thread per login: a flood of connections costs a few hundred bytes each, not a
+//!   thread and its stack, and there is nothing to cap but one number.
+//! * **One deadline for the whole login**: every byte of every handshake frame must
+//!   arrive before [`Limits::login_timeout`] (default 10 s) from the accept; a frame
+//!   that has started does not extend it. Handshake frames are at most 256 bytes.
+//! * **Unauthenticated connections are capped** ([`Limits::max_pending_logins`],
+//!   default 64): when the cap is hit, the *oldest* login is dropped for the newcomer.
+//!   An attacker without the key therefore holds at most that many connections, each
+//!   for at most the login deadline, and a correct client that connects is dropped
+//!   only if that many newer connections arrive before it has logged in.
+//! * **Out of fds** (`EMFILE`, `ENFILE`): the oldest login gives its fd to the
+//!   newcomer; with no login to drop, the stage stops accepting for 10 ms, doubling up
+//!   to 1 s, and resumes by itself (the kernel's backlog keeps the clients meanwhile).
+//!   Never a busy loop.
+//! * **After login**, each accepted connection has a largest message
+//!   ([`Limits::max_message_size`], default 64 MiB, refused at its header), a deadline
+//!   for the rest of a message once its first byte has arrived
+//!   ([`Limits::frame_timeout`], default 60 s), and the server (a listener, or a manager
+//!   server) has a budget for the bytes of partly received messages
+//!   ([`Limits::partial_frame_budget`], default 256 MiB), shared by all its
+//!   connections; a message's buffer grows as its bytes arrive (`wire::frame`). A
+//!   connection that breaks a limit is closed; the others go on.
+//! * **Ready queue**: at most 128 authenticated connections wait for `accept`; past
+//!   that the stage stops accepting until `accept` takes one.
+//!
+//! What an attacker **without the key** can still do: keep up to
+//! `max_pending_logins` connections open for a login deadline each, over and over;
+//! with a flood of new connections faster than a client's login round trips, make a
+//! correct client's login fail (it is dropped as the oldest), so it must retry;
+//! fill the kernel's backlog so that new connections wait or are refused (as for any
+//! server; the kernel's SYN cookies and backlog apply). What a peer **with the key**
+//! can do: anything the protocol allows (on a manager, [`Shutdown`](crate::Manager::shutdown)
+//! too), use memory up to `max_message_size` per message and the budget in total,
+//! keep as many authenticated connections (and, on a manager, threads) as it likes.
+//! Over TCP, everything after the login travels in plain text.
+
 mod auth;
+mod login;
 
 pub(crate) use auth::random_bytes;
 
@@ -46,10 +97,69 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use crate::connection::{Connection, Waitable};
 use crate::error::{Error, ErrorKind, Result};
+use crate::wire::frame::Budget;
+use login::Stage;
+
+/// The limits a [`Listener`] or a manager server puts on the peers that connect to it
+/// (see the [module docs](self#design-the-login-stage-and-what-an-attacker-can-still-do)).
+/// Change the fields of [`Limits::default()`] and give it to
+/// [`Listener::set_limits`], [`ManagerBuilder::limits`](crate::ManagerBuilder::limits)
+/// or [`ManagerServer::set_limits`](crate::ManagerServer::set_limits).
+///
+/// | field | default | what happens past it |
+/// |---|---|---|
+/// | `login_timeout` | 10 s | the connection is closed (it never reaches `accept`) |
+/// | `max_pending_logins` | 64 | the oldest connection still logging in is closed |
+/// | `max_message_size` | 64 MiB | the message is refused at its header; the connection is closed |
+/// | `frame_timeout` | 60 s | a message started and not finished in time: the connection is closed |
+/// | `partial_frame_budget` | 256 MiB | the connection whose message would pass it is closed |
+///
+/// `Duration::MAX` and `u64::MAX` mean no limit.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use multiprocess::{Limits, Listener};
+/// let l = Listener::bind("127.0.0.1:0", b"key")?;
+/// let mut limits = Limits::default();
+/// limits.login_timeout = Duration::from_secs(2);
+/// limits.max_message_size = 1 << 20;
+/// l.set_limits(limits);
+/// assert_eq!(l.limits().max_pending_logins, 64);
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Limits {
+    /// How long a connection may take to log in, all its bytes included.
+    pub login_timeout: Duration,
+    /// How many connections may be logging in at once.
+    pub max_pending_logins: usize,
+    /// The largest message a connection may send, in bytes.
+    pub max_message_size: u64,
+    /// How long the rest of a message may take once its first byte has arrived.
+    pub frame_timeout: Duration,
+    /// Bytes that the partly received messages of all connections may hold together.
+    pub partial_frame_budget: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            login_timeout: Duration::from_secs(10),
+            max_pending_logins: 64,
+            max_message_size: 64 << 20,
+            frame_timeout: Duration::from_secs(60),
+            partial_frame_budget: 256 << 20,
+        }
+    }
+}
 
 /// An authentication key, or none. Build it from bytes or a string (`b"secret"`,
 /// `"secret"`, a `Vec<u8>`), or pass `None` for no authentication.
@@ -229,6 +339,15 @@ enum Socket {
 /// A socket that accepts connections from other processes, authenticated with an
 /// optional key: Python's `multiprocessing.connection.Listener`.
 ///
+/// Clients log in on a thread of the listener's own, concurrently, and
+/// [`accept`](Listener::accept) returns the next authenticated one. The listener
+/// limits its peers ([`Limits`], changed with [`set_limits`](Listener::set_limits)):
+/// a login must be done within 10 s, at most 64 connections may be logging in (the
+/// oldest goes first), a message may be at most 64 MiB and must arrive within 60 s
+/// once it started, and partly received messages of all its connections may hold at
+/// most 256 MiB together. See the [module docs](self) for the design and what a peer
+/// can still do.
+///
 /// # Examples
 ///
 /// In process 1 (the listener) and process 2 (any process that knows the address):
@@ -255,7 +374,11 @@ pub struct Listener {
     address: String,
     authkey: AuthKey,
     unlink: Option<PathBuf>,
-    max_len: u64,
+    limits: Arc<Mutex<Limits>>,
+    budget: Arc<Budget>,
+    /// Started by the first `accept` (see the module docs).
+    stage: OnceLock<Stage>,
+    starting: Mutex<()>,
 }
 
 impl fmt::Debug for Listener {
@@ -319,13 +442,7 @@ impl Listener {
                 (Socket::Unix(l), address.to_string(), None)
             }
         };
-        Ok(Listener {
-            socket,
-            address: shown,
-            authkey: authkey.into(),
-            unlink,
-            max_len: u64::MAX,
-        })
+        Ok(Listener::new(socket, shown, authkey.into(), unlink))
     }
 
     /// The address clients connect to; for TCP with port `0`, the port chosen.
@@ -342,9 +459,9 @@ impl Listener {
         &self.address
     }
 
-    /// Sets the largest message the accepted connections take (default: no limit
-    /// beyond memory); a larger frame is an [`ErrorKind::Protocol`] error on that
-    /// connection only.
+    /// Sets the largest message the accepted connections take (default 64 MiB; the
+    /// `max_message_size` of [`Limits`]); a larger frame is an [`ErrorKind::Protocol`]
+    /// error on that connection only.
     ///
     /// # Examples
     ///
@@ -354,7 +471,10 @@ impl Listener {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn set_max_message_size(&mut self, bytes: u64) {
-        self.max_len = bytes;
+        self.limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .max_message_size = bytes;
     }
 
     /// A listener on an inherited bound socket (in a manager's server process).
@@ -368,19 +488,86 @@ impl Listener {
             Ok(Address::Path(p)) => Some(p),
             _ => None,
         };
+        Listener::new(socket, address, authkey, unlink)
+    }
+
+    fn new(socket: Socket, address: String, authkey: AuthKey, unlink: Option<PathBuf>) -> Self {
+        let limits = Limits::default();
         Listener {
             socket,
             address,
             authkey,
             unlink,
-            max_len: u64::MAX,
+            budget: Arc::new(Budget::new(limits.partial_frame_budget)),
+            limits: Arc::new(Mutex::new(limits)),
+            stage: OnceLock::new(),
+            starting: Mutex::new(()),
         }
+    }
+
+    /// The login stage, started at first use.
+    fn stage(&self) -> Result<&Stage> {
+        if let Some(s) = self.stage.get() {
+            return Ok(s);
+        }
+        let _g = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = self.stage.get() {
+            return Ok(s);
+        }
+        let key = self.authkey.as_bytes().map(<[u8]>::to_vec);
+        let s = Stage::start(self.as_fd(), key, self.limits.clone())?;
+        Ok(self.stage.get_or_init(|| s))
+    }
+
+    /// The next authenticated socket, waiting until `deadline`; `Ok(None)` on timeout
+    /// (for servers that serve connections on threads of their own).
+    pub(crate) fn next_authenticated(
+        &self,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Option<OwnedFd>> {
+        self.stage()?.next(deadline)
+    }
+
+    /// An authenticated socket if one waits now.
+    pub(crate) fn try_next_authenticated(&self) -> Result<Option<OwnedFd>> {
+        Ok(self.stage()?.try_next())
+    }
+
+    /// Readable while an authenticated socket waits (starts the login stage).
+    pub(crate) fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
+        Ok(self.stage()?.bell())
+    }
+
+    /// The server's budget for partly received frames, shared by its connections.
+    pub(crate) fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
+    /// The limits on the peers of this listener (see [`Limits`]).
+    ///
+    /// # Examples
+    ///
+    /// See [`Limits`].
+    pub fn limits(&self) -> Limits {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the limits on the peers of this listener (see [`Limits`] for what they
+    /// are and their defaults). Logins and connections accepted from now on get them.
+    ///
+    /// # Examples
+    ///
+    /// See [`Limits`].
+    pub fn set_limits(&self, limits: Limits) {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = limits;
+        self.budget.set_cap(limits.partial_frame_budget);
     }
 
     /// Gives up the socket (to hand it to another process); `(fd, is_unix)`. The
     /// socket file, if any, is left for the new owner to remove.
     pub(crate) fn into_fd(mut self) -> (OwnedFd, bool) {
         self.unlink = None;
+        drop(self.stage.take()); // its logins and ready connections are closed
         let sock = std::mem::replace(&mut self.socket, Socket::Gone);
         match sock {
             Socket::Unix(l) => (l.into(), true),
@@ -389,40 +576,23 @@ impl Listener {
         }
     }
 
-    /// Accepts a socket without the handshake (for servers that authenticate on
-    /// another thread).
-    pub(crate) fn accept_raw(&self) -> Result<(OwnedFd, bool)> {
-        loop {
-            let r = match &self.socket {
-                Socket::Unix(l) => l.accept().map(|(s, _)| (OwnedFd::from(s), true)),
-                Socket::Tcp(l) => l.accept().map(|(s, _)| {
-                    let _ = s.set_nodelay(true);
-                    (OwnedFd::from(s), false)
-                }),
-                Socket::Gone => unreachable!("used after into_fd"),
-            };
-            match r {
-                Ok(x) => return Ok(x),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
-                Err(e) => return Err(Error::io("accept", e)),
-            }
-        }
-    }
-
-    pub(crate) fn authkey(&self) -> &AuthKey {
-        &self.authkey
-    }
-
-    /// Waits for the next client and authenticates it: Python's `accept()`.
+    /// Waits for the next authenticated client: Python's `accept()`.
+    ///
+    /// Clients log in on the listener's login thread, concurrently, under the
+    /// listener's [`Limits`] (started at the first `accept`); this returns the next
+    /// one that has proved the key, while others are still logging in. A client with
+    /// a wrong key, or none when one is required, or that does not finish its login
+    /// within the login deadline, is told (when the protocol allows) and closed, and
+    /// never returned here: Python's `accept` raises `AuthenticationError` for it
+    /// instead, which lets one bad client stop a naive accept loop.
     ///
     /// A client that connected, sent and closed before this call is still accepted,
-    /// and what it sent can be read.
+    /// and what it sent can be read. The connection returned has the listener's
+    /// message limits (see [`Limits`]).
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Authentication`] if the client has another key (or none); the
-    /// client is told too, and the listener goes on: call `accept` again.
+    /// [`ErrorKind::Io`] if the login thread cannot be started.
     ///
     /// # Examples
     ///
@@ -431,26 +601,35 @@ impl Listener {
     /// let l = Listener::bind("127.0.0.1:0", b"right")?;
     /// let addr = l.address().to_string();
     /// let t = std::thread::spawn(move || {
-    ///     Client::connect::<()>(&addr, b"wrong").unwrap_err().kind()
+    ///     let wrong = Client::connect::<()>(&addr, b"wrong").unwrap_err().kind();
+    ///     let right = Client::connect::<u8>(&addr, b"right").unwrap();
+    ///     right.send(&1).unwrap();
+    ///     wrong
     /// });
-    /// assert_eq!(l.accept::<()>().unwrap_err().kind(), ErrorKind::Authentication);
+    /// // The client with the wrong key never reaches `accept`.
+    /// assert_eq!(l.accept::<u8>()?.recv()?, 1);
     /// assert_eq!(t.join().unwrap(), ErrorKind::Authentication);
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn accept<T>(&self) -> Result<Connection<T>> {
-        let (fd, unix) = self.accept_raw()?;
-        auth::server(fd.as_fd(), self.authkey.as_bytes())?;
+        let fd = self.next_authenticated(None)?.expect("no deadline");
+        self.connection(fd)
+    }
+
+    fn connection<T>(&self, fd: OwnedFd) -> Result<Connection<T>> {
+        let limits = self.limits();
         let mut c = Connection::from_fd(fd, true, true)?;
-        c.set_max_message_size(self.max_len);
-        let _ = unix;
+        c.set_max_message_size(limits.max_message_size);
+        c.limit_inbound(Some(limits.frame_timeout), self.budget.clone());
         Ok(c)
     }
 
-    /// As [`accept`](Listener::accept), waiting at most `timeout` for a client.
+    /// As [`accept`](Listener::accept), waiting at most `timeout` for an
+    /// authenticated client.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Timeout`] if no client came; otherwise as `accept`.
+    /// [`ErrorKind::Timeout`] if no client logged in in time; otherwise as `accept`.
     ///
     /// # Examples
     ///
@@ -462,13 +641,10 @@ impl Listener {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn accept_timeout<T>(&self, timeout: Duration) -> Result<Connection<T>> {
-        let deadline = Instant::now() + timeout;
-        if !crate::sys::poll::wait_readable(self.as_fd(), Some(deadline))
-            .map_err(|e| Error::io("poll", e))?
-        {
-            return Err(Error::timeout("accept"));
+        match self.next_authenticated(crate::sys::deadline_after(timeout))? {
+            Some(fd) => self.connection(fd),
+            None => Err(Error::timeout("accept")),
         }
-        self.accept()
     }
 
     /// Closes the listener (and removes its socket file); dropping it does the same.
@@ -485,6 +661,7 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
+        drop(self.stage.take()); // stops the login thread, closes its connections
         if let Some(p) = &self.unlink {
             let _ = std::fs::remove_file(p);
         }
@@ -501,14 +678,23 @@ impl AsFd for Listener {
     }
 }
 
-/// A listener is ready when a client waits to be accepted.
+/// A listener is ready when an authenticated client waits to be accepted (waiting
+/// starts the login stage, as `accept` does).
 impl Waitable for Listener {
     fn wait_fd(&self) -> Result<BorrowedFd<'_>> {
-        Ok(self.as_fd())
+        self.ready_fd()
     }
 }
 
 /// Connects to a [`Listener`]: Python's `multiprocessing.connection.Client`.
+///
+/// The client's side of the login waits at most 20 s for the server's bytes (every
+/// byte of the handshake counts toward it, so a server that stalls cannot hold the
+/// client). A client trusts the server it chose once the server has proved the key:
+/// its connection has no message limit and no frame deadline by default (set one
+/// with [`Connection::set_max_message_size`]). The server's limits on the client are
+/// the listener's [`Limits`]: log in within 10 s, messages of at most 64 MiB, the
+/// rest of a message within 60 s once it started.
 ///
 /// # Examples
 ///
@@ -555,9 +741,4 @@ pub(crate) fn connect_raw(address: &str, authkey: &AuthKey) -> Result<OwnedFd> {
     let (fd, _) = Address::parse(address)?.connect(address)?;
     auth::client(fd.as_fd(), authkey.as_bytes())?;
     Ok(fd)
-}
-
-/// The server side of the handshake on an accepted socket.
-pub(crate) fn authenticate_server(fd: BorrowedFd<'_>, authkey: &AuthKey) -> Result<()> {
-    auth::server(fd, authkey.as_bytes())
 }

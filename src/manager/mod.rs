@@ -165,7 +165,7 @@ use self::protocol::{Plain, Reply, Request};
 use self::served::ServedInner;
 use self::server::{Factory, Server};
 use crate::error::{Error, ErrorKind, Result};
-use crate::listener::{AuthKey, Listener};
+use crate::listener::{AuthKey, Limits, Listener};
 use crate::process::{Context, Process, default_context, keyring};
 use crate::wire::codec;
 
@@ -238,6 +238,7 @@ pub struct ManagerBuilder {
     named: Vec<(String, Served)>,
     types: Vec<(String, Factory)>,
     lease: Option<Duration>,
+    limits: Option<Limits>,
 }
 
 /// What the server process is given.
@@ -249,6 +250,7 @@ struct ServerArgs {
     named: Vec<(String, Init)>,
     types: Vec<(String, usize)>,
     lease: Option<Duration>,
+    limits: Option<Limits>,
 }
 
 /// A bound listening socket handed to the server process (as an fd).
@@ -290,6 +292,9 @@ fn server_main(args: ServerArgs) {
         args.address.clone(),
         args.authkey,
     );
+    if let Some(l) = args.limits {
+        listener.set_limits(l);
+    }
     let server = match Server::new() {
         Ok(s) => s,
         Err(e) => {
@@ -420,6 +425,29 @@ impl ManagerBuilder {
         self
     }
 
+    /// The limits the server puts on its clients (see [`Limits`] for what they are
+    /// and their defaults: a 10 s login deadline, at most 64 connections logging in,
+    /// 64 MiB per request, 60 s for the rest of a request once started, 256 MiB for
+    /// partly received requests together). A client that breaks one loses its
+    /// connection; the server and the other clients go on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiprocess::Limits;
+    /// multiprocess::init();
+    /// let mut limits = Limits::default();
+    /// limits.max_message_size = 1 << 20;
+    /// let m = multiprocess::Manager::builder().limits(limits).start()?;
+    /// # drop(m);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
     /// Binds the address and starts the server process (named `Manager-N`).
     ///
     /// # Errors
@@ -471,6 +499,7 @@ impl ManagerBuilder {
             named,
             types,
             lease: self.lease,
+            limits: self.limits,
         };
         let ctx = self.ctx.unwrap_or_else(default_context);
         let p = Process::new(server_main, args).context(ctx).daemon(true);
@@ -1228,9 +1257,43 @@ impl ManagerServer {
         self
     }
 
-    /// Serves clients (a thread each) until [`shutdown`](ManagerServer::shutdown) or a
-    /// client's [`Manager::shutdown`]. Clients with a wrong key, or that send
-    /// malformed or oversized requests, are disconnected; the server goes on.
+    /// The limits on this server's clients (see [`Limits`]).
+    ///
+    /// # Examples
+    ///
+    /// See [`set_limits`](ManagerServer::set_limits).
+    pub fn limits(&self) -> Limits {
+        self.listener.limits()
+    }
+
+    /// Sets the limits on this server's clients (see [`Limits`] for what they are and
+    /// their defaults: a 10 s login deadline, at most 64 connections logging in,
+    /// 64 MiB per request, 60 s for the rest of a request once started, 256 MiB for
+    /// partly received requests together). Logins and connections from now on get
+    /// them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiprocess::{Limits, ManagerServer};
+    /// let s = ManagerServer::bind("127.0.0.1:0", b"key")?;
+    /// let mut limits = s.limits();
+    /// limits.login_timeout = Duration::from_secs(3);
+    /// s.set_limits(limits);
+    /// assert_eq!(s.limits().login_timeout, Duration::from_secs(3));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn set_limits(&self, limits: Limits) -> &Self {
+        self.listener.set_limits(limits);
+        self
+    }
+
+    /// Serves clients until [`shutdown`](ManagerServer::shutdown) or a client's
+    /// [`Manager::shutdown`]. Clients log in concurrently on one login thread, under
+    /// the server's [`Limits`]; each authenticated client gets a thread. Clients with a
+    /// wrong key, slow logins, and clients that send malformed, oversized or stalled
+    /// requests are disconnected; the server goes on.
     ///
     /// # Errors
     ///

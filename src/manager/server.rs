@@ -21,8 +21,15 @@
 //!   popped for a client that is gone). When a connection ends, the locks it held are
 //!   released, so a killed client does not deadlock the others (Python's manager
 //!   leaves them locked).
-//! * **Bad input** (a malformed or oversized frame, an undecodable request) ends that
-//!   connection only; the accept loop and the other connections go on.
+//! * **Logins and limits.** Clients log in on the listener's login stage (one thread,
+//!   concurrent handshakes with one deadline each, a cap on unauthenticated
+//!   connections; see `listener`); only authenticated connections get a thread here.
+//!   Each request is limited by the listener's [`Limits`](crate::Limits): a largest
+//!   message (default 64 MiB), a deadline for the rest of a message once started
+//!   (default 60 s), and a budget for partly received messages over all connections
+//!   (default 256 MiB).
+//! * **Bad input** (a malformed, oversized or stalled frame, an undecodable request)
+//!   ends that connection only; the accept loop and the other connections go on.
 //! * **Lifetime: reference counts with leases.** Each object counts the proxies that
 //!   own it: making one (`Create`, `Lookup`) or cloning one (`IncRef`) adds one,
 //!   dropping one sends `DecRef` (no reply, so a drop never waits on the server). An
@@ -57,14 +64,10 @@ use super::kinds::custom::SharedObject;
 use super::kinds::{Init, Object, Op};
 use super::protocol::{Kind, Reply, Request, Response};
 use crate::error::{Error, ErrorKind, Result};
-use crate::listener::{AuthKey, Listener, authenticate_server};
+use crate::listener::Listener;
 use crate::sys;
-use crate::wire::frame::AdaptiveSpin;
+use crate::wire::frame::{AdaptiveSpin, RecvLimits};
 use crate::wire::{codec, frame};
-
-/// The largest request a manager accepts (1 GiB); a larger frame closes that
-/// connection.
-pub(crate) const MAX_REQUEST: u64 = 1 << 30;
 
 /// How long a serialized proxy keeps its object alive without an owner, by default.
 pub(crate) const LEASE: Duration = Duration::from_secs(120);
@@ -274,8 +277,9 @@ impl Server {
             .ok_or_else(|| Server::not_found(id))
     }
 
-    /// Accepts connections until [`stop`](Server::stop), or until `owner` (a pidfd)
-    /// ends; each connection runs on its own thread.
+    /// Serves the connections that log in on `listener` (its login stage, see
+    /// `listener`) until [`stop`](Server::stop), or until `owner` (a pidfd) ends; each
+    /// authenticated connection runs on its own thread, under the listener's limits.
     ///
     /// Watching the owner's pidfd here does not rely on `PR_SET_PDEATHSIG` alone
     /// (which a fork-server grandchild only gets indirectly, racing with the owner's
@@ -286,7 +290,7 @@ impl Server {
         owner: Option<BorrowedFd<'_>>,
     ) -> Result<()> {
         use std::os::fd::AsRawFd;
-        let mut fds = vec![listener.as_fd().as_raw_fd(), self.doorbell.as_raw_fd()];
+        let mut fds = vec![listener.ready_fd()?.as_raw_fd(), self.doorbell.as_raw_fd()];
         if let Some(o) = owner {
             fds.push(o.as_raw_fd());
         }
@@ -302,19 +306,23 @@ impl Server {
             if !ready.contains(&0) {
                 continue;
             }
-            let (fd, _) = match listener.accept_raw() {
-                Ok(x) => x,
-                // Out of fds and the like: wait a little and go on serving.
-                Err(_) => {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
+            let Some(fd) = listener.try_next_authenticated()? else {
+                continue;
             };
             let me = self.clone();
-            let key = listener.authkey().clone();
+            let limits = listener.limits();
+            let budget = listener.budget().clone();
             let spawned = std::thread::Builder::new()
                 .name("manager-conn".into())
-                .spawn(move || me.serve_connection(fd, &key));
+                .spawn(move || {
+                    let limits = RecvLimits {
+                        max_len: limits.max_message_size,
+                        rest: Some(limits.frame_timeout),
+                        until: None,
+                        budget: Some(&budget),
+                    };
+                    me.serve_connection(fd, &limits)
+                });
             if spawned.is_err() {
                 // No thread for it: the connection is dropped, the server goes on.
                 continue;
@@ -323,10 +331,7 @@ impl Server {
         Ok(())
     }
 
-    fn serve_connection(&self, fd: OwnedFd, key: &AuthKey) {
-        if authenticate_server(fd.as_fd(), key).is_err() {
-            return;
-        }
+    fn serve_connection(&self, fd: OwnedFd, limits: &RecvLimits<'_>) {
         let mut conn = Conn {
             id: self.next_conn.fetch_add(1, Ordering::Relaxed),
             fd: fd.as_fd(),
@@ -336,7 +341,7 @@ impl Server {
         let mut spin = AdaptiveSpin::new();
         loop {
             let f = match spin
-                .recv(conn.fd, None, MAX_REQUEST)
+                .recv_limited(conn.fd, None, limits)
                 .map(|f| f.expect("no deadline"))
             {
                 Ok(f) => f,

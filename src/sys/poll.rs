@@ -85,3 +85,23 @@ pub(crate) fn silence(fd: BorrowedFd<'_>) {
     let mut buf = [0u8; 8];
     let _ = rustix::io::read(fd, &mut buf);
 }
+
+/// A close-on-exec, non-blocking eventfd in semaphore mode: [`ring`] adds one,
+/// [`take`] takes one; `poll` sees it readable while its count is non-zero (a count of
+/// ready items that any thread can wait on).
+pub(crate) fn semaphore() -> io::Result<std::os::fd::OwnedFd> {
+    super::retry(|| {
+        rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC
+                | rustix::event::EventfdFlags::NONBLOCK
+                | rustix::event::EventfdFlags::SEMAPHORE,
+        )
+    })
+}
+
+/// Takes one from a [`semaphore`]; `false` if its count was zero (never blocks).
+pub(crate) fn take(fd: BorrowedFd<'_>) -> bool {
+    let mut buf = [0u8; 8];
+    matches!(super::retry(|| rustix::io::read(fd, &mut buf)), Ok(8))
+}

@@ -148,3 +148,31 @@ pub(crate) fn shutdown(fd: BorrowedFd<'_>, write: bool) -> io::Result<()> {
         r => Ok(r?),
     }
 }
+
+/// Accepts a connection waiting on the listening socket `fd`, without blocking: the
+/// new socket is close-on-exec and non-blocking (see [`set_nonblocking`]). Errors as
+/// `accept4(2)`: `WouldBlock` when nobody waits, `EMFILE`/`ENFILE` when out of fds.
+pub(crate) fn accept_nonblocking(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let s = retry(|| rustix::net::accept_with(fd, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK))?;
+    if rustix::net::sockopt::socket_domain(&s).is_ok_and(|d| d != AddressFamily::UNIX) {
+        // TCP: small frames go out at once (best effort, as for connected sockets).
+        let _ = rustix::net::sockopt::set_tcp_nodelay(&s, true);
+    }
+    Ok(s)
+}
+
+/// Makes `fd`'s file description non-blocking, or blocking again.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let mut flags = retry(|| rustix::fs::fcntl_getfl(fd))?;
+    flags.set(rustix::fs::OFlags::NONBLOCK, on);
+    retry(|| rustix::fs::fcntl_setfl(fd, flags))
+}
+
+/// Is this error "out of file descriptors" (`EMFILE`, `ENFILE`), or of kernel memory
+/// for sockets (`ENOBUFS`, `ENOMEM`)? An accept loop backs off on these.
+pub(crate) fn is_resource_shortage(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}

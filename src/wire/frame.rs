@@ -13,6 +13,22 @@
 //! [`Protocol`](crate::ErrorKind::Protocol) error. The receiver never reads past the
 //! end of the current frame, so the next frame's fds cannot arrive early.
 //!
+//! # Limits for peers from outside
+//!
+//! A frame from another process of this program may take as long as it takes and be
+//! as large as memory (today's default, [`RecvLimits::trusted`]). Connections accepted
+//! from outside (a `Listener`'s, a manager server's) receive with [`RecvLimits`]: a
+//! largest frame (refused at its header, before anything is allocated), a deadline
+//! for the rest of a frame once its first byte has arrived (`rest`; a peer that
+//! starts a frame and goes quiet loses its connection instead of pinning memory), an
+//! optional absolute deadline for every byte (`until`, for logins), and a [`Budget`]
+//! shared by all the connections of one server for the bytes of frames still being
+//! received.
+//!
+//! Whatever the limits, memory follows what arrived, not what the header claims: the
+//! body grows as its bytes come, from [`CHUNK`] doubling up to the announced length,
+//! so a header that claims 1 GiB and sends nothing costs 64 KiB.
+//!
 //! Receiving first spins for a short while with non-blocking reads before it sleeps in
 //! `poll`: a wake-up from `poll` costs tens of microseconds on a VM, more than a whole
 //! round trip between two processes that are both running.
@@ -28,7 +44,7 @@
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -45,6 +61,125 @@ pub(crate) const MID_FRAME: u32 = 1;
 
 /// How long a receiver spins before it sleeps.
 pub(crate) const SPIN: Duration = Duration::from_micros(50);
+
+/// The first allocation for a frame's body; it doubles as bytes arrive.
+pub(crate) const CHUNK: usize = 64 << 10;
+
+/// A total of bytes that the partly received frames of one server may hold (see the
+/// module docs). Shared by its connections; each frame reserves its buffer's growth
+/// here before it grows and gives it all back when the frame is complete or fails.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    cap: AtomicU64,
+    used: AtomicU64,
+}
+
+impl Budget {
+    pub(crate) fn new(cap: u64) -> Budget {
+        Budget {
+            cap: AtomicU64::new(cap),
+            used: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn set_cap(&self, cap: u64) {
+        self.cap.store(cap, Ordering::Relaxed);
+    }
+
+    pub(crate) fn cap(&self) -> u64 {
+        self.cap.load(Ordering::Relaxed)
+    }
+
+    /// Bytes reserved right now.
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Reserves `n` bytes; `false` (and nothing reserved) if that would pass the cap.
+    fn reserve(&self, n: u64) -> bool {
+        let cap = self.cap();
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|&t| t <= cap)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: u64) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// Bytes reserved in a [`Budget`] by one frame, given back on drop.
+struct Reserved<'a> {
+    budget: Option<&'a Budget>,
+    n: u64,
+}
+
+impl Reserved<'_> {
+    fn grow(&mut self, n: u64) -> Result<()> {
+        let Some(b) = self.budget else {
+            return Ok(());
+        };
+        if !b.reserve(n) {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "the server's budget of {} bytes for partly received messages is \
+                     used up; this connection is closed",
+                    b.cap()
+                ),
+            ));
+        }
+        self.n += n;
+        Ok(())
+    }
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        if let Some(b) = self.budget {
+            b.release(self.n);
+        }
+    }
+}
+
+/// How a frame may arrive (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecvLimits<'a> {
+    /// The largest body accepted; a larger header is a `Protocol` error.
+    pub(crate) max_len: u64,
+    /// How long the rest of a frame may take once its first byte has arrived.
+    pub(crate) rest: Option<Duration>,
+    /// A deadline for every byte of the frame (for logins).
+    pub(crate) until: Option<Instant>,
+    /// Where the growing body reserves its bytes.
+    pub(crate) budget: Option<&'a Budget>,
+}
+
+impl RecvLimits<'static> {
+    /// Between our own processes: frames as large as `max_len`, no time limit.
+    pub(crate) fn trusted(max_len: u64) -> Self {
+        RecvLimits {
+            max_len,
+            rest: None,
+            until: None,
+            budget: None,
+        }
+    }
+}
+
+impl RecvLimits<'_> {
+    /// The deadline for the rest of a frame whose first byte arrives now.
+    fn rest_deadline(&self) -> Option<Instant> {
+        let rest = self.rest.and_then(crate::sys::deadline_after);
+        match (rest, self.until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
 
 /// Writes the header into the first [`HEADER`] bytes of `buf` (reserved by the
 /// encoder) and sends the whole buffer with `fds`.
@@ -119,9 +254,11 @@ pub(crate) struct Frame {
 }
 
 /// Reads into `buf` completely. `deadline` applies only while nothing of the frame has
-/// arrived yet (`first`); once a frame has started, it is read to its end. With a
+/// arrived yet (`first`); once a frame has started, `rest` is the deadline for the
+/// rest of it (set by the first byte, from `limits`; `None`: no deadline). With a
 /// `mark` (see the module docs), `first` reads set it to [`MID_FRAME`] before they may
 /// consume and back to [`AT_BOUNDARY`] when they found nothing.
+#[allow(clippy::too_many_arguments)]
 fn read_full(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],
@@ -130,6 +267,8 @@ fn read_full(
     first: bool,
     spin: Duration,
     mark: Option<&AtomicU32>,
+    limits: &RecvLimits<'_>,
+    rest: &mut Option<Instant>,
 ) -> Result<ReadOutcome> {
     let mut got = 0;
     let spin_until = Instant::now() + spin;
@@ -158,7 +297,12 @@ fn read_full(
                     ))
                 };
             }
-            Ok(n) => got += n,
+            Ok(n) => {
+                if fresh {
+                    *rest = limits.rest_deadline();
+                }
+                got += n;
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if fresh {
                     unmark();
@@ -172,9 +316,16 @@ fn read_full(
                         continue;
                     }
                 }
-                let dl = if fresh { deadline } else { None };
+                let dl = if fresh { deadline } else { *rest };
                 if !sys::poll::wait_readable(fd, dl).map_err(|e| Error::io("poll", e))? {
-                    return Ok(ReadOutcome::TimedOut);
+                    if fresh {
+                        return Ok(ReadOutcome::TimedOut);
+                    }
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        "the rest of a message did not arrive in time (the peer stalled in \
+                         the middle of a frame); the connection is closed",
+                    ));
                 }
             }
             Err(e) => {
@@ -198,6 +349,13 @@ fn spin_on_poll(fd: BorrowedFd<'_>, until: Instant) -> Result<bool> {
         std::hint::spin_loop();
     }
     Ok(false)
+}
+
+fn no_memory(len: usize) -> Error {
+    Error::new(
+        ErrorKind::Protocol,
+        format!("cannot allocate {len} bytes for a received frame"),
+    )
 }
 
 enum ReadOutcome {
@@ -247,7 +405,17 @@ impl AdaptiveSpin {
         deadline: Option<Instant>,
         max_len: u64,
     ) -> Result<Option<Frame>> {
-        self.recv_marked(fd, deadline, max_len, None)
+        self.recv_marked(fd, deadline, &RecvLimits::trusted(max_len), None)
+    }
+
+    /// As [`recv`](AdaptiveSpin::recv), with `limits` for a peer from outside.
+    pub(crate) fn recv_limited(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        deadline: Option<Instant>,
+        limits: &RecvLimits<'_>,
+    ) -> Result<Option<Frame>> {
+        self.recv_marked(fd, deadline, limits, None)
     }
 
     /// As [`recv`](AdaptiveSpin::recv), keeping a progress `mark` (see the module
@@ -257,11 +425,11 @@ impl AdaptiveSpin {
         &mut self,
         fd: BorrowedFd<'_>,
         deadline: Option<Instant>,
-        max_len: u64,
+        limits: &RecvLimits<'_>,
         mark: Option<&AtomicU32>,
     ) -> Result<Option<Frame>> {
         let t = Instant::now();
-        let f = recv_inner(fd, deadline, max_len, self.spin, mark)?;
+        let f = recv_inner(fd, deadline, limits, self.spin, mark)?;
         if self.spin > Duration::ZERO {
             if t.elapsed() > self.spin {
                 // Missed: the peer was not running. Sleep for a while.
@@ -303,6 +471,15 @@ pub(crate) fn recv(
     recv_spin(fd, deadline, max_len, SPIN)
 }
 
+/// As [`recv`], with `limits` for a peer from outside (see the module docs).
+pub(crate) fn recv_limited(
+    fd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    limits: &RecvLimits<'_>,
+) -> Result<Option<Frame>> {
+    recv_inner(fd, deadline, limits, SPIN, None)
+}
+
 /// As [`recv`], spinning at most `spin` (instead of [`SPIN`]) before sleeping, for
 /// callers that adapt it to how long their peer takes to answer.
 pub(crate) fn recv_spin(
@@ -311,40 +488,79 @@ pub(crate) fn recv_spin(
     max_len: u64,
     spin: Duration,
 ) -> Result<Option<Frame>> {
-    recv_inner(fd, deadline, max_len, spin, None)
+    recv_inner(fd, deadline, &RecvLimits::trusted(max_len), spin, None)
 }
 
 fn recv_inner(
     fd: BorrowedFd<'_>,
     deadline: Option<Instant>,
-    max_len: u64,
+    limits: &RecvLimits<'_>,
     spin: Duration,
     mark: Option<&AtomicU32>,
 ) -> Result<Option<Frame>> {
     let mut header = [0u8; HEADER];
     let mut fds = Vec::new();
-    match read_full(fd, &mut header, &mut fds, deadline, true, spin, mark)? {
+    let mut rest = None;
+    let deadline = match (deadline, limits.until) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let outcome = read_full(
+        fd,
+        &mut header,
+        &mut fds,
+        deadline,
+        true,
+        spin,
+        mark,
+        limits,
+        &mut rest,
+    )?;
+    match outcome {
         ReadOutcome::Done => {}
         ReadOutcome::Eof => return Err(Error::disconnected()),
         ReadOutcome::TimedOut => return Ok(None),
     }
-    let Header { nfds, len } = Header::parse(&header, max_len)?;
+    let Header { nfds, len } = Header::parse(&header, limits.max_len)?;
     let nfds = nfds as usize;
     let len = usize::try_from(len)
         .map_err(|_| Error::new(ErrorKind::Protocol, "frame larger than the address space"))?;
-    // calloc: a large buffer comes from fresh zero pages, at no cost until written.
-    let mut body = sys::zeroed_bytes(len).ok_or_else(|| {
-        Error::new(
-            ErrorKind::Protocol,
-            format!("cannot allocate {len} bytes for a received frame"),
-        )
-    })?;
-    if len > 0 {
-        match read_full(fd, &mut body, &mut fds, None, false, SPIN, mark)? {
-            ReadOutcome::Done => {}
-            _ => unreachable!("read_full without deadline or first-ness returns Done or Err"),
+    // The body grows as its bytes arrive (see the module docs), so what a header
+    // claims costs nothing until it is sent.
+    let mut reserved = Reserved {
+        budget: limits.budget,
+        n: 0,
+    };
+    let first = len.min(CHUNK);
+    reserved.grow(first as u64)?;
+    let mut body = sys::zeroed_bytes(first).ok_or_else(|| no_memory(first))?;
+    let mut got = 0;
+    while got < len {
+        if got == body.len() {
+            let more = (body.len() * 2).min(len) - body.len();
+            reserved.grow(more as u64)?;
+            body.try_reserve_exact(more)
+                .map_err(|_| no_memory(body.len() + more))?;
+            body.resize(body.len() + more, 0);
         }
+        let outcome = read_full(
+            fd,
+            &mut body[got..],
+            &mut fds,
+            None,
+            false,
+            SPIN,
+            mark,
+            limits,
+            &mut rest,
+        )?;
+        debug_assert!(
+            matches!(outcome, ReadOutcome::Done),
+            "only a first read times out"
+        );
+        got = body.len();
     }
+    drop(reserved);
     // The whole frame is read: the stream is at a boundary, whatever is checked next.
     if let Some(m) = mark {
         m.store(AT_BOUNDARY, Ordering::Release);
@@ -488,5 +704,69 @@ mod tests {
             "spinning is tried again after PROBE receives"
         );
         drop(writer.join().unwrap());
+    }
+
+    #[test]
+    fn a_claimed_length_costs_nothing_until_its_bytes_arrive() {
+        let (a, b) = pair();
+        let budget = Budget::new(1 << 20);
+        let limits = RecvLimits {
+            max_len: 1 << 30,
+            rest: Some(Duration::from_millis(100)),
+            until: None,
+            budget: Some(&budget),
+        };
+        // 1 GiB announced, 100 KiB sent, then silence: the rest deadline ends it, and
+        // nothing more than the chunks that filled was ever reserved.
+        let h = Header {
+            nfds: 0,
+            len: 1 << 30,
+        }
+        .to_bytes();
+        sys::socket::send_all(a.as_fd(), &[&h, &vec![1u8; 100 << 10]], &[]).unwrap();
+        let t = Instant::now();
+        let e = recv_limited(b.as_fd(), None, &limits).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        assert!(e.to_string().contains("in time"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert_eq!(budget.used(), 0, "given back when the frame failed");
+    }
+
+    #[test]
+    fn a_frame_past_the_budget_is_refused_and_a_frame_within_it_arrives() {
+        let (a, b) = pair();
+        let budget = Budget::new(CHUNK as u64 * 3);
+        let limits = RecvLimits {
+            max_len: u64::MAX,
+            rest: None,
+            until: None,
+            budget: Some(&budget),
+        };
+        let writer = std::thread::spawn(move || {
+            send_parts(a.as_fd(), &vec![3u8; CHUNK * 2], &[]).unwrap();
+            let _ = send_parts(a.as_fd(), &vec![4u8; CHUNK * 4], &[]);
+            a
+        });
+        let f = recv_limited(b.as_fd(), soon(), &limits).unwrap().unwrap();
+        assert_eq!(f.body, vec![3u8; CHUNK * 2]);
+        let e = recv_limited(b.as_fd(), soon(), &limits).unwrap_err();
+        assert!(e.to_string().contains("budget"), "{e}");
+        assert_eq!(budget.used(), 0);
+        drop(b);
+        drop(writer.join().unwrap());
+    }
+
+    #[test]
+    fn one_byte_then_silence_meets_the_deadline_for_every_byte() {
+        let (a, b) = pair();
+        sys::socket::send_all(a.as_fd(), &[&[0x52]], &[]).unwrap();
+        let until = Instant::now() + Duration::from_millis(50);
+        let limits = RecvLimits {
+            until: Some(until),
+            ..RecvLimits::trusted(64)
+        };
+        let e = recv_limited(b.as_fd(), Some(until), &limits).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        assert!(Instant::now() >= until);
     }
 }
