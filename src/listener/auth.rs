@@ -311,4 +311,43 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    proptest::proptest! {
+        /// Any frames a client without the key sends: the server's login never panics
+        /// and never lets it in.
+        #[test]
+        fn random_frames_never_log_in_with_a_key(
+            frames in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 0..6),
+            valid_hello in proptest::prelude::any::<bool>(),
+        ) {
+            let mut login = ServerLogin::new();
+            let mut hello = HELLO.to_vec();
+            hello.push(1);
+            let frames = if valid_hello {
+                std::iter::once(hello).chain(frames).collect()
+            } else {
+                frames
+            };
+            for f in frames {
+                match login.on_frame(Some(b"the key"), &f) {
+                    Step::Reply(_) => {}
+                    Step::Done => proptest::prop_assert!(false, "random bytes logged in"),
+                    Step::Fail { .. } => break,
+                }
+            }
+        }
+
+        /// Without a key, only the exact keyless hello logs in.
+        #[test]
+        fn random_frames_without_a_key_end_at_the_hello(first in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+            let mut login = ServerLogin::new();
+            let mut keyless = HELLO.to_vec();
+            keyless.push(0);
+            match login.on_frame(None, &first) {
+                Step::Done => proptest::prop_assert_eq!(first, keyless),
+                Step::Reply(_) => proptest::prop_assert!(false, "a keyless login has one frame"),
+                Step::Fail { .. } => {}
+            }
+        }
+    }
 }

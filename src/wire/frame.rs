@@ -769,4 +769,15 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Protocol);
         assert!(Instant::now() >= until);
     }
+
+    proptest::proptest! {
+        /// Any 16 bytes are a header or a `Protocol` error.
+        #[test]
+        fn any_header_bytes_parse_or_fail(b in proptest::prelude::any::<[u8; HEADER]>(), max in proptest::prelude::any::<u64>()) {
+            match Header::parse(&b, max) {
+                Ok(h) => proptest::prop_assert!(h.len <= max),
+                Err(e) => proptest::prop_assert_eq!(e.kind(), ErrorKind::Protocol),
+            }
+        }
+    }
 }

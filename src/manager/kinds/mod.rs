@@ -335,4 +335,33 @@ mod tests {
             Reply::Bool(true)
         );
     }
+
+    proptest::proptest! {
+        /// Whatever bytes a logged-in client sends as a request, the server's decoder
+        /// answers with a value or an error; it never panics or allocates wildly.
+        #[test]
+        fn any_bytes_as_a_request_decode_or_fail(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = codec::decode::<Request<Init, Op>>(&bytes, Vec::new());
+        }
+
+        /// A valid request with bytes flipped, cut or grown decodes or fails cleanly.
+        #[test]
+        fn mutated_requests_decode_or_fail(
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            with in proptest::prelude::any::<u8>(),
+            cut in 0usize..64,
+            huge in proptest::prelude::any::<bool>(),
+        ) {
+            let op = dict::Op::Insert(vec![1, 2, 3], Item { bytes: vec![9; 40], refs: vec![4] });
+            let req = Request::<(), _>::Call(5, Tagged(&op));
+            let mut bytes = codec::encode(&req).unwrap().bytes;
+            let i = at.index(bytes.len());
+            bytes[i] = with;
+            if huge && bytes.len() >= i + 8 {
+                bytes[i..i + 8].copy_from_slice(&(1u64 << 62).to_le_bytes());
+            }
+            bytes.truncate(bytes.len().saturating_sub(cut));
+            let _ = codec::decode::<Request<Init, Op>>(&bytes, Vec::new());
+        }
+    }
 }

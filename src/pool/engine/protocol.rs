@@ -368,4 +368,14 @@ mod tests {
         let v: (u32, String) = codec::decode(&copy.bytes, copy.fds).unwrap();
         assert_eq!(v, (1, "two".to_string()));
     }
+
+    proptest::proptest! {
+        /// A worker's or the pool's reader never panics on a record's header, whatever
+        /// its bytes.
+        #[test]
+        fn any_bytes_as_headers_decode_or_fail(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)) {
+            let _ = TaskHeader::decode(&bytes);
+            let _ = ResultHeader::decode(&bytes);
+        }
+    }
 }
