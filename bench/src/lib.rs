@@ -11,10 +11,14 @@
 //! usable by the binary, by future Criterion benches, and by the `ours`
 //! workloads as they are written, without dead-code noise.
 
+pub mod args;
+pub mod ceiling;
 pub mod floor;
+pub mod load;
 pub mod measure;
 pub mod ours;
 pub mod params;
+pub mod peers;
 pub mod python;
 pub mod report;
 pub mod workloads;
