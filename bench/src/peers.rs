@@ -212,3 +212,22 @@ fn procspawn_pool_map(quick: bool) -> Option<f64> {
     pool.shutdown();
     Some(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::crate_of;
+    use crate::workloads::WORKLOADS;
+
+    #[test]
+    fn peer_crates() {
+        assert_eq!(crate_of("process_start_join_spawn"), Some("procspawn"));
+        assert_eq!(crate_of("pool_dispatch_capacity"), Some("procspawn"));
+        assert_eq!(crate_of("executor_submit_per_task"), Some("procspawn"));
+        assert_eq!(crate_of("pipe_roundtrip_small_loaded"), Some("ipc-channel"));
+        assert_eq!(crate_of("pipe_throughput_1MiB_vec"), Some("ipc-channel"));
+        assert_eq!(crate_of("queue_1p1c_small"), None);
+        assert_eq!(crate_of("manager_dict_op_loaded"), None);
+        let with_peer = WORKLOADS.iter().filter(|w| crate_of(w.name).is_some());
+        assert_eq!(with_peer.count(), 12);
+    }
+}
