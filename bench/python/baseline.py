@@ -2,13 +2,15 @@
 """CPython baseline for the multiprocess benchmark (see /work/shared/BENCH.md).
 
 Runs every workload of the benchmark contract with CPython's own
-``multiprocessing`` (standard library only) and prints one line per workload:
+``multiprocessing`` (standard library only) and prints one JSON object per
+workload, one per line:
 
-    NAME VALUE
+    {"name": "NAME", "value": VALUE}
 
-VALUE is in the unit of the contract's table (us, ms, ns, MB/s, msg/s, ops/s);
-it is ``-`` if the workload failed (its traceback goes to stderr and the exit
-status becomes 1).  Each figure is the median of several repetitions.
+VALUE is a number in the unit of the contract's table (us, ms, ns, MB/s,
+msg/s, ops/s, tasks/s); it is ``null`` if the workload failed (its traceback
+goes to stderr and the exit status becomes 1).  Each figure is the median of
+several repetitions.
 
 Usage: python3 baseline.py [--only NAME[,NAME..]] [--quick]
 
@@ -27,6 +29,9 @@ Conventions shared with the Rust harness (keep in sync with bench/src/params.rs)
 
 import concurrent.futures
 import ctypes
+import json
+import os
+import signal
 import multiprocessing as mp
 import statistics
 import sys
@@ -59,6 +64,10 @@ EXECUTOR_TASKS = (20_000, 5_000)
 MANAGER_DICT_KEYS = (10_000, 2_000)
 MANAGER_QUEUE_OPS = (10_000, 2_000)
 SHM_BYTES = (64 * MIB, 64 * MIB)
+DISPATCH_TASKS = (100_000, 20_000)
+F64_PER_MIB = MIB // 8
+LOAD_PROCS = 2
+LOAD_BOUND_SECS = 300
 
 QUICK = False
 
@@ -149,6 +158,36 @@ def value_incrementer(barrier, v, n, done):
         with lock:
             v.value += 1
     done.put(n)
+
+
+def noop(_):
+    """The task of pool_dispatch_capacity: returns at once."""
+
+
+def cpu_spinner(deadline):
+    """A CPU-bound load process of the _loaded rows; bounded by `deadline`."""
+    parent = os.getppid()
+    x = 1
+    while True:
+        for _ in range(100_000):
+            x = (x * 6364136223846793005 + 1) & 0xFFFFFFFFFFFFFFFF
+        if time.monotonic() > deadline or os.getppid() != parent:
+            return
+
+
+def with_load(f):
+    """Run f() while LOAD_PROCS CPU-bound processes spin; kill and reap them after."""
+    deadline = time.monotonic() + LOAD_BOUND_SECS
+    procs = [CTX.Process(target=cpu_spinner, args=(deadline,)) for _ in range(LOAD_PROCS)]
+    for p in procs:
+        p.start()
+    try:
+        return f()
+    finally:
+        for p in procs:
+            os.kill(p.pid, signal.SIGKILL)
+        for p in procs:
+            p.join()
 
 
 def shm_filler(conn, arr, nbytes):
@@ -281,6 +320,11 @@ def pipe_throughput_1MiB():
     return statistics.median(results)
 
 
+def pipe_throughput_1MiB_vec():
+    """MB/s, as pipe_throughput_1MiB: Python's Vec<u8> is bytes, sent with send_bytes."""
+    return pipe_throughput_1MiB()
+
+
 def queue_1p1c(item, n):
     """(seconds, reports) for one producer putting `item` n times, one consumer."""
     q = CTX.Queue()
@@ -323,6 +367,18 @@ def queue_1p1c_1MiB():
     """MB/s, 1 MiB byte strings."""
     n = size(QUEUE_1MIB_MSGS)
     item = b"\x5a" * MIB
+    return median_of(lambda: n * MIB / queue_1p1c(item, n) / MB)
+
+
+def queue_1p1c_1MiB_vec():
+    """MB/s, 1 MiB byte strings: Python's typed equivalent of Vec<u8> is bytes."""
+    return queue_1p1c_1MiB()
+
+
+def queue_1p1c_1MiB_f64():
+    """MB/s, lists of 131,072 floats (1 MiB as f64), Python's Vec<f64>."""
+    n = size(QUEUE_1MIB_MSGS)
+    item = [1.5] * F64_PER_MIB
     return median_of(lambda: n * MIB / queue_1p1c(item, n) / MB)
 
 
@@ -418,24 +474,22 @@ def pool_apply_async_per_task():
     return with_pool(run)
 
 
+def drain_imap_unordered(pool, f, n, **kwargs):
+    """Seconds to drain pool.imap_unordered(f, range(n), **kwargs)."""
+    t0 = time.perf_counter()
+    count = 0
+    for _ in pool.imap_unordered(f, range(n), **kwargs):
+        count += 1
+    dt = time.perf_counter() - t0
+    if count != n:
+        raise RuntimeError("lost results")
+    return dt
+
+
 def pool_imap_unordered_100k():
     """ms to drain pool.imap_unordered(square, range(100_000)), default chunksize (1)."""
     n = size(IMAP_ITEMS)
-
-    def run(pool):
-        def once():
-            t0 = time.perf_counter()
-            count = 0
-            for _ in pool.imap_unordered(square, range(n)):
-                count += 1
-            dt = time.perf_counter() - t0
-            if count != n:
-                raise RuntimeError("lost results")
-            return dt * 1e3
-
-        return median_of(once)
-
-    return with_pool(run)
+    return with_pool(lambda pool: median_of(lambda: drain_imap_unordered(pool, square, n) * 1e3))
 
 
 def executor_submit_per_task():
@@ -472,6 +526,26 @@ def manager_dict_op():
             return (time.perf_counter() - t0) / n * 1e6
 
         return median_of(once)
+
+
+def pipe_roundtrip_small_loaded():
+    return with_load(pipe_roundtrip_small)
+
+
+def queue_1p1c_small_loaded():
+    return with_load(queue_1p1c_small)
+
+
+def manager_dict_op_loaded():
+    return with_load(manager_dict_op)
+
+
+def pool_dispatch_capacity():
+    """tasks/s: Pool(2).imap_unordered(noop, range(n), chunksize=1), drained."""
+    n = size(DISPATCH_TASKS)
+    return with_pool(
+        lambda pool: median_of(lambda: n / drain_imap_unordered(pool, noop, n, chunksize=1))
+    )
 
 
 def manager_queue_op():
@@ -546,6 +620,13 @@ WORKLOADS = [
     ("manager_dict_op", manager_dict_op),
     ("manager_queue_op", manager_queue_op),
     ("shm_array_write_64MiB", shm_array_write_64MiB),
+    ("queue_1p1c_1MiB_vec", queue_1p1c_1MiB_vec),
+    ("pipe_throughput_1MiB_vec", pipe_throughput_1MiB_vec),
+    ("queue_1p1c_1MiB_f64", queue_1p1c_1MiB_f64),
+    ("pipe_roundtrip_small_loaded", pipe_roundtrip_small_loaded),
+    ("queue_1p1c_small_loaded", queue_1p1c_small_loaded),
+    ("manager_dict_op_loaded", manager_dict_op_loaded),
+    ("pool_dispatch_capacity", pool_dispatch_capacity),
 ]
 
 
@@ -581,10 +662,9 @@ def main(argv):
             value = f()
         except Exception:
             traceback.print_exc()
-            print(f"{name} -", flush=True)
+            value = None
             status = 1
-            continue
-        print(f"{name} {value:.6g}", flush=True)
+        print(json.dumps({"name": name, "value": value}), flush=True)
     return status
 
 

@@ -6,6 +6,8 @@
 //!
 //! * [`fork_wait_us`]: `fork` of a child that `_exit`s at once, then `waitpid`;
 //! * [`spawn_exec_us`]: `posix_spawn` of `/bin/true`, then `waitpid`;
+//! * [`spawn_self_us`]: `posix_spawn` of this benchmark binary in a mode that
+//!   exits first thing in `main` ([`MODE_ENV`]` = exit`), then `waitpid`;
 //! * [`socket_roundtrip_us`]: blocking round trip of 8 bytes over a Unix
 //!   socketpair with a forked echo child;
 //! * [`spin_roundtrip_us`]: round trip through one atomic word in shared memory,
@@ -14,6 +16,10 @@
 //!   included: BENCH.md's memcpy figure); [`memcpy_hot_mbps`]: the same between
 //!   two reused, cache-hot buffers, for reference;
 //! * [`cas_lock_pair_ns`]: an uncontended lock made of `compare_exchange` + `store`.
+//!
+//! The harness measures them in a small, fresh helper process ([`in_helper`]:
+//! this binary again, in the `floors` mode of [`helper_main`]), because a
+//! large benchmark process makes fork itself slow (page tables).
 //!
 //! Forked children only make async-signal-safe calls (read, write, close,
 //! getppid, `_exit`) and touch memory they inherited; they never allocate,
@@ -34,11 +40,88 @@ use crate::params::{
 };
 use crate::workloads::Floor;
 
-/// Measures `floor`; `None` if it cannot be measured on this machine.
+/// Environment variable that selects a helper mode of the benchmark binary,
+/// checked first thing in `main`: `exit` exits at once (the binary-spawn
+/// floor), `floors` measures the floors named in [`FLOORS_ENV`].
+pub const MODE_ENV: &str = "MP_BENCH_MODE";
+/// The floors a `floors` helper measures: a JSON array of [`Floor`] names.
+pub const FLOORS_ENV: &str = "MP_BENCH_FLOORS";
+/// Set to `1` for a `floors` helper in `--quick` mode.
+pub const QUICK_ENV: &str = "MP_BENCH_QUICK";
+
+/// One line of a floors helper's output.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FloorLine {
+    floor: Floor,
+    value: Option<f64>,
+}
+
+/// The helper modes of the benchmark binary; `Some(exit code)` if this
+/// process is a helper (then `main` returns it at once), `None` otherwise.
+pub fn helper_main() -> Option<std::process::ExitCode> {
+    use std::process::ExitCode;
+    match std::env::var(MODE_ENV).ok()?.as_str() {
+        "exit" => Some(ExitCode::SUCCESS),
+        "floors" => {
+            let quick = std::env::var(QUICK_ENV).is_ok_and(|v| v == "1");
+            let Ok(floors) =
+                serde_json::from_str::<Vec<Floor>>(&std::env::var(FLOORS_ENV).unwrap_or_default())
+            else {
+                eprintln!("error: {FLOORS_ENV} is not a JSON array of floors");
+                return Some(ExitCode::from(2));
+            };
+            for floor in floors {
+                let value = std::panic::catch_unwind(|| measure(floor, quick))
+                    .ok()
+                    .flatten();
+                let line = serde_json::to_string(&FloorLine { floor, value }).expect("json");
+                println!("{line}");
+            }
+            Some(ExitCode::SUCCESS)
+        }
+        other => {
+            eprintln!("error: unknown {MODE_ENV}={other:?}");
+            Some(ExitCode::from(2))
+        }
+    }
+}
+
+/// Measures `floors` in a fresh helper process (this binary in `floors`
+/// mode); a floor the helper could not measure is missing from the answer.
+pub fn in_helper(floors: &[Floor], quick: bool) -> std::collections::BTreeMap<Floor, f64> {
+    let run = || -> std::io::Result<std::process::Output> {
+        std::process::Command::new(std::env::current_exe()?)
+            .env(MODE_ENV, "floors")
+            .env(FLOORS_ENV, serde_json::to_string(floors)?)
+            .env(QUICK_ENV, if quick { "1" } else { "0" })
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+    };
+    match run() {
+        Ok(out) => parse_helper(&String::from_utf8_lossy(&out.stdout)),
+        Err(err) => {
+            eprintln!("warning: floor helper failed: {err}; floors missing");
+            Default::default()
+        }
+    }
+}
+
+/// Parses a floors helper's JSON lines, keeping positive finite values.
+fn parse_helper(stdout: &str) -> std::collections::BTreeMap<Floor, f64> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<FloorLine>(l).ok())
+        .filter_map(|l| Some((l.floor, l.value.filter(|v| v.is_finite() && *v > 0.0)?)))
+        .collect()
+}
+
+/// Measures `floor` in this process; `None` if it cannot be measured on this machine.
 pub fn measure(floor: Floor, quick: bool) -> Option<f64> {
     match floor {
         Floor::ForkWait => Some(fork_wait_us(quick)),
         Floor::SpawnExec => spawn_exec_us(quick),
+        Floor::SpawnSelf => spawn_self_us(quick),
         Floor::SocketRoundTrip => Some(socket_roundtrip_us(quick)),
         Floor::SpinRoundTrip => spin_roundtrip_us(quick),
         Floor::Memcpy => Some(memcpy_mbps(quick)),
@@ -54,7 +137,7 @@ pub fn measure(floor: Floor, quick: bool) -> Option<f64> {
 /// `child` runs in the forked copy of a possibly multi-threaded process: it must
 /// only make async-signal-safe calls, and must neither allocate, take locks,
 /// nor panic.
-unsafe fn fork_child(child: impl FnOnce() -> i32) -> libc::pid_t {
+pub(crate) unsafe fn fork_child(child: impl FnOnce() -> i32) -> libc::pid_t {
     // SAFETY: fork has no preconditions; the child side below only runs
     // `child`, which the caller vouches for, then `_exit`s without running
     // destructors or atexit handlers.
@@ -115,10 +198,33 @@ pub fn spawn_exec_us(quick: bool) -> Option<f64> {
     let path = [c"/bin/true", c"/usr/bin/true"]
         .into_iter()
         .find(|p| std::path::Path::new(p.to_str().unwrap_or_default()).exists())?;
+    Some(posix_spawn_wait_us(path, &[], quick))
+}
+
+/// us per `posix_spawn` of this benchmark binary with only `MP_BENCH_MODE=exit`
+/// in its environment (its `main` returns at once), plus `waitpid`.
+///
+/// The second spawn floor: a Rust binary costs more to load than `/bin/true`,
+/// and the spawn start method must exec exactly this binary.
+pub fn spawn_self_us(quick: bool) -> Option<f64> {
+    use std::os::unix::ffi::OsStrExt;
+    let exe = std::env::current_exe().ok()?;
+    let path = std::ffi::CString::new(exe.as_os_str().as_bytes()).ok()?;
+    let env = std::ffi::CString::new(format!("{MODE_ENV}=exit")).ok()?;
+    Some(posix_spawn_wait_us(&path, &[&env], quick))
+}
+
+/// us per `posix_spawn` of `path` (argv: the path; environment: `env`) plus
+/// `waitpid` of a child that must exit with status 0.
+fn posix_spawn_wait_us(path: &std::ffi::CStr, env: &[&std::ffi::CStr], quick: bool) -> f64 {
     let argv = [path.as_ptr().cast_mut(), null_mut()];
-    let envp: [*mut libc::c_char; 1] = [null_mut()];
+    let envp: Vec<*mut libc::c_char> = env
+        .iter()
+        .map(|e| e.as_ptr().cast_mut())
+        .chain([null_mut()])
+        .collect();
     let n = FLOOR_SPAWNS.get(quick);
-    Some(median_of(REPS.get(quick), || {
+    median_of(REPS.get(quick), || {
         let start = Instant::now();
         for _ in 0..n {
             let mut pid: libc::pid_t = 0;
@@ -144,7 +250,7 @@ pub fn spawn_exec_us(quick: bool) -> Option<f64> {
             wait_ok(pid);
         }
         us_per(start.elapsed(), n)
-    }))
+    })
 }
 
 /// Reads exactly `buf.len()` bytes; false on end of file or error.
@@ -374,4 +480,23 @@ pub fn cas_lock_pair_ns(quick: bool) -> f64 {
         }
         ns_per(start.elapsed(), n)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helper_lines() {
+        let m = parse_helper(concat!(
+            "{\"floor\":\"ForkWait\",\"value\":120.5}\n",
+            "{\"floor\":\"SpawnSelf\",\"value\":null}\n",
+            "{\"floor\":\"Nope\",\"value\":1}\n",
+            "garbage\n",
+        ));
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[&Floor::ForkWait], 120.5);
+        let json = serde_json::to_string(&[Floor::SpawnExec, Floor::SpawnSelf]).unwrap();
+        assert_eq!(json, "[\"SpawnExec\",\"SpawnSelf\"]");
+    }
 }

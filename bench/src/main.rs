@@ -5,109 +5,37 @@
 //! cargo run --release -p multiprocess-bench -- [--only NAME[,NAME..]] [--quick]
 //! ```
 //!
-//! Prints a human table, then one `bench NAME ours=.. python=.. floor=..
-//! unit=.. better=..` line per selected workload, in the table's order.
-//! Progress goes to stderr.
+//! Prints a human table, then one `bench NAME ours=.. python=.. peer=..
+//! floor=.. unit=.. better=..` line per selected workload, in the table's
+//! order. Progress goes to stderr.
 
-use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
 
 use multiprocess_bench::report::{self, Row, fmt_opt};
-use multiprocess_bench::workloads::{Floor, WORKLOADS, Workload, find};
-use multiprocess_bench::{floor, ours, python};
+use multiprocess_bench::workloads::Floor;
+use multiprocess_bench::{args, ceiling, floor, ours, peers, python};
 
-const USAGE: &str = "usage: multiprocess-bench [--only NAME[,NAME..]] [--quick]";
-
-/// Command-line options.
-struct Options {
-    /// Selected workloads, in the table's order.
-    selected: Vec<&'static Workload>,
-    /// Whether every workload is selected.
-    all: bool,
-    /// Smaller sizes and fewer repetitions.
-    quick: bool,
-}
-
-fn valid_names() -> String {
-    WORKLOADS
-        .iter()
-        .map(|w| w.name)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, String> {
-    let mut only: Option<Vec<String>> = None;
-    let mut quick = false;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let list = if arg == "--only" {
-            Some(args.next().ok_or("--only needs a list of workload names")?)
-        } else {
-            arg.strip_prefix("--only=").map(str::to_owned)
-        };
-        if let Some(list) = list {
-            let names = list.split(',').filter(|s| !s.is_empty()).map(str::to_owned);
-            only.get_or_insert_with(Vec::new).extend(names);
-        } else if arg == "--quick" {
-            quick = true;
-        } else if arg == "-h" || arg == "--help" {
-            println!("{USAGE}\nworkloads: {}", valid_names());
-            return Ok(None);
-        } else {
-            return Err(format!("unknown argument {arg:?}\n{USAGE}"));
-        }
-    }
-    let selected = match &only {
-        None => WORKLOADS.iter().collect(),
-        Some(names) => {
-            let unknown: Vec<&str> = names
-                .iter()
-                .map(String::as_str)
-                .filter(|n| find(n).is_none())
-                .collect();
-            if !unknown.is_empty() {
-                return Err(format!(
-                    "unknown workload(s): {}\nvalid names: {}",
-                    unknown.join(", "),
-                    valid_names()
-                ));
-            }
-            if names.is_empty() {
-                return Err(format!(
-                    "--only: empty list\nvalid names: {}",
-                    valid_names()
-                ));
-            }
-            WORKLOADS
-                .iter()
-                .filter(|w| names.iter().any(|n| n == w.name))
-                .collect()
-        }
-    };
-    let all = only.is_none();
-    Ok(Some(Options {
-        selected,
-        all,
-        quick,
-    }))
-}
-
-/// Runs our implementation of one workload; a panic counts as a missing figure.
-fn run_ours(name: &str, quick: bool) -> Option<f64> {
-    match catch_unwind(AssertUnwindSafe(|| ours::run(name, quick))) {
+/// Runs one side (`who`) of one workload; a panic counts as a missing figure.
+fn run_side(who: &str, name: &str, f: impl FnOnce() -> Option<f64>) -> Option<f64> {
+    match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => value.filter(|v| v.is_finite() && *v > 0.0),
         Err(_) => {
-            eprintln!("[ours] {name} panicked; figure missing");
+            eprintln!("[{who}] {name} panicked; figure missing");
             None
         }
     }
 }
 
 fn main() -> ExitCode {
+    // Helper modes first (the binary-spawn floor exits here at once), then the
+    // child hooks: a procspawn child runs its function inside init() and exits.
+    if let Some(code) = floor::helper_main() {
+        return code;
+    }
+    procspawn::init();
     multiprocess::init();
-    let opts = match parse_args(std::env::args().skip(1)) {
+    let opts = match args::parse(std::env::args_os().skip(1)) {
         Ok(Some(opts)) => opts,
         Ok(None) => return ExitCode::SUCCESS,
         Err(msg) => {
@@ -117,22 +45,35 @@ fn main() -> ExitCode {
     };
     let quick = opts.quick;
 
-    let mut ours_figures = Vec::with_capacity(opts.selected.len());
+    let mut rows = Vec::with_capacity(opts.selected.len());
     for w in &opts.selected {
-        let value = run_ours(w.name, quick);
-        eprintln!(
-            "[ours]   {:<34} {} {}",
-            w.name,
-            fmt_opt(value),
-            w.unit.as_str()
+        let mut row = Row::new(
+            w,
+            run_side("ours", w.name, || ours::run(w.name, quick)),
+            None,
         );
-        ours_figures.push(value);
+        row.peer = run_side("peer", w.name, || peers::run(w.name, quick));
+        row.ceiling = run_side("ceiling", w.name, || ceiling::run(w.name, quick));
+        let unit = w.unit.as_str();
+        eprintln!(
+            "[ours]   {:<30} {} {unit}  (peer {}, ceiling {})",
+            w.name,
+            fmt_opt(row.ours),
+            fmt_opt(row.peer),
+            fmt_opt(row.ceiling),
+        );
+        rows.push(row);
     }
 
-    // Every floor the selection needs, each measured once; the spinning round
-    // trip and the cache-hot memcpy ride along with the blocking round trip and
-    // the page-faulting memcpy, for reference.
-    let mut needed: Vec<Floor> = opts.selected.iter().filter_map(|w| w.floor).collect();
+    // Every floor the selection needs, measured once each in a fresh helper
+    // process; the spinning round trip and the cache-hot memcpy ride along
+    // with the blocking round trip and the page-faulting memcpy, for reference.
+    let mut needed: Vec<Floor> = opts
+        .selected
+        .iter()
+        .flat_map(|w| [w.floor, w.floor2()])
+        .flatten()
+        .collect();
     if needed.contains(&Floor::SocketRoundTrip) {
         needed.push(Floor::SpinRoundTrip);
     }
@@ -141,37 +82,30 @@ fn main() -> ExitCode {
     }
     needed.sort();
     needed.dedup();
-    let mut floors = BTreeMap::new();
-    for f in needed {
-        let value = catch_unwind(AssertUnwindSafe(|| floor::measure(f, quick)))
-            .ok()
-            .flatten();
+    let floors = if needed.is_empty() {
+        Default::default()
+    } else {
+        floor::in_helper(&needed, quick)
+    };
+    for f in &needed {
+        let value = floors.get(f).copied();
         eprintln!(
             "[floor]  {:<34} {} {}",
             f.describe(),
             fmt_opt(value),
             f.unit().as_str()
         );
-        if let Some(value) = value {
-            floors.insert(f, value);
-        }
     }
 
     eprintln!("[python] running {} ...", python::SCRIPT);
     let names: Vec<&str> = opts.selected.iter().map(|w| w.name).collect();
     let py = python::run(&names, opts.all, quick);
 
-    let rows: Vec<Row> = opts
-        .selected
-        .iter()
-        .zip(ours_figures)
-        .map(|(w, ours)| Row {
-            workload: w,
-            ours,
-            python: py.get(w.name).copied(),
-            floor: w.floor.and_then(|f| floors.get(&f).copied()),
-        })
-        .collect();
+    for row in &mut rows {
+        row.python = py.get(row.workload.name).copied();
+        row.floor = row.workload.floor.and_then(|f| floors.get(&f).copied());
+        row.floor2 = row.workload.floor2().and_then(|f| floors.get(&f).copied());
+    }
     let floor_list: Vec<(Floor, f64)> = floors.into_iter().collect();
     println!("{}", report::table(&rows, &floor_list, quick));
     for row in &rows {

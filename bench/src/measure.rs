@@ -60,6 +60,71 @@ pub fn mb_per_s(bytes: usize, elapsed: Duration) -> f64 {
     bytes as f64 / crate::params::MB / elapsed.as_secs_f64()
 }
 
+/// us per round trip, median over [`crate::params::REPS`]: `rt(i)` sends `i`
+/// and returns the answer, which must be `i + 1`; `n` round trips per repetition.
+pub fn roundtrip_us(n: usize, quick: bool, mut rt: impl FnMut(u64) -> u64) -> f64 {
+    let mut i = 0u64;
+    median_of(crate::params::REPS.get(quick), || {
+        let t = Instant::now();
+        for _ in 0..n {
+            assert_eq!(rt(i), i + 1, "bad echo");
+            i += 1;
+        }
+        us_per(t.elapsed(), n)
+    })
+}
+
+/// The echo side of [`roundtrip_us`]: answers every number received with it
+/// plus one, until `recv` yields `None` or `send` fails.
+pub fn echo_plus_one(mut recv: impl FnMut() -> Option<u64>, mut send: impl FnMut(u64) -> bool) {
+    while let Some(i) = recv() {
+        if !send(i + 1) {
+            break;
+        }
+    }
+}
+
+/// The receiving side of [`one_way_mbps`]: for each round announced by
+/// `announce` (`None`: stop), receives that many messages with `recv` (which
+/// returns a message's length) and answers the round's byte count with `reply`.
+pub fn sink_rounds(
+    mut announce: impl FnMut() -> Option<u64>,
+    mut recv: impl FnMut() -> usize,
+    mut reply: impl FnMut(u64),
+) {
+    while let Some(count) = announce() {
+        let bytes: usize = (0..count).map(|_| recv()).sum();
+        reply(bytes as u64);
+    }
+}
+
+/// MB/s of messages of 1 MiB sent one way, median over
+/// [`crate::params::REPS`]: `announce(k)` tells the receiver a round of `k`
+/// messages follows, `send()` sends one, `reply()` waits for the receiver's
+/// byte count of the round. One warm-up round of one message, then `n`
+/// messages per repetition, timed from the announcement to the reply.
+pub fn one_way_mbps(
+    n: usize,
+    quick: bool,
+    mut announce: impl FnMut(u64),
+    mut send: impl FnMut(),
+    mut reply: impl FnMut() -> u64,
+) -> f64 {
+    use crate::params::MIB;
+    announce(1);
+    send();
+    assert_eq!(reply() as usize, MIB, "short warm-up round");
+    median_of(crate::params::REPS.get(quick), || {
+        let t = Instant::now();
+        announce(n as u64);
+        for _ in 0..n {
+            send();
+        }
+        assert_eq!(reply() as usize, n * MIB, "short round");
+        mb_per_s(n * MIB, t.elapsed())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,13 @@ pub fn run(name: &str, quick: bool) -> Option<f64> {
         "manager_dict_op" => manager_dict_op(quick),
         "manager_queue_op" => manager_queue_op(quick),
         "shm_array_write_64MiB" => shm_array_write_64mib(quick),
+        "queue_1p1c_1MiB_vec" => queue_1p1c_1mib_vec(quick),
+        "pipe_throughput_1MiB_vec" => pipe_throughput_1mib_vec(quick),
+        "queue_1p1c_1MiB_f64" => queue_1p1c_1mib_f64(quick),
+        "pipe_roundtrip_small_loaded" => with_load(|| pipe_roundtrip_small(quick)),
+        "queue_1p1c_small_loaded" => with_load(|| queue_1p1c_small(quick)),
+        "manager_dict_op_loaded" => with_load(|| manager_dict_op(quick)),
+        "pool_dispatch_capacity" => pool_dispatch_capacity(quick),
         _ => None,
     }
 }
@@ -39,7 +46,8 @@ use std::time::Instant;
 
 use multiprocess::{Connection, StartMethod, get_context};
 
-use crate::measure::{mb_per_s, median_of, us_per};
+use crate::load::with_load;
+use crate::measure::{self, median_of, us_per};
 use crate::params::{self, MIB, REPS};
 
 fn empty(_: ()) {}
@@ -86,11 +94,7 @@ fn process_start_join_forkserver(quick: bool) -> Option<f64> {
 }
 
 fn echo_plus_one(c: Connection<u64>) {
-    while let Ok(i) = c.recv() {
-        if c.send(&(i + 1)).is_err() {
-            break;
-        }
-    }
+    measure::echo_plus_one(|| c.recv().ok(), |i| c.send(&i).is_ok());
 }
 
 /// us per round trip over a `Pipe()`: the parent sends `i`, the child answers
@@ -102,57 +106,75 @@ fn pipe_roundtrip_small(quick: bool) -> Option<f64> {
     p.start().ok()?;
     here.send(&0).ok()?;
     assert_eq!(here.recv().ok()?, 1);
-    let n = params::PIPE_ROUNDTRIPS.get(quick);
-    let r = median_of(REPS.get(quick), || {
-        let t = Instant::now();
-        for i in 0..n as u64 {
-            here.send(&i).expect("send");
-            assert_eq!(here.recv().expect("recv"), i + 1);
-        }
-        us_per(t.elapsed(), n)
+    let r = measure::roundtrip_us(params::PIPE_ROUNDTRIPS.get(quick), quick, |i| {
+        here.send(&i).expect("send");
+        here.recv().expect("recv")
     });
     drop(here);
     p.join().ok()?;
     Some(r)
 }
 
-fn sink(c: Connection<u64>) {
-    loop {
-        let Ok(count) = c.recv() else { return };
-        let mut bytes = 0u64;
-        for _ in 0..count {
-            bytes += c.recv_bytes().expect("recv_bytes").len() as u64;
-        }
-        c.send(&bytes).expect("reply");
-    }
+/// What a sink child gets: the connection of round announcements and byte
+/// counts, and the data connection.
+type SinkArgs<T> = (Connection<u64>, Connection<T>);
+
+fn bytes_sink((ctl, data): SinkArgs<()>) {
+    measure::sink_rounds(
+        || ctl.recv().ok(),
+        || data.recv_bytes().expect("recv_bytes").len(),
+        |bytes| ctl.send(&bytes).expect("reply"),
+    );
+}
+
+fn vec_sink((ctl, data): SinkArgs<Vec<u8>>) {
+    measure::sink_rounds(
+        || ctl.recv().ok(),
+        || data.recv().expect("recv").len(),
+        |bytes| ctl.send(&bytes).expect("reply"),
+    );
+}
+
+/// MB/s of [`crate::params::PIPE_MESSAGES_1MIB`] messages of 1 MiB sent by
+/// `send` over a data pipe to a fork-started `sink` child, which answers each
+/// round's byte count on a control pipe ([`measure::one_way_mbps`]).
+fn pipe_one_way<T>(sink: fn(SinkArgs<T>), send: impl Fn(&Connection<T>), quick: bool) -> Option<f64>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    let (ctl, ctl_there) = multiprocess::pipe::<u64>().ok()?;
+    let (data, data_there) = multiprocess::pipe::<T>().ok()?;
+    let mut p = get_context(StartMethod::Fork).process(sink, (ctl_there, data_there));
+    p.start().ok()?;
+    let r = measure::one_way_mbps(
+        params::PIPE_MESSAGES_1MIB.get(quick),
+        quick,
+        |k| ctl.send(&k).expect("send"),
+        || send(&data),
+        || ctl.recv().expect("reply"),
+    );
+    drop((ctl, data));
+    p.join().ok()?;
+    Some(r)
 }
 
 /// MB/s: the parent `send_bytes` [`crate::params::PIPE_MESSAGES_1MIB`] messages
-/// of 1 MiB, the child `recv_bytes` them and replies with the byte count; timed
-/// from the first send to that reply.
+/// of 1 MiB, the child `recv_bytes` them and replies with the byte count (on a
+/// second pipe); timed from the first send to that reply (one warm-up round first).
 fn pipe_throughput_1mib(quick: bool) -> Option<f64> {
-    let (here, there) = multiprocess::pipe::<u64>().ok()?;
-    let mut p = get_context(StartMethod::Fork).process(sink, there);
-    p.start().ok()?;
-    let n = params::PIPE_MESSAGES_1MIB.get(quick);
     let msg = vec![7u8; MIB];
-    // Warm-up round.
-    here.send(&1).ok()?;
-    here.send_bytes(&msg).ok()?;
-    here.recv().ok()?;
-    let r = median_of(REPS.get(quick), || {
-        let t = Instant::now();
-        here.send(&(n as u64)).expect("send");
-        for _ in 0..n {
-            here.send_bytes(&msg).expect("send_bytes");
-        }
-        let got = here.recv().expect("reply");
-        assert_eq!(got as usize, n * MIB);
-        mb_per_s(n * MIB, t.elapsed())
-    });
-    drop(here);
-    p.join().ok()?;
-    Some(r)
+    pipe_one_way(
+        bytes_sink,
+        |d| d.send_bytes(&msg).expect("send_bytes"),
+        quick,
+    )
+}
+
+/// MB/s: as [`pipe_throughput_1mib`], but the parent `send`s a typed `Vec<u8>`
+/// of 1 MiB per message over a `Connection<Vec<u8>>` and the child `recv`s it.
+fn pipe_throughput_1mib_vec(quick: bool) -> Option<f64> {
+    let msg = vec![7u8; MIB];
+    pipe_one_way(vec_sink, |d| d.send(&msg).expect("send"), quick)
 }
 
 /// msg/s: one producer process puts the integers `0..n`, then a sentinel; one
@@ -182,14 +204,29 @@ fn queue_1p1c_1kib(quick: bool) -> Option<f64> {
 /// MB/s: as [`queue_1p1c_small`] with a 1 MiB byte string as every message;
 /// n = [`crate::params::QUEUE_1MIB_MSGS`].
 fn queue_1p1c_1mib(quick: bool) -> Option<f64> {
+    queue_1p1c_mib(|| Bytes(std::sync::Arc::new(vec![7u8; MIB])), quick)
+}
+
+/// MB/s: as [`queue_1p1c_1mib`] with a typed `Vec<u8>` of 1 MiB as every
+/// message (serialized through serde as a sequence, not as one block).
+fn queue_1p1c_1mib_vec(quick: bool) -> Option<f64> {
+    queue_1p1c_mib(|| vec![7u8; MIB], quick)
+}
+
+/// MB/s: as [`queue_1p1c_1mib`] with a `Vec<f64>` of 1 MiB
+/// ([`crate::params::F64_PER_MIB`] items) as every message.
+fn queue_1p1c_1mib_f64(quick: bool) -> Option<f64> {
+    queue_1p1c_mib(|| vec![1.5f64; params::F64_PER_MIB], quick)
+}
+
+/// MB/s of one producer and one consumer passing
+/// [`crate::params::QUEUE_1MIB_MSGS`] messages of 1 MiB made by `item`.
+fn queue_1p1c_mib<T>(item: impl Fn() -> T, quick: bool) -> Option<f64>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Clone + 'static,
+{
     let n = params::QUEUE_1MIB_MSGS.get(quick);
-    let t = queue_run(
-        1,
-        1,
-        n,
-        || Bytes(std::sync::Arc::new(vec![7u8; MIB])),
-        quick,
-    )?;
+    let t = queue_run(1, 1, n, item, quick)?;
     Some((n * MIB) as f64 / crate::params::MB / t)
 }
 
@@ -475,6 +512,27 @@ fn executor_submit_per_task(quick: bool) -> Option<f64> {
         let dt = t.elapsed();
         assert_eq!(out[n - 1], n as u64 - 1);
         us_per(dt, n)
+    }))
+}
+
+fn noop(_: u64) {}
+
+/// tasks/s that one pool thread hands to two workers whose task returns at
+/// once: `imap_unordered` of a no-op over [`crate::params::DISPATCH_TASKS`]
+/// items with chunk size 1 on a warmed-up Pool(2), drained.
+fn pool_dispatch_capacity(quick: bool) -> Option<f64> {
+    let n = params::DISPATCH_TASKS.get(quick);
+    let pool = warm_pool();
+    Some(median_of(REPS.get(quick), || {
+        let t = Instant::now();
+        let opts = multiprocess::Options::new().chunk_size(1);
+        let count = pool
+            .imap_unordered_with(noop, 0..n as u64, opts)
+            .inspect(|r| assert!(r.is_ok(), "task failed"))
+            .count();
+        let dt = t.elapsed();
+        assert_eq!(count, n, "lost results");
+        crate::measure::per_s(n, dt)
     }))
 }
 

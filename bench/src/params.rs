@@ -85,3 +85,24 @@ pub const FLOOR_SPIN_ROUNDTRIPS: Size = size(200_000, 50_000);
 pub const FLOOR_MEMCPY_COPIES: Size = size(2000, 500);
 /// Floor: CAS lock pairs per repetition.
 pub const FLOOR_CAS_PAIRS: Size = size(10_000_000, 2_000_000);
+
+/// `pool_dispatch_capacity`: no-op tasks handed out one by one (chunk size 1)
+/// to a Pool(2) per repetition.
+pub const DISPATCH_TASKS: Size = size(100_000, 20_000);
+/// `queue_1p1c_1MiB_f64`: `f64` items per 1 MiB message.
+pub const F64_PER_MIB: usize = MIB / 8;
+
+/// `_loaded` rows: CPU-bound processes running beside the workload.
+pub const LOAD_PROCS: usize = 2;
+/// `_loaded` rows: a load process exits by itself after this many seconds,
+/// even if nobody kills it (it also exits when its parent dies).
+pub const LOAD_BOUND_SECS: u64 = 300;
+
+/// Peer: procspawn start+join cycles per repetition.
+pub const PEER_STARTS: Size = size(10, 5);
+/// Peer: procspawn pool tasks per repetition for the per-task rows
+/// (`pool_apply_async_per_task`, `executor_submit_per_task`,
+/// `pool_imap_unordered_100k`, `pool_dispatch_capacity`): procspawn's pool
+/// costs a process round trip and two fresh channels per task, so fewer
+/// tasks are run and the figure is per task (or scaled, see `peers.rs`).
+pub const PEER_POOL_TASKS: Size = size(2_000, 300);

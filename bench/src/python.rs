@@ -1,8 +1,9 @@
 //! Runs the CPython baseline (`bench/python/baseline.py`) and parses its output.
 //!
-//! The script is run once for all selected workloads. It prints `NAME VALUE`
-//! per workload (`NAME -` when that workload failed, with its traceback on
-//! stderr, which is passed through). The interpreter is `python3`, or the one
+//! The script is run once for all selected workloads. It prints one JSON
+//! object per workload and line, `{"name": NAME, "value": VALUE}`, VALUE being
+//! `null` when that workload failed (its traceback goes to stderr, which is
+//! passed through). The interpreter is `python3`, or the one
 //! named by the `MP_BENCH_PYTHON` environment variable. If it cannot be started
 //! every figure is missing; if it exits with an error, the figures it did print
 //! are kept and the others are missing.
@@ -42,16 +43,22 @@ pub fn run(names: &[&str], all: bool, quick: bool) -> HashMap<String, f64> {
     parse(&String::from_utf8_lossy(&output.stdout))
 }
 
-/// Parses `NAME VALUE` lines; lines whose value is not a positive finite
-/// number (such as `NAME -`) are skipped.
+/// One line of the script's output.
+#[derive(serde::Deserialize)]
+struct Line {
+    name: String,
+    value: Option<f64>,
+}
+
+/// Parses the JSON lines; lines that are not such an object, and values that
+/// are not a positive finite number (such as `null`), are skipped.
 pub fn parse(stdout: &str) -> HashMap<String, f64> {
     stdout
         .lines()
-        .filter_map(|line| {
-            let mut words = line.split_whitespace();
-            let (name, value, rest) = (words.next()?, words.next()?, words.next());
-            let value: f64 = value.parse().ok()?;
-            (rest.is_none() && value.is_finite() && value > 0.0).then(|| (name.to_owned(), value))
+        .filter_map(|line| serde_json::from_str::<Line>(line).ok())
+        .filter_map(|l| {
+            let v = l.value?;
+            (v.is_finite() && v > 0.0).then_some((l.name, v))
         })
         .collect()
 }
@@ -60,7 +67,17 @@ pub fn parse(stdout: &str) -> HashMap<String, f64> {
 mod tests {
     #[test]
     fn parse_lines() {
-        let m = super::parse("a 1.5\nb -\nc 2e3\n\nnoise here too\nd nan\n");
+        let out = concat!(
+            "{\"name\": \"a\", \"value\": 1.5}\n",
+            "{\"name\": \"b\", \"value\": null}\n",
+            "{\"name\": \"c\", \"value\": 2e3}\n",
+            "\n",
+            "noise here too\n",
+            "{\"name\": \"d\", \"value\": -1}\n",
+            "{\"name\": \"e\"}\n",
+            "c 3\n",
+        );
+        let m = super::parse(out);
         assert_eq!(m.len(), 2);
         assert_eq!(m["a"], 1.5);
         assert_eq!(m["c"], 2000.0);

@@ -3,18 +3,21 @@
 //! The machine-readable line per workload is exactly
 //!
 //! ```text
-//! bench NAME ours=VALUE python=VALUE floor=VALUE|- unit=UNIT better=X
+//! bench NAME ours=VALUE python=VALUE peer=VALUE|- floor=VALUE|- unit=UNIT better=X
 //! ```
 //!
 //! with `-` for a missing value, numbers to three significant digits and no
 //! thousands separators. `better` is Python/ours for times and ours/Python
-//! for rates (> 1: ours wins).
+//! for rates (> 1: ours wins). `peer` is the best Rust crate a user would pick
+//! instead ([`crate::peers`]). The human table adds the in-process ceiling
+//! ([`crate::ceiling`]), the second spawn floor (`floor2`: exec of this binary)
+//! and how ours compares with the peer and the floors.
 
 use std::fmt::Write as _;
 
 use crate::workloads::{Floor, Workload};
 
-/// The three figures of one workload.
+/// The figures of one workload.
 #[derive(Clone, Copy, Debug)]
 pub struct Row {
     /// The workload.
@@ -23,11 +26,40 @@ pub struct Row {
     pub ours: Option<f64>,
     /// With CPython.
     pub python: Option<f64>,
+    /// With the best Rust peer crate, if the workload has one.
+    pub peer: Option<f64>,
+    /// In one process with threads (the in-process ceiling), if one applies.
+    pub ceiling: Option<f64>,
     /// The OS floor, if the workload has one and it was measured.
     pub floor: Option<f64>,
+    /// The second floor ([`Workload::floor2`]), if any.
+    pub floor2: Option<f64>,
 }
 
 impl Row {
+    /// A row with only ours and Python's figures.
+    pub fn new(workload: &'static Workload, ours: Option<f64>, python: Option<f64>) -> Row {
+        Row {
+            workload,
+            ours,
+            python,
+            peer: None,
+            ceiling: None,
+            floor: None,
+            floor2: None,
+        }
+    }
+
+    /// How many times better ours is than the peer (> 1: ours wins).
+    pub fn vs_peer(&self) -> Option<f64> {
+        usable(self.workload.unit.better(self.ours?, self.peer?))
+    }
+
+    /// How many times the second floor's cost ours pays.
+    pub fn over_floor2(&self) -> Option<f64> {
+        usable(self.workload.unit.better(self.floor2?, self.ours?))
+    }
+
     /// How many times better ours is than Python (> 1: ours wins).
     pub fn better(&self) -> Option<f64> {
         usable(self.workload.unit.better(self.ours?, self.python?))
@@ -42,10 +74,11 @@ impl Row {
     /// The machine-readable `bench ...` line.
     pub fn bench_line(&self) -> String {
         format!(
-            "bench {} ours={} python={} floor={} unit={} better={}",
+            "bench {} ours={} python={} peer={} floor={} unit={} better={}",
             self.workload.name,
             fmt_opt(self.ours),
             fmt_opt(self.python),
+            fmt_opt(self.peer),
             fmt_opt(self.floor),
             self.workload.unit.as_str(),
             fmt_opt(self.better()),
@@ -80,13 +113,27 @@ pub fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), sig3)
 }
 
+/// The columns of the human table: header and cell of a row.
+const COLUMNS: &[(&str, fn(&Row) -> Option<f64>)] = &[
+    ("ours", |r| r.ours),
+    ("python", |r| r.python),
+    ("peer", |r| r.peer),
+    ("ceiling", |r| r.ceiling),
+    ("floor", |r| r.floor),
+    ("floor2", |r| r.floor2),
+    ("better", Row::better),
+    ("vs peer", Row::vs_peer),
+    ("x floor", Row::over_floor),
+    ("x floor2", Row::over_floor2),
+];
+
 /// The human table, followed by the list of floors measured.
 pub fn table(rows: &[Row], floors: &[(Floor, f64)], quick: bool) -> String {
     let mut out = String::new();
     let mode = if quick { "quick" } else { "full" };
     let _ = writeln!(
         out,
-        "multiprocess vs CPython multiprocessing vs OS floor ({mode} mode; medians)"
+        "multiprocess vs CPython multiprocessing vs Rust peers vs OS floor ({mode} mode; medians)"
     );
     let width = rows
         .iter()
@@ -94,39 +141,41 @@ pub fn table(rows: &[Row], floors: &[(Floor, f64)], quick: bool) -> String {
         .max()
         .unwrap_or(8)
         .max(8);
-    let _ = writeln!(
+    let _ = write!(
         out,
-        "{:<width$}  {:>6}  {:>10}  {:>10}  {:>10}  {:>7}  {:>8}",
-        "workload", "unit", "ours", "python", "floor", "better", "x floor"
+        "{:<width$}  {:>7}  {:>11}",
+        "workload", "unit", "peer crate"
     );
-    let _ = writeln!(
-        out,
-        "{}",
-        "-".repeat(width + 2 + 6 + 2 + 10 * 3 + 4 + 2 + 7 + 2 + 8)
-    );
+    for (head, _) in COLUMNS {
+        let _ = write!(out, "  {head:>9}");
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", "-".repeat(width + 22 + 11 * COLUMNS.len()));
     for row in rows {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "{:<width$}  {:>6}  {:>10}  {:>10}  {:>10}  {:>7}  {:>8}",
+            "{:<width$}  {:>7}  {:>11}",
             row.workload.name,
             row.workload.unit.as_str(),
-            fmt_opt(row.ours),
-            fmt_opt(row.python),
-            fmt_opt(row.floor),
-            fmt_opt(row.better()),
-            fmt_opt(row.over_floor()),
+            crate::peers::crate_of(row.workload.name).unwrap_or("-"),
         );
+        for (_, cell) in COLUMNS {
+            let _ = write!(out, "  {:>9}", fmt_opt(cell(row)));
+        }
+        let _ = writeln!(out);
     }
     let _ = writeln!(
         out,
-        "better: > 1 means ours beats CPython; x floor: ours' cost in multiples of the OS floor"
+        "better / vs peer: > 1 means ours beats CPython / the peer; ceiling: threads in one \
+         process (crossbeam-channel, rayon);\nx floor(2): ours' cost in multiples of the OS \
+         floor; floor2: posix_spawn of this binary (floor: of /bin/true)"
     );
     if !floors.is_empty() {
         let _ = writeln!(out, "\nOS floors measured:");
         for (floor, value) in floors {
             let _ = writeln!(
                 out,
-                "  {:<36} {:>10} {}",
+                "  {:<38} {:>10} {}",
                 floor.describe(),
                 sig3(*value),
                 floor.unit().as_str()
@@ -155,33 +204,60 @@ mod tests {
 
     #[test]
     fn bench_lines() {
-        let row = Row {
-            workload: find("pipe_roundtrip_small").unwrap(),
-            ours: Some(20.0),
-            python: Some(50.0),
-            floor: None,
-        };
+        let mut row = Row::new(
+            find("pipe_roundtrip_small").unwrap(),
+            Some(20.0),
+            Some(50.0),
+        );
         assert_eq!(
             row.bench_line(),
-            "bench pipe_roundtrip_small ours=20.0 python=50.0 floor=- unit=us better=2.50"
+            "bench pipe_roundtrip_small ours=20.0 python=50.0 peer=- floor=- unit=us better=2.50"
         );
-        let row = Row {
-            workload: find("queue_1p1c_small").unwrap(),
-            ours: None,
-            python: Some(158_000.0),
-            floor: None,
-        };
+        row.peer = Some(30.0);
+        row.floor = Some(12.5);
         assert_eq!(
             row.bench_line(),
-            "bench queue_1p1c_small ours=- python=158000 floor=- unit=msg/s better=-"
+            "bench pipe_roundtrip_small ours=20.0 python=50.0 peer=30.0 floor=12.5 unit=us better=2.50"
         );
-        let row = Row {
-            workload: find("queue_1p1c_1MiB").unwrap(),
-            ours: Some(1000.0),
-            python: Some(500.0),
-            floor: Some(2000.0),
-        };
+        assert_eq!(row.vs_peer(), Some(1.5));
+        let row = Row::new(find("queue_1p1c_small").unwrap(), None, Some(158_000.0));
+        assert_eq!(
+            row.bench_line(),
+            "bench queue_1p1c_small ours=- python=158000 peer=- floor=- unit=msg/s better=-"
+        );
+        let mut row = Row::new(find("queue_1p1c_1MiB").unwrap(), Some(1000.0), Some(500.0));
+        row.floor = Some(2000.0);
+        row.peer = Some(4000.0);
         assert_eq!(row.better(), Some(2.0));
         assert_eq!(row.over_floor(), Some(2.0));
+        assert_eq!(row.vs_peer(), Some(0.25));
+        let mut row = Row::new(
+            find("process_start_join_spawn").unwrap(),
+            Some(1500.0),
+            None,
+        );
+        row.floor = Some(750.0);
+        row.floor2 = Some(1000.0);
+        assert_eq!(row.over_floor2(), Some(1.5));
+        let table = table(&[row], &[(Floor::SpawnSelf, 1000.0)], true);
+        assert!(table.contains("floor2"));
+        assert!(table.contains("posix_spawn(this binary"));
+    }
+
+    #[test]
+    fn bench_line_has_every_field_in_order() {
+        let row = Row::new(
+            find("pool_dispatch_capacity").unwrap(),
+            Some(2.0),
+            Some(1.0),
+        );
+        let line = row.bench_line();
+        let keys: Vec<&str> = line
+            .split_whitespace()
+            .skip(2)
+            .map(|kv| kv.split('=').next().unwrap())
+            .collect();
+        assert_eq!(keys, ["ours", "python", "peer", "floor", "unit", "better"]);
+        assert!(line.contains("unit=tasks/s better=2.00"));
     }
 }

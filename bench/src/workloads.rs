@@ -18,6 +18,8 @@ pub enum Unit {
     MsgPerS,
     /// Operations per second (a rate).
     OpsPerS,
+    /// Tasks per second (a rate).
+    TasksPerS,
 }
 
 impl Unit {
@@ -30,6 +32,7 @@ impl Unit {
             Unit::MBps => "MB/s",
             Unit::MsgPerS => "msg/s",
             Unit::OpsPerS => "ops/s",
+            Unit::TasksPerS => "tasks/s",
         }
     }
 
@@ -47,12 +50,17 @@ impl Unit {
 }
 
 /// An OS floor a workload is compared with (see [`crate::floor`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Floor {
     /// fork of a child that `_exit`s at once, then waitpid (us).
     ForkWait,
     /// posix_spawn of `/bin/true`, then waitpid (us).
     SpawnExec,
+    /// posix_spawn of the benchmark binary itself in a mode that exits at
+    /// once, then waitpid (us): the second spawn floor, shown beside the first.
+    SpawnSelf,
     /// Blocking Unix-socket round trip with a forked child (us).
     SocketRoundTrip,
     /// Spinning shared-memory round trip with a forked child (us).
@@ -72,6 +80,7 @@ impl Floor {
         match self {
             Floor::ForkWait => "fork + _exit + waitpid",
             Floor::SpawnExec => "posix_spawn(/bin/true) + waitpid",
+            Floor::SpawnSelf => "posix_spawn(this binary) + waitpid",
             Floor::SocketRoundTrip => "blocking Unix-socket round trip",
             Floor::SpinRoundTrip => "spinning shared-memory round trip",
             Floor::Memcpy => "memcpy of 1 MiB into fresh pages",
@@ -83,9 +92,11 @@ impl Floor {
     /// The unit the floor is measured in.
     pub const fn unit(self) -> Unit {
         match self {
-            Floor::ForkWait | Floor::SpawnExec | Floor::SocketRoundTrip | Floor::SpinRoundTrip => {
-                Unit::Us
-            }
+            Floor::ForkWait
+            | Floor::SpawnExec
+            | Floor::SpawnSelf
+            | Floor::SocketRoundTrip
+            | Floor::SpinRoundTrip => Unit::Us,
             Floor::Memcpy | Floor::MemcpyHot => Unit::MBps,
             Floor::CasLock => Unit::Ns,
         }
@@ -102,6 +113,24 @@ pub struct Workload {
     /// The floor it is compared with, if any.
     pub floor: Option<Floor>,
 }
+
+impl Workload {
+    /// A second floor shown beside the first in the human table: the spawn
+    /// start method is bounded both by exec of `/bin/true` and by exec of this
+    /// (larger) binary.
+    pub fn floor2(&self) -> Option<Floor> {
+        (self.floor == Some(Floor::SpawnExec)).then_some(Floor::SpawnSelf)
+    }
+
+    /// For a `_loaded` row, the quiet workload it repeats under load.
+    pub fn unloaded(&self) -> Option<&'static str> {
+        let base = self.name.strip_suffix(LOADED_SUFFIX)?;
+        find(base).map(|w| w.name)
+    }
+}
+
+/// Suffix of the workloads that repeat a quiet one beside two CPU-bound processes.
+pub const LOADED_SUFFIX: &str = "_loaded";
 
 const fn w(name: &'static str, unit: Unit, floor: Option<Floor>) -> Workload {
     Workload { name, unit, floor }
@@ -135,6 +164,17 @@ pub const WORKLOADS: &[Workload] = &[
     w("manager_dict_op", Unit::Us, None),
     w("manager_queue_op", Unit::Us, None),
     w("shm_array_write_64MiB", Unit::MBps, Some(Floor::Memcpy)),
+    w("queue_1p1c_1MiB_vec", Unit::MBps, Some(Floor::Memcpy)),
+    w("pipe_throughput_1MiB_vec", Unit::MBps, Some(Floor::Memcpy)),
+    w("queue_1p1c_1MiB_f64", Unit::MBps, Some(Floor::Memcpy)),
+    w(
+        "pipe_roundtrip_small_loaded",
+        Unit::Us,
+        Some(Floor::SocketRoundTrip),
+    ),
+    w("queue_1p1c_small_loaded", Unit::MsgPerS, None),
+    w("manager_dict_op_loaded", Unit::Us, None),
+    w("pool_dispatch_capacity", Unit::TasksPerS, None),
 ];
 
 /// The workload called `name`, if any.
@@ -151,7 +191,30 @@ mod tests {
         for (i, a) in WORKLOADS.iter().enumerate() {
             assert!(WORKLOADS[i + 1..].iter().all(|b| b.name != a.name));
         }
-        assert_eq!(WORKLOADS.len(), 18);
+        assert_eq!(WORKLOADS.len(), 25);
+    }
+
+    #[test]
+    fn loaded_rows_repeat_a_quiet_row() {
+        let loaded: Vec<_> = WORKLOADS
+            .iter()
+            .filter(|w| w.unloaded().is_some())
+            .collect();
+        assert_eq!(loaded.len(), 3);
+        for w in loaded {
+            let base = find(w.unloaded().unwrap()).unwrap();
+            assert_eq!(base.unit, w.unit);
+            assert_eq!(base.floor, w.floor);
+        }
+        assert_eq!(find("pipe_roundtrip_small").unwrap().unloaded(), None);
+    }
+
+    #[test]
+    fn second_spawn_floor() {
+        let spawn = find("process_start_join_spawn").unwrap();
+        assert_eq!(spawn.floor2(), Some(Floor::SpawnSelf));
+        assert_eq!(find("process_start_join_fork").unwrap().floor2(), None);
+        assert!(!Unit::TasksPerS.is_time());
     }
 
     #[test]
