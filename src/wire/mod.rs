@@ -14,8 +14,13 @@
 
 pub(crate) mod code;
 pub(crate) mod codec;
+pub(crate) mod format;
+#[cfg(test)]
+mod format_tests;
 pub(crate) mod frame;
 pub(crate) mod handles;
 #[cfg(test)]
 mod hostile_tests;
 pub(crate) mod limit;
+#[cfg(test)]
+mod timing_tests;
