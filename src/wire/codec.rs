@@ -1,4 +1,5 @@
-//! bincode encoding with a side table of file descriptors.
+//! Values on the wire ([`format`]: bincode 1.3's fixed-width little-endian layout of
+//! serde's data model) with a side table of file descriptors.
 //!
 //! A handle serializes as the index of its fd in the thread's current *send table*; it
 //! deserializes by taking the fd at that index from the thread's current *receive
@@ -9,15 +10,16 @@
 //!
 //! Every received value in the crate (connections, queues, pool tasks and results,
 //! manager requests and replies, a child's boot message) is decoded by [`decode`],
-//! and the bytes are treated as hostile. bincode reads from the received slice
-//! (`SliceRead`), which checks each claimed length against the bytes left before
-//! allocating: bincode 1.3's `io::Read` path (`IoReader::fill_buffer`) resizes a buffer
-//! to the claimed length first, so a `String` claiming 2^40 bytes aborted the
-//! receiver. On top, [`limit::Limited`](super::limit::Limited) bounds nesting to
-//! [`MAX_DEPTH`] levels, what collections may reserve to one element per received
-//! byte in total, and the number of elements visited. Whatever the bytes, a malformed
-//! value is an error of kind [`ErrorKind::Deserialize`], never a panic, an abort or
-//! an unbounded allocation, and the caller goes on with its next message.
+//! and the bytes are treated as hostile. The [`format`] reads from the received slice
+//! and checks each claimed length against the bytes left before allocating or reading
+//! anything for it (bincode 1.3's `io::Read` path resized a buffer to the claimed
+//! length first, so a `String` claiming 2^40 bytes aborted the receiver). On top,
+//! [`limit::Limited`](super::limit::Limited) bounds nesting to [`MAX_DEPTH`] levels,
+//! what collections may reserve to one element per received byte in total, and the
+//! number of elements visited; the format charges the same budget for the sequences
+//! of plain numbers it copies in one block. Whatever the bytes, a malformed value is
+//! an error of kind [`ErrorKind::Deserialize`], never a panic, an abort or an
+//! unbounded allocation, and the caller goes on with its next message.
 
 use std::cell::RefCell;
 use std::marker::PhantomData;

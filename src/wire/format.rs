@@ -17,7 +17,7 @@
 //! This is what `bincode::DefaultOptions::new().with_fixint_encoding()
 //! .with_little_endian()` writes (bincode 1.3.3's `ser/mod.rs` and `de/mod.rs`), and
 //! the crate's unit tests compare the two byte for byte. The format is not
-//! self-describing: [`Deserializer::deserialize_any`] (and `deserialize_identifier`,
+//! self-describing: [`deserialize_any`](serde::Deserializer::deserialize_any) (and `deserialize_identifier`,
 //! `deserialize_ignored_any`) are refused.
 //!
 //! # Block copies
@@ -27,9 +27,9 @@
 //! as one copy instead, producing and accepting exactly the same bytes:
 //!
 //! * **Encode.** serde's `Serialize` for `[T]` and `Vec<T>` calls
-//!   [`Serializer::collect_seq`] with `&[T]` / `&Vec<T>`; when that iterator's type is
+//!   [`collect_seq`](serde::Serializer::collect_seq) with `&[T]` / `&Vec<T>`; when that iterator's type is
 //!   one of those for a plain `P`, the length and the slice's memory are written.
-//! * **Decode.** When [`Deserializer::deserialize_seq`] is called with serde's own
+//! * **Decode.** When [`deserialize_seq`](serde::Deserializer::deserialize_seq) is called with serde's own
 //!   visitor for `Vec<P>` (alone or wrapped by [`Limited`](super::limit::Limited)), the
 //!   `n * size_of::<P>()` bytes are checked against the bytes left and copied into a
 //!   new `Vec<P>`, without calling the visitor. Which visitor types are serde's is
