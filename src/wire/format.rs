@@ -33,8 +33,8 @@
 //!   visitor for `Vec<P>` (alone or wrapped by [`Limited`](super::limit::Limited)), the
 //!   `n * size_of::<P>()` bytes are checked against the bytes left and copied into a
 //!   new `Vec<P>`, without calling the visitor. Which visitor types are serde's is
-//!   learnt once per `P` by running `Vec::<P>::deserialize` against a probe
-//!   deserializer that records the type of the visitor it is given: a hand-written
+//!   learnt by running `Vec::<P>::deserialize` against a probe deserializer that
+//!   records the type of the visitor it is given: a hand-written
 //!   visitor whose `Value` is `Vec<P>` is a different type and goes through the
 //!   visitor, element by element.
 //!
@@ -44,7 +44,6 @@
 use std::any::TypeId;
 use std::fmt;
 use std::mem::{ManuallyDrop, size_of, size_of_val};
-use std::sync::OnceLock;
 
 use serde::de::{self, Deserialize as _, DeserializeSeed, IntoDeserializer as _, Visitor};
 use serde::ser::{self, Serialize};
@@ -102,23 +101,14 @@ const SELF_DESCRIBING_HINT: &str = "the wire format is not self-describing (binc
 /// valid value, and on a little-endian target their memory is exactly their encoding
 /// in this format (little-endian bytes; IEEE bits for floats).
 #[allow(unsafe_code)]
-unsafe trait Plain: Copy + 'static {
-    /// The types of serde's visitor for `Vec<Self>`, alone and as wrapped by
-    /// [`Limited`], learnt once by [`probe_vec_visitors`].
-    fn vec_visitors() -> &'static [TypeId; 2];
-}
+unsafe trait Plain: Copy + 'static + for<'de> de::Deserialize<'de> {}
 
 macro_rules! plain {
     ($($p:ty),*) => {$(
         #[allow(unsafe_code)]
         // SAFETY: a primitive integer or float: no padding, every bit pattern valid,
         // its memory on a little-endian target is its little-endian encoding.
-        unsafe impl Plain for $p {
-            fn vec_visitors() -> &'static [TypeId; 2] {
-                static VISITORS: OnceLock<[TypeId; 2]> = OnceLock::new();
-                VISITORS.get_or_init(probe_vec_visitors::<$p>)
-            }
-        }
+        unsafe impl Plain for $p {}
     )*};
 }
 
@@ -171,12 +161,12 @@ impl<'de> de::Deserializer<'de> for &mut Probe {
     type Error = Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
-        Err(Error::new("probe"))
+        Err(Error(String::new()))
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
         self.0 = Some(typeid::of::<V>());
-        Err(Error::new("probe"))
+        Err(Error(String::new()))
     }
 
     serde::forward_to_deserialize_any! {
@@ -186,19 +176,22 @@ impl<'de> de::Deserializer<'de> for &mut Probe {
     }
 }
 
-/// The types of the visitor serde's `Vec<P>` hands to `deserialize_seq`, directly and
-/// through [`Limited`] (lifetimes erased).
-fn probe_vec_visitors<P: Plain + for<'de> de::Deserialize<'de>>() -> [TypeId; 2] {
+/// Whether `V` is the visitor serde's `Vec<P>` hands to `deserialize_seq`, directly
+/// or through [`Limited`] (lifetimes erased).
+///
+/// serde's visitor type cannot be named, so this asks serde each time: the probe
+/// allocates nothing and, inlined, folds to a comparison of constants. (No cache: a
+/// `OnceLock` being filled by another thread at a `fork` would never be filled in
+/// the child.)
+#[inline]
+fn is_vec_visitor<P: Plain, V: ?Sized>() -> bool {
     let mut probe = Probe(None);
     let _ = Vec::<P>::deserialize(&mut probe);
-    let plain = probe
-        .0
-        .take()
-        .expect("serde's Vec deserializes with deserialize_seq");
+    let plain = probe.0.take();
     let budget = Budget::new(1, 1, 1);
     let _ = Vec::<P>::deserialize(Limited::new(&mut probe, &budget));
-    let wrapped = probe.0.expect("Limited forwards deserialize_seq");
-    [plain, wrapped]
+    let v = Some(typeid::of::<V>());
+    v == plain || v == probe.0
 }
 
 // ---------------------------------------------------------------------------------
@@ -716,7 +709,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
         macro_rules! block {
             ($($p:ty),*) => {$(
                 if typeid::of::<V::Value>() == typeid::of::<Vec<$p>>()
-                    && <$p as Plain>::vec_visitors().contains(&typeid::of::<V>())
+                    && is_vec_visitor::<$p, V>()
                 {
                     return self.block::<$p, V>(n);
                 }

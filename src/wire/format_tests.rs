@@ -368,3 +368,36 @@ fn sequences_without_a_length_are_refused_when_encoding() {
     .unwrap_err();
     assert!(e.to_string().contains("unknown length"), "{e}");
 }
+
+/// The block path is taken for serde's `Vec<P>` (alone and through the codec's
+/// `Limited`): it checks the whole block's length at once, where the element-wise
+/// path would fail on the first element that does not fit.
+#[test]
+fn serde_vec_visitors_take_the_block_path() {
+    let mut bytes = 3u64.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&[0; 4]);
+    let e = decode_plain::<Vec<u64>>(&bytes).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("a length of 24 bytes where 4 are left"),
+        "{e}"
+    );
+    let e = codec::decode::<Vec<u64>>(&bytes, Vec::new()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("a length of 24 bytes where 4 are left"),
+        "{e}"
+    );
+    let e = codec::decode::<(u8, Vec<f32>)>(&[&[1][..], &bytes].concat(), Vec::new()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("a length of 12 bytes where 4 are left"),
+        "{e}"
+    );
+    // A tuple of the same bytes goes element by element.
+    let e = codec::decode::<Vec<(u64,)>>(&bytes, Vec::new()).unwrap_err();
+    assert!(
+        e.to_string().contains("8 bytes needed where 4 are left"),
+        "{e}"
+    );
+}

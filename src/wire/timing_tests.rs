@@ -65,6 +65,8 @@ fn codec_timing() {
             samples: (0..1000).map(f64::from).collect(),
         },
     );
+    time("Vec<u8> x 16", &vec![1u8; 16]);
+    time("Vec<f64> x 4", &vec![1.5f64; 4]);
     time("(u64, String20)", &(42u64, "x".repeat(20)));
     time("(u32, i64, bool)", &(1u32, -2i64, true));
     time("u64", &42u64);
