@@ -168,6 +168,8 @@ pub use sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard,
 };
+#[cfg(any(feature = "json", test))]
+pub use wire::json::Json;
 
 // Managers and listeners.
 pub use listener::{AuthKey, Client, Limits, Listener};

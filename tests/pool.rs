@@ -272,7 +272,7 @@ fn apply_map_starmap(method: StartMethod) {
         .map(|i| p.apply_async(square, i).unwrap())
         .collect();
     let total: u64 = rs.iter().map(|r| r.get_timeout(BOUND).unwrap()).sum();
-    assert_eq!(total, (0..20u64).map(|x| x * x).sum());
+    assert_eq!(total, (0..20u64).map(|x| x * x).sum::<u64>());
     // An AsyncResult gives its value once.
     let r = p.apply_async(square, 3).unwrap();
     assert!(r.wait_timeout(BOUND));

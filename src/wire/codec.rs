@@ -1,4 +1,5 @@
-//! bincode encoding with a side table of file descriptors.
+//! Values on the wire ([`format`]: bincode 1.3's fixed-width little-endian layout of
+//! serde's data model) with a side table of file descriptors.
 //!
 //! A handle serializes as the index of its fd in the thread's current *send table*; it
 //! deserializes by taking the fd at that index from the thread's current *receive
@@ -9,25 +10,25 @@
 //!
 //! Every received value in the crate (connections, queues, pool tasks and results,
 //! manager requests and replies, a child's boot message) is decoded by [`decode`],
-//! and the bytes are treated as hostile. bincode reads from the received slice
-//! (`SliceRead`), which checks each claimed length against the bytes left before
-//! allocating: bincode 1.3's `io::Read` path (`IoReader::fill_buffer`) resizes a buffer
-//! to the claimed length first, so a `String` claiming 2^40 bytes aborted the
-//! receiver. On top, [`limit::Limited`](super::limit::Limited) bounds nesting to
-//! [`MAX_DEPTH`] levels, what collections may reserve to one element per received
-//! byte in total, and the number of elements visited. Whatever the bytes, a malformed
-//! value is an error of kind [`ErrorKind::Deserialize`], never a panic, an abort or
-//! an unbounded allocation, and the caller goes on with its next message.
+//! and the bytes are treated as hostile. The [`format`] reads from the received slice
+//! and checks each claimed length against the bytes left before allocating or reading
+//! anything for it (bincode 1.3's `io::Read` path resized a buffer to the claimed
+//! length first, so a `String` claiming 2^40 bytes aborted the receiver). On top,
+//! [`limit::Limited`](super::limit::Limited) bounds nesting to [`MAX_DEPTH`] levels,
+//! what collections may reserve to one element per received byte in total, and the
+//! number of elements visited; the format charges the same budget for the sequences
+//! of plain numbers it copies in one block. Whatever the bytes, a malformed value is
+//! an error of kind [`ErrorKind::Deserialize`], never a panic, an abort or an
+//! unbounded allocation, and the caller goes on with its next message.
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use bincode::Options as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::limit;
+use super::{format, limit};
 use crate::error::{Error, ErrorKind, Result};
 
 thread_local! {
@@ -58,18 +59,6 @@ impl<'a> Encoded<'a> {
     }
 }
 
-/// The wire format: bincode with fixed-width little-endian integers. Measured here,
-/// it encodes and decodes a `Vec<u64>` several times faster than a varint format,
-/// which is what bulk pool and queue traffic is made of; the extra bytes of small
-/// integers cost nothing next to that.
-fn options() -> impl bincode::Options {
-    use bincode::Options as _;
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_little_endian()
-        .allow_trailing_bytes()
-}
-
 /// Encodes `value` after `prefix` reserved bytes (a frame header to fill in later).
 pub(crate) fn encode_with_prefix<T: Serialize + ?Sized>(
     value: &T,
@@ -96,7 +85,7 @@ pub(crate) fn encode_sized<T: Serialize + ?Sized>(
     let _reset = Reset(saved);
     let mut bytes = Vec::with_capacity(prefix + expected);
     bytes.resize(prefix, 0);
-    options().serialize_into(&mut bytes, value).map_err(|e| {
+    format::encode_into(value, &mut bytes).map_err(|e| {
         Error::new(
             ErrorKind::Serialize,
             format!("cannot serialize the value: {e}"),
@@ -160,16 +149,12 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
     let saved = RECV.with(|s| s.borrow_mut().replace(fds.into_iter().map(Some).collect()));
     let _reset = Reset(saved);
     DE_MESSAGE.with(|m| m.borrow_mut().take());
-    let mut rest: &[u8] = bytes;
     let budget = limit::Budget::new(
         MAX_DEPTH,
         bytes.len().saturating_add(ZERO_SIZED_ITEMS),
         bytes.len(),
     );
-    // No bincode byte limit (`with_limit`): `SliceRead` already bounds every read by
-    // the bytes left, and a limit costs a check per primitive (measured: a third
-    // slower on a `Vec<u64>`).
-    let mut de = bincode::Deserializer::with_bincode_read(SliceRead { rest: &mut rest }, options());
+    let mut de = format::Deserializer::new(bytes, Some(&budget));
     let value = T::deserialize(limit::Limited::new(&mut de, &budget)).map_err(|e| {
         let why = DE_MESSAGE
             .with(|m| m.borrow_mut().take())
@@ -183,7 +168,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
             ),
         )
     })?;
-    drop(de);
+    let rest = de.rest();
     if !rest.is_empty() {
         return Err(Error::new(
             ErrorKind::Deserialize,
@@ -195,80 +180,6 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
         ));
     }
     Ok(value)
-}
-
-/// bincode's input for [`decode`]: a slice that it consumes, through a borrow so that
-/// [`decode`] sees what is left (bincode's own `SliceReader` keeps that private).
-///
-/// Every read checks the length it is asked for against the bytes left *before*
-/// touching memory, so a claimed length costs nothing until the bytes exist. (Through
-/// `io::Read`, bincode 1.3's `IoReader` resizes a buffer to the claimed length first:
-/// 2^40 claimed bytes abort the process. Its `SliceReader` checks first, as this does.)
-struct SliceRead<'r, 's> {
-    rest: &'r mut &'s [u8],
-}
-
-impl<'s> SliceRead<'_, 's> {
-    #[inline(always)]
-    fn take(&mut self, len: usize) -> bincode::Result<&'s [u8]> {
-        let rest: &'s [u8] = self.rest;
-        if len > rest.len() {
-            return Err(Box::new(bincode::ErrorKind::Custom(format!(
-                "a length of {len} bytes where {} are left",
-                rest.len()
-            ))));
-        }
-        let (taken, left) = rest.split_at(len);
-        *self.rest = left;
-        Ok(taken)
-    }
-}
-
-impl std::io::Read for SliceRead<'_, '_> {
-    #[inline(always)]
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        self.read_exact(out).map(|()| out.len())
-    }
-
-    #[inline(always)]
-    fn read_exact(&mut self, out: &mut [u8]) -> std::io::Result<()> {
-        let rest: &[u8] = self.rest;
-        if out.len() > rest.len() {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        let (taken, left) = rest.split_at(out.len());
-        out.copy_from_slice(taken);
-        *self.rest = left;
-        Ok(())
-    }
-}
-
-impl<'s> bincode::BincodeRead<'s> for SliceRead<'_, 's> {
-    #[inline(always)]
-    fn forward_read_str<V: serde::de::Visitor<'s>>(
-        &mut self,
-        len: usize,
-        visitor: V,
-    ) -> bincode::Result<V::Value> {
-        match std::str::from_utf8(self.take(len)?) {
-            Ok(s) => visitor.visit_borrowed_str(s),
-            Err(e) => Err(Box::new(bincode::ErrorKind::InvalidUtf8Encoding(e))),
-        }
-    }
-
-    #[inline(always)]
-    fn get_byte_buffer(&mut self, len: usize) -> bincode::Result<Vec<u8>> {
-        self.take(len).map(<[u8]>::to_vec)
-    }
-
-    #[inline(always)]
-    fn forward_read_bytes<V: serde::de::Visitor<'s>>(
-        &mut self,
-        len: usize,
-        visitor: V,
-    ) -> bincode::Result<V::Value> {
-        visitor.visit_borrowed_bytes(self.take(len)?)
-    }
 }
 
 /// For a handle's `Serialize`: records `fd` in the send table and writes its index.

@@ -145,11 +145,11 @@ struct Named {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct UnitStruct;
+pub(super) struct UnitStruct;
 
 /// A byte string through `deserialize_byte_buf`, as bulk payloads do it.
 #[derive(Debug, Clone, PartialEq)]
-struct Bytes(Vec<u8>);
+pub(super) struct Bytes(pub(super) Vec<u8>);
 
 impl Serialize for Bytes {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

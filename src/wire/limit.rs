@@ -80,6 +80,22 @@ impl Budget {
         Ok(())
     }
 
+    /// Charges what visiting a sequence of `items` elements would have (one nesting
+    /// level, entered and left, and `items` items), for a format that builds such a
+    /// sequence in one step without its visitor.
+    #[inline]
+    pub(crate) fn charge_block<E: de::Error>(&self, items: usize) -> Result<(), E> {
+        let _level = self.enter::<E>()?;
+        let left = self.items_left.get();
+        if items > left {
+            return Err(E::custom(
+                "the value has more elements than its bytes can hold",
+            ));
+        }
+        self.items_left.set(left - items);
+        Ok(())
+    }
+
     #[inline]
     fn hint(&self, hint: Option<usize>) -> Option<usize> {
         hint.map(|h| {

@@ -1,6 +1,6 @@
 //! The wire layer: how values and handles travel between processes.
 //!
-//! * [`codec`]: values are encoded with bincode (fixed-width integers) over serde. While a value is encoded,
+//! * [`codec`]: values are encoded over serde in the crate's own [`format`]. While a value is encoded,
 //!   every handle inside it (a [`Connection`](crate::Connection), a queue, a lock,
 //!   shared memory) records its file descriptor in a side table instead of writing it
 //!   into the bytes; the bytes hold only the fd's index in that table. Decoding
@@ -9,13 +9,40 @@
 //!   ipc-channel does for its `IpcSender`.
 //! * [`code`]: functions as offsets in this binary, so a child can be told which
 //!   function to run.
+//! * [`format`]: the wire format of values, a serde serializer and deserializer (see
+//!   *Stability* below), with block copies for sequences of plain numbers.
 //! * [`frame`]: length-prefixed frames over a Unix stream socket, with the side table's
 //!   fds travelling beside the first byte (`SCM_RIGHTS`).
+//!
+//! # Stability
+//!
+//! A value's bytes are bincode 1.3's encoding of its serde data model with
+//! `DefaultOptions::new().with_fixint_encoding().with_little_endian()`: integers and
+//! floats as fixed-width little-endian bytes, lengths as `u64`, enum variants as a
+//! `u32` index, `Option` as a 0/1 byte, chars as UTF-8, no field names, no type tags.
+//! This is the exact wire of the versions of this crate that used bincode 1.3 itself
+//! (the unit tests compare the two byte for byte), and it is kept: a value encoded by
+//! one build of a given crate version decodes in any other build of that version (the
+//! same types, the same serde derives), on any little-endian target. It is not
+//! self-describing: decoding follows the receiver's type, so both ends must agree on
+//! it, and types that need `deserialize_any` (`serde_json::Value`, untagged enums,
+//! `#[serde(flatten)]`) are refused with an error that says so. Frames carry a magic
+//! (`MPFR`), no version: the bytes of a value did not change with the move off
+//! bincode, so there was nothing to tell apart; a future change of the value
+//! encoding must change the magic, so that an old peer refuses new frames at their
+//! header instead of misreading them.
 
 pub(crate) mod code;
 pub(crate) mod codec;
+pub(crate) mod format;
+#[cfg(test)]
+mod format_tests;
 pub(crate) mod frame;
 pub(crate) mod handles;
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(any(feature = "json", test))]
+pub(crate) mod json;
 pub(crate) mod limit;
+#[cfg(test)]
+mod timing_tests;
