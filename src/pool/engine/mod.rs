@@ -36,6 +36,33 @@
 //! 64 KiB or more are copied out and decoded after the next dispatch, so the worker is
 //! not idle meanwhile.
 //!
+//! # How far one pool thread goes (design note)
+//!
+//! Every task passes through the one pool thread, which encodes nothing (submitters
+//! do) but dispatches each task, reads each result and completes each call. The
+//! harness row `pool_dispatch_capacity` measures that ceiling with workers that return
+//! at once: about 350,000 tasks per second here (2 cores shared with the two workers;
+//! one full run, 2026-12-02). A pool stays fed while `workers / task_length` is below
+//! it:
+//!
+//! ```text
+//! task length    workers one pool thread keeps busy
+//! 10 us          ~3
+//! 100 us         ~35
+//! 1 ms           ~350      (a 256-core host is fed)
+//! 10 ms          ~3,500
+//! ```
+//!
+//! So on a 64-core host, tasks shorter than about 200 us (64 / 350,000 per second)
+//! make the pool thread the bottleneck, and on a 256-core host, tasks shorter than
+//! about 0.7 ms. `map` already amortises it: a chunk of many items is one task, so a
+//! `map` of tiny items is limited by the workers, not by dispatch; `apply_async` and
+//! `imap` with chunk size 1 are the calls that meet the ceiling. Past it, what would
+//! change: several dispatch threads, each owning a shard of the workers (the
+//! per-worker rings already make shards independent: the runner's state is per
+//! worker except the inbox and the stealing pass), and completions handed to the
+//! submitting threads instead of run on the pool thread.
+//!
 //! # Files
 //!
 //! * `protocol.rs`: the task/result wire format (typed headers, the chunk's output).
