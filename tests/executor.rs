@@ -157,6 +157,7 @@ for_each_method!(
     shutdown_wait_runs_pending,
     wait_return_when,
     as_completed_finished_cancelled_failed,
+    a_future_passed_twice_counts_once,
     fifteen_x_max_workers_start_max_workers,
     initializer_fails_breaks_executor,
     await_through_into_future,
@@ -522,6 +523,23 @@ fn wait_return_when(method: StartMethod) {
     assert_eq!(r.done.len(), 4, "{r:?}");
     setter.join().unwrap();
     z.finish();
+}
+
+/// Python's `as_completed` and `wait` take a set: a future given twice is yielded once
+/// and listed once (bpo-20367, `test_duplicate_futures`).
+fn a_future_passed_twice_counts_once(method: StartMethod) {
+    let ex = executor(method, 2);
+    let f = ex.submit(square, 6).unwrap();
+    let g = ex.submit(square, 7).unwrap();
+    let got: Vec<&Future<u64>> = as_completed([&f, &f, &g, &f], Some(LONG))
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(got.len(), 2, "each distinct future once");
+    assert_eq!(set_of(&got), set_of(&[&f, &g]));
+    let r = wait([&f, &g, &f, &g], Some(LONG), ReturnWhen::AllCompleted);
+    assert_eq!((r.done.len(), r.not_done.len()), (2, 0), "{r:?}");
+    assert_eq!(f.result().unwrap() + g.result().unwrap(), 36 + 49);
+    drop_and_check(ex, []);
 }
 
 fn as_completed_finished_cancelled_failed(method: StartMethod) {

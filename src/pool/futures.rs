@@ -306,7 +306,8 @@ impl<R> fmt::Debug for DoneAndNotDone<'_, R> {
 }
 
 /// Waits until `return_when` holds for `fs`, or `timeout` passes (Python's
-/// `concurrent.futures.wait`).
+/// `concurrent.futures.wait`). As Python takes a set, a future passed twice is
+/// listed once.
 ///
 /// # Examples
 ///
@@ -329,7 +330,7 @@ pub fn wait<'a, R>(
 where
     R: 'a,
 {
-    let fs: Vec<&'a Future<R>> = fs.into_iter().collect();
+    let fs = distinct(fs);
     let deadline = timeout.and_then(deadline_after);
     let watch = Arc::new(Watch::default());
     for f in &fs {
@@ -424,7 +425,8 @@ impl<R> Drop for AsCompleted<'_, R> {
 
 /// Yields the futures as they complete (finished or cancelled), the ones already
 /// done first (Python's `concurrent.futures.as_completed`). With a timeout, an
-/// `Err` of kind [`ErrorKind::Timeout`] ends the iteration when it passes.
+/// `Err` of kind [`ErrorKind::Timeout`] ends the iteration when it passes. A future
+/// passed more than once is yielded once, as from Python's set.
 ///
 /// # Examples
 ///
@@ -445,7 +447,7 @@ pub fn as_completed<'a, R>(
 where
     R: 'a,
 {
-    let left: Vec<&'a Future<R>> = fs.into_iter().collect();
+    let left = distinct(fs);
     let watch = Arc::new(Watch::default());
     for f in &left {
         f.slot.watch(&watch);
@@ -456,6 +458,18 @@ where
         deadline: timeout.and_then(deadline_after),
         timed_out: false,
     }
+}
+
+/// Each future once, in the order first given: Python's `wait` and `as_completed`
+/// take a set (bpo-20367), so a future passed twice is waited for and yielded once.
+fn distinct<'a, R>(fs: impl IntoIterator<Item = &'a Future<R>>) -> Vec<&'a Future<R>>
+where
+    R: 'a,
+{
+    let mut seen = std::collections::HashSet::new();
+    fs.into_iter()
+        .filter(|f| seen.insert(Arc::as_ptr(&f.slot) as usize))
+        .collect()
 }
 
 /// What an executor needs of the futures it handed out, whatever their type.
