@@ -391,7 +391,7 @@ fn condition_notify(method: StartMethod) {
     {
         // Holding the lock proves every waiter is inside wait().
         let _g = cond.acquire();
-        cond.notify();
+        cond.notify().unwrap();
     }
     count_woken(&woken, 1, method);
     {
@@ -412,7 +412,7 @@ fn condition_notify(method: StartMethod) {
     let procs = start_waiters(&ctx, (cond.clone(), sleeping.clone(), woken.clone()));
     {
         let _g = cond.acquire();
-        cond.notify_all();
+        cond.notify_all().unwrap();
     }
     count_woken(&woken, 6, method);
     for p in &procs {
@@ -438,12 +438,52 @@ fn condition_notify_forkserver() {
     condition_notify(StartMethod::ForkServer);
 }
 
+/// In a child: notify without the lock is refused (as Python raises), with it allowed.
+fn notify_needs_the_lock(cond: multiprocess::Condition) {
+    let refused =
+        |r: multiprocess::Result<()>| r.is_err_and(|e| e.kind() == ErrorKind::NotPermitted);
+    assert!(refused(cond.notify()), "notify without the lock");
+    assert!(refused(cond.notify_all()), "notify_all without the lock");
+    assert!(cond.notify_n(1).is_err(), "notify_n without the lock");
+    let _g = cond.acquire();
+    cond.notify().unwrap();
+    cond.notify_all().unwrap();
+}
+
+fn condition_notify_without_the_lock(method: StartMethod) {
+    let cond = multiprocess::Condition::new().unwrap();
+    // Held by the parent: the child does not hold it either.
+    let g = cond.acquire();
+    assert_eq!(cond.notify().map_err(|e| e.kind()), Ok(()));
+    let mut p = get_context(method).process(notify_needs_the_lock, cond.clone());
+    p.start().unwrap();
+    // The child blocks on acquire until we release.
+    std::thread::sleep(Duration::from_millis(50));
+    drop(g);
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(p.exitcode(), Some(0), "the child's checks failed");
+    assert_eq!(cond.notify().unwrap_err().kind(), ErrorKind::NotPermitted);
+}
+
+#[test]
+fn condition_notify_without_the_lock_fork() {
+    condition_notify_without_the_lock(StartMethod::Fork);
+}
+#[test]
+fn condition_notify_without_the_lock_spawn() {
+    condition_notify_without_the_lock(StartMethod::Spawn);
+}
+#[test]
+fn condition_notify_without_the_lock_forkserver() {
+    condition_notify_without_the_lock(StartMethod::ForkServer);
+}
+
 /// Makes the predicate true (the event) under the lock, then notifies.
 fn make_true((cond, ev): (multiprocess::Condition, multiprocess::Event)) {
     std::thread::sleep(Duration::from_millis(50));
     let _g = cond.acquire();
     ev.set();
-    cond.notify_all();
+    cond.notify_all().unwrap();
 }
 
 #[test]

@@ -137,7 +137,7 @@ fn events_conditions_and_barriers() {
                 return;
             }
             let g = c2.acquire();
-            c2.notify_all();
+            c2.notify_all().unwrap();
             drop(g);
             std::thread::sleep(Duration::from_millis(10));
         }

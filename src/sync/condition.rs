@@ -47,7 +47,7 @@ const TICKETS: usize = 2;
 ///
 /// fn producer(cond: Condition) {
 ///     let _g = cond.acquire();
-///     cond.notify_all();
+///     cond.notify_all().unwrap();
 /// }
 ///
 /// multiprocess::init();
@@ -122,7 +122,7 @@ impl Condition {
     /// ```
     /// let cond = multiprocess::Condition::new()?;
     /// let g = cond.acquire();
-    /// cond.notify(); // nobody waits: no effect
+    /// cond.notify()?; // nobody waits: no effect
     /// drop(g);
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
@@ -259,16 +259,26 @@ impl Condition {
 
     /// Wakes one waiter (call with the lock held).
     ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotPermitted`] if the calling thread does not hold the lock, as
+    /// Python raises `RuntimeError`: a notify without the lock would race with the
+    /// waiter's check of its predicate, so it is refused rather than silently lost.
+    /// (A `Result`, not a panic: the condition may be shared with another process,
+    /// whose thread can release the lock at any moment.)
+    ///
     /// # Examples
     ///
     /// ```
+    /// use multiprocess::ErrorKind;
     /// let cond = multiprocess::Condition::new()?;
+    /// assert_eq!(cond.notify().unwrap_err().kind(), ErrorKind::NotPermitted);
     /// let _g = cond.acquire();
-    /// cond.notify();
+    /// cond.notify()?;
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
-    pub fn notify(&self) {
-        let _ = self.notify_n(1);
+    pub fn notify(&self) -> Result<()> {
+        self.notify_n(1).map(drop)
     }
 
     /// Wakes up to `n` waiters; returns how many were waiting to be woken.
@@ -303,16 +313,22 @@ impl Condition {
 
     /// Wakes every waiter.
     ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotPermitted`] if the calling thread does not hold the lock (see
+    /// [`notify`](Condition::notify)).
+    ///
     /// # Examples
     ///
     /// ```
     /// let cond = multiprocess::Condition::new()?;
+    /// assert!(cond.notify_all().is_err());
     /// let _g = cond.acquire();
-    /// cond.notify_all();
+    /// cond.notify_all()?;
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
-    pub fn notify_all(&self) {
-        let _ = self.notify_n(u32::MAX);
+    pub fn notify_all(&self) -> Result<()> {
+        self.notify_n(u32::MAX).map(drop)
     }
 }
 
