@@ -195,6 +195,11 @@ impl Error {
                 format!("{context}: the peer closed the connection"),
             )
             .with_source(e),
+            // Our own refusals of a caller's input (no OS error behind them), such as
+            // more handles than one message can carry, are the caller's to fix.
+            None if e.kind() == std::io::ErrorKind::InvalidInput => {
+                Error::new(ErrorKind::InvalidInput, format!("{context}: {e}")).with_source(e)
+            }
             _ => Error::new(ErrorKind::Io, format!("{context}: {e}")).with_source(e),
         }
     }

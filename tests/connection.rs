@@ -251,7 +251,29 @@ for_each_method!(
     wait_timeout_and_sentinels,
     unserializable_value_at_send,
     malformed_frame_across_processes,
+    too_many_handles_is_invalid_input,
 );
+
+/// In a child: receives one message of locks, returns how many arrived.
+fn count_locks(conn: Connection<Vec<multiprocess::Lock>>) -> usize {
+    conn.recv_timeout(CHILD_PATIENCE).map_or(0, |v| v.len())
+}
+
+/// More handles than one message can carry (the kernel's 253) is the caller's
+/// mistake: `InvalidInput`, not `Io`; the connection goes on and carries the next
+/// message.
+fn too_many_handles_is_invalid_input(m: StartMethod) {
+    let (here, there) = pipe::<Vec<multiprocess::Lock>>().unwrap();
+    let h = get_context(m).spawn(count_locks, there).unwrap();
+    let locks: Vec<multiprocess::Lock> = (0..254)
+        .map(|_| multiprocess::Lock::new().unwrap())
+        .collect();
+    let e = here.send(&locks).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("at most 253 handles"), "{e}");
+    here.send(&locks[..200].to_vec()).unwrap();
+    assert_eq!(h.join().unwrap(), 200);
+}
 
 /// Typed values and raw bytes cross to a child and back; typed values sent by a
 /// child arrive equal.
