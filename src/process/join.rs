@@ -80,15 +80,7 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
-    let me = state();
-    if me.daemon {
-        return Err(Error::new(
-            ErrorKind::NotPermitted,
-            "daemonic processes are not allowed to have children",
-        ));
-    }
-    state::reap_finished();
-    state::ensure_exit_handler();
+    let me = state::before_start()?;
     let (rx, tx) = crate::connection::pipe_simplex::<Outcome<R>>()?;
     let enc = codec::encode(&args)?;
     let (identity, name) = me.next_child();
@@ -108,7 +100,7 @@ where
         keys: keyring::snapshot(),
     };
     let mut fds = enc.fds.clone();
-    fds.push(tx.as_fd().as_raw_fd_compat());
+    fds.push(std::os::fd::AsRawFd::as_raw_fd(&tx.as_fd()));
     let child = Arc::new(start::start(ctx.start_method(), boot, &fds)?);
     drop(tx);
     drop(args);
@@ -122,15 +114,6 @@ where
         joined: false,
         _r: PhantomData,
     })
-}
-
-trait AsRawFdCompat {
-    fn as_raw_fd_compat(&self) -> i32;
-}
-impl AsRawFdCompat for BorrowedFd<'_> {
-    fn as_raw_fd_compat(&self) -> i32 {
-        std::os::fd::AsRawFd::as_raw_fd(self)
-    }
 }
 
 /// The handle of a [`spawn`]ed child: join it for its return value.

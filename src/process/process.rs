@@ -15,7 +15,7 @@ use super::start;
 use super::state::{self, state};
 use super::{Context, default_context};
 use crate::connection::Waitable;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::sys;
 use crate::wire::code::code_offset;
 use crate::wire::codec;
@@ -184,11 +184,11 @@ where
     ///
     /// # Errors
     ///
-    /// * [`ErrorKind::InvalidState`]: already started, or closed;
-    /// * [`ErrorKind::NotPermitted`]: this process is daemonic;
-    /// * [`ErrorKind::Serialize`]: the args cannot be serialized (nothing is started,
+    /// * [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState): already started, or closed;
+    /// * [`ErrorKind::NotPermitted`](crate::ErrorKind::NotPermitted): this process is daemonic;
+    /// * [`ErrorKind::Serialize`](crate::ErrorKind::Serialize): the args cannot be serialized (nothing is started,
     ///   the args are kept);
-    /// * [`ErrorKind::Io`]: the OS refused (out of processes, ...).
+    /// * [`ErrorKind::Io`](crate::ErrorKind::Io): the OS refused (out of processes, ...).
     ///
     /// # Examples
     ///
@@ -209,15 +209,7 @@ where
         if self.child.is_some() {
             return Err(Error::state("processes can only be started once"));
         }
-        let me = state();
-        if me.daemon {
-            return Err(Error::new(
-                ErrorKind::NotPermitted,
-                "daemonic processes are not allowed to have children",
-            ));
-        }
-        state::reap_finished();
-        state::ensure_exit_handler();
+        let me = state::before_start()?;
         let args = self
             .args
             .as_ref()
@@ -268,7 +260,7 @@ where
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidState`] if not started or closed.
+    /// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) if not started or closed.
     ///
     /// # Examples
     ///
@@ -293,7 +285,7 @@ where
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidState`] if not started or closed.
+    /// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) if not started or closed.
     ///
     /// # Examples
     ///
@@ -324,7 +316,7 @@ where
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidState`] after [`close`](Process::close).
+    /// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) after [`close`](Process::close).
     ///
     /// # Examples
     ///
@@ -432,7 +424,7 @@ where
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidState`] before start or after close.
+    /// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) before start or after close.
     ///
     /// # Examples
     ///
@@ -459,7 +451,7 @@ where
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidState`] before start or after close.
+    /// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) before start or after close.
     ///
     /// # Examples
     ///
@@ -483,7 +475,7 @@ where
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidState`] before start or after close.
+    /// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) before start or after close.
     ///
     /// # Examples
     ///
@@ -508,7 +500,7 @@ where
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidState`] while the child still runs.
+    /// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) while the child still runs.
     ///
     /// # Examples
     ///

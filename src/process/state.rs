@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, Once};
 use super::child::Child;
 
 use super::method::StartMethod;
+use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 
 /// What a process knows about its parent.
@@ -187,6 +188,21 @@ pub(crate) fn exit_cleanup() {
             let _ = c.poll_exit(None);
         }
     }
+}
+
+/// What every start of a child does first: refuses in a daemonic process (as
+/// Python), reaps finished children, and makes sure children are joined at exit.
+pub(crate) fn before_start() -> Result<&'static State> {
+    let me = state();
+    if me.daemon {
+        return Err(Error::new(
+            ErrorKind::NotPermitted,
+            "daemonic processes are not allowed to have children",
+        ));
+    }
+    reap_finished();
+    ensure_exit_handler();
+    Ok(me)
 }
 
 /// Reaps finished children and drops them from the registry.
