@@ -141,6 +141,10 @@ mod memory;
 
 pub mod listener;
 
+// Redis between hosts (feature `redis`), under the pool and the manager that use it.
+#[cfg(feature = "redis")]
+pub mod broker;
+
 pub mod pool;
 
 pub mod manager;
