@@ -11,6 +11,7 @@
 //!   function to run.
 //! * [`format`]: the wire format of values, a serde serializer and deserializer (see
 //!   *Stability* below), with block copies for sequences of plain numbers.
+//! * [`probe`]: whether a type can be decoded from the format, asked of the type.
 //! * [`frame`]: length-prefixed frames over a Unix stream socket, with the side table's
 //!   fds travelling beside the first byte (`SCM_RIGHTS`).
 //!
@@ -26,7 +27,9 @@
 //! same types, the same serde derives), on any little-endian target. It is not
 //! self-describing: decoding follows the receiver's type, so both ends must agree on
 //! it, and types that need `deserialize_any` (`serde_json::Value`, untagged enums,
-//! `#[serde(flatten)]`) are refused with an error that says so. Frames carry a magic
+//! `#[serde(flatten)]`) are refused with an error that says so; a pool or an executor
+//! refuses them as arguments or results when the task is submitted, before any work
+//! starts ([`probe`]). Frames carry a magic
 //! (`MPFR`), no version: the bytes of a value did not change with the move off
 //! bincode, so there was nothing to tell apart; a future change of the value
 //! encoding must change the magic, so that an old peer refuses new frames at their
@@ -44,5 +47,6 @@ mod hostile_tests;
 #[cfg(any(feature = "json", test))]
 pub(crate) mod json;
 pub(crate) mod limit;
+pub(crate) mod probe;
 #[cfg(test)]
 mod timing_tests;

@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::pool::chunk::{Chunk, Completion, Outcome, chunk_name, panicked};
 use crate::pool::slot::Phase;
 use crate::wire::code::code_offset;
-use crate::wire::codec;
+use crate::wire::{codec, probe};
 
 /// What a task is, besides its items and completion.
 pub(crate) struct Meta {
@@ -40,6 +40,8 @@ pub(crate) struct ProcessFlavor<'a, A, R> {
     mailbox: &'a Mailbox,
     f: fn(A) -> R,
     encode: EncodeTask<A, R>,
+    /// [`travels::<A, R>`](travels): whether both types decode from the wire format.
+    travels: fn() -> Result<()>,
 }
 
 impl<'a, A, R> ProcessFlavor<'a, A, R> {
@@ -52,6 +54,7 @@ impl<'a, A, R> ProcessFlavor<'a, A, R> {
             mailbox,
             f,
             encode: encode_task::<A, R>,
+            travels: travels::<A, R>,
         }
     }
 
@@ -63,6 +66,7 @@ impl<'a, A, R> ProcessFlavor<'a, A, R> {
     /// Queues every chunk, or none (and says why).
     pub(crate) fn submit(&self, chunks: Vec<Chunk<A, R>>) -> Result<()> {
         self.mailbox.check_open()?;
+        (self.travels)()?;
         let mut tasks = Vec::with_capacity(chunks.len());
         for c in chunks {
             let meta = Meta {
@@ -87,6 +91,7 @@ impl<'a, A, R> ProcessFlavor<'a, A, R> {
         done: &mut dyn FnMut(usize, usize, usize) -> Completion<R>,
     ) -> Result<()> {
         self.mailbox.check_open()?;
+        (self.travels)()?;
         let cs = cs.max(1);
         let mut part: Vec<A> = Vec::with_capacity(cs);
         let mut first = 0;
@@ -110,6 +115,18 @@ impl<'a, A, R> ProcessFlavor<'a, A, R> {
         }
         Ok(())
     }
+}
+
+/// Refuses, before any work starts, arguments or results that would encode and then
+/// fail to decode on the other side (`serde_json::Value`, untagged enums: see
+/// [`probe`]), instead of failing in the worker or after the work was done.
+fn travels<A, R>() -> Result<()>
+where
+    A: DeserializeOwned + 'static,
+    R: DeserializeOwned + 'static,
+{
+    probe::check::<A>("the task's arguments")?;
+    probe::check::<R>("the task's result")
 }
 
 /// Encodes `items` (after room for the task header) into a task that runs `f` on each.
