@@ -161,6 +161,7 @@ pub use pool::futures::{ProcessPoolExecutor, ThreadPoolExecutor};
 pub use pool::{
     AsyncResult, IMap, Options, Pool, PoolBuilder, ThreadPool, ThreadPoolBuilder, WorkerStats,
 };
+pub use process::{Builder, Stdio};
 pub use process::{
     ChildInfo, Context, CurrentProcess, DEFAULT_START_METHOD, Fork, JoinHandle, ParentProcess,
     Process, StartMethod, active_children, cpu_count, current_process, default_context, fork,

@@ -107,9 +107,11 @@ fn start_server() -> Result<ServerClient> {
         die_with_parent: true,
         start_method: None,
         keys: Keys::default(), // each request carries its child's own
+        env: None,
+        stdio: [false; 3],
     };
     let bytes = codec::encode(&boot)?.bytes;
-    let (server, conn) = start_spawn(&bytes, &[], boot.name.clone(), true)?;
+    let (server, conn) = start_spawn(&bytes, &[], None, boot.name.clone(), true)?;
     Ok(ServerClient { conn, server })
 }
 

@@ -1,0 +1,246 @@
+//! Issue 14, "Conformance": what `std::process::Command`, procspawn and Python offer
+//! and the crate now does too, each under every start method: the environment at
+//! `start()` (and per-child settings), a child's own standard streams, printing in a
+//! forked child of a test that captures output, file descriptors as values, the
+//! `ctx.*` constructors, a barrier action with data, `wait` over one type, and the
+//! naming convention.
+
+multiprocess::test_support!();
+
+#[macro_use]
+mod common;
+
+use std::io::{Read, Write};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+use multiprocess::{Builder, Process, StartMethod, Stdio, get_context};
+
+use common::{LONG, TempPath, assert_quiescent, fork_server_pid};
+
+/// Ends a serial test: no child of ours or of the fork server is left.
+fn quiescent() {
+    assert_quiescent(Some(fork_server_pid()));
+}
+
+// ------------------------------------------------------------- environment
+
+fn read_env(names: Vec<String>) -> Vec<Option<String>> {
+    names.into_iter().map(|n| std::env::var(n).ok()).collect()
+}
+
+fn exit_unless_env((name, want): (String, Option<String>)) {
+    if std::env::var(&name).ok() != want {
+        std::process::exit(3);
+    }
+}
+
+#[allow(unsafe_code)]
+fn set_env(k: &str, v: Option<&str>) {
+    // SAFETY: the test holds `serial`: no other test of this binary runs, and libtest's
+    // own threads do not read the environment while tests run.
+    unsafe {
+        match v {
+            Some(v) => std::env::set_var(k, v),
+            None => std::env::remove_var(k),
+        }
+    }
+}
+
+/// A variable the parent sets after the fork server started reaches later children
+/// (it did not: the server's children had the server's environment), and per-child
+/// settings (`env`, `env_remove`, `env_clear`) apply on top, for `spawn` and `Process`.
+fn environment_at_start(method: StartMethod) -> TestResult {
+    let ctx = get_context(method);
+    // The fork server (and the launcher) run before the variable is set.
+    assert_eq!(
+        ctx.spawn(read_env, vec![])?.join()?,
+        Vec::<Option<String>>::new()
+    );
+    let late = format!("late-{}", std::process::id());
+    set_env("MP_CONFORM_LATE", Some(&late));
+    set_env("MP_CONFORM_GONE", Some("here"));
+    let names = ["MP_CONFORM_LATE", "MP_CONFORM_GONE", "MP_CONFORM_SET"].map(String::from);
+    let plain = ctx.spawn(read_env, names.to_vec())?.join()?;
+    assert_eq!(plain, [Some(late.clone()), Some("here".into()), None]);
+    let set = Builder::new()
+        .context(ctx)
+        .env("MP_CONFORM_SET", "1")
+        .env_remove("MP_CONFORM_GONE")
+        .spawn(read_env, names.to_vec())?
+        .join()?;
+    assert_eq!(set, [Some(late.clone()), None, Some("1".into())]);
+    let cleared = Builder::new()
+        .context(ctx)
+        .env_clear()
+        .env("MP_CONFORM_SET", "2")
+        .spawn(read_env, names.to_vec())?
+        .join()?;
+    assert_eq!(cleared, [None, None, Some("2".into())]);
+    let mut p = Process::new(exit_unless_env, ("MP_CONFORM_SET".into(), Some("3".into())))
+        .context(ctx)
+        .env("MP_CONFORM_SET", "3");
+    p.start()?;
+    assert!(p.join_timeout(LONG)?);
+    assert_eq!(p.exitcode(), Some(0));
+    let mut p = Process::new(exit_unless_env, ("MP_CONFORM_LATE".into(), Some(late)))
+        .context(ctx)
+        .env_remove("MP_CONFORM_GONE");
+    p.start()?;
+    assert!(p.join_timeout(LONG)?);
+    assert_eq!(p.exitcode(), Some(0));
+    // A name no environment can hold is refused before anything starts.
+    let e = Builder::new()
+        .context(ctx)
+        .env("A=B", "1")
+        .spawn(read_env, vec![])
+        .unwrap_err();
+    assert_eq!(e.kind(), multiprocess::ErrorKind::InvalidInput);
+    set_env("MP_CONFORM_LATE", None);
+    set_env("MP_CONFORM_GONE", None);
+    Ok(())
+}
+
+fn environment_at_start_test(method: StartMethod) {
+    environment_at_start(method).unwrap();
+    quiescent();
+}
+
+// -------------------------------------------------------- standard streams
+
+/// Reads one line from stdin, prints it back on stdout and a note on stderr.
+fn talk(_: ()) {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    println!("got {}", line.trim_end());
+    eprintln!("note");
+}
+
+fn print_lines(n: usize) -> usize {
+    for i in 0..n {
+        println!("line {i}");
+    }
+    n
+}
+
+/// A child's stdin, stdout and stderr as pipes the parent writes and reads, as
+/// `/dev/null`, and as a file, for `Process` and `Builder::spawn`.
+fn standard_streams(method: StartMethod) -> TestResult {
+    let ctx = get_context(method);
+    let mut p = Process::new(talk, ())
+        .context(ctx)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    assert!(p.take_stdout().is_none(), "nothing before start");
+    p.start()?;
+    let mut input = p.take_stdin().expect("a piped stdin");
+    input.write_all(b"hello\n")?;
+    drop(input);
+    let (mut out, mut err) = (String::new(), String::new());
+    p.take_stdout()
+        .expect("a piped stdout")
+        .read_to_string(&mut out)?;
+    p.take_stderr()
+        .expect("a piped stderr")
+        .read_to_string(&mut err)?;
+    assert!(p.join_timeout(LONG)?);
+    assert_eq!(p.exitcode(), Some(0));
+    assert_eq!((out.as_str(), err.as_str()), ("got hello\n", "note\n"));
+    assert!(p.take_stdout().is_none(), "taken once");
+
+    // stdin from /dev/null: the child's read_line sees end of file and prints "got ".
+    let mut h = Builder::new()
+        .context(ctx)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn(talk, ())?;
+    let mut out = String::new();
+    h.take_stdout().unwrap().read_to_string(&mut out)?;
+    h.join()?;
+    assert_eq!(out, "got \n");
+
+    // A file as stdout; more than a pipe holds goes through a pipe read concurrently.
+    let path = TempPath::new("stdout");
+    let file = std::fs::File::create(&path.0)?;
+    let n = Builder::new()
+        .context(ctx)
+        .stdout(file)
+        .spawn(print_lines, 3)?
+        .join()?;
+    assert_eq!(n, 3);
+    assert_eq!(
+        std::fs::read_to_string(&path.0)?,
+        "line 0\nline 1\nline 2\n"
+    );
+    let mut h = Builder::new()
+        .context(ctx)
+        .stdout(Stdio::piped())
+        .spawn(print_lines, 20_000)?;
+    let mut out = String::new();
+    h.take_stdout().unwrap().read_to_string(&mut out)?;
+    assert_eq!(h.join()?, 20_000);
+    assert_eq!(out.lines().count(), 20_000);
+    Ok(())
+}
+
+fn standard_streams_test(method: StartMethod) {
+    standard_streams(method).unwrap();
+    quiescent();
+}
+
+// ----------------------------------------------- printing in a forked child
+
+/// Prints a few lines with `println!` and returns.
+fn chatty(n: u32) -> u32 {
+    for i in 0..n {
+        println!("child line {i}");
+    }
+    n
+}
+
+/// Point 3: a child prints with `println!` while another thread of the test prints
+/// too. Under plain `cargo test` (libtest captures output) a fork child used to be a
+/// copy of a thread with the test's capture buffer: its lines went into a copy of the
+/// buffer (lost at its exit), and if the other thread held the buffer's lock at the
+/// fork the child deadlocked on its first `println!`. Now its lines reach the real
+/// standard output (here a pipe) and it never hangs.
+fn printing_child_while_parent_prints(method: StartMethod) -> TestResult {
+    let ctx = get_context(method);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let printer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let big = "x".repeat(64 * 1024);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                println!("{big}");
+            }
+        })
+    };
+    let mut result = Ok(());
+    for _ in 0..20 {
+        let mut h = Builder::new()
+            .context(ctx)
+            .stdout(Stdio::piped())
+            .spawn(chatty, 3)?;
+        let mut out = String::new();
+        h.take_stdout().unwrap().read_to_string(&mut out)?;
+        let r = h.join_timeout(LONG);
+        if out != "child line 0\nchild line 1\nchild line 2\n" || !matches!(r, Ok(3)) {
+            result = Err(format!("the child printed {out:?} and ended with {r:?}"));
+            break;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    printer.join().unwrap();
+    Ok(result?)
+}
+
+fn printing_child_while_parent_prints_test(method: StartMethod) {
+    printing_child_while_parent_prints(method).unwrap();
+    quiescent();
+}
+
+for_each_method!(watchdog, serial: environment_at_start_test, standard_streams_test,
+    printing_child_while_parent_prints_test);
