@@ -173,6 +173,7 @@ pub use sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard,
 };
+pub use wire::fd::Fd;
 #[cfg(any(feature = "json", test))]
 pub use wire::json::Json;
 

@@ -14,9 +14,11 @@ use std::io::{Read, Write};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-use multiprocess::{Builder, Process, StartMethod, Stdio, get_context};
+use std::os::fd::AsRawFd;
 
-use common::{LONG, TempPath, assert_quiescent, fork_server_pid};
+use multiprocess::{Builder, Connection, Fd, Process, Queue, StartMethod, Stdio, get_context};
+
+use common::{CHILD_PATIENCE, LONG, TempPath, assert_quiescent, fork_server_pid};
 
 /// Ends a serial test: no child of ours or of the fork server is left.
 fn quiescent() {
@@ -244,3 +246,65 @@ fn printing_child_while_parent_prints_test(method: StartMethod) {
 
 for_each_method!(watchdog, serial: environment_at_start_test, standard_streams_test,
     printing_child_while_parent_prints_test);
+
+// ------------------------------------------------------- any fd as a value
+
+/// Writes into the file it was given, then receives a socket and a pidfd (through
+/// the connection and the queue) and answers on the socket with the pidfd's pid.
+fn use_passed_fds((file, conn, q): (Fd, Connection<Fd>, Queue<Fd>)) {
+    file.into_file().write_all(b"written by the child").unwrap();
+    let sock = conn.recv_timeout(CHILD_PATIENCE).unwrap();
+    let pidfd = q.get_timeout(CHILD_PATIENCE).unwrap();
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))
+        .unwrap_or_default();
+    let pid = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .map(|p| p.trim().to_string())
+        .unwrap_or_default();
+    let mut s = std::os::unix::net::UnixStream::from(sock.into_owned());
+    s.write_all(pid.as_bytes()).unwrap();
+}
+
+#[allow(unsafe_code)]
+fn pidfd_of_self() -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open(2) on our own pid; the new fd is ours alone.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, std::process::id(), 0) };
+    assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+    // SAFETY: as above: a fresh fd nobody else owns.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) }
+}
+
+/// A file in the args, a socket through a connection and a pidfd through a queue
+/// reach the child as working descriptors (Python's `reduction.send_handle`).
+fn fds_as_values(method: StartMethod) -> TestResult {
+    let ctx = get_context(method);
+    let path = TempPath::new("fd");
+    let file = std::fs::File::create(&path.0)?;
+    let (here, there) = multiprocess::pipe::<Fd>()?;
+    let q = ctx.queue::<Fd>()?;
+    let mut p = Process::new(use_passed_fds, (Fd::new(file), there, q.clone())).context(ctx);
+    p.start()?;
+    let (mut mine, theirs) = std::os::unix::net::UnixStream::pair()?;
+    here.send(&Fd::new(theirs))?; // our copy of `theirs` is dropped with the Fd
+    q.put(Fd::new(pidfd_of_self()))?;
+    mine.set_read_timeout(Some(LONG))?;
+    let mut got = String::new();
+    mine.read_to_string(&mut got)?;
+    assert!(p.join_timeout(LONG)?);
+    assert_eq!(p.exitcode(), Some(0));
+    assert_eq!(got, std::process::id().to_string());
+    assert_eq!(std::fs::read_to_string(&path.0)?, "written by the child");
+    // Outside the crate's messages an Fd does not serialize: a number means nothing.
+    let f = Fd::new(std::fs::File::open("/dev/null")?);
+    assert!(serde_json::to_string(&f).is_err());
+    Ok(())
+}
+
+fn fds_as_values_test(method: StartMethod) {
+    fds_as_values(method).unwrap();
+    quiescent();
+}
+
+for_each_method!(watchdog, serial: fds_as_values_test);

@@ -30,6 +30,22 @@ impl HandleFd {
     }
 }
 
+impl HandleFd {
+    /// The fd, no longer registered (its owner now decides what a fork child gets).
+    pub(crate) fn into_inner(self) -> OwnedFd {
+        if let Some(set) = live().as_mut() {
+            set.remove(&self.0.as_raw_fd());
+        }
+        let this = std::mem::ManuallyDrop::new(self);
+        #[allow(unsafe_code)]
+        // SAFETY: `this` is never dropped, so the fd is read out of it exactly once and
+        // has one owner afterwards.
+        unsafe {
+            std::ptr::read(&this.0)
+        }
+    }
+}
+
 impl AsFd for HandleFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()

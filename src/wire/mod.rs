@@ -34,6 +34,7 @@
 
 pub(crate) mod code;
 pub(crate) mod codec;
+pub(crate) mod fd;
 pub(crate) mod format;
 #[cfg(test)]
 mod format_tests;
