@@ -308,3 +308,121 @@ fn fds_as_values_test(method: StartMethod) {
 }
 
 for_each_method!(watchdog, serial: fds_as_values_test);
+
+// ------------------------------------------------------------ ctx.* forms
+
+/// The start method a child was made with (a child's default is its parent's).
+fn my_method(_: u32) -> StartMethod {
+    multiprocess::get_start_method()
+}
+
+/// `ctx.pool(n)`, `ctx.executor(n)` and their builders start workers with the
+/// context's method; the other `ctx.*` constructors give working objects.
+fn context_constructors(method: StartMethod) -> TestResult {
+    let ctx = get_context(method);
+    let pool = ctx.pool(2)?;
+    assert_eq!(pool.map(my_method, 0..4)?, [method; 4]);
+    drop(pool);
+    let pool = ctx.pool_builder().processes(1).build()?;
+    assert_eq!(pool.apply(my_method, 0)?, method);
+    drop(pool);
+    let ex = ctx.executor(1)?;
+    assert_eq!(ex.submit(my_method, 0)?.result()?, method);
+    drop(ex);
+    let ex = ctx.executor_builder().max_workers(1).build()?;
+    assert_eq!(ex.submit(my_method, 0)?.result()?, method);
+    drop(ex);
+    assert_eq!(ctx.builder().spawn(my_method, 0)?.join()?, method);
+    let (v, a) = (ctx.raw_value(5u64)?, ctx.raw_array(&[1u8, 2, 3])?);
+    let (z, rz) = (ctx.array_zeroed::<u32>(3)?, ctx.raw_array_zeroed::<u16>(2)?);
+    assert_eq!(
+        (v.get(), a.to_vec(), z.to_vec(), rz.to_vec()),
+        (5, vec![1, 2, 3], vec![0; 3], vec![0; 2])
+    );
+    let q = ctx.bounded_joinable_queue::<u8>(1)?;
+    q.put(1)?;
+    assert!(q.try_put(2).is_err());
+    assert_eq!(q.get()?, 1);
+    q.task_done()?;
+    q.join();
+    let t = ctx.barrier_with_timeout(2, std::time::Duration::from_millis(10))?;
+    assert!(t.wait().is_err() && t.is_broken());
+    Ok(())
+}
+
+fn context_constructors_test(method: StartMethod) {
+    context_constructors(method).unwrap();
+    quiescent();
+}
+
+// --------------------------------------------------- barrier action with data
+
+/// The action: appends `tag` and the pid of the process that runs it to `path`.
+fn record_pass((path, tag): (String, String)) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    writeln!(f, "{tag} {}", std::process::id()).unwrap();
+}
+
+/// A party: passes the barrier twice, then reports its pid.
+fn barrier_party((b, conn): (multiprocess::Barrier, Connection<u32>)) {
+    for _ in 0..2 {
+        b.wait_timeout(CHILD_PATIENCE).unwrap();
+    }
+    conn.send(&std::process::id()).unwrap();
+}
+
+/// Python's `Barrier(n, action=partial(f, data))`: the action gets its data and runs
+/// once per pass, in one of the parties (whichever completes the pass).
+fn barrier_action_with_args(method: StartMethod) -> TestResult {
+    let ctx = get_context(method);
+    let path = TempPath::new("barrier");
+    let b = ctx.barrier_with_action(3, record_pass, (path.as_string(), "pass".to_string()))?;
+    let mut pids = vec![std::process::id()];
+    let mut procs = Vec::new();
+    let mut conns = Vec::new();
+    for _ in 0..2 {
+        let (here, there) = multiprocess::pipe::<u32>()?;
+        let mut p = Process::new(barrier_party, (b.clone(), there)).context(ctx);
+        p.start()?;
+        procs.push(p);
+        conns.push(here);
+    }
+    for _ in 0..2 {
+        b.wait_timeout(LONG)?;
+    }
+    for c in &conns {
+        pids.push(c.recv_timeout(LONG)?);
+    }
+    for p in &procs {
+        assert!(p.join_timeout(LONG)?);
+        assert_eq!(p.exitcode(), Some(0));
+    }
+    let log = std::fs::read_to_string(&path.0)?;
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "one action per pass: {log:?}");
+    for l in lines {
+        let (tag, pid) = l.split_once(' ').unwrap();
+        assert_eq!(tag, "pass");
+        assert!(
+            pids.contains(&pid.parse()?),
+            "{pid} is not a party: {pids:?}"
+        );
+    }
+    // Handles cannot live in the barrier's shared memory.
+    fn with_conn(_: Connection<u8>) {}
+    let (c, _d) = multiprocess::pipe::<u8>()?;
+    let e = multiprocess::Barrier::with_action_args(2, with_conn, c).unwrap_err();
+    assert_eq!(e.kind(), multiprocess::ErrorKind::InvalidInput);
+    Ok(())
+}
+
+fn barrier_action_with_args_test(method: StartMethod) {
+    barrier_action_with_args(method).unwrap();
+    quiescent();
+}
+
+for_each_method!(watchdog, serial: context_constructors_test, barrier_action_with_args_test);
