@@ -152,7 +152,7 @@ pub mod manager;
 // Constructors that gather the layers, at the top.
 mod context;
 
-pub use connection::{Connection, Waitable, pipe, pipe_simplex, wait};
+pub use connection::{Connection, WaitList, Waitable, pipe, pipe_simplex, wait};
 pub use error::{Error, ErrorKind, Result};
 pub use memory::{Array, Pod, RawArray, RawValue, SharedGuard, SharedMemory, Value};
 #[doc(inline)]

@@ -426,3 +426,63 @@ fn barrier_action_with_args_test(method: StartMethod) {
 }
 
 for_each_method!(watchdog, serial: context_constructors_test, barrier_action_with_args_test);
+
+// ------------------------------------------------------- wait over one type
+
+/// Sends `n` back once the parent says go (or gives up with the parent).
+fn answer_when_told((conn, n): (Connection<u32>, u32)) {
+    if conn.recv_timeout(CHILD_PATIENCE).is_ok() {
+        let _ = conn.send(&n);
+    }
+}
+
+/// `wait` takes a `Vec<Connection<T>>`, a `&[Process<A>]`, a `Vec<&JoinHandle<R>>` and
+/// an array as they are, without `as &dyn Waitable`; a mixed list still works.
+fn wait_over_one_type(method: StartMethod) -> TestResult {
+    use multiprocess::{Waitable, wait};
+    let ctx = get_context(method);
+    let mut conns: Vec<Connection<u32>> = Vec::new();
+    let mut procs = Vec::new();
+    for n in 0..3 {
+        let (here, there) = multiprocess::pipe::<u32>()?;
+        let mut p = Process::new(answer_when_told, (there, n)).context(ctx);
+        p.start()?;
+        conns.push(here);
+        procs.push(p);
+    }
+    assert!(wait(&conns, Some(std::time::Duration::ZERO))?.is_empty());
+    conns[1].send(&0)?;
+    assert_eq!(wait(&conns, Some(LONG))?, [1]);
+    assert_eq!(conns[1].recv()?, 1);
+    for c in [&conns[0], &conns[2]] {
+        c.send(&0)?;
+    }
+    for p in &procs {
+        assert!(p.join_timeout(LONG)?);
+    }
+    assert_eq!(wait(&procs[..], Some(LONG))?, [0, 1, 2]);
+    let refs: Vec<&Connection<u32>> = conns.iter().collect();
+    assert_eq!(wait(&refs, Some(LONG))?, [0, 1, 2]); // answers, or ends of stream
+    let handles = [ctx.spawn(common::double, 1)?, ctx.spawn(common::double, 2)?];
+    let hrefs: Vec<_> = handles.iter().collect();
+    let mut ready = Vec::new();
+    assert!(common::eventually(LONG, || {
+        ready = wait(&hrefs, Some(LONG)).unwrap();
+        ready.len() == 2
+    }));
+    assert_eq!(
+        wait(&[&conns[0] as &dyn Waitable, &procs[1]], Some(LONG))?,
+        [0, 1]
+    );
+    for h in handles {
+        h.join()?;
+    }
+    Ok(())
+}
+
+fn wait_over_one_type_test(method: StartMethod) {
+    wait_over_one_type(method).unwrap();
+    quiescent();
+}
+
+for_each_method!(watchdog, serial: wait_over_one_type_test);
