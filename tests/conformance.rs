@@ -486,3 +486,37 @@ fn wait_over_one_type_test(method: StartMethod) {
 }
 
 for_each_method!(watchdog, serial: wait_over_one_type_test);
+
+// ---------------------------------------------------------------- naming
+
+/// Reports its own name and the semaphore's value, through the convention's getters.
+fn names_and_values(sem: multiprocess::Semaphore) -> (String, u32, bool) {
+    let me = multiprocess::current_process();
+    (me.name().to_string(), sem.value(), me.is_daemon())
+}
+
+/// One convention: getters without `get_` (`value()`, `name()` of the current
+/// process), the builder's `name(..)` set and `get_name()` read; the deprecated
+/// Python spelling gives the same answer.
+fn naming_convention(method: StartMethod) -> TestResult {
+    let ctx = get_context(method);
+    let sem = ctx.semaphore(2)?;
+    let _held = sem.acquire();
+    let h = ctx
+        .builder()
+        .name("named")
+        .spawn(names_and_values, sem.clone())?;
+    assert_eq!(h.join()?, ("named".to_string(), 1, false));
+    #[allow(deprecated)]
+    let python = sem.get_value();
+    assert_eq!((sem.value(), python), (1, 1));
+    let p = ctx.process(common::noop, ()).name("n2");
+    assert_eq!((p.get_name(), p.is_daemon()), ("n2", false));
+    Ok(())
+}
+
+fn naming_convention_test(method: StartMethod) {
+    naming_convention(method).unwrap();
+}
+
+for_each_method!(watchdog: naming_convention_test);

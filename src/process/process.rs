@@ -410,7 +410,10 @@ where
         self.pid()
     }
 
-    /// The name (`Process-1`, or what [`name`](Process::name) set).
+    /// The name (`Process-1`, or what [`name`](Process::name) set): Python's
+    /// `p.name`. A `Process` is a builder, whose setter has the plain name
+    /// (`name(..)`), so its getter is `get_name`, as `std::process::Command` has
+    /// `arg(..)` and `get_args()` (see the crate's "Naming" section).
     ///
     /// # Examples
     ///
@@ -419,11 +422,12 @@ where
     /// let p = multiprocess::Process::new(noop, ());
     /// assert!(p.get_name().starts_with("Process-"));
     /// ```
+    #[doc(alias = "name")]
     pub fn get_name(&self) -> &str {
         &self.name
     }
 
-    /// Is the process daemonic?
+    /// Is the process daemonic? (Python's `p.daemon`.)
     ///
     /// # Examples
     ///
@@ -431,6 +435,7 @@ where
     /// fn noop(_: ()) {}
     /// assert!(!multiprocess::Process::new(noop, ()).is_daemon());
     /// ```
+    #[doc(alias = "daemon")]
     pub fn is_daemon(&self) -> bool {
         self.daemon
     }
