@@ -7,7 +7,10 @@
 //! threads at that moment stay locked forever in the child, so a forked child should run
 //! self-contained work. Rust's global allocator (glibc malloc) is safe after fork because
 //! glibc takes its arenas' locks around `fork`. The std `stdout` lock is not: a child
-//! forked while another thread was printing deadlocks on its first `println!`.
+//! forked while another thread was printing deadlocks on its first `println!`, so
+//! callers hold it across `fork`; libtest's output capture has a lock of its own that
+//! nothing on stable Rust can take, which is why the launcher is a
+//! [`spawn_bare_thread`] (see `StartMethod`'s caveats).
 //!
 //! `PR_SET_PDEATHSIG` fires when the *thread* that created the child exits, not when the
 //! process does. The caller of [`fork`] and [`spawn_self`] must therefore be a thread
