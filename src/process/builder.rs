@@ -102,6 +102,30 @@ impl Builder {
         self
     }
 
+    /// Sets several variables (see [`env`](Builder::env)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn sum(_: ()) -> u32 {
+    ///     ["A", "B"].iter().map(|k| std::env::var(k).unwrap().parse::<u32>().unwrap()).sum()
+    /// }
+    /// multiprocess::init();
+    /// let h = multiprocess::Builder::new().envs([("A", "1"), ("B", "2")]).spawn(sum, ())?;
+    /// assert_eq!(h.join()?, 3);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn envs<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (k, v) in vars {
+            self.opts.env(k.as_ref(), v.as_ref());
+        }
+        self
+    }
+
     /// Removes a variable from the child's environment.
     ///
     /// # Examples

@@ -26,8 +26,13 @@ use crate::wire::codec;
 /// A child process running `target(args)`: Python's `multiprocessing.Process`.
 ///
 /// Build it with [`new`](Process::new) (and optionally [`name`](Process::name),
-/// [`daemon`](Process::daemon), [`context`](Process::context)), then
-/// [`start`](Process::start) and [`join`](Process::join).
+/// [`daemon`](Process::daemon), [`context`](Process::context), and, as
+/// `std::process::Command` has them, [`env`](Process::env),
+/// [`env_remove`](Process::env_remove), [`env_clear`](Process::env_clear),
+/// [`stdin`](Process::stdin), [`stdout`](Process::stdout),
+/// [`stderr`](Process::stderr)), then [`start`](Process::start) and
+/// [`join`](Process::join). The child's environment is this process's at `start`
+/// under every start method.
 ///
 /// Exit codes follow Python: `0` when `target` returns, `1` when it panics (the message
 /// and location go to stderr), `n` for `std::process::exit(n)`, `-N` when killed by
