@@ -214,9 +214,14 @@ fn printing_child_while_parent_prints(method: StartMethod) -> TestResult {
     let printer = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let big = "x".repeat(64 * 1024);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            // At most 32 MiB in all: libtest keeps captured output in memory.
+            let big = "x".repeat(16 * 1024);
+            for _ in 0..2048 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
                 println!("{big}");
+                std::thread::yield_now();
             }
         })
     };
