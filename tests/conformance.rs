@@ -25,6 +25,33 @@ fn quiescent() {
     assert_quiescent(Some(fork_server_pid()));
 }
 
+/// The fds open before a serial test's body (after one start with `method`, so that
+/// the fork server and the launcher exist already).
+struct FdSnapshot(usize, Vec<String>);
+
+fn no_fd_leaked(method: StartMethod) -> FdSnapshot {
+    fork_server_pid();
+    get_context(method)
+        .spawn(common::noop, ())
+        .unwrap()
+        .join()
+        .unwrap();
+    FdSnapshot(common::fd_count(), common::fd_list())
+}
+
+impl FdSnapshot {
+    /// Every fd the body opened is closed again (pipes, /dev/null, passed fds).
+    fn check(self) {
+        let ok = common::eventually(common::SOON, || common::fd_count() == self.0);
+        assert!(
+            ok,
+            "fds leaked: before {:?}, after {:?}",
+            self.1,
+            common::fd_list()
+        );
+    }
+}
+
 // ------------------------------------------------------------- environment
 
 fn read_env(names: Vec<String>) -> Vec<Option<String>> {
@@ -188,7 +215,9 @@ fn standard_streams(method: StartMethod) -> TestResult {
 }
 
 fn standard_streams_test(method: StartMethod) {
+    let fds = no_fd_leaked(method);
     standard_streams(method).unwrap();
+    fds.check();
     quiescent();
 }
 
@@ -308,7 +337,9 @@ fn fds_as_values(method: StartMethod) -> TestResult {
 }
 
 fn fds_as_values_test(method: StartMethod) {
+    let fds = no_fd_leaked(method);
     fds_as_values(method).unwrap();
+    fds.check();
     quiescent();
 }
 
