@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 use crate::error::Result;
 use crate::futures::{ExecutorBuilder, ProcessPoolExecutor};
 use crate::{
-    Array, Barrier, BoundedSemaphore, Builder, Condition, Context, Event, JoinableQueue, Lock,
-    Manager, Pod, Pool, PoolBuilder, Queue, RLock, RawArray, RawValue, Semaphore, SimpleQueue,
-    Value,
+    Array, Barrier, BoundedSemaphore, Builder, Condition, Connection, Context, Event,
+    JoinableQueue, Lock, Manager, ManagerBuilder, Pod, Pool, PoolBuilder, Queue, RLock, RawArray,
+    RawValue, Semaphore, SharedMemory, SimpleQueue, Value,
 };
 
 impl Context {
@@ -269,6 +269,73 @@ impl Context {
     /// ```
     pub fn executor_builder(&self) -> ExecutorBuilder {
         ProcessPoolExecutor::builder().context(*self)
+    }
+
+    /// A duplex [`pipe`](crate::pipe) (Python's `ctx.Pipe()`). Connections work
+    /// with every start method.
+    ///
+    /// # Errors
+    ///
+    /// As [`pipe`](crate::pipe).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ctx = multiprocess::default_context();
+    /// let (a, b) = ctx.pipe::<u8>()?;
+    /// a.send(&1)?;
+    /// assert_eq!(b.recv()?, 1);
+    /// let (r, w) = ctx.pipe_simplex::<u8>()?;
+    /// w.send(&2)?;
+    /// assert_eq!(r.recv()?, 2);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn pipe<T>(&self) -> Result<(Connection<T>, Connection<T>)> {
+        crate::pipe()
+    }
+
+    /// A one-way [`pipe_simplex`](crate::pipe_simplex): `(reader, writer)`
+    /// (Python's `ctx.Pipe(duplex=False)`).
+    ///
+    /// # Errors
+    ///
+    /// As [`pipe_simplex`](crate::pipe_simplex).
+    pub fn pipe_simplex<T>(&self) -> Result<(Connection<T>, Connection<T>)> {
+        crate::pipe_simplex()
+    }
+
+    /// A [`ManagerBuilder`] whose server process uses this context's method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let m = multiprocess::default_context().manager_builder().start()?;
+    /// m.list::<u8>()?.push(1)?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn manager_builder(&self) -> ManagerBuilder {
+        Manager::builder().context(*self)
+    }
+
+    /// A new [`SharedMemory`] block (Python's `SharedMemory(name, create=True, size)`;
+    /// named blocks do not depend on the start method).
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedMemory::create`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let shm = multiprocess::default_context().shared_memory(None, 64)?;
+    /// assert!(shm.size() >= 64);
+    /// shm.unlink()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn shared_memory(&self, name: Option<&str>, size: usize) -> Result<SharedMemory> {
+        SharedMemory::create(name, size)
     }
 
     /// A [`Builder`] for [`spawn`](crate::spawn) with this context's method.

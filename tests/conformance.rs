@@ -383,6 +383,17 @@ fn context_constructors(method: StartMethod) -> TestResult {
     q.join();
     let t = ctx.barrier_with_timeout(2, std::time::Duration::from_millis(10))?;
     assert!(t.wait().is_err() && t.is_broken());
+    let (a, b) = ctx.pipe::<u8>()?;
+    let (r, w) = ctx.pipe_simplex::<u8>()?;
+    a.send(&1)?;
+    w.send(&2)?;
+    assert_eq!((b.recv()?, r.recv()?), (1, 2));
+    let m = ctx.manager_builder().start()?;
+    let l = m.list::<u8>()?;
+    l.push(3)?;
+    assert_eq!(l.to_vec()?, [3]);
+    m.shutdown()?;
+    // (ctx.shared_memory starts the long-lived tracker helper: see its doctest.)
     Ok(())
 }
 
