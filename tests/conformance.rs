@@ -214,7 +214,35 @@ fn standard_streams(method: StartMethod) -> TestResult {
     Ok(())
 }
 
+/// Reads a line and exits 0 if it is "x".
+fn expect_x(_: ()) {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    std::process::exit(if line == "x\n" { 0 } else { 4 });
+}
+
+/// A child whose own stdin is closed (fd 0 is free, so new fds may take it) still
+/// gives its child a working piped stdin.
+#[allow(unsafe_code)]
+fn piped_stdin_without_a_stdin(method: StartMethod) -> i32 {
+    // SAFETY: close(2) of our own fd 0; nothing else in this child uses it.
+    unsafe { libc::close(0) };
+    let mut p = Process::new(expect_x, ())
+        .context(get_context(method))
+        .stdin(Stdio::piped());
+    p.start().unwrap();
+    p.take_stdin().unwrap().write_all(b"x\n").unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    p.exitcode().unwrap()
+}
+
 fn standard_streams_test(method: StartMethod) {
+    let code = get_context(method)
+        .spawn(piped_stdin_without_a_stdin, method)
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(code, 0);
     let fds = no_fd_leaked(method);
     standard_streams(method).unwrap();
     fds.check();

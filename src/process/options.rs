@@ -297,5 +297,9 @@ pub(crate) fn apply_in_child(env: Option<Env>, which: [bool; 3], fds: Vec<OwnedF
             report!("multiprocess: a child cannot set its standard stream {target}: {e}");
             sys::process::exit_now(1);
         }
+        if fd.as_raw_fd() == target as RawFd {
+            // It arrived as the stream itself: it stays open as the stream.
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(fd);
+        }
     }
 }

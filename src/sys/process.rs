@@ -506,10 +506,17 @@ pub(crate) fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>
 /// Puts `fd` on standard stream `target` (0, 1 or 2) with `dup2`; the new descriptor
 /// is not close-on-exec, as a standard stream must be. Flushes Rust's buffered
 /// standard output first, so nothing written before lands in the new file.
+///
+/// If `fd` already is `target` (a child whose standard stream was closed received
+/// it under that number), only its close-on-exec flag is cleared: the caller must
+/// then not close it.
 pub(crate) fn redirect_std(fd: BorrowedFd<'_>, target: i32) -> io::Result<()> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
+    if fd.as_raw_fd() == target {
+        return rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()).map_err(Into::into);
+    }
     // SAFETY: dup2 of an open fd we borrow onto a standard stream; no memory effects.
     cvt(unsafe { libc::dup2(fd.as_raw_fd(), target) }).map(drop)
 }
