@@ -21,7 +21,14 @@
 //! `SCM_RIGHTS` to a spawned child or the fork server. The child `dup2`s it onto 0, 1
 //! or 2 before its task runs. For a pipe, the parent keeps the other end, which
 //! [`Process::take_stdout`](crate::Process::take_stdout) (and friends) hands out as
-//! `std::process::ChildStdout`, the type `Command` gives.
+//! `std::process::ChildStdout`, the type `Command` gives. The stream settings are
+//! used up by a start (a `File` given is moved into the child), so a start that
+//! failed has none left; the environment settings stay.
+//!
+//! A piped end the parent holds is an ordinary fd, not a registered handle: a child
+//! forked meanwhile for another task inherits it (a `Fork`-method child closes only
+//! handles). The child's ends *are* registered while the parent holds them, so such a
+//! child never keeps a pipe's write end open and the reader sees end of file.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
