@@ -116,6 +116,19 @@
 //!
 //! [`wait`] returns whichever connections and processes are ready, as Python's
 //! `multiprocessing.connection.wait`.
+//!
+//! ## Naming
+//!
+//! Python's names are kept for functions and methods that *do* something
+//! (`start`, `join`, `apply_async`, `get_context`, `task_done`). Getters follow Rust's
+//! convention and have no `get_` prefix ([`current_process()`]`.name()`,
+//! [`Process::pid`], [`Semaphore::value`]); a boolean reads as a question
+//! ([`Process::is_daemon`], [`Event::is_set`]). The one exception is the builder-style
+//! [`Process`], whose setters have the plain names (`name(..)`, `daemon(..)`): its
+//! name getter is [`Process::get_name`], as `std::process::Command` has `arg(..)` and
+//! `get_args()`. Python's name of each getter is a search alias in these docs
+//! (searching `get_value` finds [`Semaphore::value`]); the former `get_` getters
+//! remain, deprecated.
 
 // The docs show `fn main` on purpose: where `init()` goes is the point.
 #![allow(clippy::needless_doctest_main)]
@@ -152,7 +165,7 @@ pub mod manager;
 // Constructors that gather the layers, at the top.
 mod context;
 
-pub use connection::{Connection, Waitable, pipe, pipe_simplex, wait};
+pub use connection::{Connection, WaitList, Waitable, pipe, pipe_simplex, wait};
 pub use error::{Error, ErrorKind, Result};
 pub use memory::{Array, Pod, RawArray, RawValue, SharedGuard, SharedMemory, Value};
 #[doc(inline)]
@@ -161,6 +174,7 @@ pub use pool::futures::{ProcessPoolExecutor, ThreadPoolExecutor};
 pub use pool::{
     AsyncResult, IMap, Options, Pool, PoolBuilder, ThreadPool, ThreadPoolBuilder, WorkerStats,
 };
+pub use process::{Builder, Stdio};
 pub use process::{
     ChildInfo, Context, CurrentProcess, DEFAULT_START_METHOD, Fork, JoinHandle, ParentProcess,
     Process, StartMethod, active_children, cpu_count, current_process, default_context, fork,
@@ -172,6 +186,7 @@ pub use sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard,
 };
+pub use wire::fd::Fd;
 #[cfg(any(feature = "json", test))]
 pub use wire::json::Json;
 

@@ -658,19 +658,21 @@ fn wait_timeout_and_sentinels(m: StartMethod) {
     assert_eq!(e.kind(), ErrorKind::InvalidState, "{e:?}");
 
     p.start().unwrap();
-    let (ready, took) = timed(|| wait(&[&here, &p], Some(Duration::from_secs(1))).unwrap());
+    let (ready, took) =
+        timed(|| wait(&[&here as &dyn Waitable, &p], Some(Duration::from_secs(1))).unwrap());
     assert!(ready.is_empty(), "{ready:?}");
     assert!(
         took >= Duration::from_millis(900) && took < LONG,
         "wait(1s) took {took:?}"
     );
-    let (ready, took) = timed(|| wait(&[&here, &p], Some(Duration::ZERO)).unwrap());
+    let (ready, took) =
+        timed(|| wait(&[&here as &dyn Waitable, &p], Some(Duration::ZERO)).unwrap());
     assert!(ready.is_empty(), "{ready:?}");
     assert!(took < Duration::from_secs(1));
 
     let (a, b) = pipe::<u8>().unwrap();
     a.send(&1).unwrap();
-    let (ready, took) = timed(|| wait(&[&here, &p, &b], Some(LONG)).unwrap());
+    let (ready, took) = timed(|| wait(&[&here as &dyn Waitable, &p, &b], Some(LONG)).unwrap());
     assert_eq!(ready, [2]);
     assert!(took < Duration::from_secs(1));
 
@@ -678,17 +680,26 @@ fn wait_timeout_and_sentinels(m: StartMethod) {
     // `b`'s, with a message waiting).
     let sentinel = p.sentinel().unwrap();
     let owned = b.as_fd().try_clone_to_owned().unwrap();
-    assert_eq!(wait(&[&sentinel, &owned], Some(LONG)).unwrap(), [1]);
+    assert_eq!(
+        wait(&[&sentinel as &dyn Waitable, &owned], Some(LONG)).unwrap(),
+        [1]
+    );
 
     drop(here); // the child returns
     assert_eq!(wait(&[&p], Some(LONG)).unwrap(), [0]);
-    assert_eq!(wait(&[&sentinel, &owned], Some(LONG)).unwrap(), [0, 1]);
+    assert_eq!(
+        wait(&[&sentinel as &dyn Waitable, &owned], Some(LONG)).unwrap(),
+        [0, 1]
+    );
     assert!(p.join_timeout(Duration::ZERO).unwrap());
     assert_eq!(p.exitcode(), Some(0));
 
     let mut h = ctx.spawn(double, 21).unwrap();
     assert_eq!(wait(&[&h], Some(LONG)).unwrap(), [0]);
-    assert_eq!(wait(&[&h, &b], Some(LONG)).unwrap(), [0, 1]);
+    assert_eq!(
+        wait(&[&h as &dyn Waitable, &b], Some(LONG)).unwrap(),
+        [0, 1]
+    );
     assert_eq!(h.join_timeout(LONG).unwrap(), 42);
 }
 

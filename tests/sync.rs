@@ -222,24 +222,20 @@ fn lock_sent_through_a_connection() {
 fn semaphore_counts() {
     use multiprocess::{BoundedSemaphore, Semaphore};
     let sem = Semaphore::new(2).unwrap();
-    assert_eq!(sem.get_value(), 2);
+    assert_eq!(sem.value(), 2);
     let a = sem.acquire();
-    assert_eq!(sem.get_value(), 1);
+    assert_eq!(sem.value(), 1);
     let b = sem.try_acquire().expect("one left");
-    assert_eq!(sem.get_value(), 0);
+    assert_eq!(sem.value(), 0);
     assert!(sem.try_acquire().is_none());
-    assert_eq!(sem.get_value(), 0, "a failed try_acquire takes nothing");
+    assert_eq!(sem.value(), 0, "a failed try_acquire takes nothing");
     let t = Instant::now();
     assert!(sem.acquire_timeout(Duration::from_millis(100)).is_none());
     assert!(t.elapsed() >= Duration::from_millis(90));
     drop((a, b));
-    assert_eq!(sem.get_value(), 2);
+    assert_eq!(sem.value(), 2);
     sem.release().unwrap();
-    assert_eq!(
-        sem.get_value(),
-        3,
-        "release above the initial value is allowed"
-    );
+    assert_eq!(sem.value(), 3, "release above the initial value is allowed");
 
     let bounded = BoundedSemaphore::new(2).unwrap();
     assert_eq!(
@@ -248,7 +244,7 @@ fn semaphore_counts() {
     );
     bounded.acquire().keep();
     bounded.release().unwrap();
-    assert_eq!(bounded.get_value(), 2);
+    assert_eq!(bounded.value(), 2);
 }
 
 /// Waits for a permit, then reports.
@@ -307,7 +303,7 @@ fn semaphore_and_event(method: StartMethod) {
         assert!(p.join_timeout(LONG).unwrap());
         assert_eq!(p.exitcode(), Some(0));
     }
-    assert_eq!(sem.get_value(), 0);
+    assert_eq!(sem.value(), 0);
 
     // An event set in a child after a delay wakes a waiter here.
     let ev = multiprocess::Event::new().unwrap();

@@ -57,7 +57,7 @@
 mod locks;
 mod wait;
 
-pub use wait::{Waitable, wait};
+pub use wait::{WaitList, Waitable, wait};
 
 use std::fmt;
 use std::marker::PhantomData;

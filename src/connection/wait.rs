@@ -95,13 +95,67 @@ impl<T> Waitable for crate::Connection<T> {
     }
 }
 
+/// A reference to something waitable is waitable: lists of `&Connection`, `&Process`
+/// or `&dyn Waitable` work as lists of the objects.
+impl<T: Waitable + ?Sized> Waitable for &T {
+    fn wait_fd(&self) -> Result<BorrowedFd<'_>> {
+        (**self).wait_fd()
+    }
+    fn wait_begin(&self) -> bool {
+        (**self).wait_begin()
+    }
+    fn wait_end(&self) {
+        (**self).wait_end()
+    }
+}
+
+/// What [`wait`] takes: a slice, an array or a `Vec` of one [`Waitable`] type, by
+/// value or by reference (`&[Connection<T>]`, `Vec<Process<A>>`, `Vec<&JoinHandle<R>>`),
+/// or of `&dyn Waitable` to mix types.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// multiprocess::init();
+/// let pipes = (0..3).map(|_| multiprocess::pipe::<u8>()).collect::<Result<Vec<_>, _>>()?;
+/// pipes[2].0.send(&7)?;
+/// let readers: Vec<_> = pipes.iter().map(|(_, b)| b).collect(); // Vec<&Connection<u8>>
+/// assert_eq!(multiprocess::wait(&readers, Some(Duration::from_secs(5)))?, [2]);
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+pub trait WaitList {
+    /// The objects, in order.
+    fn waitables(&self) -> Vec<&dyn Waitable>;
+}
+
+impl<T: Waitable> WaitList for [T] {
+    fn waitables(&self) -> Vec<&dyn Waitable> {
+        self.iter().map(|o| o as &dyn Waitable).collect()
+    }
+}
+
+impl<T: Waitable, const N: usize> WaitList for [T; N] {
+    fn waitables(&self) -> Vec<&dyn Waitable> {
+        self.iter().map(|o| o as &dyn Waitable).collect()
+    }
+}
+
+impl<T: Waitable> WaitList for Vec<T> {
+    fn waitables(&self) -> Vec<&dyn Waitable> {
+        self.iter().map(|o| o as &dyn Waitable).collect()
+    }
+}
+
 /// Waits until at least one of `objects` is ready, or `timeout` passes (`None`, or a
 /// timeout too long to represent such as `Duration::MAX`: forever); returns the
 /// indices of the ready ones (empty on timeout).
 ///
 /// Objects are connections, processes ([`Process`](crate::Process),
 /// [`JoinHandle`](crate::JoinHandle)), queues, and raw fds ([`BorrowedFd`],
-/// [`OwnedFd`]), mixed freely.
+/// [`OwnedFd`]). A list of one type is taken as it is (`wait(&conns, t)` for a
+/// `Vec<Connection<T>>`, `&[Process<A>]`, a `Vec<&T>`: see [`WaitList`]); to mix
+/// types, make the first element a `&dyn Waitable` (`&[&a as &dyn Waitable, &p]`).
 ///
 /// # Errors
 ///
@@ -116,11 +170,16 @@ impl<T> Waitable for crate::Connection<T> {
 /// let (a1, b1) = multiprocess::pipe::<u8>()?;
 /// let (_a2, b2) = multiprocess::pipe::<u8>()?;
 /// a1.send(&1)?;
-/// let ready = multiprocess::wait(&[&b1 as &dyn Waitable, &b2], Some(Duration::from_secs(1)))?;
+/// let ready = multiprocess::wait(&[&b1, &b2], Some(Duration::from_secs(1)))?;
+/// assert_eq!(ready, vec![0]);
+/// // Mixed types: a connection and a raw fd.
+/// let fd = std::os::fd::AsFd::as_fd(&b2);
+/// let ready = multiprocess::wait(&[&b1 as &dyn Waitable, &fd], Some(Duration::from_secs(1)))?;
 /// assert_eq!(ready, vec![0]);
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
-pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Vec<usize>> {
+pub fn wait<L: WaitList + ?Sized>(objects: &L, timeout: Option<Duration>) -> Result<Vec<usize>> {
+    let objects = objects.waitables();
     let deadline = sys::deadline_after_opt(timeout);
     let fds = objects
         .iter()
@@ -134,7 +193,7 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Vec<
     } else {
         Ok(ready_now)
     };
-    for o in objects {
+    for o in &objects {
         o.wait_end();
     }
     result

@@ -73,14 +73,29 @@ fn send(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<()> {
     frame::send_parts(fd, bytes, &[])
 }
 
-fn recv(fd: BorrowedFd<'_>, deadline: Instant, what: &str) -> Result<Vec<u8>> {
+/// Receives one frame of the handshake by `deadline` (`None`: wait as long as the
+/// peer takes); a timeout is [`ErrorKind::Timeout`] if `caller_deadline` (the caller chose it), else
+/// an authentication failure.
+fn recv_until(
+    fd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    what: &str,
+    caller_deadline: bool,
+) -> Result<Vec<u8>> {
     // One deadline for every byte of the handshake, not only for each frame's start.
     let limits = frame::RecvLimits {
-        until: Some(deadline),
+        until: deadline,
         ..frame::RecvLimits::trusted(MAX_FRAME)
     };
-    match frame::recv_limited(fd, Some(deadline), &limits) {
+    match frame::recv_limited(fd, deadline, &limits) {
         Ok(Some(f)) => Ok(f.body),
+        Ok(None) if caller_deadline => Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "the server did not answer the login in time (waiting for its {what}; a \
+                 listener answers once `accept` runs)"
+            ),
+        )),
         Ok(None) => Err(auth_error(format!(
             "authentication timed out waiting for the peer's {what}"
         ))),
@@ -209,14 +224,25 @@ impl ServerLogin {
 /// The client's side. Without a key it only sends the hello and returns at once, so
 /// a keyless client may connect, send and close before the server accepts.
 pub(crate) fn client(fd: BorrowedFd<'_>, key: Option<&[u8]>) -> Result<()> {
-    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    client_until(fd, key, Some(Instant::now() + HANDSHAKE_TIMEOUT), false)
+}
+
+/// [`client`] with the caller's deadline for the whole handshake (`None`: none, as
+/// Python's `Client` waits); its passing is [`ErrorKind::Timeout`] when
+/// `caller_deadline`.
+pub(crate) fn client_until(
+    fd: BorrowedFd<'_>,
+    key: Option<&[u8]>,
+    deadline: Option<Instant>,
+    caller_deadline: bool,
+) -> Result<()> {
     let mut hello = HELLO.to_vec();
     hello.push(u8::from(key.is_some()));
     send(fd, &hello)?;
     let Some(key) = key else {
         return Ok(());
     };
-    let nonce = recv(fd, deadline, "challenge")?;
+    let nonce = recv_until(fd, deadline, "challenge", caller_deadline)?;
     if nonce == NOKEY {
         return Err(auth_error(
             "the server has no authkey, so it cannot prove it knows ours",
@@ -226,7 +252,7 @@ pub(crate) fn client(fd: BorrowedFd<'_>, key: Option<&[u8]>) -> Result<()> {
         return Err(Error::new(ErrorKind::Protocol, "malformed challenge"));
     }
     send(fd, &mac(key, b"server>", &nonce).finalize().into_bytes())?;
-    match recv(fd, deadline, "verdict")?.as_slice() {
+    match recv_until(fd, deadline, "verdict", caller_deadline)?.as_slice() {
         WELCOME => {}
         _ => {
             return Err(auth_error(
@@ -236,7 +262,7 @@ pub(crate) fn client(fd: BorrowedFd<'_>, key: Option<&[u8]>) -> Result<()> {
     }
     let mine: [u8; NONCE] = random_bytes()?;
     send(fd, &mine)?;
-    let answer = recv(fd, deadline, "answer to the challenge")?;
+    let answer = recv_until(fd, deadline, "answer to the challenge", caller_deadline)?;
     if mac(key, b"client>", &mine).verify_slice(&answer).is_err() {
         let _ = send(fd, FAILURE);
         return Err(auth_error(
@@ -258,7 +284,7 @@ mod tests {
         let mut login = ServerLogin::new();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let body = recv(fd, deadline, "frame")?;
+            let body = recv_until(fd, Some(deadline), "frame", false)?;
             match login.on_frame(key, &body) {
                 Step::Reply(r) => send(fd, &r)?,
                 Step::Done => return Ok(()),

@@ -98,7 +98,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::connection::{Connection, Waitable};
 use crate::error::{Error, ErrorKind, Result};
@@ -732,6 +732,67 @@ impl Client {
         let authkey = authkey.into();
         let (fd, _) = Address::parse(address)?.connect(address)?;
         auth::client(fd.as_fd(), authkey.as_bytes())?;
+        Connection::from_fd(fd, true, true)
+    }
+}
+
+/// Connecting with the caller's deadline.
+impl Client {
+    /// [`connect`](Client::connect) with a deadline of your choice for the whole
+    /// connection: Python's `Client(address, authkey)` blocks, `connect` gives up on
+    /// the login after 20 s.
+    ///
+    /// * `None`: as Python. A listener that has not called
+    ///   [`accept`](Listener::accept) yet answers the login once it does, however long
+    ///   that takes: the client waits for it (blocked in `poll`, no busy loop). If
+    ///   nobody listens at `address`, the connection fails at once, as Python's does.
+    /// * `Some(d)`: everything within `d`. If nobody listens yet (refused, or no such
+    ///   socket file), the connection is tried again after 10 ms, then 20, 40, ... up to
+    ///   1 s between tries, until the deadline, so a client may start before its
+    ///   server; the login then has what is left of `d`.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Client::connect); [`ErrorKind::Timeout`] if the deadline passed
+    /// during the login; [`ErrorKind::Disconnected`] if nobody listened before it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiprocess::{Client, ErrorKind, Listener};
+    /// let l = Listener::bind("127.0.0.1:0", "key")?;
+    /// // Nobody calls accept: the login cannot finish, and the deadline says when to stop.
+    /// let e = Client::connect_timeout::<()>(l.address(), "key", Some(Duration::from_millis(50)))
+    ///     .unwrap_err();
+    /// assert_eq!(e.kind(), ErrorKind::Timeout);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn connect_timeout<T>(
+        address: &str,
+        authkey: impl Into<AuthKey>,
+        timeout: Option<Duration>,
+    ) -> Result<Connection<T>> {
+        let authkey = authkey.into();
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let addr = Address::parse(address)?;
+        let mut backoff = Duration::from_millis(10);
+        let fd = loop {
+            match addr.connect(address) {
+                Ok((fd, _)) => break fd,
+                Err(e) if e.kind() == ErrorKind::Disconnected && timeout.is_some() => {
+                    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                    match left {
+                        Some(left) if left.is_zero() => return Err(e),
+                        Some(left) => std::thread::sleep(backoff.min(left)),
+                        None => std::thread::sleep(backoff), // a deadline past the clock
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        auth::client_until(fd.as_fd(), authkey.as_bytes(), deadline, true)?;
         Connection::from_fd(fd, true, true)
     }
 }

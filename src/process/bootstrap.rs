@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::keyring::{self, Keys};
 use super::method::StartMethod;
+use super::options::{self, Env};
 use super::panic::{install_panic_hook, take_panic};
 use super::state::{self, ParentInfo};
 use crate::connection::Connection;
@@ -63,6 +64,11 @@ pub(crate) struct Boot {
     /// managers whose proxies the child may receive. Sent only over the private
     /// channel of the start (never a network); its `Debug` hides the keys.
     pub(crate) keys: Keys,
+    /// The whole environment to install before the task, when the child cannot keep
+    /// the one it starts with (see `options`).
+    pub(crate) env: Option<Env>,
+    /// Which standard streams (0, 1, 2) the fds after the args' replace, in order.
+    pub(crate) stdio: [bool; 3],
 }
 
 /// What an entry gets.
@@ -179,11 +185,14 @@ pub(crate) fn run_child(
     keyring::install(boot.keys);
     install_panic_hook();
     let nfds = boot.nfds as usize;
-    let result = if boot.result && fds.len() > nfds {
+    let nstdio = boot.stdio.iter().filter(|&&w| w).count();
+    let result = if boot.result && fds.len() > nfds + nstdio {
         fds.pop()
     } else {
         None
     };
+    let stdio = fds.split_off(nfds.min(fds.len()));
+    options::apply_in_child(boot.env, boot.stdio, stdio);
     #[allow(unsafe_code)]
     // SAFETY: `entry` was made by `code_offset` from an `EntryFn` of this binary (the
     // boot message comes from our parent, which is this binary).

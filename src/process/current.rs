@@ -25,7 +25,8 @@ impl CurrentProcess {
     pub fn pid(&self) -> u32 {
         self.pid
     }
-    /// Is this process daemonic?
+    /// Is this process daemonic? (Python's `daemon`.)
+    #[doc(alias = "daemon")]
     pub fn is_daemon(&self) -> bool {
         self.daemon
     }

@@ -42,8 +42,10 @@ pub enum Fork {
 ///
 /// The child has only the calling thread: a lock held by another thread at the moment
 /// of the fork stays locked in the child (see [`StartMethod`](crate::StartMethod)). The standard output and
-/// error locks are taken around the fork, so printing in the child is safe. End the
-/// child with `std::process::exit`.
+/// error locks are taken around the fork, so printing in the child is safe, except
+/// with `print!` from a thread whose output a test harness captures: see "Printing
+/// under a test harness" in [`StartMethod`](crate::StartMethod) for why and the
+/// workaround. End the child with `std::process::exit`.
 ///
 /// # Errors
 ///

@@ -18,6 +18,11 @@
 //!   |  status socket: 4-byte exit code              |---> (child's own, or the server's)
 //! ```
 //!
+//! Each request's boot message carries the client's whole environment as it is at
+//! `start()` (and the child's standard streams, as fds), and the child installs it
+//! before its task: the server's own environment is from its start, and a variable
+//! the client set since must reach the child all the same (see `options`).
+//!
 //! # Lifetime
 //!
 //! The server dies with us (`PR_SET_PDEATHSIG` from a long-lived thread, and end of
@@ -107,9 +112,11 @@ fn start_server() -> Result<ServerClient> {
         die_with_parent: true,
         start_method: None,
         keys: Keys::default(), // each request carries its child's own
+        env: None,
+        stdio: [false; 3],
     };
     let bytes = codec::encode(&boot)?.bytes;
-    let (server, conn) = start_spawn(&bytes, &[], boot.name.clone(), true)?;
+    let (server, conn) = start_spawn(&bytes, &[], None, boot.name.clone(), true)?;
     Ok(ServerClient { conn, server })
 }
 

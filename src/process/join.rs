@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use super::bootstrap::{Boot, Outcome, entry_process, entry_spawn};
 use super::child::Child;
 use super::keyring::{self, Keys};
+use super::options::{ChildOptions, ParentStdio};
 use super::start;
 use super::state::{self, state};
 use super::{Context, StartMethod, default_context};
@@ -69,6 +70,8 @@ where
         die_with_parent: false,
         start_method: Some(method),
         keys: Keys::default(), // a helper of ours, not the user's: no managers
+        env: None,
+        stdio: [false; 3],
     };
     let child = start::start(method, boot, &enc.fds)?;
     drop(args);
@@ -80,10 +83,29 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
+    spawn_configured(ctx, f, args, None, ChildOptions::default())
+}
+
+/// [`spawn_with`] with a name and the environment and standard-stream settings of a
+/// [`Builder`](super::Builder).
+pub(crate) fn spawn_configured<A, R>(
+    ctx: Context,
+    f: fn(A) -> R,
+    args: A,
+    given_name: Option<String>,
+    mut opts: ChildOptions,
+) -> Result<JoinHandle<R>>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+{
     let me = state::before_start()?;
     let (rx, tx) = crate::connection::pipe_simplex::<Outcome<R>>()?;
     let enc = codec::encode(&args)?;
     let (identity, name) = me.next_child();
+    let name = given_name.unwrap_or(name);
+    let env = opts.child_env(ctx.start_method())?;
+    let stdio = opts.prepare_stdio()?;
     let boot = Boot {
         entry: code_offset(entry_spawn::<A, R> as *const ()),
         func: code_offset(f as *const ()),
@@ -98,11 +120,15 @@ where
         die_with_parent: true,
         start_method: Some(ctx.start_method()),
         keys: keyring::snapshot(),
+        env,
+        stdio: stdio.which,
     };
     let mut fds = enc.fds.clone();
+    fds.extend(stdio.raw_fds());
     fds.push(std::os::fd::AsRawFd::as_raw_fd(&tx.as_fd()));
     let child = Arc::new(start::start(ctx.start_method(), boot, &fds)?);
     drop(tx);
+    let stdio = stdio.into_parent();
     drop(args);
     me.children
         .lock()
@@ -112,6 +138,7 @@ where
         child,
         rx,
         joined: false,
+        stdio,
         _r: PhantomData,
     })
 }
@@ -122,6 +149,8 @@ pub struct JoinHandle<R> {
     rx: Connection<Outcome<R>>,
     /// The child's result was taken (by `join_timeout`).
     joined: bool,
+    /// The pipe ends of its piped standard streams (see `Builder`).
+    pub(super) stdio: ParentStdio,
     _r: PhantomData<fn() -> R>,
 }
 

@@ -6,6 +6,12 @@
 //! long as the process: the main thread when the caller is the main thread (no hand-off
 //! cost), otherwise this launcher thread, started on first use. The hand-off costs one
 //! thread wake-up, small beside a fork or an exec.
+//!
+//! The launcher is a bare thread (`sys::process::spawn_bare_thread`), not a
+//! `std::thread`, so it does not inherit the output capture of the test that happened
+//! to start it: a forked child, a copy of the launcher, prints to the real standard
+//! output instead of into a copy of libtest's buffer (lost at its exit), and cannot
+//! deadlock on that buffer's lock held by another thread of the test at the fork.
 
 use std::sync::mpsc;
 
@@ -34,14 +40,16 @@ pub(crate) fn on_long_lived_thread<R: Send + 'static>(f: impl FnOnce() -> R + Se
             Some(l) => l.tx.clone(),
             None => {
                 let (tx, rx) = mpsc::channel::<Job>();
-                std::thread::Builder::new()
-                    .name("multiprocess-launcher".into())
-                    .spawn(move || {
+                // Not `std::thread`: see `spawn_bare_thread` (libtest's capture).
+                sys::process::spawn_bare_thread(
+                    "mp-launcher",
+                    Box::new(move || {
                         for job in rx {
                             job();
                         }
-                    })
-                    .expect("cannot start the multiprocess launcher thread");
+                    }),
+                )
+                .expect("cannot start the multiprocess launcher thread");
                 *l = Some(Launcher { tx: tx.clone() });
                 tx
             }

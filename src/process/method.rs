@@ -25,6 +25,21 @@ use crate::error::{Error, ErrorKind, Result};
 /// take the standard output and error locks around `fork`, so printing is safe, and
 /// glibc's allocator is fork-safe; anything else your task touches must not depend on
 /// other threads. `Spawn` and `ForkServer` have no such hazard.
+///
+/// **Printing under a test harness.** libtest (plain `cargo test`, not nextest)
+/// captures a test's `print!` output in a buffer behind a lock of its own, which every
+/// `std::thread` spawned by the test inherits, and which stable Rust gives no way to
+/// take or reset. A [`Process`](crate::Process) (or [`spawn`](crate::spawn), a pool
+/// worker) started with `Fork` is forked from the crate's launcher thread, a bare
+/// thread that has no capture: its child prints to the real standard output, and
+/// cannot deadlock on the buffer's lock however busy the test's other threads are
+/// printing. A child of the raw [`fork`](crate::fork) is a copy of *your* thread: if
+/// that thread captures (a test's thread, or a thread it spawned) and another thread
+/// of the test is in the middle of a `print!`, the child's first `print!` blocks for
+/// ever, and the test then hangs at exit, where children are joined. Workarounds: in
+/// a raw fork child write with `writeln!(std::io::stdout(), ..)` (or `stderr`),
+/// which bypass the capture; or run such tests under `cargo nextest` or with
+/// `cargo test -- --nocapture`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StartMethod {
     /// Python's `"fork"`.

@@ -27,6 +27,7 @@ macro_rules! report {
 }
 
 mod bootstrap;
+mod builder;
 mod child;
 mod context;
 mod current;
@@ -36,6 +37,7 @@ mod join;
 pub(crate) mod keyring;
 mod launcher;
 mod method;
+mod options;
 mod panic;
 #[allow(clippy::module_inception)]
 mod process;
@@ -52,6 +54,9 @@ pub use fork::{Fork, fork, waitpid};
 pub use join::{JoinHandle, spawn};
 pub use method::{DEFAULT_START_METHOD, StartMethod, get_all_start_methods};
 pub use process::Process;
+
+pub use builder::Builder;
+pub use options::Stdio;
 
 pub(crate) use join::{describe_exit, spawn_with, start_detached};
 

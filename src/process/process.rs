@@ -1,7 +1,9 @@
 //! [`Process`]: Python's `multiprocessing.Process`.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::process::{ChildStderr, ChildStdin, ChildStdout};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +13,7 @@ use serde::de::DeserializeOwned;
 use super::bootstrap::{Boot, entry_process};
 use super::child::Child;
 use super::keyring;
+use super::options::{ChildOptions, ParentStdio, Stdio};
 use super::start;
 use super::state::{self, state};
 use super::{Context, default_context};
@@ -23,8 +26,13 @@ use crate::wire::codec;
 /// A child process running `target(args)`: Python's `multiprocessing.Process`.
 ///
 /// Build it with [`new`](Process::new) (and optionally [`name`](Process::name),
-/// [`daemon`](Process::daemon), [`context`](Process::context)), then
-/// [`start`](Process::start) and [`join`](Process::join).
+/// [`daemon`](Process::daemon), [`context`](Process::context), and, as
+/// `std::process::Command` has them, [`env`](Process::env),
+/// [`env_remove`](Process::env_remove), [`env_clear`](Process::env_clear),
+/// [`stdin`](Process::stdin), [`stdout`](Process::stdout),
+/// [`stderr`](Process::stderr)), then [`start`](Process::start) and
+/// [`join`](Process::join). The child's environment is this process's at `start`
+/// under every start method.
 ///
 /// Exit codes follow Python: `0` when `target` returns, `1` when it panics (the message
 /// and location go to stderr), `n` for `std::process::exit(n)`, `-N` when killed by
@@ -58,6 +66,10 @@ pub struct Process<A> {
     ctx: Context,
     child: Option<Arc<Child>>,
     closed: bool,
+    /// Environment and standard-stream settings, used up by `start`.
+    opts: ChildOptions,
+    /// The pipe ends we keep for piped standard streams, once started.
+    stdio: ParentStdio,
 }
 
 impl<A> fmt::Debug for Process<A> {
@@ -114,6 +126,8 @@ where
             ctx: default_context(),
             child: None,
             closed: false,
+            opts: ChildOptions::default(),
+            stdio: ParentStdio::default(),
         }
     }
 
@@ -215,6 +229,8 @@ where
             .as_ref()
             .ok_or_else(|| Error::state("process has no args"))?;
         let enc = codec::encode(args)?;
+        let env = self.opts.child_env(self.ctx.start_method())?;
+        let stdio = self.opts.prepare_stdio()?;
         let boot = Boot {
             entry: code_offset(entry_process::<A> as *const ()),
             func: code_offset(self.target as *const ()),
@@ -229,8 +245,13 @@ where
             die_with_parent: self.die_with_parent,
             start_method: Some(self.ctx.start_method()),
             keys: keyring::snapshot(),
+            env,
+            stdio: stdio.which,
         };
-        let child = Arc::new(start::start(self.ctx.start_method(), boot, &enc.fds)?);
+        let mut fds = enc.fds.clone();
+        fds.extend(stdio.raw_fds());
+        let child = Arc::new(start::start(self.ctx.start_method(), boot, &fds)?);
+        self.stdio = stdio.into_parent();
         me.children
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -394,7 +415,10 @@ where
         self.pid()
     }
 
-    /// The name (`Process-1`, or what [`name`](Process::name) set).
+    /// The name (`Process-1`, or what [`name`](Process::name) set): Python's
+    /// `p.name`. A `Process` is a builder, whose setter has the plain name
+    /// (`name(..)`), so its getter is `get_name`, as `std::process::Command` has
+    /// `arg(..)` and `get_args()` (see the crate's "Naming" section).
     ///
     /// # Examples
     ///
@@ -403,11 +427,12 @@ where
     /// let p = multiprocess::Process::new(noop, ());
     /// assert!(p.get_name().starts_with("Process-"));
     /// ```
+    #[doc(alias = "name")]
     pub fn get_name(&self) -> &str {
         &self.name
     }
 
-    /// Is the process daemonic?
+    /// Is the process daemonic? (Python's `p.daemon`.)
     ///
     /// # Examples
     ///
@@ -415,6 +440,7 @@ where
     /// fn noop(_: ()) {}
     /// assert!(!multiprocess::Process::new(noop, ()).is_daemon());
     /// ```
+    #[doc(alias = "daemon")]
     pub fn is_daemon(&self) -> bool {
         self.daemon
     }
@@ -557,5 +583,185 @@ where
 {
     fn wait_fd(&self) -> Result<BorrowedFd<'_>> {
         self.sentinel()
+    }
+}
+
+/// The child's environment and standard streams, as `std::process::Command` sets them
+/// (see [`Stdio`] and the module `options` notes: the same under every start method).
+impl<A> Process<A>
+where
+    A: Serialize + DeserializeOwned + 'static,
+{
+    /// Sets the environment variable `key` to `val` in the child (on top of this
+    /// process's environment at [`start`](Process::start)).
+    ///
+    /// Under every start method the child sees this process's environment as it is
+    /// when `start` is called, with these settings applied in order; a variable set
+    /// after the fork server started reaches its later children too.
+    ///
+    /// # Errors
+    ///
+    /// [`start`](Process::start) fails with
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an empty name,
+    /// or a name with `=` or a NUL byte, or a value with a NUL byte.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn show(_: ()) { assert_eq!(std::env::var("GREETING").as_deref(), Ok("hi")); }
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(show, ()).env("GREETING", "hi");
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(0));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn env(mut self, key: impl AsRef<OsStr>, val: impl AsRef<OsStr>) -> Self {
+        self.opts.env(key.as_ref(), val.as_ref());
+        self
+    }
+
+    /// Sets several variables (see [`env`](Process::env)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop(_: ()) {}
+    /// let p = multiprocess::Process::new(noop, ()).envs([("A", "1"), ("B", "2")]);
+    /// # drop(p);
+    /// ```
+    pub fn envs<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (k, v) in vars {
+            self.opts.env(k.as_ref(), v.as_ref());
+        }
+        self
+    }
+
+    /// Removes the variable `key` from the child's environment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn no_home(_: ()) { assert!(std::env::var_os("HOME").is_none()); }
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(no_home, ()).env_remove("HOME");
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(0));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.opts.env_remove(key.as_ref());
+        self
+    }
+
+    /// Starts the child with an empty environment (then the later
+    /// [`env`](Process::env) settings).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn only_one(_: ()) { assert_eq!(std::env::vars_os().count(), 1); }
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(only_one, ()).env_clear().env("X", "1");
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(0));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn env_clear(mut self) -> Self {
+        self.opts.env_clear();
+        self
+    }
+
+    /// The child's standard input (default: [`Stdio::inherit`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use multiprocess::{Process, Stdio};
+    /// fn shout(_: ()) {
+    ///     let mut s = String::new();
+    ///     std::io::stdin().read_line(&mut s).unwrap();
+    ///     assert_eq!(s, "hey\n");
+    /// }
+    /// multiprocess::init();
+    /// let mut p = Process::new(shout, ()).stdin(Stdio::piped());
+    /// p.start()?;
+    /// p.take_stdin().unwrap().write_all(b"hey\n")?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stdin(mut self, s: impl Into<Stdio>) -> Self {
+        self.opts.set_stdio(0, s.into());
+        self
+    }
+
+    /// The child's standard output (default: [`Stdio::inherit`]). See [`Stdio`].
+    ///
+    /// # Examples
+    ///
+    /// See [`Stdio`].
+    pub fn stdout(mut self, s: impl Into<Stdio>) -> Self {
+        self.opts.set_stdio(1, s.into());
+        self
+    }
+
+    /// The child's standard error (default: [`Stdio::inherit`]); a panic's report goes
+    /// there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use multiprocess::{Process, Stdio};
+    /// fn boom(_: ()) { panic!("boom") }
+    /// multiprocess::init();
+    /// let mut p = Process::new(boom, ()).stderr(Stdio::piped());
+    /// p.start()?;
+    /// let mut err = String::new();
+    /// p.take_stderr().unwrap().read_to_string(&mut err)?;
+    /// p.join()?;
+    /// assert!(err.contains("boom"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stderr(mut self, s: impl Into<Stdio>) -> Self {
+        self.opts.set_stdio(2, s.into());
+        self
+    }
+
+    /// Takes our end of the child's piped standard input (once, after `start`).
+    ///
+    /// # Examples
+    ///
+    /// See [`stdin`](Process::stdin).
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.stdio.stdin.take()
+    }
+
+    /// Takes our end of the child's piped standard output (once, after `start`).
+    /// Read it to its end before [`join`](Process::join) if the child may write more
+    /// than a pipe holds (64 KiB), or it blocks.
+    ///
+    /// # Examples
+    ///
+    /// See [`Stdio`].
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.stdio.stdout.take()
+    }
+
+    /// Takes our end of the child's piped standard error (once, after `start`).
+    ///
+    /// # Examples
+    ///
+    /// See [`stderr`](Process::stderr).
+    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.stdio.stderr.take()
     }
 }

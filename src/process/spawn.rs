@@ -15,10 +15,12 @@ use crate::wire::frame;
 pub(crate) const SPAWN_ACK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Spawn: exec the current binary, send it the boot over a control socket, wait for
-/// its acknowledgement. Returns the child and our end of the control socket.
+/// its acknowledgement. `env`, when given, is the child's whole environment (else it
+/// gets ours). Returns the child and our end of the control socket.
 pub(crate) fn start_spawn(
     boot: &[u8],
     fds: &[BorrowedFd<'_>],
+    env: Option<&[(std::ffi::OsString, std::ffi::OsString)]>,
     name: String,
     daemon: bool,
 ) -> Result<(Child, OwnedFd)> {
@@ -29,10 +31,12 @@ pub(crate) fn start_spawn(
         .iter()
         .map(Into::into)
         .collect();
+    let env = env.map(<[_]>::to_vec);
     let pid = on_long_lived_thread(move || {
         let r = sys::process::spawn_self(
             &args,
             &[(MARKER.into(), marker.into())],
+            env.as_deref(),
             theirs.as_fd(),
             out.as_fd(),
         );

@@ -1,6 +1,8 @@
 //! Creating a child with each start method; the parent's side of a start.
 
+use std::ffi::OsString;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
 
 use super::bootstrap::{self, Boot, MARKER};
 use super::child::{Child, Reap};
@@ -23,7 +25,12 @@ pub(crate) fn start(method: StartMethod, boot: Boot, fds: &[RawFd]) -> Result<Ch
             .map(|(pid, pidfd)| Child::new(pid, pidfd, name, daemon, Reap::Direct)),
         StartMethod::Spawn => {
             let bytes = codec::encode(&boot)?.bytes;
-            let (child, _ctrl) = start_spawn(&bytes, &borrow(fds), name, daemon)?;
+            let env: Option<Vec<(OsString, OsString)>> = boot.env.map(|e| {
+                e.into_iter()
+                    .map(|(k, v)| (OsString::from_vec(k), OsString::from_vec(v)))
+                    .collect()
+            });
+            let (child, _ctrl) = start_spawn(&bytes, &borrow(fds), env.as_deref(), name, daemon)?;
             Ok(child)
         }
         StartMethod::ForkServer => {

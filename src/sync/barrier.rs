@@ -10,7 +10,12 @@
 //! barrier breaks, or the deadline passes (which breaks it, as in Python).
 //!
 //! The action is a plain `fn()` identified, like a task, by its offset in the binary,
-//! so any process sharing the barrier can run it.
+//! so any process sharing the barrier can run it. An action with arguments
+//! ([`Barrier::with_action_args`]) also stores the offset of a monomorphized entry
+//! that knows the argument type, and the encoded arguments themselves, after the
+//! words above (plain data only: a handle's fd cannot live in shared memory). The
+//! process completing a pass decodes them (as hostile bytes, like any message) and
+//! calls the action: Python runs `action` in that process too.
 //!
 //! A party killed while waiting stays counted: the others wait until their timeout
 //! (or forever without one), as in Python.
@@ -20,6 +25,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::raw;
 use super::segment::{Segment, serde_by_segment};
@@ -38,10 +46,39 @@ const ACTION_HI: usize = 7;
 const TIMEOUT_MS: usize = 8;
 /// `g + 1` when `reset` broke generation `g` (0: none).
 const RESET_GEN: usize = 9;
-/// 1 when an action is set.
+/// 1 when an action is set, [`ACTION_WITH_ARGS`] when it takes arguments.
 const HAS_ACTION: usize = 10;
 /// The segment's length: the words above.
 const LEN: usize = (HAS_ACTION + 1) * 4;
+/// `HAS_ACTION` of an action with arguments: the words below follow.
+const ACTION_WITH_ARGS: u32 = 2;
+/// The offset of the action's monomorphized entry ([`ActionEntry`]).
+const ENTRY_LO: usize = 11;
+const ENTRY_HI: usize = 12;
+/// The length in bytes of the encoded arguments, then the bytes, 4 to a word.
+const ARGS_LEN: usize = 13;
+const ARGS: usize = 14;
+/// The most argument bytes an action may have (they live in the barrier's segment).
+const MAX_ARGS: usize = 64 * 1024;
+
+/// Runs the action at `func` (an offset) with the encoded `args`; `false` if they do
+/// not decode.
+type ActionEntry = fn(usize, &[u8]) -> bool;
+
+/// The entry of an action `fn(A)`.
+fn action_entry<A: DeserializeOwned>(func: usize, args: &[u8]) -> bool {
+    #[allow(unsafe_code)]
+    // SAFETY: `func` was written by `build_with_args` from an `fn(A)` of this binary,
+    // together with this very entry (same `A`).
+    let f: fn(A) = unsafe { crate::wire::code::code_at(func) };
+    match crate::wire::codec::decode::<A>(args, Vec::new()) {
+        Ok(a) => {
+            f(a);
+            true
+        }
+        Err(_) => false,
+    }
+}
 
 /// A barrier for a fixed number of parties, in any processes.
 ///
@@ -92,13 +129,22 @@ impl Drop for Internal<'_> {
 
 impl Barrier {
     fn build(parties: u32, action: Option<fn()>, timeout: Option<Duration>) -> Result<Barrier> {
+        Self::build_sized(parties, action, timeout, LEN)
+    }
+
+    fn build_sized(
+        parties: u32,
+        action: Option<fn()>,
+        timeout: Option<Duration>,
+        len: usize,
+    ) -> Result<Barrier> {
         if parties == 0 {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 "a barrier needs at least one party",
             ));
         }
-        let seg = Segment::new("multiprocess-barrier", LEN)?;
+        let seg = Segment::new("multiprocess-barrier", len)?;
         seg.word(PARTIES).store(parties, SeqCst);
         if let Some(f) = action {
             let off = crate::wire::code::code_offset(f as *const ()) as u64;
@@ -152,6 +198,84 @@ impl Barrier {
         Self::build(parties, Some(action), None)
     }
 
+    /// A barrier whose `action(args)` runs once per pass, in the process of the last
+    /// party to arrive, before anyone is released: Python's
+    /// `Barrier(n, action=functools.partial(f, args))`. The args are encoded once,
+    /// here, and kept in the barrier's shared memory, so whichever process completes
+    /// a pass (the parent or any child the barrier was passed to) runs the action with
+    /// them. A panicking action breaks the barrier.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Barrier::new); [`ErrorKind::Serialize`] if `args` do not serialize;
+    /// [`ErrorKind::InvalidInput`] if they hold handles (a [`Connection`] or other fd
+    /// cannot live in shared memory: pass such things to the parties instead) or
+    /// encode to more than 64 KiB.
+    ///
+    /// [`Connection`]: crate::Connection
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn announce((round, who): (u32, String)) { println!("round {round}: {who} are here"); }
+    /// let b = multiprocess::Barrier::with_action_args(1, announce, (1, "all".to_string()))?;
+    /// b.wait()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn with_action_args<A>(parties: u32, action: fn(A), args: A) -> Result<Barrier>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        let enc = crate::wire::codec::encode(&args)?;
+        if !enc.fds.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "a barrier action's args cannot hold handles (connections, queues, fds)",
+            ));
+        }
+        let bytes = enc.bytes;
+        if bytes.len() > MAX_ARGS {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "a barrier action's args encode to {} bytes, more than {MAX_ARGS}",
+                    bytes.len()
+                ),
+            ));
+        }
+        let b = Self::build_sized(parties, None, None, (ARGS + bytes.len().div_ceil(4)) * 4)?;
+        let split = |off: usize| (off as u64 as u32, ((off as u64) >> 32) as u32);
+        let (lo, hi) = split(crate::wire::code::code_offset(action as *const ()));
+        b.seg.word(ACTION_LO).store(lo, SeqCst);
+        b.seg.word(ACTION_HI).store(hi, SeqCst);
+        let entry: ActionEntry = action_entry::<A>;
+        let (lo, hi) = split(crate::wire::code::code_offset(entry as *const ()));
+        b.seg.word(ENTRY_LO).store(lo, SeqCst);
+        b.seg.word(ENTRY_HI).store(hi, SeqCst);
+        b.seg.word(ARGS_LEN).store(bytes.len() as u32, SeqCst);
+        for (i, chunk) in bytes.chunks(4).enumerate() {
+            let mut w = [0u8; 4];
+            w[..chunk.len()].copy_from_slice(chunk);
+            b.seg.word(ARGS + i).store(u32::from_le_bytes(w), SeqCst);
+        }
+        b.seg.word(HAS_ACTION).store(ACTION_WITH_ARGS, SeqCst);
+        Ok(b)
+    }
+
+    /// The action's encoded args, if the segment holds them whole.
+    fn action_args(&self) -> Option<Vec<u8>> {
+        let len = self.seg.word(ARGS_LEN).load(SeqCst) as usize;
+        if len > MAX_ARGS || (ARGS + len.div_ceil(4)) * 4 > self.seg.len() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(len);
+        for i in 0..len.div_ceil(4) {
+            out.extend_from_slice(&self.seg.word(ARGS + i).load(SeqCst).to_le_bytes());
+        }
+        out.truncate(len);
+        Some(out)
+    }
+
     /// A barrier whose [`wait`](Barrier::wait) gives up (and breaks it) after `timeout`.
     /// A timeout of `u32::MAX` milliseconds (about 50 days) or more, such as
     /// `Duration::MAX`, means no timeout.
@@ -181,11 +305,24 @@ impl Barrier {
     }
 
     fn run_action(&self) -> bool {
-        if self.seg.word(HAS_ACTION).load(SeqCst) == 0 {
+        let kind = self.seg.word(HAS_ACTION).load(SeqCst);
+        if kind == 0 {
             return true;
         }
         let hi = self.seg.word(ACTION_HI).load(SeqCst) as u64;
         let off = (hi << 32) | self.seg.word(ACTION_LO).load(SeqCst) as u64;
+        if kind == ACTION_WITH_ARGS {
+            let Some(args) = self.action_args() else {
+                return false;
+            };
+            let hi = self.seg.word(ENTRY_HI).load(SeqCst) as u64;
+            let entry = (hi << 32) | self.seg.word(ENTRY_LO).load(SeqCst) as u64;
+            #[allow(unsafe_code)]
+            // SAFETY: written by `with_action_args` from an `ActionEntry` of this
+            // binary; the segment is shared only with processes we started from it.
+            let entry = unsafe { crate::wire::code::code_at::<ActionEntry>(entry as usize) };
+            return std::panic::catch_unwind(|| entry(off as usize, &args)).unwrap_or(false);
+        }
         #[allow(unsafe_code)]
         // SAFETY: the offset was written by `build` from an `fn()` of this binary: the
         // segment is ours, shared only with processes we started from this binary.
@@ -215,7 +352,7 @@ impl Barrier {
                 self.break_now();
                 return Err(Error::new(
                     ErrorKind::BrokenBarrier,
-                    "the barrier's action panicked",
+                    "the barrier's action panicked (or its args did not decode)",
                 ));
             }
             count.store(0, SeqCst);

@@ -49,10 +49,10 @@ const MAX: usize = 2;
 /// let sem = multiprocess::Semaphore::new(2)?;
 /// let a = sem.acquire();
 /// let b = sem.acquire();
-/// assert_eq!(sem.get_value(), 0);
+/// assert_eq!(sem.value(), 0);
 /// assert!(sem.try_acquire().is_none());
 /// drop((a, b));
-/// assert_eq!(sem.get_value(), 2);
+/// assert_eq!(sem.value(), 2);
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 #[derive(Clone)]
@@ -97,7 +97,7 @@ impl SemaphoreGuard<'_> {
     /// ```
     /// let sem = multiprocess::Semaphore::new(1)?;
     /// sem.acquire().keep();
-    /// assert_eq!(sem.get_value(), 0);
+    /// assert_eq!(sem.value(), 0);
     /// sem.release()?;
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
@@ -115,7 +115,7 @@ impl Drop for SemaphoreGuard<'_> {
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Semaphore")
-            .field("value", &self.get_value())
+            .field("value", &self.value())
             .finish()
     }
 }
@@ -123,7 +123,7 @@ impl fmt::Debug for Semaphore {
 impl fmt::Debug for BoundedSemaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BoundedSemaphore")
-            .field("value", &self.get_value())
+            .field("value", &self.value())
             .finish()
     }
 }
@@ -138,7 +138,7 @@ impl Semaphore {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(multiprocess::Semaphore::new(3)?.get_value(), 3);
+    /// assert_eq!(multiprocess::Semaphore::new(3)?.value(), 3);
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn new(value: u32) -> Result<Semaphore> {
@@ -210,7 +210,7 @@ impl Semaphore {
     /// ```
     /// let sem = multiprocess::Semaphore::new(0)?;
     /// sem.release()?; // allowed above the initial value
-    /// assert_eq!(sem.get_value(), 1);
+    /// assert_eq!(sem.value(), 1);
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn release(&self) -> Result<()> {
@@ -228,11 +228,28 @@ impl Semaphore {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(multiprocess::Semaphore::new(2)?.get_value(), 2);
+    /// assert_eq!(multiprocess::Semaphore::new(2)?.value(), 2);
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
-    pub fn get_value(&self) -> u32 {
+    #[doc(alias = "get_value")]
+    pub fn value(&self) -> u32 {
         self.seg.word(COUNT).load(Relaxed)
+    }
+
+    /// Python's name for [`value`](Semaphore::value); getters here have no `get_`
+    /// (see the crate's "Naming" section).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[allow(deprecated)]
+    /// let v = multiprocess::Semaphore::new(2)?.get_value();
+    /// assert_eq!(v, 2);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    #[deprecated(since = "0.1.0", note = "use `value()`: getters have no `get_` prefix")]
+    pub fn get_value(&self) -> u32 {
+        self.value()
     }
 }
 
@@ -250,7 +267,7 @@ impl BoundedSemaphore {
     /// let sem = multiprocess::BoundedSemaphore::new(2)?;
     /// let p = sem.acquire();
     /// drop(p);
-    /// assert_eq!(sem.get_value(), 2);
+    /// assert_eq!(sem.value(), 2);
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn new(value: u32) -> Result<BoundedSemaphore> {
@@ -325,16 +342,32 @@ impl BoundedSemaphore {
         self.sem.release()
     }
 
-    /// The number of free permits.
+    /// The number of free permits (Python's `get_value()`).
     ///
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(multiprocess::BoundedSemaphore::new(4)?.get_value(), 4);
+    /// assert_eq!(multiprocess::BoundedSemaphore::new(4)?.value(), 4);
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
+    #[doc(alias = "get_value")]
+    pub fn value(&self) -> u32 {
+        self.sem.value()
+    }
+
+    /// Python's name for [`value`](BoundedSemaphore::value).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[allow(deprecated)]
+    /// let v = multiprocess::BoundedSemaphore::new(4)?.get_value();
+    /// assert_eq!(v, 4);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    #[deprecated(since = "0.1.0", note = "use `value()`: getters have no `get_` prefix")]
     pub fn get_value(&self) -> u32 {
-        self.sem.get_value()
+        self.value()
     }
 }
 

@@ -7,7 +7,10 @@
 //! threads at that moment stay locked forever in the child, so a forked child should run
 //! self-contained work. Rust's global allocator (glibc malloc) is safe after fork because
 //! glibc takes its arenas' locks around `fork`. The std `stdout` lock is not: a child
-//! forked while another thread was printing deadlocks on its first `println!`.
+//! forked while another thread was printing deadlocks on its first `println!`, so
+//! callers hold it across `fork`; libtest's output capture has a lock of its own that
+//! nothing on stable Rust can take, which is why the launcher is a
+//! [`spawn_bare_thread`] (see `StartMethod`'s caveats).
 //!
 //! `PR_SET_PDEATHSIG` fires when the *thread* that created the child exits, not when the
 //! process does. The caller of [`fork`] and [`spawn_self`] must therefore be a thread
@@ -130,7 +133,7 @@ pub(crate) fn kill_self(sig: i32) {
 
 /// Spawns a fresh copy of the current binary (`/proc/self/exe`) with `posix_spawn`
 /// (`CLONE_VM | CLONE_VFORK` in glibc: no copy of our page tables), with `env` added
-/// to our environment and `inherit` (a close-on-exec fd of ours) left open in the
+/// to our environment (or to `base` instead of ours, when given) and `inherit` (a close-on-exec fd of ours) left open in the
 /// child under the same number.
 ///
 /// Until the child calls `init`, its standard output is `/dev/null` (so a test
@@ -143,6 +146,7 @@ pub(crate) fn kill_self(sig: i32) {
 pub(crate) fn spawn_self(
     args: &[OsString],
     env: &[(OsString, OsString)],
+    base: Option<&[(OsString, OsString)]>,
     inherit: BorrowedFd<'_>,
     saved_stdout: BorrowedFd<'_>,
 ) -> io::Result<u32> {
@@ -160,8 +164,16 @@ pub(crate) fn spawn_self(
         argv.push(cstr(a.as_bytes())?);
     }
     let mut envs = Vec::new();
-    for (k, v) in std::env::vars_os() {
-        if env.iter().any(|(ek, _)| *ek == k) {
+    let ours: Vec<(OsString, OsString)>;
+    let base = match base {
+        Some(b) => b,
+        None => {
+            ours = std::env::vars_os().collect();
+            &ours
+        }
+    };
+    for (k, v) in base {
+        if env.iter().any(|(ek, _)| ek == k) {
             continue;
         }
         envs.push(cstr(&[k.as_bytes(), b"=", v.as_bytes()].concat())?);
@@ -271,6 +283,43 @@ pub(crate) fn die_with_client(client: std::os::fd::OwnedFd) -> io::Result<()> {
     // SAFETY: restores the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     spawned.map(drop)
+}
+
+/// Starts a detached thread running `f` that inherits none of the caller's Rust
+/// thread state, unlike `std::thread::spawn`, which hands the new thread the caller's
+/// *output capture* (libtest's buffer for `print!` in a test, on stable Rust only
+/// reachable through `std::thread`). The launcher thread forks children: a child that
+/// is a copy of a capturing thread would print into a buffer it never shows, and
+/// would deadlock on the buffer's lock if another thread of the test held it at the
+/// fork. A thread created here prints to the real standard streams.
+///
+/// A panic in `f` is caught (it must not unwind into C); the thread then ends.
+pub(crate) fn spawn_bare_thread(name: &str, f: Box<dyn FnOnce() + Send>) -> io::Result<()> {
+    extern "C" fn start(arg: *mut libc::c_void) -> *mut libc::c_void {
+        // SAFETY: `arg` is the `Box` leaked below for exactly this thread.
+        let f = unsafe { Box::from_raw(arg as *mut Box<dyn FnOnce() + Send>) };
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        std::ptr::null_mut()
+    }
+    let arg = Box::into_raw(Box::new(f)) as *mut libc::c_void;
+    let cname = std::ffi::CString::new(name).unwrap_or_default();
+    // SAFETY: the attribute object is initialised before use and destroyed after;
+    // `start` takes back ownership of `arg` exactly once, and only if the thread was
+    // created (else we do, here).
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        libc::pthread_attr_init(&mut attr);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        let mut t: libc::pthread_t = std::mem::zeroed();
+        let rc = libc::pthread_create(&mut t, &attr, start, arg);
+        libc::pthread_attr_destroy(&mut attr);
+        if rc != 0 {
+            drop(Box::from_raw(arg as *mut Box<dyn FnOnce() + Send>));
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        libc::pthread_setname_np(t, cname.as_ptr());
+    }
+    Ok(())
 }
 
 /// The CPUs this process may run on: the affinity mask, capped by a cgroup v2 CPU
@@ -446,6 +495,54 @@ pub(crate) fn keep_heap() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
+/// A pipe, both ends close-on-exec: `(read, write)`.
+pub(crate) fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    super::retry(|| rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC))
+}
+
+/// Puts `fd` on standard stream `target` (0, 1 or 2) with `dup2`; the new descriptor
+/// is not close-on-exec, as a standard stream must be. Flushes Rust's buffered
+/// standard output first, so nothing written before lands in the new file.
+///
+/// If `fd` already is `target` (a child whose standard stream was closed received
+/// it under that number), only its close-on-exec flag is cleared: the caller must
+/// then not close it.
+pub(crate) fn redirect_std(fd: BorrowedFd<'_>, target: i32) -> io::Result<()> {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    if fd.as_raw_fd() == target {
+        return rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()).map_err(Into::into);
+    }
+    // SAFETY: dup2 of an open fd we borrow onto a standard stream; no memory effects.
+    cvt(unsafe { libc::dup2(fd.as_raw_fd(), target) }).map(drop)
+}
+
+/// Makes the environment exactly `vars` (removes every other variable).
+///
+/// # Safety
+///
+/// No other thread may read or write the environment meanwhile: called in a new child
+/// before its task runs, where the only other threads (a fork-server child's parent
+/// watcher, libtest's idle threads in a spawned test binary) never touch it.
+pub(crate) unsafe fn replace_env(vars: &[(OsString, OsString)]) {
+    use std::collections::HashMap;
+    let want: HashMap<&OsString, &OsString> = vars.iter().map(|(k, v)| (k, v)).collect();
+    // (`want` also drops duplicates: the last value of a name wins, as in `environ`.)
+    for (k, _) in std::env::vars_os() {
+        if !want.contains_key(&k) && !k.is_empty() {
+            // SAFETY: the caller guarantees no concurrent access to the environment.
+            unsafe { std::env::remove_var(&k) };
+        }
+    }
+    for (k, v) in vars {
+        if std::env::var_os(k).as_ref() != Some(v) {
+            // SAFETY: as above.
+            unsafe { std::env::set_var(k, v) };
+        }
     }
 }
 

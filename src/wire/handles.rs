@@ -17,35 +17,58 @@ fn live() -> MutexGuard<'static, Option<HashSet<RawFd>>> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// An fd owned by a handle: registered while it lives.
+/// An fd owned by a handle: registered while it lives. (Always `Some` but inside
+/// [`into_inner`](HandleFd::into_inner), which takes it out.)
 #[derive(Debug)]
-pub(crate) struct HandleFd(OwnedFd);
+pub(crate) struct HandleFd(Option<OwnedFd>);
 
 impl HandleFd {
     pub(crate) fn new(fd: OwnedFd) -> Self {
         live()
             .get_or_insert_with(HashSet::new)
             .insert(fd.as_raw_fd());
-        HandleFd(fd)
+        HandleFd(Some(fd))
+    }
+
+    fn fd(&self) -> &OwnedFd {
+        self.0
+            .as_ref()
+            .expect("a HandleFd holds its fd until into_inner")
+    }
+}
+
+impl HandleFd {
+    /// The fd, no longer registered (its owner now decides what a fork child gets).
+    pub(crate) fn into_inner(mut self) -> OwnedFd {
+        let fd = self
+            .0
+            .take()
+            .expect("a HandleFd holds its fd until into_inner");
+        if let Some(set) = live().as_mut() {
+            set.remove(&fd.as_raw_fd());
+        }
+        fd
     }
 }
 
 impl AsFd for HandleFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
+        self.fd().as_fd()
     }
 }
 
 impl AsRawFd for HandleFd {
     fn as_raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+        self.fd().as_raw_fd()
     }
 }
 
 impl Drop for HandleFd {
     fn drop(&mut self) {
-        if let Some(set) = live().as_mut() {
-            set.remove(&self.0.as_raw_fd());
+        if let Some(fd) = &self.0
+            && let Some(set) = live().as_mut()
+        {
+            set.remove(&fd.as_raw_fd());
         }
     }
 }

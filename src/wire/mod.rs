@@ -37,6 +37,7 @@
 
 pub(crate) mod code;
 pub(crate) mod codec;
+pub(crate) mod fd;
 pub(crate) mod format;
 #[cfg(test)]
 mod format_tests;
