@@ -127,6 +127,9 @@ mod error;
 
 mod sys;
 
+// How async twins wait (fds, timers), for every layer above.
+mod aio;
+
 mod wire;
 
 mod sync;

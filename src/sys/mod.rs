@@ -28,6 +28,7 @@
 //! Conventions: errno becomes [`std::io::Error`] here, once; `EINTR` is retried here.
 #![allow(unsafe_code)]
 
+pub(crate) mod epoll;
 pub(crate) mod futex;
 pub(crate) mod pidfd;
 pub(crate) mod poll;
