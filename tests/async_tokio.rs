@@ -1,0 +1,359 @@
+//! The async twins with real processes: under tokio's runtime (feature `tokio`: the
+//! waits are tokio's `AsyncFd`), and under a hand-written executor that knows nothing
+//! of tokio (the crate's own reactor thread), which proves they need no particular
+//! executor. Every wait is bounded; every test that starts processes checks that none
+//! is left.
+#![cfg(feature = "tokio")]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use multiprocess::{Connection, ErrorKind, Pool, Process, Queue, StartMethod, get_context};
+
+multiprocess::test_support!();
+
+#[macro_use]
+mod common;
+
+use common::{LONG, assert_quiescent, fork_server_pid, serial, square};
+
+/// Bounds one await: a bug fails the test instead of hanging it.
+async fn bounded<F: std::future::IntoFuture>(f: F) -> F::Output {
+    tokio::time::timeout(LONG, f.into_future())
+        .await
+        .expect("an async wait did not end within LONG: it hangs")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn exit_with(code: i32) {
+    std::thread::sleep(Duration::from_millis(30));
+    std::process::exit(code)
+}
+
+fn nap_then_square(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(20 * (x % 4)));
+    x * x
+}
+
+fn panics(_: ()) -> u64 {
+    panic!("on purpose")
+}
+
+fn sender((conn, n): (Connection<u64>, u64)) {
+    for i in 0..n {
+        if i % 10 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        conn.send(&i).unwrap();
+    }
+}
+
+fn producer((q, from, n): (Queue<u64>, u64, u64)) {
+    for i in from..from + n {
+        q.put(i).unwrap();
+    }
+}
+
+fn consumer((q, n): (Queue<u64>, u64)) -> Vec<u64> {
+    (0..n).map(|_| q.get_timeout(LONG).unwrap()).collect()
+}
+
+/// Processes, spawned children and pool results awaited together on tokio's
+/// multi-threaded runtime; a panic and an exit code come back as from the blocking
+/// calls.
+#[test]
+fn tokio_awaits_processes_children_and_pool_results() {
+    let _g = serial();
+    let server = Some(fork_server_pid());
+    runtime().block_on(async {
+        let handles: Vec<_> = (0..6u64)
+            .map(|i| {
+                let ctx = get_context(if i % 2 == 0 {
+                    StartMethod::Spawn
+                } else {
+                    StartMethod::ForkServer
+                });
+                ctx.spawn(nap_then_square, i).unwrap()
+            })
+            .collect();
+        let tasks: Vec<_> = handles
+            .into_iter()
+            .map(|h| tokio::spawn(bounded(h)))
+            .collect();
+        let mut got = Vec::new();
+        for t in tasks {
+            got.push(t.await.unwrap().unwrap());
+        }
+        assert_eq!(got, [0, 1, 4, 9, 16, 25]);
+
+        let e = bounded(multiprocess::spawn(panics, ()).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Panicked);
+        assert!(e.to_string().contains("on purpose"), "{e}");
+
+        let mut p = Process::new(exit_with, 7);
+        p.start().unwrap();
+        let exit = p.join_async();
+        bounded(tokio::spawn(exit)).await.unwrap().unwrap();
+        assert_eq!(p.exitcode(), Some(7));
+        assert!(!p.is_alive().unwrap());
+
+        let pool = Pool::new(2).unwrap();
+        let rs: Vec<_> = (0..8).map(|i| pool.apply_async(square, i).unwrap()).collect();
+        let mut sum = 0;
+        for r in rs {
+            sum += bounded(r).await.unwrap();
+        }
+        assert_eq!(sum, (0..8).map(|i| i * i).sum::<u64>());
+        let e = bounded(pool.apply_async(panics, ()).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Panicked);
+        drop(pool);
+    });
+    assert_quiescent(server);
+}
+
+/// Messages from a child, received by a task; a receive that timed out (the future
+/// dropped) loses nothing; the child's exit ends the stream with `Disconnected`.
+#[test]
+fn tokio_receives_from_a_child_and_cancelling_loses_nothing() {
+    let _g = serial();
+    let server = Some(fork_server_pid());
+    runtime().block_on(async {
+        let (here, there) = multiprocess::pipe::<u64>().unwrap();
+        // Nothing sent yet: a receive that gives up leaves the end as it was.
+        let early = tokio::time::timeout(Duration::from_millis(20), here.recv_async()).await;
+        assert!(early.is_err(), "nothing was sent: {early:?}");
+
+        let mut p = Process::new(sender, (there, 200));
+        p.start().unwrap();
+        let here = Arc::new(here);
+        let rx = here.clone();
+        let got = bounded(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                match rx.recv_async().await {
+                    Ok(v) => got.push(v),
+                    Err(e) => return (got, e.kind()),
+                }
+            }
+        }))
+        .await
+        .unwrap();
+        assert_eq!(got.0, (0..200).collect::<Vec<_>>());
+        assert_eq!(got.1, ErrorKind::Disconnected);
+        bounded(p.join_async()).await.unwrap();
+        assert_eq!(p.exitcode(), Some(0));
+    });
+    assert_quiescent(server);
+}
+
+/// Raw byte messages, and two tasks receiving on one end: each message once.
+#[test]
+fn tokio_two_tasks_share_one_end() {
+    let _g = serial();
+    let server = Some(fork_server_pid());
+    runtime().block_on(async {
+        let (here, there) = multiprocess::pipe::<u64>().unwrap();
+        let here = Arc::new(here);
+        let mut p = Process::new(sender, (there, 300));
+        p.start().unwrap();
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                let rx = here.clone();
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    while let Ok(b) = rx.recv_bytes_async().await {
+                        got.push(b);
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(bounded(t).await.unwrap());
+        }
+        let mut values: Vec<u64> = all
+            .iter()
+            .map(|b| u64::from_le_bytes(b[..8].try_into().unwrap()))
+            .collect();
+        values.sort();
+        assert_eq!(values, (0..300).collect::<Vec<_>>());
+        bounded(p.join_async()).await.unwrap();
+    });
+    assert_quiescent(server);
+}
+
+/// A bounded queue between processes: tasks await `get_async` from child producers
+/// and `put_async` into a queue that a child drains (the puts wait for room).
+#[test]
+fn tokio_gets_and_puts_across_processes() {
+    let _g = serial();
+    let server = Some(fork_server_pid());
+    runtime().block_on(async {
+        let q = Queue::<u64>::bounded(3).unwrap();
+        let producers: Vec<_> = (0..2u64)
+            .map(|k| {
+                let mut p = Process::new(producer, (q.clone(), k * 1000, 100));
+                p.start().unwrap();
+                p
+            })
+            .collect();
+        let getters: Vec<_> = (0..3)
+            .map(|_| {
+                let q = q.clone();
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    while let Ok(Ok(v)) =
+                        tokio::time::timeout(Duration::from_millis(500), q.get_async()).await
+                    {
+                        got.push(v);
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in getters {
+            all.extend(bounded(t).await.unwrap());
+        }
+        all.sort();
+        let want: Vec<u64> = (0..100).chain(1000..1100).collect();
+        assert_eq!(all, want, "every item exactly once");
+        for p in &producers {
+            bounded(p.join_async()).await.unwrap();
+            assert_eq!(p.exitcode(), Some(0));
+        }
+
+        let out = Queue::<u64>::bounded(2).unwrap();
+        let drain = get_context(StartMethod::Spawn)
+            .spawn(consumer, (out.clone(), 50))
+            .unwrap();
+        for i in 0..50 {
+            bounded(out.put_async(i)).await.unwrap();
+        }
+        assert_eq!(bounded(drain).await.unwrap(), (0..50).collect::<Vec<_>>());
+    });
+    assert_quiescent(server);
+}
+
+/// An async getter beside a thread blocked in `get` (which holds the consumer lock
+/// while it sleeps): both get an item, and a get that timed out took nothing.
+#[test]
+fn tokio_get_async_beside_a_blocked_sync_getter() {
+    let _g = common::shared();
+    runtime().block_on(async {
+        let q = Queue::<u64>::new().unwrap();
+        let early = tokio::time::timeout(Duration::from_millis(20), q.get_async()).await;
+        assert!(early.is_err());
+        let q2 = q.clone();
+        let blocked = std::thread::spawn(move || q2.get_timeout(LONG).unwrap());
+        // Let the thread block inside the lock (either order is correct).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let task = {
+            let q = q.clone();
+            tokio::spawn(async move { q.get_async().await.unwrap() })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        q.put(1).unwrap();
+        q.put(2).unwrap();
+        let a = bounded(task).await.unwrap();
+        let b = tokio::task::spawn_blocking(move || blocked.join().unwrap())
+            .await
+            .unwrap();
+        let mut both = [a, b];
+        both.sort();
+        assert_eq!(both, [1, 2]);
+        assert!(q.is_empty());
+    });
+}
+
+/// A minimal executor: polls one future on this thread and parks until woken. It
+/// knows nothing of tokio or any reactor.
+fn block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread, AtomicBool);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.1.store(true, Ordering::SeqCst);
+            self.0.unpark();
+        }
+    }
+    let w = Arc::new(Unpark(std::thread::current(), AtomicBool::new(false)));
+    let waker = Waker::from(w.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    let deadline = Instant::now() + LONG;
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        while !w.1.swap(false, Ordering::SeqCst) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "not woken within LONG: a lost wake-up");
+            std::thread::park_timeout(left);
+        }
+    }
+}
+
+/// Every twin under the hand-written executor (no tokio runtime anywhere): the
+/// crate's reactor thread wakes the waits on fds, the pool's thread the results.
+#[test]
+fn every_twin_works_without_tokio() {
+    let _g = serial();
+    let server = Some(fork_server_pid());
+    assert!(tokio::runtime::Handle::try_current().is_err());
+    block_on(async {
+        let h = multiprocess::spawn(nap_then_square, 3).unwrap();
+        assert_eq!(h.await.unwrap(), 9);
+
+        let mut p = Process::new(exit_with, 3);
+        p.start().unwrap();
+        p.join_async().await.unwrap();
+        assert_eq!(p.exitcode(), Some(3));
+
+        let (here, there) = multiprocess::pipe::<u64>().unwrap();
+        let mut p = Process::new(sender, (there, 50));
+        p.start().unwrap();
+        for i in 0..50 {
+            assert_eq!(here.recv_async().await.unwrap(), i);
+        }
+        assert_eq!(
+            here.recv_async().await.unwrap_err().kind(),
+            ErrorKind::Disconnected
+        );
+        p.join_async().await.unwrap();
+
+        let q = Queue::<u64>::bounded(1).unwrap();
+        let mut p = Process::new(producer, (q.clone(), 0, 20));
+        p.start().unwrap();
+        for i in 0..20 {
+            assert_eq!(q.get_async().await.unwrap(), i);
+        }
+        p.join_async().await.unwrap();
+        let drain = multiprocess::spawn(consumer, (q.clone(), 5)).unwrap();
+        for i in 0..5 {
+            q.put_async(i).await.unwrap();
+        }
+        assert_eq!(drain.await.unwrap(), [0, 1, 2, 3, 4]);
+
+        let pool = Pool::new(1).unwrap();
+        assert_eq!(pool.apply_async(square, 9).unwrap().await.unwrap(), 81);
+        let ex = multiprocess::ProcessPoolExecutor::new(1).unwrap();
+        assert_eq!(ex.submit(square, 5).unwrap().await.unwrap(), 25);
+        ex.shutdown(true, false);
+    });
+    assert_quiescent(server);
+}
