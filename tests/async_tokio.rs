@@ -110,7 +110,9 @@ fn tokio_awaits_processes_children_and_pool_results() {
         assert!(!p.is_alive().unwrap());
 
         let pool = Pool::new(2).unwrap();
-        let rs: Vec<_> = (0..8).map(|i| pool.apply_async(square, i).unwrap()).collect();
+        let rs: Vec<_> = (0..8)
+            .map(|i| pool.apply_async(square, i).unwrap())
+            .collect();
         let mut sum = 0;
         for r in rs {
             sum += bounded(r).await.unwrap();

@@ -201,11 +201,9 @@ pub(crate) fn poll_attempts<T>(
                 backoff.reset();
                 ready.clear();
             }
-            // Keep the readiness: after the sleep, try again at once.
-            Attempt::Contended => {
-                drop(ready);
-                backoff.arm();
-            }
+            // Keep the readiness (`ready` is not cleared): after the sleep, try
+            // again at once.
+            Attempt::Contended => backoff.arm(),
         }
     }
 }
@@ -286,7 +284,7 @@ pub(crate) mod tests {
 
         use std::io::{Read, Write};
         use std::os::fd::AsFd;
-        let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         b.set_nonblocking(true).unwrap();
         let writer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));

@@ -17,7 +17,11 @@ pub(super) struct ExitState {
 }
 
 /// Polls for `child`'s exit; its exit code once it has exited (and is reaped).
-pub(super) fn poll_exit(child: &Child, cx: &mut Context<'_>, st: &mut ExitState) -> Poll<Result<i32>> {
+pub(super) fn poll_exit(
+    child: &Child,
+    cx: &mut Context<'_>,
+    st: &mut ExitState,
+) -> Poll<Result<i32>> {
     aio::poll_attempts(
         cx,
         &mut st.readable,

@@ -43,9 +43,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ring::HEADER;
-use super::{
-    PutError, Q_CLOCK, Q_PLOCK, Queue, RawQueue, W_ASYNC_WAITERS, big_item, closed_error,
-};
+use super::{PutError, Q_CLOCK, Q_PLOCK, Queue, RawQueue, W_ASYNC_WAITERS, big_item, closed_error};
 use crate::aio::{self, Attempt, Backoff, Readable};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wire::codec;
@@ -265,7 +263,8 @@ impl<T: DeserializeOwned> Future for QueueGet<'_, T> {
             return Poll::Ready(Err(closed_error()));
         }
         this.waiting.poll(&q.inner, cx, || {
-            q.inner.try_get_async(|bytes, fds| codec::decode(bytes, fds))
+            q.inner
+                .try_get_async(|bytes, fds| codec::decode(bytes, fds))
         })
     }
 }
@@ -312,13 +311,15 @@ impl<T: Serialize> Future for QueuePut<'_, T> {
             // Encoded at each try (a try happens at a wake-up, not in a loop): the
             // encoding borrows the item's handles, and the item must stay ours to give
             // back.
-            match this.waiting.poll(&q.inner, cx, || match codec::encode(item) {
-                Ok(enc) => {
-                    let fds = enc.borrowed_fds();
-                    q.inner.try_put_async(&enc.bytes, &fds)
-                }
-                Err(e) => Attempt::Done(Err(e)),
-            }) {
+            match this
+                .waiting
+                .poll(&q.inner, cx, || match codec::encode(item) {
+                    Ok(enc) => {
+                        let fds = enc.borrowed_fds();
+                        q.inner.try_put_async(&enc.bytes, &fds)
+                    }
+                    Err(e) => Attempt::Done(Err(e)),
+                }) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(r) => r,
             }

@@ -39,7 +39,13 @@ pub(crate) fn wait(ep: BorrowedFd<'_>, deadline: Option<Instant>, keys: &mut Vec
     });
     let mut events: Vec<Event> = Vec::with_capacity(64);
     // On EINTR, the caller's loop computes the time left and waits again.
-    if epoll::wait(ep, rustix::buffer::spare_capacity(&mut events), timeout.as_ref()).is_ok() {
+    if epoll::wait(
+        ep,
+        rustix::buffer::spare_capacity(&mut events),
+        timeout.as_ref(),
+    )
+    .is_ok()
+    {
         keys.extend(events.iter().map(|e| e.data.u64()));
     }
 }
