@@ -340,3 +340,49 @@ impl<T> Drop for QueuePut<'_, T> {
         self.waiting.withdraw(&self.q.inner);
     }
 }
+
+impl<T: DeserializeOwned> super::SimpleQueue<T> {
+    /// As [`Queue::get_async`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct T(std::thread::Thread);
+    /// #     impl std::task::Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let w = std::task::Waker::from(std::sync::Arc::new(T(std::thread::current())));
+    /// #     let mut cx = std::task::Context::from_waker(&w);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// let q = multiprocess::SimpleQueue::new()?;
+    /// block_on(q.put_async('x'))?;
+    /// assert_eq!(block_on(q.get_async())?, 'x');
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn get_async(&self) -> QueueGet<'_, T> {
+        self.0.get_async()
+    }
+}
+
+impl<T: Serialize> super::SimpleQueue<T> {
+    /// As [`Queue::put_async`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::put`].
+    ///
+    /// # Examples
+    ///
+    /// See [`SimpleQueue::get_async`](super::SimpleQueue::get_async).
+    pub fn put_async(&self, item: T) -> QueuePut<'_, T> {
+        self.0.put_async(item)
+    }
+}
