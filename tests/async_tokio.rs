@@ -359,3 +359,133 @@ fn every_twin_works_without_tokio() {
     });
     assert_quiescent(server);
 }
+
+/// CPU time used by this process so far (user + system), children excluded.
+#[allow(unsafe_code)]
+fn cpu_time() -> Duration {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage writes a whole `rusage` into the pointer it is given, and we
+    // read it only after it returned 0.
+    let ru = unsafe {
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()), 0);
+        ru.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// Things to wait for that will not be ready for a while.
+struct Idle {
+    here: Connection<u64>,
+    _there: Connection<u64>,
+    q: Queue<u64>,
+    blocked: std::thread::JoinHandle<multiprocess::Result<u64>>,
+    p: Process<u64>,
+    pool: Pool,
+}
+
+const IDLE: Duration = Duration::from_millis(1000);
+
+impl Idle {
+    fn new() -> Idle {
+        let (here, there) = multiprocess::pipe::<u64>().unwrap();
+        let q = Queue::<u64>::new().unwrap();
+        let q2 = q.clone();
+        // Holds the consumer lock while it sleeps on the empty queue.
+        let blocked = std::thread::spawn(move || q2.get_timeout(LONG));
+        // Daemonic: if the test fails, it is terminated at exit, not joined.
+        let mut p = Process::new(sleep_ms, 60_000).daemon(true);
+        p.start().unwrap();
+        let pool = Pool::new(1).unwrap();
+        assert_eq!(pool.apply(square, 2).unwrap(), 4); // started and idle
+        Idle {
+            here,
+            _there: there,
+            q,
+            blocked,
+            p,
+            pool,
+        }
+    }
+
+    /// Polls every wait until `timer` ends, asserting they stay pending; the CPU time
+    /// used meanwhile.
+    async fn wait(&self, timer: impl Future<Output = ()>) -> Duration {
+        let r = self.pool.apply_async(common::nap, 60_000).unwrap();
+        let before = cpu_time();
+        let mut a = std::pin::pin!(self.here.recv_async());
+        let mut b = std::pin::pin!(self.q.get_async());
+        let mut c = std::pin::pin!(self.p.join_async());
+        let mut d = std::pin::pin!(std::future::IntoFuture::into_future(r));
+        let mut timer = std::pin::pin!(timer);
+        std::future::poll_fn(|cx| {
+            assert!(a.as_mut().poll(cx).is_pending());
+            assert!(b.as_mut().poll(cx).is_pending());
+            assert!(c.as_mut().poll(cx).is_pending());
+            assert!(d.as_mut().poll(cx).is_pending());
+            timer.as_mut().poll(cx)
+        })
+        .await;
+        cpu_time() - before
+    }
+
+    fn end(self) {
+        self.p.kill().unwrap();
+        self.p.join_timeout(LONG).unwrap();
+        self.q.put(1).unwrap();
+        assert_eq!(self.blocked.join().unwrap().unwrap(), 1);
+        drop(self.pool);
+    }
+}
+
+/// A timer for the hand-written executor: one helper thread wakes the task.
+async fn thread_timer(d: Duration) {
+    let until = Instant::now() + d;
+    let mut started = false;
+    std::future::poll_fn(move |cx| {
+        if Instant::now() >= until {
+            return Poll::Ready(());
+        }
+        if !started {
+            started = true;
+            let w = cx.waker().clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                w.wake();
+            });
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Waits that have nothing to wait for yet cost no CPU: not a spin, not a poll loop
+/// (a spinning wait would use about as much CPU as the time waited). Under tokio and
+/// under the hand-written executor, with a thread blocked inside the queue's consumer
+/// lock beside the async getter.
+#[test]
+fn idle_waits_use_no_cpu() {
+    let _g = serial();
+    let server = Some(fork_server_pid());
+
+    let idle = Idle::new();
+    let used = runtime().block_on(async { idle.wait(tokio::time::sleep(IDLE)).await });
+    idle.end();
+    assert!(
+        used < IDLE / 5,
+        "{used:?} of CPU in {IDLE:?} of idle waits under tokio"
+    );
+
+    let idle = Idle::new();
+    let used = block_on(idle.wait(thread_timer(IDLE)));
+    idle.end();
+    assert!(
+        used < IDLE / 5,
+        "{used:?} of CPU in {IDLE:?} of idle waits, no tokio"
+    );
+    assert_quiescent(server);
+}

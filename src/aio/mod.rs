@@ -316,3 +316,22 @@ pub(crate) mod tests {
         drop(writer.join().unwrap());
     }
 }
+
+#[cfg(all(test, feature = "tokio"))]
+mod tokio_tests {
+    use super::*;
+
+    #[test]
+    fn inside_a_tokio_runtime_the_wait_is_tokios_and_outside_it_ours() {
+        let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        use std::os::fd::AsFd;
+        let outside = Readable::new(b.as_fd()).unwrap();
+        assert!(matches!(outside.inner, Inner::Shared(_)));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let inside = rt.block_on(async { Readable::new(b.as_fd()).unwrap() });
+        assert!(matches!(inside.inner, Inner::Tokio(_)));
+    }
+}

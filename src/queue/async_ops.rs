@@ -386,3 +386,71 @@ impl<T: Serialize> super::SimpleQueue<T> {
         self.0.put_async(item)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aio::tests::block_on;
+
+    fn waiters(q: &Queue<u32>) -> u32 {
+        q.inner.seg.word(W_ASYNC_WAITERS).load(SeqCst)
+    }
+
+    #[test]
+    fn a_waiter_counts_itself_while_its_future_lives_and_no_longer() {
+        let q = Queue::<u32>::bounded(1).unwrap();
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        {
+            let mut get = Box::pin(q.get_async());
+            assert!(get.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(waiters(&q), 1);
+        }
+        assert_eq!(waiters(&q), 0, "a dropped get withdraws");
+        q.put(1).unwrap();
+        {
+            let mut put = Box::pin(q.put_async(2));
+            assert!(put.as_mut().poll(&mut cx).is_pending(), "the queue is full");
+            assert_eq!(waiters(&q), 1);
+            assert_eq!(q.get().unwrap(), 1); // rings the bell: a waiter is counted
+            // The ring reaches the reactor thread, which wakes the task.
+            assert!(block_on(put.as_mut()).is_ok());
+            assert_eq!(waiters(&q), 0, "a finished put withdraws");
+        }
+        assert_eq!(block_on(q.get_async()).unwrap(), 2);
+        assert_eq!(waiters(&q), 0);
+        // A failed put gives the item back; a closed queue refuses.
+        q.close();
+        let e = block_on(q.put_async(3)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidState);
+        assert_eq!(e.into_inner(), 3);
+        assert_eq!(
+            block_on(q.get_async()).unwrap_err().kind(),
+            ErrorKind::InvalidState
+        );
+        assert_eq!(waiters(&q), 0);
+    }
+
+    #[test]
+    fn a_getter_blocked_by_the_lock_holder_gets_the_next_item() {
+        // A thread holds the consumer lock while it sleeps on an empty queue; the
+        // async getter must neither spin nor miss the second item.
+        let q = Queue::<u32>::new().unwrap();
+        let q2 = q.clone();
+        let sync = std::thread::spawn(move || q2.get_timeout(std::time::Duration::from_secs(30)));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let q3 = q.clone();
+        let putter = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            q3.put(1).unwrap();
+            q3.put(2).unwrap();
+        });
+        let a = block_on(q.get_async()).unwrap();
+        let b = sync.join().unwrap().unwrap();
+        putter.join().unwrap();
+        let mut both = [a, b];
+        both.sort();
+        assert_eq!(both, [1, 2]);
+        assert_eq!(waiters(&q), 0);
+    }
+}
