@@ -4,20 +4,11 @@
 //!
 //! Run: `cargo run --example async_tokio --features tokio`
 //!
-//! The Python it mirrors (asyncio with `run_in_executor`, since Python's
-//! `multiprocessing` has no async API):
+//! Python's `multiprocessing` has no async API: an asyncio program hands each
+//! blocking call to a thread (`await loop.run_in_executor(None, q.get)`), one thread
+//! per wait in flight.
 //!
-//! ```python
-//! async def main():
-//!     loop = asyncio.get_running_loop()
-//!     with Pool(2) as pool:
-//!         squares = await asyncio.gather(*(loop.run_in_executor(None, pool.apply, square, (i,)) for i in range(5)))
-//!     q = Queue(4)
-//!     workers = [Process(target=worker, args=(q, results, i)) for i in range(2)]
-//!     ...
-//! ```
-//!
-//! In Rust there is no executor thread to hand the waits to: they are futures.
+//! Here the waits are futures: no thread per wait, and the runtime's threads stay free.
 
 use std::time::Duration;
 

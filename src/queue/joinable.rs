@@ -394,3 +394,38 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
         Queue::deserialize(d).map(JoinableQueue)
     }
 }
+
+/// The async twin of `get` (a worker's side; `put` and `join` have none yet).
+impl<T: DeserializeOwned> JoinableQueue<T> {
+    /// As [`Queue::get_async`]; call [`task_done`](JoinableQueue::task_done) when the
+    /// item is processed, as after [`get`](JoinableQueue::get).
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct T(std::thread::Thread);
+    /// #     impl std::task::Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let w = std::task::Waker::from(std::sync::Arc::new(T(std::thread::current())));
+    /// #     let mut cx = std::task::Context::from_waker(&w);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// let q = multiprocess::JoinableQueue::new()?;
+    /// q.put(5u8)?;
+    /// assert_eq!(block_on(q.get_async())?, 5);
+    /// q.task_done()?;
+    /// q.join();
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn get_async(&self) -> super::QueueGet<'_, T> {
+        self.0.get_async()
+    }
+}
