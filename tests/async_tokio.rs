@@ -283,6 +283,31 @@ fn tokio_get_async_beside_a_blocked_sync_getter() {
     });
 }
 
+/// An async receiver beside a thread blocked in `recv` on a copy of the same end
+/// (which holds the receive lock while it sleeps): each message once, whole.
+#[test]
+fn tokio_recv_async_beside_a_blocked_sync_receiver() {
+    let _g = common::shared();
+    runtime().block_on(async {
+        let (here, there) = multiprocess::pipe::<String>().unwrap();
+        let copy = here.try_clone().unwrap();
+        let blocked = std::thread::spawn(move || copy.recv_timeout(LONG).unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let task = tokio::spawn(async move { here.recv_async().await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let big = "x".repeat(1 << 20); // larger than the socket's buffer
+        there.send(&big).unwrap();
+        there.send(&"small".to_string()).unwrap();
+        let a = bounded(task).await.unwrap();
+        let b = tokio::task::spawn_blocking(move || blocked.join().unwrap())
+            .await
+            .unwrap();
+        let mut lens = [a.len(), b.len()];
+        lens.sort();
+        assert_eq!(lens, [5, 1 << 20]);
+    });
+}
+
 /// A minimal executor: polls one future on this thread and parks until woken. It
 /// knows nothing of tokio or any reactor.
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -381,7 +406,9 @@ fn sleep_ms(ms: u64) {
 /// Things to wait for that will not be ready for a while.
 struct Idle {
     here: Connection<u64>,
-    _there: Connection<u64>,
+    there: Connection<u64>,
+    /// A thread blocked in `recv` on a copy of `here` (it holds the receive lock).
+    receiver: std::thread::JoinHandle<multiprocess::Result<u64>>,
     q: Queue<u64>,
     blocked: std::thread::JoinHandle<multiprocess::Result<u64>>,
     p: Process<u64>,
@@ -393,6 +420,8 @@ const IDLE: Duration = Duration::from_millis(1000);
 impl Idle {
     fn new() -> Idle {
         let (here, there) = multiprocess::pipe::<u64>().unwrap();
+        let copy = here.try_clone().unwrap();
+        let receiver = std::thread::spawn(move || copy.recv_timeout(LONG));
         let q = Queue::<u64>::new().unwrap();
         let q2 = q.clone();
         // Holds the consumer lock while it sleeps on the empty queue.
@@ -404,7 +433,8 @@ impl Idle {
         assert_eq!(pool.apply(square, 2).unwrap(), 4); // started and idle
         Idle {
             here,
-            _there: there,
+            there,
+            receiver,
             q,
             blocked,
             p,
@@ -438,6 +468,8 @@ impl Idle {
         self.p.join_timeout(LONG).unwrap();
         self.q.put(1).unwrap();
         assert_eq!(self.blocked.join().unwrap().unwrap(), 1);
+        self.there.send(&2).unwrap();
+        assert_eq!(self.receiver.join().unwrap().unwrap(), 2);
         drop(self.pool);
     }
 }
@@ -465,8 +497,8 @@ async fn thread_timer(d: Duration) {
 
 /// Waits that have nothing to wait for yet cost no CPU: not a spin, not a poll loop
 /// (a spinning wait would use about as much CPU as the time waited). Under tokio and
-/// under the hand-written executor, with a thread blocked inside the queue's consumer
-/// lock beside the async getter.
+/// under the hand-written executor, with threads blocked inside the queue's consumer
+/// lock and the connection's receive lock beside the async getter and receiver.
 #[test]
 fn idle_waits_use_no_cpu() {
     let _g = serial();
