@@ -342,6 +342,14 @@ fn every_twin_works_without_tokio() {
     let _g = serial();
     let server = Some(fork_server_pid());
     assert!(tokio::runtime::Handle::try_current().is_err());
+    // The reactor's own two fds (its epoll set and doorbell) stay for the process's
+    // life: start it first, then count.
+    let warm_up = multiprocess::spawn(nap_then_square, 2).unwrap();
+    assert_eq!(
+        block_on(std::future::IntoFuture::into_future(warm_up)).unwrap(),
+        4
+    );
+    let fds = common::fd_count();
     block_on(async {
         let h = multiprocess::spawn(nap_then_square, 3).unwrap();
         assert_eq!(h.await.unwrap(), 9);
@@ -382,6 +390,12 @@ fn every_twin_works_without_tokio() {
         assert_eq!(ex.submit(square, 5).unwrap().await.unwrap(), 25);
         ex.shutdown(true, false);
     });
+    assert!(
+        common::eventually(common::SOON, || common::fd_count() == fds),
+        "fds left open by async waits: {} before, now {:?}",
+        fds,
+        common::fd_list()
+    );
     assert_quiescent(server);
 }
 
