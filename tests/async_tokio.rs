@@ -45,6 +45,12 @@ fn nap_then_square(x: u64) -> u64 {
     x * x
 }
 
+/// A result larger than a socket's buffer: the child blocks writing it until the
+/// parent reads, so a join must read before it waits for the exit.
+fn big(n: usize) -> Vec<u8> {
+    vec![7; n]
+}
+
 fn panics(_: ()) -> u64 {
     panic!("on purpose")
 }
@@ -95,6 +101,11 @@ fn tokio_awaits_processes_children_and_pool_results() {
             got.push(t.await.unwrap().unwrap());
         }
         assert_eq!(got, [0, 1, 4, 9, 16, 25]);
+
+        let v = bounded(multiprocess::spawn(big, 4 << 20).unwrap())
+            .await
+            .unwrap();
+        assert!(v.len() == 4 << 20 && v.iter().all(|&b| b == 7));
 
         let e = bounded(multiprocess::spawn(panics, ()).unwrap())
             .await
