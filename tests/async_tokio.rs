@@ -546,3 +546,17 @@ fn idle_waits_use_no_cpu() {
     );
     assert_quiescent(server);
 }
+
+/// Every future of the async twins can move to another thread (`tokio::spawn`).
+#[test]
+fn the_futures_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    use multiprocess::asyncio::*;
+    send_sync::<Recv<'static, String>>();
+    send_sync::<RecvBytes<'static, String>>();
+    send_sync::<JoinFuture<Vec<u8>>>();
+    send_sync::<ProcessJoin>();
+    send_sync::<AsyncResultFuture<u64>>();
+    send_sync::<QueueGet<'static, String>>();
+    send_sync::<QueuePut<'static, String>>();
+}
