@@ -263,6 +263,64 @@ fn tokio_gets_and_puts_across_processes() {
     assert_quiescent(server);
 }
 
+/// Takes jobs until `u64::MAX`, acknowledging each.
+fn joinable_worker(q: multiprocess::JoinableQueue<u64>) {
+    loop {
+        let job = q.get_timeout(LONG).unwrap();
+        if job != u64::MAX {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        q.task_done().unwrap();
+        if job == u64::MAX {
+            return;
+        }
+    }
+}
+
+/// `join_async` on a joinable queue that worker processes drain: ready once every
+/// item is acknowledged, not before.
+#[test]
+fn tokio_joins_a_joinable_queue() {
+    let _g = serial();
+    let server = Some(fork_server_pid());
+    runtime().block_on(async {
+        let q = multiprocess::JoinableQueue::<u64>::new().unwrap();
+        // Nothing put: ready at once.
+        bounded(q.join_async()).await.unwrap();
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let mut p = Process::new(joinable_worker, q.clone());
+                p.start().unwrap();
+                p
+            })
+            .collect();
+        for i in 0..40 {
+            q.put(i).unwrap();
+        }
+        bounded(q.join_async()).await.unwrap();
+        assert!(q.is_empty());
+        for _ in &workers {
+            q.put(u64::MAX).unwrap();
+        }
+        bounded(q.join_async()).await.unwrap();
+        for p in &workers {
+            bounded(p.join_async()).await.unwrap();
+            assert_eq!(p.exitcode(), Some(0));
+        }
+        // A join that cannot finish stays pending (bounded by the timeout).
+        q.put(1).unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), q.join_async())
+                .await
+                .is_err()
+        );
+        assert_eq!(q.get_async().await.unwrap(), 1);
+        q.task_done().unwrap();
+        bounded(q.join_async()).await.unwrap();
+    });
+    assert_quiescent(server);
+}
+
 /// An async getter beside a thread blocked in `get` (which holds the consumer lock
 /// while it sleeps): both get an item, and a get that timed out took nothing.
 #[test]
@@ -559,4 +617,5 @@ fn the_futures_are_send_and_sync() {
     send_sync::<AsyncResultFuture<u64>>();
     send_sync::<QueueGet<'static, String>>();
     send_sync::<QueuePut<'static, String>>();
+    send_sync::<QueueJoin<'static>>();
 }

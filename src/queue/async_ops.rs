@@ -43,7 +43,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ring::HEADER;
-use super::{PutError, Q_CLOCK, Q_PLOCK, Queue, RawQueue, W_ASYNC_WAITERS, big_item, closed_error};
+use super::{
+    PutError, Q_CLOCK, Q_PLOCK, Queue, RawQueue, W_ASYNC_WAITERS, W_UNFINISHED, big_item,
+    closed_error,
+};
 use crate::aio::{self, Attempt, Backoff, Readable};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wire::codec;
@@ -384,6 +387,47 @@ impl<T: Serialize> super::SimpleQueue<T> {
     /// See [`SimpleQueue::get_async`](super::SimpleQueue::get_async).
     pub fn put_async(&self, item: T) -> QueuePut<'_, T> {
         self.0.put_async(item)
+    }
+}
+
+/// The future of [`JoinableQueue::join_async`](super::JoinableQueue::join_async).
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct QueueJoin<'a> {
+    q: &'a RawQueue,
+    waiting: Waiting,
+}
+
+impl<'a> QueueJoin<'a> {
+    pub(super) fn new(q: &'a RawQueue) -> Self {
+        QueueJoin {
+            q,
+            waiting: Waiting::default(),
+        }
+    }
+}
+
+impl Future for QueueJoin<'_> {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        let q = this.q;
+        // `task_done` rings the bell when the count reaches zero.
+        let unfinished = q.seg.word(W_UNFINISHED);
+        this.waiting.poll(q, cx, || {
+            if unfinished.load(SeqCst) == 0 {
+                Attempt::Done(Ok(()))
+            } else {
+                Attempt::WouldBlock
+            }
+        })
+    }
+}
+
+impl Drop for QueueJoin<'_> {
+    fn drop(&mut self) {
+        self.waiting.withdraw(self.q);
     }
 }
 

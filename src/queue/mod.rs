@@ -38,7 +38,7 @@ mod async_ops;
 mod joinable;
 mod ring;
 
-pub use async_ops::{QueueGet, QueuePut};
+pub use async_ops::{QueueGet, QueueJoin, QueuePut};
 pub use joinable::JoinableQueue;
 
 use std::fmt;
