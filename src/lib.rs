@@ -122,8 +122,8 @@
 //! Every blocking wait has an async twin that works under any executor, and under
 //! tokio (feature `tokio`) waits on tokio's own reactor: `.await` a [`JoinHandle`], an
 //! [`AsyncResult`] or an executor's [`Future`](futures::Future);
-//! [`Process::join_async`], [`Connection::recv_async`], [`Queue::get_async`] and
-//! [`Queue::put_async`]. No thread per waiter, no busy polling (see [`asyncio`]).
+//! [`Process::join_async`], [`Connection::recv_async`], [`Queue::get_async`],
+//! [`Queue::put_async`] and [`JoinableQueue::join_async`]. No thread per waiter, no busy polling (see [`asyncio`]).
 //!
 //! ```
 //! # fn block_on<F: std::future::Future>(f: F) -> F::Output {

@@ -1,4 +1,4 @@
-//! `get_async` and `put_async`: a queue's async twins.
+//! `get_async`, `put_async` and `JoinableQueue::join_async`: a queue's async twins.
 //!
 //! # How an async waiter learns that something changed
 //!
@@ -13,8 +13,9 @@
 //! before a waiter registered is reported when it registers (the fd is readable).
 //!
 //! * Async waiters count themselves in the segment (`W_ASYNC_WAITERS`, for as long as
-//!   their future lives); a successful `put` or `get` rings the bell only while the
-//!   count is non-zero, after releasing its lock. Without async waiters a queue costs
+//!   their future lives); a successful `put` or `get`, and the `task_done` that
+//!   brings a joinable queue's count of unfinished tasks to zero, ring the bell only
+//!   while the count is non-zero, after releasing the lock. Without async waiters a queue costs
 //!   what it did: one load per operation.
 //! * A ring means "look again": getters and putters share it (a `put` wakes the
 //!   putters too, a `get` the getters too), and each retries once and goes back to

@@ -29,10 +29,11 @@
 //!   publishing, consumers receive them under the consumer lock in the same order.
 //! * Waiting: a short spin, then a futex (shared) on a sequence word, with waiter
 //!   counts so that an uncontended `put`/`get` makes no system call.
-//! * Async waiting (`get_async`, `put_async`; see `async_ops.rs`): a futex cannot be
-//!   watched by a reactor, so the queue has a second eventfd, the *async bell*, that a
-//!   successful `put` or `get` rings while async waiters are registered (a counter in
-//!   the segment, so that without them it costs nothing).
+//! * Async waiting (`get_async`, `put_async`, `join_async`; see `async_ops.rs`): a
+//!   futex cannot be watched by a reactor, so the queue has a second eventfd, the
+//!   *async bell*, that a successful `put` or `get` (and the last `task_done`) rings
+//!   while async waiters are registered (a counter in the segment, so that without
+//!   them it costs nothing).
 
 mod async_ops;
 mod joinable;
