@@ -129,6 +129,53 @@
 //! `get_args()`. Python's name of each getter is a search alias in these docs
 //! (searching `get_value` finds [`Semaphore::value`]); the former `get_` getters
 //! remain, deprecated.
+//!
+//! ## Async
+//!
+//! Every blocking wait has an async twin that works under any executor, and under
+//! tokio (feature `tokio`) waits on tokio's own reactor: `.await` a [`JoinHandle`], an
+//! [`AsyncResult`] or an executor's [`Future`](futures::Future);
+//! [`Process::join_async`], [`Connection::recv_async`], [`Queue::get_async`],
+//! [`Queue::put_async`] and [`JoinableQueue::join_async`]. No thread per waiter, no busy polling (see [`asyncio`]).
+//!
+//! ```
+//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     struct T(std::thread::Thread);
+//! #     impl std::task::Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+//! #     let w = std::task::Waker::from(std::sync::Arc::new(T(std::thread::current())));
+//! #     let mut cx = std::task::Context::from_waker(&w);
+//! #     let mut f = std::pin::pin!(f);
+//! #     loop {
+//! #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+//! #         std::thread::park();
+//! #     }
+//! # }
+//! use multiprocess::{Pool, Queue};
+//!
+//! fn square(x: u64) -> u64 { x * x }
+//! fn produce(q: Queue<u64>) { for i in 0..3 { q.put(i).unwrap() } }
+//!
+//! multiprocess::init();
+//! // `block_on` is any executor's: tokio's `#[tokio::main]`, `futures::executor`, ...
+//! block_on(async {
+//!     let child = multiprocess::spawn(square, 7)?;
+//!     assert_eq!(child.await?, 49);
+//!
+//!     let pool = Pool::new(2)?;
+//!     assert_eq!(pool.apply_async(square, 8)?.await?, 64);
+//!
+//!     let q = Queue::new()?;
+//!     let producer = multiprocess::spawn(produce, q.clone())?;
+//!     let mut sum = 0;
+//!     for _ in 0..3 {
+//!         sum += q.get_async().await?;
+//!     }
+//!     producer.await?;
+//!     assert_eq!(sum, 3);
+//!     Ok::<(), multiprocess::Error>(())
+//! })?;
+//! # Ok::<(), multiprocess::Error>(())
+//! ```
 
 // The docs show `fn main` on purpose: where `init()` goes is the point.
 #![allow(clippy::needless_doctest_main)]
@@ -139,6 +186,9 @@
 mod error;
 
 mod sys;
+
+// How async twins wait (fds, timers), for every layer above.
+mod aio;
 
 mod wire;
 
@@ -198,6 +248,68 @@ pub use manager::{
     NamespaceProxy, ObjectProxy, Proxy, ProxyGuard, QueueProxy, RLockProxy, SemaphoreProxy, Served,
     SharedObject, ValueProxy, encode_args, invoke,
 };
+
+/// The futures of the async twins, and how they wait.
+///
+/// | blocking | async | waits on |
+/// |---|---|---|
+/// | [`JoinHandle::join`] | `handle.await` ([`JoinFuture`](asyncio::JoinFuture)) | the result pipe, then the child's pidfd |
+/// | [`Process::join`] | [`Process::join_async`] ([`ProcessJoin`](asyncio::ProcessJoin)) | the child's pidfd |
+/// | [`AsyncResult::get`] | `result.await` ([`AsyncResultFuture`](asyncio::AsyncResultFuture)) | a waker, woken by the pool's thread |
+/// | [`futures::Future::result`] | `future.await` ([`FutureAwait`](futures::FutureAwait)) | a waker, woken by the pool's thread |
+/// | [`Connection::recv`], [`recv_bytes`](Connection::recv_bytes) | [`recv_async`](Connection::recv_async) ([`Recv`](asyncio::Recv)), [`recv_bytes_async`](Connection::recv_bytes_async) | the socket |
+/// | [`Queue::get`], [`Queue::put`] | [`get_async`](Queue::get_async) ([`QueueGet`](asyncio::QueueGet)), [`put_async`](Queue::put_async) ([`QueuePut`](asyncio::QueuePut)) | the queue's async bell (an eventfd) |
+/// | [`JoinableQueue::join`] | [`join_async`](JoinableQueue::join_async) ([`QueueJoin`](asyncio::QueueJoin)) | the queue's async bell |
+///
+/// **How fds are waited on.** With the `tokio` feature, inside a tokio runtime (which
+/// must have I/O enabled, as `#[tokio::main]` does), with tokio's `AsyncFd`. Otherwise
+/// (any other executor, or without the feature) with one thread per process that the
+/// crate starts at the first such wait: an edge-triggered `epoll` set of every fd
+/// awaited in the process, which wakes the tasks' wakers. Results that a pool's thread
+/// completes wake their task directly, under any executor. A wait never spins and
+/// never takes a thread of its own; the one timed re-check is for a lock held by
+/// another receiver of the same connection end or another consumer of the same queue
+/// while a message or item is there (1 ms, doubling to 25 ms).
+///
+/// **Cancellation.** Dropping a future before it is ready loses nothing: no message
+/// is received, no item taken (a `put_async` dropped early drops its item unput); a
+/// dropped [`JoinFuture`](asyncio::JoinFuture) leaves the child to be joined at exit,
+/// as a dropped [`JoinHandle`] does.
+///
+/// # Examples
+///
+/// Under tokio, with the `tokio` feature (see also `examples/async_tokio.rs`):
+///
+/// ```
+/// # #[cfg(feature = "tokio")]
+/// # fn main() -> multiprocess::Result<()> {
+/// use multiprocess::{Connection, Process};
+///
+/// fn child(conn: Connection<String>) {
+///     conn.send(&"hello from the child".to_string()).unwrap();
+/// }
+///
+/// multiprocess::init();
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// rt.block_on(async {
+///     let (here, there) = multiprocess::pipe()?;
+///     let mut p = Process::new(child, there);
+///     p.start()?;
+///     assert_eq!(here.recv_async().await?, "hello from the child");
+///     p.join_async().await?;
+///     assert_eq!(p.exitcode(), Some(0));
+///     Ok(())
+/// })
+/// # }
+/// # #[cfg(not(feature = "tokio"))]
+/// # fn main() {}
+/// ```
+pub mod asyncio {
+    pub use crate::connection::{Recv, RecvBytes};
+    pub use crate::pool::AsyncResultFuture;
+    pub use crate::process::{JoinFuture, ProcessJoin};
+    pub use crate::queue::{QueueGet, QueueJoin, QueuePut};
+}
 
 /// Call first in `main`. In a child process started by `spawn` or the fork server,
 /// runs the child's task and exits; in any other process, returns at once.

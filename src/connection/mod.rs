@@ -55,8 +55,11 @@
 //! ```
 
 mod locks;
+mod recv_async;
 mod wait;
 
+pub(crate) use recv_async::RecvState;
+pub use recv_async::{Recv, RecvBytes};
 pub use wait::{WaitList, Waitable, wait};
 
 use std::fmt;
@@ -291,6 +294,15 @@ impl<T> Connection<T> {
         let Some(g) = self.hold(Dir::Recv, deadline)? else {
             return Ok(None);
         };
+        self.read_frame(&g, deadline)
+    }
+
+    /// Reads one frame under the held receive lock `g`.
+    fn read_frame(
+        &self,
+        g: &locks::Held<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<Option<frame::Frame>> {
         let mut spin = frame::AdaptiveSpin::from_bits(self.spin.load(Ordering::Relaxed));
         let limits = frame::RecvLimits {
             max_len: self.max_len,
@@ -575,6 +587,26 @@ impl<T: DeserializeOwned> Connection<T> {
 impl<T> AsFd for Connection<T> {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+/// The socket's fd, for event loops that take raw fds (tokio's `AsyncFd`, mio).
+/// Readable when a message (or the peer's close) waits; read it with
+/// [`try_recv`](Connection::try_recv). [`recv_async`](Connection::recv_async) does this
+/// for you.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// multiprocess::init();
+/// let (a, _b) = multiprocess::pipe::<u8>()?;
+/// assert!(a.as_raw_fd() >= 0);
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+impl<T> AsRawFd for Connection<T> {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
     }
 }
 

@@ -79,5 +79,5 @@ pub use self::engine::WorkerStats;
 pub use self::imap::IMap;
 pub use self::options::Options;
 pub use self::process_pool::{Pool, PoolBuilder};
-pub use self::result::AsyncResult;
+pub use self::result::{AsyncResult, AsyncResultFuture};
 pub use self::thread_pool::{ThreadPool, ThreadPoolBuilder};

@@ -164,3 +164,68 @@ impl<R> AsyncResult<R> {
             .ok_or_else(|| Error::state(format!("{} is not ready", self.slot.what)))
     }
 }
+
+/// The `.await` of an [`AsyncResult`]: the result, as [`get`](AsyncResult::get)
+/// returns it.
+///
+/// The pool's result thread wakes the task directly when it completes the result: no
+/// reactor, no thread per waiter, any executor.
+pub struct AsyncResultFuture<R> {
+    slot: Arc<Slot<R>>,
+}
+
+impl<R> fmt::Debug for AsyncResultFuture<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResultFuture")
+            .field("what", &self.slot.what)
+            .finish()
+    }
+}
+
+impl<R> std::future::Future for AsyncResultFuture<R> {
+    type Output = Result<R>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<R>> {
+        if self.slot.poll_ready(cx.waker()) {
+            std::task::Poll::Ready(self.slot.take(None))
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+}
+
+/// `result.await` in async code: the twin of [`AsyncResult::get`].
+///
+/// # Examples
+///
+/// ```
+/// fn square(x: u64) -> u64 { x * x }
+/// multiprocess::init();
+/// let pool = multiprocess::Pool::new(2)?;
+/// let r = pool.apply_async(square, 12)?;
+/// // Any executor drives it: here a minimal one that parks the thread.
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     struct T(std::thread::Thread);
+/// #     impl std::task::Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let w = std::task::Waker::from(std::sync::Arc::new(T(std::thread::current())));
+/// #     let mut cx = std::task::Context::from_waker(&w);
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// assert_eq!(block_on(async { r.await })?, 144);
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+impl<R> std::future::IntoFuture for AsyncResult<R> {
+    type Output = Result<R>;
+    type IntoFuture = AsyncResultFuture<R>;
+
+    fn into_future(self) -> AsyncResultFuture<R> {
+        AsyncResultFuture { slot: self.slot }
+    }
+}

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -11,12 +13,13 @@ use serde::de::DeserializeOwned;
 
 use super::bootstrap::{Boot, Outcome, entry_process, entry_spawn};
 use super::child::Child;
+use super::exit_async::{self, ExitState};
 use super::keyring::{self, Keys};
 use super::options::{ChildOptions, ParentStdio};
 use super::start;
 use super::state::{self, state};
 use super::{Context, StartMethod, default_context};
-use crate::connection::{Connection, Waitable};
+use crate::connection::{Connection, RecvState, Waitable};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 use crate::wire::code::code_offset;
@@ -333,6 +336,13 @@ impl<R: DeserializeOwned> JoinHandle<R> {
             Err(e) if e.kind() == ErrorKind::Timeout => return Err(e),
             other => other,
         };
+        self.conclude(outcome)
+    }
+
+    /// Turns the child's outcome (or the failure to read it) into the join's result,
+    /// once the child has exited or is about to (it has sent its outcome or closed the
+    /// pipe): reaps it and forgets it.
+    fn conclude(&mut self, outcome: Result<Outcome<R>>) -> Result<R> {
         self.joined = true;
         let wait_end = |c: &Child| c.poll_exit(None).ok().flatten().unwrap_or(255);
         let result = match outcome {
@@ -376,6 +386,100 @@ impl<R: DeserializeOwned> JoinHandle<R> {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|x| !Arc::ptr_eq(x, &self.child));
         result
+    }
+}
+
+/// The `.await` of a [`JoinHandle`]: what the child's function returned, as
+/// [`join`](JoinHandle::join) gives it.
+///
+/// It waits for the child's result on the handle's pipe, then for the child's exit on
+/// its pidfd (never in a blocking call: a child that still runs exit handlers, or joins
+/// its own children, keeps only this task waiting).
+#[must_use = "futures do nothing unless awaited"]
+pub struct JoinFuture<R> {
+    handle: JoinHandle<R>,
+    /// The result read from the pipe (or why none came), kept until the child exits.
+    outcome: Option<Result<Outcome<R>>>,
+    recv: RecvState,
+    exit: ExitState,
+}
+
+impl<R> fmt::Debug for JoinFuture<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinFuture")
+            .field("pid", &self.handle.child.pid)
+            .field("returned", &self.outcome.is_some())
+            .finish()
+    }
+}
+
+// Nothing in it is pinned: the outcome is moved out by value.
+impl<R> Unpin for JoinFuture<R> {}
+
+impl<R: DeserializeOwned> std::future::Future for JoinFuture<R> {
+    type Output = Result<R>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<R>> {
+        let this = self.get_mut();
+        if this.handle.joined {
+            return Poll::Ready(this.handle.finish(Some(Instant::now())));
+        }
+        if this.outcome.is_none() {
+            let f = match this.handle.rx.poll_frame(cx, &mut this.recv) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(f) => f,
+            };
+            this.outcome = Some(f.and_then(|f| codec::decode(&f.body, f.fds)));
+        }
+        if exit_async::poll_exit(&this.handle.child, cx, &mut this.exit).is_pending() {
+            return Poll::Pending;
+        }
+        let outcome = this.outcome.take().expect("read above");
+        Poll::Ready(this.handle.conclude(outcome))
+    }
+}
+
+/// `handle.await` in async code: the twin of [`JoinHandle::join`]. Under any executor;
+/// with the `tokio` feature inside a tokio runtime, the waits are tokio's own.
+///
+/// # Errors
+///
+/// As [`join`](JoinHandle::join).
+///
+/// # Examples
+///
+/// ```
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     struct T(std::thread::Thread);
+/// #     impl std::task::Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let w = std::task::Waker::from(std::sync::Arc::new(T(std::thread::current())));
+/// #     let mut cx = std::task::Context::from_waker(&w);
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// use multiprocess::ErrorKind;
+/// fn div((a, b): (i32, i32)) -> i32 { a / b }
+/// multiprocess::init();
+/// let ok = multiprocess::spawn(div, (7, 2))?;
+/// let bad = multiprocess::spawn(div, (1, 0))?;
+/// assert_eq!(block_on(async { ok.await })?, 3);
+/// assert_eq!(block_on(async { bad.await }).unwrap_err().kind(), ErrorKind::Panicked);
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+impl<R: DeserializeOwned> std::future::IntoFuture for JoinHandle<R> {
+    type Output = Result<R>;
+    type IntoFuture = JoinFuture<R>;
+
+    fn into_future(self) -> JoinFuture<R> {
+        JoinFuture {
+            handle: self,
+            outcome: None,
+            recv: RecvState::default(),
+            exit: ExitState::default(),
+        }
     }
 }
 

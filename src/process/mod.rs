@@ -31,6 +31,7 @@ mod builder;
 mod child;
 mod context;
 mod current;
+mod exit_async;
 mod fork;
 mod forkserver;
 mod join;
@@ -51,9 +52,9 @@ pub use current::{
     parent_process,
 };
 pub use fork::{Fork, fork, waitpid};
-pub use join::{JoinHandle, spawn};
+pub use join::{JoinFuture, JoinHandle, spawn};
 pub use method::{DEFAULT_START_METHOD, StartMethod, get_all_start_methods};
-pub use process::Process;
+pub use process::{Process, ProcessJoin};
 
 pub use builder::Builder;
 pub use options::Stdio;

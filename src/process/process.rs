@@ -765,3 +765,89 @@ where
         self.stdio.stderr.take()
     }
 }
+
+/// The async wait for a process's end.
+impl<A> Process<A>
+where
+    A: Serialize + DeserializeOwned + 'static,
+{
+    /// Waits for the child to end (and reaps it): the async twin of
+    /// [`join`](Process::join). Under any executor; with the `tokio` feature inside a
+    /// tokio runtime, the wait is tokio's own (on the child's pidfd).
+    ///
+    /// The future does not borrow the process (it can be spawned as a task); after it
+    /// is ready, [`exitcode`](Process::exitcode) tells how the child ended.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) if not started or
+    /// closed (when awaited).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct T(std::thread::Thread);
+    /// #     impl std::task::Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let w = std::task::Waker::from(std::sync::Arc::new(T(std::thread::current())));
+    /// #     let mut cx = std::task::Context::from_waker(&w);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// fn exit_3(_: ()) { std::thread::sleep(std::time::Duration::from_millis(50)); std::process::exit(3) }
+    /// multiprocess::init();
+    /// let mut p = multiprocess::Process::new(exit_3, ());
+    /// p.start()?;
+    /// block_on(p.join_async())?;
+    /// assert_eq!(p.exitcode(), Some(3));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn join_async(&self) -> ProcessJoin {
+        ProcessJoin {
+            child: Some(self.started().cloned()),
+            exit: super::exit_async::ExitState::default(),
+        }
+    }
+}
+
+/// The future of [`Process::join_async`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct ProcessJoin {
+    child: Option<Result<Arc<Child>>>,
+    exit: super::exit_async::ExitState,
+}
+
+impl std::future::Future for ProcessJoin {
+    type Output = Result<()>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<()>> {
+        let this = self.get_mut();
+        let child = match this.child.as_ref() {
+            None => return std::task::Poll::Ready(Ok(())),
+            Some(Err(e)) => {
+                let e = e.duplicate();
+                this.child = None;
+                return std::task::Poll::Ready(Err(e));
+            }
+            Some(Ok(c)) => c,
+        };
+        if let std::task::Poll::Ready(r) = super::exit_async::poll_exit(child, cx, &mut this.exit) {
+            r?;
+            state()
+                .children
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|c| !Arc::ptr_eq(c, child));
+            this.child = None;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::task::Poll::Pending
+    }
+}

@@ -192,6 +192,9 @@ impl<T> JoinableQueue<T> {
         if cur == 1 && self.0.raw().seg.word(W_JOIN_WAITERS).load(SeqCst) > 0 {
             futex::wake(w, i32::MAX as u32);
         }
+        if cur == 1 {
+            self.0.raw().ring_async();
+        }
         Ok(())
     }
 
@@ -392,5 +395,86 @@ impl<T> Serialize for JoinableQueue<T> {
 impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         Queue::deserialize(d).map(JoinableQueue)
+    }
+}
+
+/// The async twin of `join` (the producer's side).
+impl<T> JoinableQueue<T> {
+    /// Waits until every item put has been acknowledged with `task_done`: the async
+    /// twin of [`join`](JoinableQueue::join).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Io`](crate::ErrorKind::Io) only if the wait cannot be registered
+    /// with a reactor (no fd or thread left).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct T(std::thread::Thread);
+    /// #     impl std::task::Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let w = std::task::Waker::from(std::sync::Arc::new(T(std::thread::current())));
+    /// #     let mut cx = std::task::Context::from_waker(&w);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// use multiprocess::{JoinableQueue, Process};
+    /// fn worker(q: JoinableQueue<u32>) {
+    ///     while let Ok(_job) = q.get() {
+    ///         q.task_done().unwrap();
+    ///     }
+    /// }
+    /// multiprocess::init();
+    /// let q = JoinableQueue::new()?;
+    /// let mut p = Process::new(worker, q.clone()).daemon(true);
+    /// p.start()?;
+    /// for i in 0..10 {
+    ///     q.put(i)?;
+    /// }
+    /// block_on(q.join_async())?; // every job done
+    /// p.terminate()?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn join_async(&self) -> super::QueueJoin<'_> {
+        super::QueueJoin::new(self.0.raw())
+    }
+}
+
+/// The async twin of `get` (a worker's side).
+impl<T: DeserializeOwned> JoinableQueue<T> {
+    /// As [`Queue::get_async`]; call [`task_done`](JoinableQueue::task_done) when the
+    /// item is processed, as after [`get`](JoinableQueue::get).
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct T(std::thread::Thread);
+    /// #     impl std::task::Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let w = std::task::Waker::from(std::sync::Arc::new(T(std::thread::current())));
+    /// #     let mut cx = std::task::Context::from_waker(&w);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// let q = multiprocess::JoinableQueue::new()?;
+    /// q.put(5u8)?;
+    /// assert_eq!(block_on(q.get_async())?, 5);
+    /// q.task_done()?;
+    /// q.join();
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn get_async(&self) -> super::QueueGet<'_, T> {
+        self.0.get_async()
     }
 }

@@ -29,10 +29,17 @@
 //!   publishing, consumers receive them under the consumer lock in the same order.
 //! * Waiting: a short spin, then a futex (shared) on a sequence word, with waiter
 //!   counts so that an uncontended `put`/`get` makes no system call.
+//! * Async waiting (`get_async`, `put_async`, `join_async`; see `async_ops.rs`): a
+//!   futex cannot be watched by a reactor, so the queue has a second eventfd, the
+//!   *async bell*, that a successful `put` or `get` (and the last `task_done`) rings
+//!   while async waiters are registered (a counter in the segment, so that without
+//!   them it costs nothing).
 
+mod async_ops;
 mod joinable;
 mod ring;
 
+pub use async_ops::{QueueGet, QueueJoin, QueuePut};
 pub use joinable::JoinableQueue;
 
 use std::fmt;
@@ -70,6 +77,8 @@ pub(crate) const W_UNFINISHED: usize = 35;
 pub(crate) const W_JOIN_WAITERS: usize = 36;
 /// Callers of `multiprocess::wait` watching this queue.
 const W_POLL_WAITERS: usize = 37;
+/// Async getters and putters waiting on this queue (they watch the async bell).
+const W_ASYNC_WAITERS: usize = 38;
 // u64 word indices.
 const Q_TAIL: usize = 2;
 const Q_NEXT_SEQ: usize = 3;
@@ -138,6 +147,9 @@ pub(crate) struct RawQueue {
     rx: HandleFd,
     /// An eventfd rung after a put while someone is in `multiprocess::wait` on us.
     bell: HandleFd,
+    /// An eventfd rung after a put or a get while async waiters are registered; never
+    /// reset (see `async_ops.rs`).
+    abell: HandleFd,
 }
 
 impl fmt::Debug for RawQueue {
@@ -168,11 +180,13 @@ impl RawQueue {
         seg.word(W_MAXSIZE).store(maxsize, Relaxed);
         let (tx, rx) = sys::socket::pair().map_err(|e| Error::io("socketpair", e))?;
         let bell = sys::poll::eventfd().map_err(|e| Error::io("eventfd", e))?;
+        let abell = sys::poll::eventfd().map_err(|e| Error::io("eventfd", e))?;
         Ok(RawQueue {
             seg,
             tx: HandleFd::new(tx),
             rx: HandleFd::new(rx),
             bell: HandleFd::new(bell),
+            abell: HandleFd::new(abell),
         })
     }
 
@@ -241,11 +255,26 @@ impl RawQueue {
         let cap = self.capacity() as usize;
         let big = HEADER + bytes.len() > cap / 2;
         let memfd = if big { Some(big_item(bytes)?) } else { None };
-        let payload_len = if big { 8 } else { bytes.len() };
-        let need = align8(HEADER + payload_len);
-        let Some(_held) = self.lock(Q_PLOCK, deadline) else {
+        let Some(held) = self.lock(Q_PLOCK, deadline) else {
             return Err(full());
         };
+        self.put_held(held, bytes, fds, memfd, deadline)
+    }
+
+    /// [`put`](RawQueue::put) under the producer lock `_held`, with the large item's
+    /// memfd made.
+    fn put_held(
+        &self,
+        _held: Held<'_>,
+        bytes: &[u8],
+        fds: &[BorrowedFd<'_>],
+        memfd: Option<OwnedFd>,
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        let cap = self.capacity() as usize;
+        let big = memfd.is_some();
+        let payload_len = if big { 8 } else { bytes.len() };
+        let need = align8(HEADER + payload_len);
         let waste = match self.wait_for_room(need, deadline) {
             Wait::Ok { waste } => waste,
             Wait::TimedOut => return Err(full()),
@@ -298,7 +327,17 @@ impl RawQueue {
         if self.seg.word(W_POLL_WAITERS).load(SeqCst) > 0 {
             sys::poll::ring(self.bell.as_fd());
         }
+        drop(_held);
+        self.ring_async();
         Ok(())
+    }
+
+    /// After a put or a get: wakes the async waiters, if any (after the lock is
+    /// released, so that one blocked by it finds it free).
+    fn ring_async(&self) {
+        if self.seg.word(W_ASYNC_WAITERS).load(SeqCst) > 0 {
+            sys::poll::ring(self.abell.as_fd());
+        }
     }
 
     /// For `multiprocess::wait`: register, clear a stale bell, and say if an item is
@@ -324,12 +363,22 @@ impl RawQueue {
         deadline: Option<Instant>,
         decode: impl FnOnce(&[u8], Vec<OwnedFd>) -> Result<R>,
     ) -> Result<R> {
+        let Some(held) = self.lock(Q_CLOCK, deadline) else {
+            return Err(empty());
+        };
+        self.get_held(held, deadline, decode)
+    }
+
+    /// [`get_with`](RawQueue::get_with) under the consumer lock `_held`.
+    fn get_held<R>(
+        &self,
+        _held: Held<'_>,
+        deadline: Option<Instant>,
+        decode: impl FnOnce(&[u8], Vec<OwnedFd>) -> Result<R>,
+    ) -> Result<R> {
         let mut decode = Some(decode);
         let mut decode_once =
             |b: &[u8], f: Vec<OwnedFd>| (decode.take().expect("decoded once"))(b, f);
-        let Some(_held) = self.lock(Q_CLOCK, deadline) else {
-            return Err(empty());
-        };
         let cap = self.capacity();
         let spin_until = Instant::now() + SPIN;
         let mut head = self.seg.word64(Q_HEAD).load(Relaxed);
@@ -418,6 +467,7 @@ impl RawQueue {
             futex::wake(space, 1);
         }
         drop(_held);
+        self.ring_async();
         result?;
         if let Some(r) = decoded {
             return r;
@@ -522,6 +572,7 @@ impl Serialize for RawQueue {
             Fd(self.tx.as_fd()),
             Fd(self.rx.as_fd()),
             Fd(self.bell.as_fd()),
+            Fd(self.abell.as_fd()),
         )
             .serialize(s)
     }
@@ -535,12 +586,14 @@ impl<'de> Deserialize<'de> for RawQueue {
                 codec::deserialize_fd(d).map(Fd)
             }
         }
-        let (seg, Fd(tx), Fd(rx), Fd(bell)) = <(Segment, Fd, Fd, Fd)>::deserialize(d)?;
+        let (seg, Fd(tx), Fd(rx), Fd(bell), Fd(abell)) =
+            <(Segment, Fd, Fd, Fd, Fd)>::deserialize(d)?;
         Ok(RawQueue {
             seg,
             tx: HandleFd::new(tx),
             rx: HandleFd::new(rx),
             bell: HandleFd::new(bell),
+            abell: HandleFd::new(abell),
         })
     }
 }

@@ -23,11 +23,14 @@
 //!   ([`pidfd`]), which macOS would replace with kqueue `EVFILT_PROC`;
 //! * parent-death notification (`PR_SET_PDEATHSIG`);
 //! * stream sockets that carry file descriptors (`SCM_RIGHTS`) ([`socket`]);
-//! * `poll` over a set of fds with a deadline ([`poll`]).
+//! * `poll` over a set of fds with a deadline ([`poll`]);
+//! * edge-triggered readiness for the async twins' shared reactor: `epoll` ([`epoll`]),
+//!   which macOS would replace with kqueue `EV_CLEAR`.
 //!
 //! Conventions: errno becomes [`std::io::Error`] here, once; `EINTR` is retried here.
 #![allow(unsafe_code)]
 
+pub(crate) mod epoll;
 pub(crate) mod futex;
 pub(crate) mod pidfd;
 pub(crate) mod poll;
