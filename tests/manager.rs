@@ -15,13 +15,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use multiprocess::{
-    ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, Client, ConditionProxy, DictProxy, ErrorKind,
-    EventProxy, JoinableQueueProxy, ListProxy, LockProxy, Manager, ManagerServer, NamespaceProxy,
-    Process, QueueProxy, RLockProxy, SemaphoreProxy, Served, SharedObject, StartMethod, ValueProxy,
+    BarrierProxy, Client, ConditionProxy, DictProxy, ErrorKind, ListProxy, LockProxy, Manager,
+    ManagerServer, NamespaceProxy, Process, QueueProxy, Served, SharedObject, StartMethod,
     get_context, invoke,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use common::objects::{All, make_all};
 use common::{LONG, TempPath, assert_gone};
 
 fn start(method: StartMethod) -> Manager {
@@ -45,170 +45,9 @@ fn join(p: &Process<impl Serialize + serde::de::DeserializeOwned + 'static>) {
 
 // ------------------------------------------------------------- every proxy type
 
-#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
-struct All {
-    event: EventProxy,
-    lock: LockProxy,
-    rlock: RLockProxy,
-    sem: SemaphoreProxy,
-    bsem: BoundedSemaphoreProxy,
-    queue: QueueProxy<String>,
-    jqueue: JoinableQueueProxy<u32>,
-    list: ListProxy<i32>,
-    dict: DictProxy<String, Vec<u8>>,
-    value: ValueProxy<f64>,
-    array: ArrayProxy<i64>,
-    ns: NamespaceProxy,
-}
-
-fn mutate_all(a: All) {
-    // Lock: acquire/release, then a second release is an error.
-    a.lock.acquire().unwrap().release().unwrap();
-    assert_eq!(
-        a.lock.release().unwrap_err().kind(),
-        ErrorKind::InvalidState
-    );
-    // RLock: three acquires need three releases; a fourth is an error.
-    let g1 = a.rlock.acquire().unwrap();
-    let g2 = a.rlock.acquire().unwrap();
-    let g3 = a.rlock.try_acquire().unwrap().expect("re-entrant");
-    drop((g3, g2, g1));
-    assert_eq!(
-        a.rlock.release().unwrap_err().kind(),
-        ErrorKind::InvalidState
-    );
-    // Semaphore(2): take both and keep them past this process.
-    a.sem.acquire().unwrap().keep();
-    a.sem.acquire().unwrap().keep();
-    assert!(a.sem.try_acquire().unwrap().is_none());
-    // BoundedSemaphore(2): a release above the initial value is refused.
-    a.bsem.acquire().unwrap().release().unwrap();
-    assert_eq!(
-        a.bsem.release().unwrap_err().kind(),
-        ErrorKind::InvalidState
-    );
-    // Queue(2): fill it.
-    a.queue.put("one".into()).unwrap();
-    a.queue.put("two".into()).unwrap();
-    assert!(a.queue.is_full().unwrap());
-    assert_eq!(
-        a.queue.try_put("three".into()).unwrap_err().kind(),
-        ErrorKind::Full
-    );
-    // JoinableQueue(2): consume what the parent put, marking each done.
-    for _ in 0..2 {
-        a.jqueue.get_timeout(LONG).unwrap();
-        a.jqueue.task_done().unwrap();
-    }
-    a.list.extend(0..5).unwrap();
-    a.list.reverse().unwrap();
-    a.list.insert(0, 100).unwrap();
-    a.dict.insert("a".into(), vec![1]).unwrap();
-    a.dict
-        .update([("b".into(), vec![2]), ("c".into(), vec![3, 3])])
-        .unwrap();
-    a.value.set(&2.5).unwrap();
-    a.array.set(1, -7).unwrap();
-    a.ns.set("x", &42u32).unwrap();
-    a.ns.set("name", "child").unwrap();
-    a.event.set().unwrap();
-}
-
-/// One object of each kind that `All` holds.
-fn make_all(m: &Manager) -> All {
-    All {
-        event: m.event().unwrap(),
-        lock: m.lock().unwrap(),
-        rlock: m.rlock().unwrap(),
-        sem: m.semaphore(2).unwrap(),
-        bsem: m.bounded_semaphore(2).unwrap(),
-        queue: m.bounded_queue(2).unwrap(),
-        jqueue: m.bounded_joinable_queue(2).unwrap(),
-        list: m.list().unwrap(),
-        dict: m.dict().unwrap(),
-        value: m.value(0.5).unwrap(),
-        array: m.array(&[1, 2, 3]).unwrap(),
-        ns: m.namespace().unwrap(),
-    }
-}
-
 fn every_proxy_type_mutated_in_a_child(method: StartMethod) {
     let m = start(method);
-    let all = make_all(&m);
-    assert!(all.queue.is_empty().unwrap());
-    assert!(!all.queue.is_full().unwrap());
-    all.jqueue.put(1).unwrap();
-    all.jqueue.put(2).unwrap();
-    assert!(all.jqueue.is_full().unwrap());
-    assert!(!all.jqueue.join_timeout(Duration::ZERO).unwrap());
-    let mine = all.clone();
-    let mut p = get_context(method).process(mutate_all, all);
-    p.start().unwrap();
-    assert!(
-        mine.event.wait_timeout(LONG).unwrap(),
-        "the child set the event"
-    );
-    join(&p);
-    let a = mine;
-    assert!(a.event.is_set().unwrap());
-    // Lock and RLock: free again.
-    a.lock
-        .try_acquire()
-        .unwrap()
-        .expect("free")
-        .release()
-        .unwrap();
-    assert_eq!(
-        a.lock.release().unwrap_err().kind(),
-        ErrorKind::InvalidState
-    );
-    assert!(a.rlock.try_acquire().unwrap().is_some());
-    // Semaphore: the child's two permits stay taken; a release above 2 is allowed.
-    assert_eq!(a.sem.get_value().unwrap(), 0);
-    a.sem.release().unwrap();
-    a.sem.release().unwrap();
-    a.sem.release().unwrap();
-    assert_eq!(a.sem.get_value().unwrap(), 3);
-    assert_eq!(a.bsem.get_value().unwrap(), 2);
-    // Queue(2): len, full, empty.
-    assert_eq!(a.queue.len().unwrap(), 2);
-    assert!(a.queue.is_full().unwrap());
-    assert_eq!(a.queue.get().unwrap(), "one");
-    assert_eq!(a.queue.len().unwrap(), 1);
-    assert_eq!(a.queue.get().unwrap(), "two");
-    assert!(a.queue.is_empty().unwrap());
-    assert_eq!(a.queue.try_get().unwrap_err().kind(), ErrorKind::Empty);
-    let t = Instant::now();
-    assert_eq!(
-        a.queue
-            .get_timeout(Duration::from_millis(100))
-            .unwrap_err()
-            .kind(),
-        ErrorKind::Empty
-    );
-    assert!(t.elapsed() >= Duration::from_millis(90));
-    // JoinableQueue: the child marked both done.
-    assert!(a.jqueue.join_timeout(LONG).unwrap());
-    assert!(a.jqueue.is_empty().unwrap());
-    assert_eq!(
-        a.jqueue.task_done().unwrap_err().kind(),
-        ErrorKind::InvalidState
-    );
-    assert_eq!(a.list.to_vec().unwrap(), vec![100, 4, 3, 2, 1, 0]);
-    assert_eq!(a.list.get(-1).unwrap(), 0);
-    assert_eq!(a.dict.len().unwrap(), 3);
-    assert_eq!(a.dict.keys().unwrap(), vec!["a", "b", "c"]);
-    assert_eq!(a.dict.pop_item().unwrap(), Some(("c".into(), vec![3, 3])));
-    assert_eq!(a.dict.get(&"b".into()).unwrap(), Some(vec![2]));
-    assert!(!a.dict.contains_key(&"c".into()).unwrap());
-    assert_eq!(a.value.get().unwrap(), 2.5);
-    assert_eq!(a.array.to_vec().unwrap(), vec![1, -7, 3]);
-    assert_eq!(a.ns.get::<u32>("x").unwrap(), Some(42));
-    assert_eq!(
-        a.ns.get::<String>("name").unwrap().as_deref(),
-        Some("child")
-    );
-    assert_eq!(a.ns.get::<u32>("missing").unwrap(), None);
+    common::objects::every_proxy_type_mutated_in_a_child(&m, method);
     stop(m);
 }
 
