@@ -231,7 +231,7 @@ fn release_as(
             .arg(u8::from(reentrant))
             .invoke(c)
     })?;
-    if n == 0 || n < 0 {
+    if n <= 0 {
         // Ours no more, one way or another.
         drop_lease(&r.url, &r.key("lk"), tok);
         infos(|m| {
@@ -335,9 +335,12 @@ return 1
 
 static SEM_VALUE: LazyLock<Script> = LazyLock::new(|| script(&format!("{RECLAIM}\nreturn v")));
 
-static PERMITS: Mutex<Option<(u32, HashMap<(String, String), Vec<String>>)>> = Mutex::new(None);
+/// The permits this process holds, per semaphore.
+type Permits = HashMap<(String, String), Vec<String>>;
 
-fn permits<T>(f: impl FnOnce(&mut HashMap<(String, String), Vec<String>>) -> T) -> T {
+static PERMITS: Mutex<Option<(u32, Permits)>> = Mutex::new(None);
+
+fn permits<T>(f: impl FnOnce(&mut Permits) -> T) -> T {
     let mut g = PERMITS.lock().unwrap_or_else(|e| e.into_inner());
     let pid = std::process::id();
     if g.as_ref().is_none_or(|(p, _)| *p != pid) {
