@@ -163,6 +163,7 @@ impl Home {
     /// For a lock proxy: the fencing token of this process's current hold and
     /// whether its last acquire found the previous holder's lease run out (Redis
     /// only; a server's lock has neither).
+    #[cfg(feature = "redis")]
     pub(crate) fn lock_info(&self) -> (Option<u64>, bool) {
         match &self.place {
             Place::Server(_) => (None, false),
