@@ -673,7 +673,8 @@ return 1
 #[derive(Default)]
 struct Held {
     pid: u32,
-    keeper: bool,
+    /// The keeper thread, unparked when something new is to be renewed.
+    keeper: Option<std::thread::Thread>,
     /// Objects this process has proxies of: how many, and when to renew next.
     objects: HashMap<(String, String), (usize, Ref, Instant)>,
     /// Leases: `(url, key, token)` to `(kind, lease, next renewal)`.
@@ -706,11 +707,15 @@ fn held<T>(f: impl FnOnce(&mut Held) -> T) -> T {
 }
 
 fn start_keeper(h: &mut Held) {
-    if !h.keeper {
-        h.keeper = std::thread::Builder::new()
-            .name("mp-redis-keeper".into())
-            .spawn(keeper)
-            .is_ok();
+    match &h.keeper {
+        Some(t) => t.unpark(),
+        None => {
+            h.keeper = std::thread::Builder::new()
+                .name("mp-redis-keeper".into())
+                .spawn(keeper)
+                .ok()
+                .map(|j| j.thread().clone());
+        }
     }
 }
 
@@ -727,7 +732,7 @@ fn hold(r: &Ref) -> bool {
             .or_insert_with(|| (0, r.clone(), Instant::now() + renew_every(r.lease_ms)));
         e.0 += 1;
         let first = e.0 == 1;
-        if !r.named {
+        if first && !r.named {
             start_keeper(h);
         }
         first
@@ -783,7 +788,7 @@ fn keeper() {
     let me = std::process::id();
     loop {
         let now = Instant::now();
-        let (objects, leases) = {
+        let (objects, leases, next) = {
             let mut g = HELD.lock().unwrap_or_else(|e| e.into_inner());
             let Some(h) = g.as_mut().filter(|h| h.pid == me) else {
                 return;
@@ -806,7 +811,16 @@ fn keeper() {
                     (k.clone(), *kind, *ms)
                 })
                 .collect();
-            (objects, leases)
+            // The next renewal due, to sleep until then (whoever adds a lease or an
+            // object unparks us).
+            let next = h
+                .objects
+                .values()
+                .filter(|(_, r, _)| !r.named)
+                .map(|(_, _, n)| *n)
+                .chain(h.leases.values().map(|(_, _, n)| *n))
+                .min();
+            (objects, leases, next)
         };
         for r in objects {
             let _ = with_conn(&r.url, "renewing", |c| {
@@ -830,7 +844,11 @@ fn keeper() {
                 drop_lease(&url, &key, &token);
             }
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let nap = next
+            .and_then(|n| n.checked_duration_since(Instant::now()))
+            .unwrap_or_default()
+            .clamp(Duration::from_millis(10), Duration::from_secs(1));
+        std::thread::park_timeout(nap);
     }
 }
 
