@@ -26,7 +26,7 @@ const KEY: &[u8] = b"redis manager test key";
 
 /// A lease short enough for the tests that wait one out, long enough for a loaded
 /// machine's keeper threads to renew in time.
-const SHORT: Duration = Duration::from_millis(1500);
+const SHORT: Duration = Duration::from_secs(3);
 
 fn redis() -> RedisServer {
     RedisServer::start().expect("start redis-server")
@@ -375,7 +375,14 @@ fn objects_without_a_name_go_with_their_last_proxy_or_their_lease() {
         .unwrap()
         .insert(1, 1)
         .unwrap();
-    std::thread::sleep(SHORT * 2);
+    let client = ::redis::Client::open(r.url()).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    assert!(!keys.is_empty());
+    for k in keys {
+        let ttl: i64 = ::redis::cmd("PTTL").arg(&k).query(&mut c).unwrap();
+        assert_eq!(ttl, -1, "{k} of a named object expires");
+    }
     assert_eq!(m.object_count().unwrap(), 1);
     assert!(m.delete("stays").unwrap());
     assert_eq!(dbsize(&r), 0);
