@@ -503,3 +503,169 @@ fn redis_unreachable_is_a_clear_error_within_a_bound() {
     );
     assert!(t.elapsed() < LONG);
 }
+
+// ------------------------------------------------------------- same answers as a server
+
+/// Every edge of the data kinds' methods, recorded as text: a server manager and a
+/// Redis manager must give the same record.
+fn record(m: &Manager) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut note = |what: &str, r: String| out.push(format!("{what}: {r}"));
+    let kind = |e: multiprocess::Error| format!("{:?}", e.kind());
+    let l = m.list_from([1, 2, 3]).unwrap();
+    note("get -1", format!("{:?}", l.get(-1).map_err(kind)));
+    note("get 3", format!("{:?}", l.get(3).map_err(kind)));
+    note("get -4", format!("{:?}", l.get(-4).map_err(kind)));
+    note("set -1", format!("{:?}", l.set(-1, 30).map_err(kind)));
+    note("set 9", format!("{:?}", l.set(9, 0).map_err(kind)));
+    l.insert(-100, 0).unwrap();
+    l.insert(100, 4).unwrap();
+    l.insert(2, 15).unwrap();
+    l.insert(-1, 25).unwrap();
+    note("after inserts", format!("{:?}", l.to_vec()));
+    note("remove 15", format!("{:?}", l.remove(&15).map_err(kind)));
+    note("remove 99", format!("{:?}", l.remove(&99).map_err(kind)));
+    note("pop", format!("{:?}", l.pop()));
+    l.reverse().unwrap();
+    note("reversed", format!("{:?} {:?}", l.to_vec(), l.len()));
+    l.clear().unwrap();
+    note("cleared", format!("{:?} {:?}", l.pop(), l.is_empty()));
+    let d = m.dict::<(u8, String), Vec<u8>>().unwrap();
+    d.update([((2, "b".into()), vec![2]), ((1, "a".into()), vec![1])])
+        .unwrap();
+    note(
+        "insert old",
+        format!("{:?}", d.insert((2, "b".into()), vec![22])),
+    );
+    note(
+        "set_default",
+        format!("{:?}", d.set_default((3, "c".into()), vec![3])),
+    );
+    note(
+        "set_default again",
+        format!("{:?}", d.set_default((3, "c".into()), vec![9])),
+    );
+    note("items", format!("{:?}", d.items()));
+    note("keys values", format!("{:?} {:?}", d.keys(), d.values()));
+    note(
+        "remove",
+        format!(
+            "{:?} {:?}",
+            d.remove(&(1, "a".into())),
+            d.remove(&(1, "a".into()))
+        ),
+    );
+    note("pop_item", format!("{:?}", d.pop_item()));
+    note(
+        "contains",
+        format!("{:?}", d.contains_key(&(2, "b".into()))),
+    );
+    d.clear().unwrap();
+    note("cleared", format!("{:?} {:?}", d.len(), d.pop_item()));
+    let ns = m.namespace().unwrap();
+    ns.set("b", &1u8).unwrap();
+    ns.set("a", "x").unwrap();
+    note("names", format!("{:?}", ns.names()));
+    note(
+        "ns get",
+        format!("{:?} {:?}", ns.get::<u8>("b"), ns.get::<u8>("zz")),
+    );
+    let a = m.array(&[1.5f64, 2.5]).unwrap();
+    note(
+        "array",
+        format!(
+            "{:?} {:?} {:?}",
+            a.len(),
+            a.get(-1),
+            a.set(2, 0.0).map_err(kind)
+        ),
+    );
+    let v = m.value(String::from("v")).unwrap();
+    v.set(&"w".to_string()).unwrap();
+    note("value", format!("{:?}", v.get()));
+    let e = m.event().unwrap();
+    note(
+        "event",
+        format!("{:?}", e.wait_timeout(Duration::from_millis(20))),
+    );
+    e.set().unwrap();
+    note(
+        "event set",
+        format!("{:?} {:?}", e.is_set(), e.wait_timeout(LONG)),
+    );
+    e.clear().unwrap();
+    note("event clear", format!("{:?}", e.is_set()));
+    let s = m.bounded_semaphore(1).unwrap();
+    note("bsem", format!("{:?}", s.release().map_err(kind)));
+    let g = s.acquire().unwrap();
+    note(
+        "bsem taken",
+        format!(
+            "{:?} {:?}",
+            s.get_value(),
+            s.try_acquire().map(|g| g.is_some())
+        ),
+    );
+    drop(g);
+    let r = m.rlock().unwrap();
+    note("rlock unowned", format!("{:?}", r.release().map_err(kind)));
+    let q = m.queue::<u8>().unwrap();
+    note("queue empty", format!("{:?}", q.try_get().map_err(kind)));
+    note("queue full", format!("{:?}", q.is_full()));
+    out
+}
+
+#[test]
+fn the_data_kinds_answer_as_a_server_managers_do() {
+    let _g = common::shared();
+    let r = redis();
+    let server = Manager::start().unwrap();
+    let expected = record(&server);
+    let got = record(&manager(&r));
+    for (e, g) in expected.iter().zip(&got) {
+        assert_eq!(e, g);
+    }
+    assert_eq!(expected.len(), got.len());
+    server.shutdown().unwrap();
+}
+
+// ------------------------------------------------------------- hostile entries
+
+#[test]
+fn planted_entries_are_errors_not_panics() {
+    let _g = common::shared();
+    let r = redis();
+    let m = manager(&r);
+    let client = ::redis::Client::open(r.url()).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let mut plant = |args: &[&str]| {
+        let mut cmd = ::redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query::<()>(&mut c).unwrap();
+    };
+    // An object of no known kind, and one with a nonsense lease.
+    plant(&["HSET", "mp:{n:odd}:m", "kind", "Bogus", "lease", "10"]);
+    let e = m.dict_named::<u8, u8>("odd").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
+    plant(&["HSET", "mp:{n:lease}:m", "kind", "Dict", "lease", "soon"]);
+    assert!(m.dict_named::<u8, u8>("lease").is_err());
+    // A key of the wrong type under a named queue, and an unsealed value in a dict.
+    let q = m.queue_named::<u8>("q").unwrap();
+    plant(&["SET", "mp:{n:q}:q", "not a list"]);
+    assert!(q.try_get().is_err());
+    assert!(q.put(1).is_err());
+    let d = m.dict_named::<u8, u8>("d").unwrap();
+    d.insert(1, 1).unwrap();
+    let field = String::from_utf8(multiprocess::encode_args(&2u8).unwrap()).unwrap();
+    plant(&["HSET", "mp:{n:d}:h", &field, "forged"]);
+    plant(&["ZADD", "mp:{n:d}:o", "99", &field]);
+    assert_eq!(d.get(&2).unwrap_err().kind(), ErrorKind::Authentication);
+    assert_eq!(d.items().unwrap_err().kind(), ErrorKind::Authentication);
+    assert_eq!(d.get(&1).unwrap(), Some(1), "the rest still reads");
+    // Garbage in a lock's keys: acquire and release still answer.
+    let lock = m.lock_named("l").unwrap();
+    plant(&["SET", "mp:{n:l}:fence", "not a number"]);
+    assert!(lock.try_acquire().is_err());
+}
