@@ -664,6 +664,13 @@ fn planted_entries_are_errors_not_panics() {
     assert_eq!(d.get(&2).unwrap_err().kind(), ErrorKind::Authentication);
     assert_eq!(d.items().unwrap_err().kind(), ErrorKind::Authentication);
     assert_eq!(d.get(&1).unwrap(), Some(1), "the rest still reads");
+    // A forged proxy cannot reach keys that are not a manager object's.
+    let json = serde_json::to_string(&d).unwrap();
+    assert!(json.contains("mp:{n:d}"), "{json}");
+    let forged: DictProxy<u8, u8> =
+        serde_json::from_str(&json.replace("mp:{n:d}", "session:42")).unwrap();
+    assert_eq!(forged.len().unwrap_err().kind(), ErrorKind::InvalidInput);
+    drop(forged);
     // Garbage in a lock's keys: acquire and release still answer.
     let lock = m.lock_named("l").unwrap();
     plant(&["SET", "mp:{n:l}:fence", "not a number"]);

@@ -116,6 +116,17 @@
 //! # Ok::<(), multiprocess::Error>(())
 //! ```
 //!
+//! ## Managers in Redis
+//!
+//! With the `redis` feature, [`Manager::redis`] keeps the objects in Redis instead of
+//! a server process: the same constructors and proxy types (a function taking a
+//! [`DictProxy`] works with either), objects by name shared by every host
+//! ([`Manager::dict_named`], [`Manager::lock_named`], ...), locks with leases, fencing
+//! tokens and dead-owner detection ([`LockProxy::fencing_token`],
+//! [`LockProxy::owner_died`]), semaphore permits and queue items that come back from
+//! a dead holder. The semantics of each kind, and which operations are atomic, are in
+//! the design notes of `src/manager/redis/`. See `examples/manager_lock_redis.rs`.
+//!
 //! # Caveats
 //!
 //! * Each call is a round trip to the server (a few microseconds on one host), so a

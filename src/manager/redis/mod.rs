@@ -125,6 +125,26 @@ impl fmt::Debug for Ref {
 }
 
 impl Ref {
+    /// A decoded `Ref` is hostile input: its base must be one of ours (`mp:{...}`,
+    /// so a forged proxy cannot reach other keys) and its lease sane.
+    fn check(&self) -> Result<()> {
+        let inner = self
+            .base
+            .strip_prefix("mp:{")
+            .and_then(|b| b.strip_suffix('}'))
+            .filter(|b| !b.contains(['{', '}']) && (b.starts_with("o:") || b.starts_with("n:")));
+        if inner.is_none() || self.lease_ms < 100 || self.lease_ms > 1 << 40 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "not a Redis manager object: {self:?} (lease {} ms)",
+                    self.lease_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn key(&self, suffix: &str) -> String {
         format!("{}:{suffix}", self.base)
     }
@@ -856,7 +876,7 @@ fn keeper() {
 
 /// A new home for an object just made or opened by a manager (already counted).
 pub(crate) fn adopt(r: &Ref) -> bool {
-    if !hold(r) || r.named {
+    if r.check().is_err() || !hold(r) || r.named {
         return true;
     }
     // The first proxy of this process: count the process in Redis.
@@ -868,6 +888,9 @@ pub(crate) fn adopt(r: &Ref) -> bool {
 
 /// A home is dropped: the last one of this process lets go of the object.
 pub(crate) fn release(r: &Ref) {
+    if r.check().is_err() {
+        return; // never counted
+    }
     let last = held(|h| {
         let k = (r.url.clone(), r.base.clone());
         match h.objects.get_mut(&k) {
@@ -896,7 +919,7 @@ pub(crate) fn release(r: &Ref) {
 
 /// A proxy is being serialized: keep an object without a name for three leases.
 pub(crate) fn lend(r: &Ref) {
-    if !r.named {
+    if !r.named && r.check().is_ok() {
         let _ = with_conn(&r.url, "lending", |c| {
             LEND.key(r.meta())
                 .arg(&r.base)
@@ -916,6 +939,7 @@ pub(crate) fn item<T: Serialize + ?Sized>(x: &T) -> Result<Item> {
 
 /// Runs a proxy's op on its object in Redis.
 pub(crate) fn call<O: Ops>(r: &Ref, op: &O) -> Result<Reply> {
+    r.check()?;
     let tagged = Tagged(op);
     let enc = codec::encode(&tagged)?;
     let op: AnyOp = codec::decode(&enc.bytes, Vec::new())?;
