@@ -46,6 +46,10 @@
 //! being serialized sets `<base>:lent` for three leases, so that the object outlives
 //! its sender while the bytes travel, as the server manager's lease does.
 //!
+//! Unlike a server manager, a proxy *stored inside* an object in Redis (a lock in a
+//! dict) does not keep its own object alive: Redis cannot see inside sealed values.
+//! Store proxies of named objects, or keep a proxy of the inner object elsewhere.
+//!
 //! ## Leases
 //!
 //! The same keeper renews what this process *holds*: lock and rlock leases (`SET NX
