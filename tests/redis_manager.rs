@@ -51,7 +51,28 @@ fn every_proxy_type_mutated_in_a_child(method: StartMethod) {
     common::objects::every_proxy_type_mutated_in_a_child(&m, method);
 }
 
-for_each_method!(every_proxy_type_mutated_in_a_child);
+fn condition_across_processes(method: StartMethod) {
+    let r = redis();
+    common::objects::condition_across_processes(&manager(&r), method);
+}
+
+fn barrier_of_five(method: StartMethod) {
+    let r = redis();
+    common::objects::barrier_of_five(&manager(&r), method);
+}
+
+for_each_method!(
+    every_proxy_type_mutated_in_a_child,
+    condition_across_processes,
+    barrier_of_five,
+);
+
+#[test]
+fn condition_notify_wakes_the_number_asked() {
+    let _g = common::shared();
+    let r = redis();
+    common::objects::condition_notify_wakes_the_number_asked(&manager(&r));
+}
 
 fn barrier_party((b, out): (multiprocess::BarrierProxy, multiprocess::ListProxy<u32>)) {
     let i = b.wait_timeout(LONG).unwrap();

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use multiprocess::{
-    ArrayProxy, BoundedSemaphoreProxy, DictProxy, ErrorKind, EventProxy, JoinableQueueProxy,
-    ListProxy, LockProxy, Manager, NamespaceProxy, Process, QueueProxy, RLockProxy, SemaphoreProxy,
-    StartMethod, ValueProxy, get_context,
+    ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy, ErrorKind,
+    EventProxy, JoinableQueueProxy, ListProxy, LockProxy, Manager, NamespaceProxy, Process,
+    QueueProxy, RLockProxy, SemaphoreProxy, StartMethod, ValueProxy, get_context,
 };
 use serde::{Deserialize, Serialize};
 
@@ -187,4 +187,115 @@ pub(crate) fn every_proxy_type_mutated_in_a_child(m: &Manager, method: StartMeth
         Some("child")
     );
     assert_eq!(a.ns.get::<u32>("missing").unwrap(), None);
+}
+
+pub(crate) fn notify_when_ready((c, ns): (ConditionProxy, NamespaceProxy)) {
+    std::thread::sleep(Duration::from_millis(50));
+    let _g = c.acquire().unwrap();
+    ns.set("ready", &true).unwrap();
+    c.notify_all().unwrap();
+}
+
+/// A condition waited on here and notified by a child.
+pub(crate) fn condition_across_processes(m: &Manager, method: StartMethod) {
+    let (c, ns) = (m.condition().unwrap(), m.namespace().unwrap());
+    let mut g = c.acquire().unwrap();
+    assert!(!c.wait_timeout(&mut g, Duration::from_millis(20)).unwrap());
+    let mut p = get_context(method).process(notify_when_ready, (c.clone(), ns.clone()));
+    p.start().unwrap();
+    let ready = || ns.get::<bool>("ready").unwrap().unwrap_or(false);
+    assert!(c.wait_for(&mut g, ready, Some(LONG)).unwrap());
+    drop(g);
+    join(&p);
+}
+
+pub(crate) fn barrier_party((b, out): (BarrierProxy, ListProxy<u32>)) {
+    for _ in 0..3 {
+        let i = b.wait_timeout(LONG).unwrap();
+        out.push(i).unwrap();
+    }
+}
+
+/// Five parties (four children and us) through three generations; abort, reset.
+pub(crate) fn barrier_of_five(m: &Manager, method: StartMethod) {
+    let b = m.barrier(5).unwrap();
+    let out = m.list().unwrap();
+    assert_eq!(b.parties().unwrap(), 5);
+    let mut ps: Vec<_> = (0..4)
+        .map(|_| get_context(method).process(barrier_party, (b.clone(), out.clone())))
+        .collect();
+    for p in &mut ps {
+        p.start().unwrap();
+    }
+    barrier_party((b.clone(), out.clone()));
+    for p in &ps {
+        join(p);
+    }
+    let mut idx = out.to_vec().unwrap();
+    idx.sort();
+    assert_eq!(idx, [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]);
+    // abort breaks, reset repairs.
+    b.abort().unwrap();
+    assert!(b.is_broken().unwrap());
+    assert_eq!(b.wait().unwrap_err().kind(), ErrorKind::BrokenBarrier);
+    b.reset().unwrap();
+    assert!(!b.is_broken().unwrap());
+    assert_eq!(b.n_waiting().unwrap(), 0);
+}
+
+/// Six waiting threads: `notify_n(1)` wakes one, `notify_n(2)` two, `notify_all` the rest.
+pub(crate) fn condition_notify_wakes_the_number_asked(m: &Manager) {
+    let c = m.condition().unwrap();
+    let (ready, woken) = (m.list::<u32>().unwrap(), m.list::<u32>().unwrap());
+    // Each thread has its own connection: six waiters, as six processes would be.
+    let waiters: Vec<_> = (0..6)
+        .map(|i| {
+            let (c, ready, woken) = (c.clone(), ready.clone(), woken.clone());
+            std::thread::spawn(move || {
+                let mut g = c.acquire().unwrap();
+                // Still holding the lock: whoever sees this entry while holding the
+                // lock knows this thread is already waiting.
+                ready.push(i).unwrap();
+                if c.wait_timeout(&mut g, LONG).unwrap() {
+                    woken.push(i).unwrap();
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + LONG;
+    loop {
+        let g = c.acquire().unwrap();
+        if ready.len().unwrap() == 6 {
+            assert_eq!(c.notify_n(1).unwrap(), 1);
+            break;
+        }
+        drop(g);
+        assert!(Instant::now() < deadline, "the waiters did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let woken_reach = |n: usize| {
+        let deadline = Instant::now() + LONG;
+        while woken.len().unwrap() < n {
+            assert!(Instant::now() < deadline, "fewer than {n} woke");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        woken.len().unwrap()
+    };
+    assert_eq!(woken_reach(1), 1);
+    {
+        let _g = c.acquire().unwrap();
+        assert_eq!(c.notify_n(2).unwrap(), 2);
+    }
+    assert_eq!(woken_reach(3), 3);
+    {
+        let _g = c.acquire().unwrap();
+        c.notify_all().unwrap();
+    }
+    for t in waiters {
+        t.join().unwrap();
+    }
+    let mut all = woken.to_vec().unwrap();
+    all.sort();
+    assert_eq!(all, vec![0, 1, 2, 3, 4, 5]);
 }
