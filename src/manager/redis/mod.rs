@@ -16,7 +16,7 @@
 //! An object is a handful of Redis keys sharing one base, `mp:{o:<random>}` for an
 //! object made without a name and `mp:{n:<name>}` for a named one (the braces are a
 //! cluster hash tag: every key of an object lands in one slot, so one script may touch
-//! them all). `<base>:m` is a hash of what the object is (kind, lease, bounds,
+//! them all; tested against a single `redis-server` only, not Redis Cluster). `<base>:m` is a hash of what the object is (kind, lease, bounds,
 //! reference count); the other suffixes are listed in [`DATA`] and [`LEASED`].
 //! Dict keys are the bincode bytes of the key (the server manager's rule: canonical
 //! types only), so two hosts computing the same key reach the same field.
