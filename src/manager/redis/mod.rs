@@ -714,6 +714,10 @@ pub(crate) enum LeaseKind {
     Member,
 }
 
+/// Tagged with its pid, so a forked child starts afresh. (A child forked at the very
+/// moment the keeper held this mutex, for the microseconds of one scan, would block on
+/// it; `process::state::PerProcess` solves that for the layers below, which do not
+/// export it.)
 static HELD: Mutex<Option<Held>> = Mutex::new(None);
 
 /// This process's [`Held`] (a fresh one in a forked child).
