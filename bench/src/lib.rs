@@ -24,5 +24,6 @@ pub mod ours;
 pub mod params;
 pub mod peers;
 pub mod python;
+pub mod redis_objects;
 pub mod report;
 pub mod workloads;

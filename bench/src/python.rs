@@ -20,6 +20,25 @@ pub const PYTHON_ENV: &str = "MP_BENCH_PYTHON";
 /// Runs the baseline for `names` (all workloads if `all`), returning the
 /// figures it produced by workload name.
 pub fn run(names: &[&str], all: bool, quick: bool) -> HashMap<String, f64> {
+    // The Redis object rows run redis-py from a venv (crate::redis_objects).
+    let redis_rows = if all {
+        crate::redis_objects::ROWS.to_vec()
+    } else {
+        names.to_vec()
+    };
+    let mut figures = crate::redis_objects::python_side(&redis_rows, quick);
+    let names: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !crate::redis_objects::is_row(n))
+        .collect();
+    if all || !names.is_empty() {
+        figures.extend(baseline(&names, all, quick));
+    }
+    figures
+}
+
+fn baseline(names: &[&str], all: bool, quick: bool) -> HashMap<String, f64> {
     let python = std::env::var(PYTHON_ENV).unwrap_or_else(|_| "python3".to_owned());
     let mut cmd = Command::new(&python);
     cmd.arg(SCRIPT);

@@ -11,13 +11,18 @@
 //! [`Home::item`] encodes a value about to be stored, with the objects of the same
 //! home that its proxies refer to.
 //!
-//! Today there is one place, `Place::Server`: a manager's server process, reached
-//! over the per-thread connections of [`client`](super::client). A second place (the
-//! objects of a manager kept in Redis, DESIGN.md "Beyond one machine") is one more
-//! variant here with its own arms in these few functions, and a Redis-side applier of
-//! each kind's ops; no proxy method changes, because no proxy method knows which
-//! variant it holds. This is the private-enum choice between implementations of the
-//! crate's style (crossbeam-channel's flavors), not a trait object.
+//! There are two places. `Place::Server`: a manager's server process, reached over
+//! the per-thread connections of [`client`](super::client). `Place::Redis` (feature
+//! `redis`): the objects of a manager kept in Redis (DESIGN.md "Beyond one machine"),
+//! with its own arms in these few functions and a Redis-side applier of each kind's
+//! ops (`manager/redis/`); no proxy method changes, because no proxy method knows
+//! which variant it holds. This is the private-enum choice between implementations of
+//! the crate's style (crossbeam-channel's flavors), not a trait object.
+//!
+//! A Redis home serializes as the Redis URL and the object's key base (and its kind
+//! and lease), never the key that seals its values; a decoding process finds that key
+//! in its key ring under the URL. It never waits for a key to adopt: counting
+//! processes in Redis needs none (see `redis/mod.rs`).
 //!
 //! # What a serialized proxy carries
 //!
@@ -56,6 +61,9 @@ pub(crate) struct Home {
 enum Place {
     /// In a manager's server, reached by address and authkey.
     Server(Token),
+    /// In Redis (a manager made by `Manager::redis`).
+    #[cfg(feature = "redis")]
+    Redis(super::redis::Ref),
 }
 
 /// Whether a [`Home`] owns one of its object's references.
@@ -85,6 +93,8 @@ impl fmt::Debug for Home {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.place {
             Place::Server(t) => t.fmt(f),
+            #[cfg(feature = "redis")]
+            Place::Redis(r) => r.fmt(f),
         }
     }
 }
@@ -107,6 +117,8 @@ impl Drop for Home {
         if Claim::of(*self.claim.get_mut()) == Claim::Owned {
             match &self.place {
                 Place::Server(t) => client::release(t),
+                #[cfg(feature = "redis")]
+                Place::Redis(r) => super::redis::release(r),
             }
         }
     }
@@ -138,9 +150,38 @@ impl Home {
         }
     }
 
+    /// The home of an object just made or opened in Redis (this process's count of
+    /// it already includes this home).
+    #[cfg(feature = "redis")]
+    pub(crate) fn redis(r: super::redis::Ref) -> Home {
+        Home {
+            place: Place::Redis(r),
+            claim: AtomicU8::new(Claim::Owned as u8),
+        }
+    }
+
+    /// For a lock proxy: the fencing token of this process's current hold and
+    /// whether its last acquire found the previous holder's lease run out (Redis
+    /// only; a server's lock has neither).
+    #[cfg(feature = "redis")]
+    pub(crate) fn lock_info(&self) -> (Option<u64>, bool) {
+        match &self.place {
+            Place::Server(_) => (None, false),
+            #[cfg(feature = "redis")]
+            Place::Redis(r) => super::redis::lock_info(r),
+        }
+    }
+
     /// A home at `place` that adds an owner to the object, or waits for a key to.
     fn adopted(place: Place) -> Home {
         let claim = match &place {
+            #[cfg(feature = "redis")]
+            Place::Redis(r) => {
+                // Counted in this process whatever Redis says (a drop uncounts it);
+                // an object that is gone fails the calls.
+                super::redis::adopt(r);
+                Claim::Owned
+            }
             Place::Server(t) if !client::has_key(t) => Claim::Pending,
             Place::Server(t) => {
                 if client::request(&t.address, t.authkey.as_ref(), &Plain::IncRef(t.id)).is_ok() {
@@ -159,7 +200,10 @@ impl Home {
     /// A home decoded before its key was known: adopt the object now, once.
     #[cold]
     fn settle(&self) -> Result<()> {
-        let Place::Server(t) = &self.place;
+        #[allow(irrefutable_let_patterns)]
+        let Place::Server(t) = &self.place else {
+            return Ok(());
+        };
         match client::request(&t.address, t.authkey.as_ref(), &Plain::IncRef(t.id)) {
             Ok(_) => {
                 let won = self.claim.compare_exchange(
@@ -198,6 +242,8 @@ impl Home {
                 t.authkey.as_ref(),
                 &Request::<(), _>::Call(t.id, Tagged(op)),
             ),
+            #[cfg(feature = "redis")]
+            Place::Redis(r) => super::redis::call(r, op),
         }
     }
 
@@ -211,6 +257,8 @@ impl Home {
                 let _ = client::request(&t.address, t.authkey.as_ref(), &Plain::Lease(t.id));
                 collect(&t.address, t.id);
             }
+            #[cfg(feature = "redis")]
+            Place::Redis(r) => super::redis::lend(r),
         }
     }
 
@@ -218,6 +266,8 @@ impl Home {
     pub(crate) fn item<T: Serialize + ?Sized>(&self, x: &T) -> Result<Item> {
         match &self.place {
             Place::Server(t) => encode_item(&t.address, x),
+            #[cfg(feature = "redis")]
+            Place::Redis(_) => super::redis::item(x),
         }
     }
 }

@@ -116,6 +116,17 @@
 //! # Ok::<(), multiprocess::Error>(())
 //! ```
 //!
+//! ## Managers in Redis
+//!
+//! With the `redis` feature, [`Manager::redis`] keeps the objects in Redis instead of
+//! a server process: the same constructors and proxy types (a function taking a
+//! [`DictProxy`] works with either), objects by name shared by every host
+//! ([`Manager::dict_named`], [`Manager::lock_named`], ...), locks with leases, fencing
+//! tokens and dead-owner detection ([`LockProxy::fencing_token`],
+//! [`LockProxy::owner_died`]), semaphore permits and queue items that come back from
+//! a dead holder. The semantics of each kind, and which operations are atomic, are in
+//! the design notes of `src/manager/redis/`. See `examples/manager_lock_redis.rs`.
+//!
 //! # Caveats
 //!
 //! * Each call is a round trip to the server (a few microseconds on one host), so a
@@ -131,6 +142,8 @@ mod home;
 mod kinds;
 mod protocol;
 mod proxy;
+#[cfg(feature = "redis")]
+mod redis;
 mod served;
 mod server;
 
@@ -199,6 +212,9 @@ struct Inner {
     address: String,
     authkey: AuthKey,
     process: Option<Mutex<Option<Process<ServerArgs>>>>,
+    /// The Redis of a manager made by `Manager::redis` (its objects live there).
+    #[cfg(feature = "redis")]
+    redis: Option<redis::Remote>,
 }
 
 impl fmt::Debug for Manager {
@@ -512,6 +528,8 @@ impl ManagerBuilder {
                 address: shown,
                 authkey,
                 process: Some(Mutex::new(Some(p))),
+                #[cfg(feature = "redis")]
+                redis: None,
             }),
         })
     }
@@ -597,6 +615,8 @@ impl Manager {
                 address: address.to_string(),
                 authkey: authkey.into(),
                 process: None,
+                #[cfg(feature = "redis")]
+                redis: None,
             }),
         };
         m.registered()?;
@@ -651,10 +671,18 @@ impl Manager {
     }
 
     fn request(&self, req: &Request<Init, ()>) -> Result<Reply> {
+        #[cfg(feature = "redis")]
+        if self.inner.redis.is_some() {
+            return Err(redis_unsupported());
+        }
         request(&self.inner.address, Some(&self.inner.authkey), req)
     }
 
-    fn make<P: Proxy>(&self, init: Init) -> Result<P> {
+    fn make<P: Proxy + proxy::FromHome>(&self, init: Init) -> Result<P> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = &self.inner.redis {
+            return Ok(P::from_home(home::Home::redis(r.make(init, None)?)));
+        }
         match self.request(&Request::Create(init))? {
             Reply::Created(id, _) => Ok(self.proxy(id)),
             r => Err(Error::new(
@@ -1019,6 +1047,10 @@ impl Manager {
     /// ```
     #[doc(alias = "_number_of_objects")]
     pub fn object_count(&self) -> Result<usize> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = &self.inner.redis {
+            return r.object_count();
+        }
         match self.request(&Request::Count)? {
             Reply::U64(n) => Ok(n as usize),
             r => Err(Error::new(
@@ -1068,6 +1100,10 @@ impl Manager {
     ///
     /// See [`Manager`].
     pub fn shutdown(&self) -> Result<()> {
+        #[cfg(feature = "redis")]
+        if self.inner.redis.is_some() {
+            return Ok(()); // nothing to stop: the objects live in Redis
+        }
         let Some(slot) = &self.inner.process else {
             self.request(&Request::Shutdown)?;
             client::forget(&self.inner.address);
@@ -1085,6 +1121,16 @@ impl Manager {
         }
         Ok(())
     }
+}
+
+/// Refusal of a server manager's request on a Redis manager.
+#[cfg(feature = "redis")]
+fn redis_unsupported() -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        "a Redis manager has no server: get, create and registered are for server \
+         managers; open shared objects by name (dict_named, lock_named, ...)",
+    )
 }
 
 impl Inner {

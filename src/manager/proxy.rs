@@ -101,6 +101,12 @@ macro_rules! proxy_type {
             }
         }
 
+        impl<$($g),*> $crate::manager::proxy::FromHome for $name<$($g),*> {
+            fn from_home(home: $crate::manager::home::Home) -> Self {
+                $name { home, _t: ::std::marker::PhantomData }
+            }
+        }
+
         impl<$($g),*> $crate::manager::Proxy for $name<$($g),*> {
             const KIND: &'static str = $kind;
             fn from_parts(address: String, authkey: $crate::listener::AuthKey, id: u64) -> Self {
@@ -118,6 +124,14 @@ macro_rules! proxy_type {
     };
 }
 pub(crate) use proxy_type;
+
+/// Makes a proxy from a home (an object made in Redis); implemented by
+/// `proxy_type!`. Crate-private, unlike [`Proxy`], so that `Home` stays private.
+pub(crate) trait FromHome {
+    /// The proxy whose object is at `home` (which owns its reference).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    fn from_home(home: super::home::Home) -> Self;
+}
 
 pub(crate) fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
     codec::decode(b, Vec::new())

@@ -19,6 +19,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod objects;
+
 use std::os::unix::process::parent_id;
 use std::sync::mpsc;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -255,6 +255,70 @@ proxy_type!(
 );
 acquire_methods!(LockProxy, Op, "lock()");
 
+/// What a lock of a Redis manager tells its holder (feature `redis`); see the design
+/// notes of `manager/redis/sync.rs` for the lease, fencing and owner-died semantics.
+macro_rules! lease_methods {
+    ($name:ident, $ctor:literal, $who:literal) => {
+        #[cfg(feature = "redis")]
+        impl $name {
+            #[doc = concat!("The fencing token of ", $who, "'s current hold of this lock,")]
+            /// `None` when it holds none (or the lock is a server manager's, which
+            /// has no leases).
+            ///
+            /// Every acquire of a Redis lock takes a token strictly larger than every
+            /// earlier one (`INCR`). A holder stopped past its lease (`SIGSTOP`, a
+            /// pause, a partition) may wake up believing it still holds the lock while
+            /// another process holds it too; so pass the token with every write to the
+            /// resource the lock guards, and let the resource refuse a token smaller
+            /// than the largest it has seen:
+            ///
+            /// ```
+            /// use multiprocess::{broker::RedisServer, Manager};
+            /// let redis = RedisServer::start()?;
+            /// let m = Manager::redis(redis.url(), b"key")?;
+            #[doc = concat!("let lock = m.", $ctor, "?;")]
+            /// let storage = m.dict::<String, u64>()?; // the guarded resource
+            /// let guard = lock.acquire()?;
+            /// let token = lock.fencing_token().expect("held");
+            /// // The resource keeps the largest token seen and refuses older ones
+            /// // (a script or a transaction in a real store):
+            /// let seen = storage.get(&"token".into())?.unwrap_or(0);
+            /// assert!(token > seen);
+            /// storage.insert("token".into(), token)?;
+            /// storage.insert("data".into(), 42)?;
+            /// drop(guard);
+            /// assert_eq!(lock.fencing_token(), None);
+            /// let again = lock.acquire()?;
+            /// assert!(lock.fencing_token().unwrap() > token);
+            /// # drop(again);
+            /// # Ok::<(), multiprocess::Error>(())
+            /// ```
+            pub fn fencing_token(&self) -> Option<u64> {
+                self.home.lock_info().0
+            }
+
+            #[doc = concat!("Whether ", $who, "'s last acquire found that the previous")]
+            /// holder's lease had run out without a release (it died, or was stopped
+            /// past its lease): what it guarded may be half-done. `false` for a server
+            /// manager's lock (a dead holder's connection frees it there).
+            ///
+            /// ```
+            /// use multiprocess::{broker::RedisServer, Manager};
+            /// let redis = RedisServer::start()?;
+            /// let m = Manager::redis(redis.url(), b"key")?;
+            #[doc = concat!("let lock = m.", $ctor, "?;")]
+            /// lock.acquire()?.release()?;
+            /// assert!(!lock.owner_died()); // released, not abandoned
+            /// # Ok::<(), multiprocess::Error>(())
+            /// ```
+            pub fn owner_died(&self) -> bool {
+                self.home.lock_info().1
+            }
+        }
+    };
+}
+lease_methods!(LockProxy, "lock()", "this process");
+
 proxy_type!(
     /// A re-entrant lock in a manager: Python's `manager.RLock()`. The owner is the
     /// acquiring thread of the acquiring process; only it may release.
@@ -273,6 +337,7 @@ proxy_type!(
     RLockProxy[], "RLock"
 );
 acquire_methods!(RLockProxy, Op, "rlock()");
+lease_methods!(RLockProxy, "rlock()", "this thread");
 
 /// The operations of a lock and of an rlock.
 #[derive(Debug, Serialize, Deserialize)]
