@@ -136,7 +136,12 @@ impl Serialize for Home {
 /// Decoding adopts the object (or waits for a key to: [`Claim::Pending`]).
 impl<'de> Deserialize<'de> for Home {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(Home::adopted(Place::deserialize(d)?))
+        let place = Place::deserialize(d)?;
+        if crate::wire::probe::active() {
+            // A type probe walks the shape only: adopt nothing, ask no server.
+            return Err(serde::de::Error::custom("a type probe adopts no object"));
+        }
+        Ok(Home::adopted(place))
     }
 }
 

@@ -24,8 +24,9 @@
 //!
 //! The walk is bounded (depth and number of calls), so recursive types end; it
 //! never touches fds or the network: a handle's `Deserialize` asks the decoder for its
-//! fd, which the probe does not have, and gives up (the walk stops there, and what was
-//! seen so far counts). Answers are cached per type in a thread-local table (no lock:
+//! fd, which the probe does not have, and gives up, and a manager proxy's sees
+//! [`active`] and adopts nothing (the walk stops there, and what was seen so far
+//! counts). Answers are cached per type in a thread-local table (no lock:
 //! a child forked while another thread probed inherits no held lock).
 
 use std::any::TypeId;
@@ -49,7 +50,6 @@ thread_local! {
 
 /// Whether the calling thread is probing a type now: a `Deserialize` with side effects
 /// (adopting a manager object) returns an error at once instead.
-#[allow(dead_code)] // read by the manager's homes
 pub(crate) fn active() -> bool {
     PROBING.with(Cell::get)
 }
