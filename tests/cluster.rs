@@ -43,6 +43,21 @@ fn stuck(_: u32) -> u32 {
     0
 }
 
+/// Kills the whole worker host it runs on (its process group: the tests start each
+/// host as a group of its own), as a host lost to a power cut.
+#[allow(unsafe_code)]
+fn kills_its_host(_: u32) -> u32 {
+    assert!(
+        std::env::var_os("MULTIPROCESS_WORKER").is_some(),
+        "only on a host"
+    );
+    // SAFETY: kill(2) has no memory effects; group 0 is this host's own group.
+    unsafe {
+        libc::kill(0, libc::SIGKILL);
+    }
+    0
+}
+
 /// Creates the file at `path` (it must never run from a forged entry).
 fn touch(path: String) -> bool {
     std::fs::write(path, b"ran").is_ok()
@@ -148,6 +163,36 @@ fn a_frozen_host_loses_its_tasks_and_its_late_results_are_dropped() {
         );
         a.kill();
         b.kill();
+    });
+}
+
+#[test]
+fn a_task_that_keeps_killing_its_hosts_fails_after_the_delivery_limit() {
+    let _g = shared();
+    watchdog(|| {
+        let server = server();
+        let o = HostOpts {
+            max_deliveries: 2,
+            ..opts()
+        };
+        let mut hosts: Vec<Host> = ["a", "b", "c"]
+            .iter()
+            .map(|n| Host::start(&server, n, o.clone()))
+            .collect();
+        let pool = pool(&server);
+        wait_hosts(&pool, 3);
+        let e = pool
+            .apply_async(kills_its_host, 0)
+            .unwrap()
+            .get_timeout(LONG)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ProcessDied, "{e}");
+        assert!(e.to_string().contains("vanished 2 times"), "{e}");
+        // Two hosts died running it; the third refused it and goes on.
+        assert_eq!(pool.apply(square, 7).unwrap(), 49);
+        for h in &mut hosts {
+            h.kill();
+        }
     });
 }
 

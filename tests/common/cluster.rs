@@ -31,6 +31,7 @@ pub(crate) struct HostOpts {
     pub(crate) key: String,
     /// Simulates another build (`__MULTIPROCESS_BUILD_SALT`).
     pub(crate) salt: Option<String>,
+    pub(crate) max_deliveries: u32,
 }
 
 impl Default for HostOpts {
@@ -40,6 +41,7 @@ impl Default for HostOpts {
             lease_ms: 1500,
             key: KEY.into(),
             salt: None,
+            max_deliveries: 3,
         }
     }
 }
@@ -60,6 +62,7 @@ impl Host {
         .env("MULTIPROCESS_HOST", name)
         .env("MULTIPROCESS_PROCESSES", o.processes.to_string())
         .env("MULTIPROCESS_LEASE_MS", o.lease_ms.to_string())
+        .env("MULTIPROCESS_MAX_DELIVERIES", o.max_deliveries.to_string())
         .env_remove("__MULTIPROCESS_BUILD_SALT")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

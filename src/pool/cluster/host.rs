@@ -9,7 +9,7 @@
 //! * the reporter: batches finished tasks and, per batch, in one `MULTI`: `RPUSH` the
 //!   sealed results to each submitter's list (with a TTL), `XACK` and `XDEL` the
 //!   entries. A result is therefore pushed exactly when its entry leaves the stream;
-//! * the heartbeat: every quarter lease, `SET mp:hb:<host> PX lease`, the host's
+//! * the heartbeat: every quarter lease (at most a second), `SET mp:hb:<host> PX lease`, the host's
 //!   report for `stats()`, and the claim script (below).
 //!
 //! # Leases, and why not `XAUTOCLAIM` on idle time
@@ -49,10 +49,21 @@ use crate::wire::codec;
 
 /// Claims the pending entries of consumers whose heartbeat expired (see the module
 /// docs). KEYS: stream, hosts hash. ARGV: group, me, heartbeat prefix, max per
-/// consumer. Returns `{id, deliveries, fields}` per claimed entry.
+/// consumer. Returns `{id, deliveries, fields}` per claimed entry. Hosts without a
+/// heartbeat and without pending entries are forgotten (report and consumer).
 const CLAIM: &str = r"
 local s = redis.call('XPENDING', KEYS[1], ARGV[1])
 local out = {}
+local busy = {}
+if type(s[4]) == 'table' then
+  for _, c in ipairs(s[4]) do busy[c[1]] = true end
+end
+for _, name in ipairs(redis.call('HKEYS', KEYS[2])) do
+  if not busy[name] and redis.call('EXISTS', ARGV[3] .. name) == 0 then
+    redis.call('HDEL', KEYS[2], name)
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+  end
+end
 if type(s[4]) ~= 'table' then return out end
 for _, c in ipairs(s[4]) do
   local name = c[1]
@@ -220,7 +231,7 @@ impl Worker {
 
     /// How long the host's heartbeat lives (default 30 s): a host silent for that long
     /// loses its unfinished tasks to the other hosts. It is refreshed every quarter
-    /// lease.
+    /// lease (at most every second).
     ///
     /// # Examples
     ///
@@ -254,7 +265,8 @@ impl Worker {
     /// Redis URL), the key in `MULTIPROCESS_KEY` or in the file named by
     /// `MULTIPROCESS_KEY_FILE` (one trailing newline ignored), and optionally
     /// `MULTIPROCESS_PROCESSES` (or a `--processes N` argument),
-    /// `MULTIPROCESS_HOST` (the name) and `MULTIPROCESS_LEASE_MS`.
+    /// `MULTIPROCESS_HOST` (the name), `MULTIPROCESS_LEASE_MS` and
+    /// `MULTIPROCESS_MAX_DELIVERIES`.
     ///
     /// # Errors
     ///
@@ -308,6 +320,12 @@ impl Worker {
                 .parse()
                 .map_err(|_| bad(&format!("not a lease in ms: {ms:?}")))?;
             w = w.lease(Duration::from_millis(ms));
+        }
+        if let Ok(n) = std::env::var("MULTIPROCESS_MAX_DELIVERIES") {
+            w = w.max_deliveries(
+                n.parse()
+                    .map_err(|_| bad(&format!("not a delivery count: {n:?}")))?,
+            );
         }
         Ok(Some(w))
     }
@@ -372,7 +390,7 @@ impl Worker {
                 .name("cluster-heartbeat".into())
                 .spawn(move || {
                     loop {
-                        std::thread::sleep(me.lease / 4);
+                        std::thread::sleep((me.lease / 4).min(Duration::from_secs(1)));
                         if heartbeat(&me, &sh, &mb, processes, &mut hb).is_err()
                             && let Ok(c) = broker::connect(&me.url, me.io_timeout)
                         {
