@@ -48,6 +48,13 @@ struct Waiting {
     done: Box<dyn Finish>,
 }
 
+/// A task encoded and sealed, waiting for the sender thread.
+struct Outgoing {
+    id: u64,
+    entry: Vec<u8>,
+    done: Box<dyn Finish>,
+}
+
 /// Counters of a cluster pool's submitter.
 #[derive(Default)]
 struct Counters {
@@ -67,11 +74,13 @@ pub(crate) struct Client {
     run_id: Mutex<Arc<str>>,
     pending: Mutex<HashMap<u64, Waiting>>,
     drained: Condvar,
+    outbox: Mutex<Vec<Outgoing>>,
+    outbox_cv: Condvar,
     next: AtomicU64,
     closed: AtomicBool,
     terminated: AtomicBool,
     counters: Counters,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     procs: Mutex<Option<(Instant, usize)>>,
 }
 
@@ -155,11 +164,13 @@ impl Client {
             run_id: Mutex::new(run_id.into()),
             pending: Mutex::new(HashMap::new()),
             drained: Condvar::new(),
+            outbox: Mutex::new(Vec::new()),
+            outbox_cv: Condvar::new(),
             next: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             terminated: AtomicBool::new(false),
             counters: Counters::default(),
-            thread: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
             procs: Mutex::new(None),
         });
         // The results thread holds only a weak handle, so dropping the pool ends it.
@@ -169,7 +180,21 @@ impl Client {
             .name("cluster-results".into())
             .spawn(move || results_loop(weak, rconn))
             .map_err(|e| Error::io("starting the cluster results thread", e))?;
-        *client.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+        client
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(t);
+        let weak = Arc::downgrade(&client);
+        let t = std::thread::Builder::new()
+            .name("cluster-sender".into())
+            .spawn(move || Client::send_loop(weak))
+            .map_err(|e| Error::io("starting the cluster sender thread", e))?;
+        client
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(t);
         Ok(client)
     }
 
@@ -195,7 +220,8 @@ impl Client {
         Ok(())
     }
 
-    /// Sends `tasks` (one stream entry each, in one pipeline), or none and says why.
+    /// Queues `tasks` for the sender thread (one stream entry each), or none and says
+    /// why. A failure to send later fails the tasks' own results.
     pub(crate) fn submit(&self, tasks: Vec<Task>) -> Result<()> {
         self.check_open()?;
         let mut entries = Vec::with_capacity(tasks.len());
@@ -239,31 +265,96 @@ impl Client {
         if ids.is_empty() {
             return Ok(());
         }
+        let mut out = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        for ((id, entry), done) in ids.into_iter().zip(entries).zip(waiting) {
+            out.push(Outgoing { id, entry, done });
+        }
+        drop(out);
+        self.outbox_cv.notify_all();
+        Ok(())
+    }
+
+    /// The sender thread: whatever accumulated in the outbox while the last
+    /// pipeline was in flight goes in the next one, so a burst of `apply_async` is a
+    /// few round trips, not one per call.
+    fn send_loop(weak: std::sync::Weak<Client>) {
+        loop {
+            let Some(client) = weak.upgrade() else { return };
+            let batch: Vec<Outgoing> = {
+                let mut out = client.outbox.lock().unwrap_or_else(|e| e.into_inner());
+                if out.is_empty() {
+                    if client.terminated.load(SeqCst) {
+                        return;
+                    }
+                    out = client
+                        .outbox_cv
+                        .wait_timeout(out, Duration::from_millis(100))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                let n = out.len().min(1024);
+                out.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            if let Err((e, back)) = client.send_now(batch) {
+                for done in back {
+                    done.finish(Err(e.duplicate()));
+                }
+            }
+            client.drained.notify_all();
+        }
+    }
+
+    /// `XADD`s a batch in one pipeline, registering each task as waiting first (a
+    /// fast host may answer before `XADD` returns). On a lost connection, one new
+    /// connection is tried (Redis may be back). On failure, the completions come
+    /// back with the error.
+    #[allow(clippy::type_complexity)]
+    fn send_now(
+        &self,
+        batch: Vec<Outgoing>,
+    ) -> std::result::Result<(), (Error, Vec<Box<dyn Finish>>)> {
         let mut pipe = ::redis::pipe();
-        for e in &entries {
-            pipe.cmd("XADD").arg(TASKS).arg("*").arg("t").arg(&e[..]);
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut waiting = Vec::with_capacity(batch.len());
+        for o in batch {
+            pipe.cmd("XADD")
+                .arg(TASKS)
+                .arg("*")
+                .arg("t")
+                .arg(&o.entry[..]);
+            ids.push(o.id);
+            waiting.push(o.done);
         }
         let mut g = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let mut waiting = Some(waiting);
         for attempt in 0..2 {
             if g.is_none() {
                 // Redis may be back: a new connection (and maybe a new server).
-                let mut c = broker::connect(&self.settings.url, self.settings.io_timeout)?;
-                prepare(&mut c)?;
-                self.note_run_id(run_id(&mut c)?);
-                *g = Some(c);
+                let fresh = broker::connect(&self.settings.url, self.settings.io_timeout).and_then(
+                    |mut c| {
+                        prepare(&mut c)?;
+                        let id = run_id(&mut c)?;
+                        Ok((c, id))
+                    },
+                );
+                match fresh {
+                    Ok((c, id)) => {
+                        self.note_run_id(id);
+                        *g = Some(c);
+                    }
+                    Err(e) => return Err((e, waiting)),
+                }
             }
             let run = self
                 .run_id
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            // Registered before they are sent: a fast host may answer before XADD
-            // returns.
             {
                 let mut p = self.pending();
-                let ws = waiting.take().expect("put back on a retry");
-                for (id, w) in ids.iter().zip(ws) {
+                for (id, w) in ids.iter().zip(waiting.drain(..)) {
                     p.insert(
                         *id,
                         Waiting {
@@ -287,22 +378,17 @@ impl Client {
                 }
                 Err(e) => {
                     *g = None;
-                    let back: Vec<Box<dyn Finish>> = {
+                    waiting = {
                         let mut p = self.pending();
                         ids.iter()
                             .filter_map(|id| p.remove(id))
                             .map(|w| w.done)
                             .collect()
                     };
-                    self.drained.notify_all();
                     let err = broker::redis_error("sending tasks to Redis", e);
-                    if attempt == 1
-                        || err.kind() != ErrorKind::Disconnected
-                        || back.len() != ids.len()
-                    {
-                        return Err(err);
+                    if attempt == 1 || err.kind() != ErrorKind::Disconnected {
+                        return Err((err, waiting));
                     }
-                    waiting = Some(back);
                 }
             }
         }
@@ -449,7 +535,13 @@ impl Client {
     /// thread.
     pub(crate) fn join(&self) {
         let mut p = self.pending();
-        while !p.is_empty() {
+        while !p.is_empty()
+            || !self
+                .outbox
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+        {
             p = self
                 .drained
                 .wait_timeout(p, Duration::from_millis(100))
@@ -468,6 +560,14 @@ impl Client {
         if self.terminated.swap(true, SeqCst) {
             self.stop_thread();
             return;
+        }
+        let queued: Vec<Outgoing> =
+            std::mem::take(&mut *self.outbox.lock().unwrap_or_else(|e| e.into_inner()));
+        for o in queued {
+            o.done.finish(Err(Error::new(
+                ErrorKind::Cancelled,
+                "the pool was terminated before it finished",
+            )));
         }
         let waiting: Vec<Waiting> = self.pending().drain().map(|(_, w)| w).collect();
         self.drained.notify_all();
@@ -489,11 +589,13 @@ impl Client {
 
     fn stop_thread(&self) {
         self.terminated.store(true, SeqCst);
-        let t = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(t) = t
-            && t.thread().id() != std::thread::current().id()
-        {
-            let _ = t.join();
+        self.outbox_cv.notify_all();
+        let ts: Vec<_> =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in ts {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
         }
     }
 

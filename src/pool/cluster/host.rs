@@ -32,7 +32,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::redis::Value;
 
@@ -132,6 +132,8 @@ impl std::fmt::Debug for Worker {
 struct Report {
     /// The stream entry to acknowledge and delete.
     entry: String,
+    /// When the host took it.
+    taken: Instant,
     /// The submitter and its answer; `None` for an entry dropped unanswered.
     answer: Option<(String, WireResult)>,
     /// The entry's seal did not open.
@@ -142,7 +144,10 @@ struct Report {
 struct Shared {
     name: String,
     seal: Seal,
-    cap: usize,
+    processes: usize,
+    /// Average time a task spends on this host (ns; exponential average, 0 before
+    /// the first): short tasks get a deeper prefetch.
+    service_ns: AtomicU64,
     inflight: Mutex<usize>,
     room: Condvar,
     claimed: Mutex<Vec<(String, u32, Vec<Value>)>>,
@@ -151,12 +156,36 @@ struct Shared {
     refused: AtomicU64,
 }
 
+impl Shared {
+    /// How many entries the host may hold: two per local process, so that an idle
+    /// host finds tasks left in the stream (a `map`'s chunks spread over the hosts);
+    /// while tasks are short (under 2 ms on average), 32 more, so that a stream of tiny
+    /// calls is not one Redis round trip per task.
+    fn cap(&self) -> usize {
+        let base = 2 * self.processes;
+        match self.service_ns.load(SeqCst) {
+            0 => base,
+            ns if ns < 2_000_000 => base + 32,
+            _ => base,
+        }
+    }
+
+    /// Records one task's time on this host.
+    fn served(&self, d: Duration) {
+        let ns = d.as_nanos().clamp(1, u64::MAX as u128) as u64;
+        let old = self.service_ns.load(SeqCst);
+        let new = if old == 0 { ns } else { (old * 7 + ns) / 8 };
+        self.service_ns.store(new.max(1), SeqCst);
+    }
+}
+
 /// A local task's completion: its answer goes to the reporter.
 struct HostDone {
     origin: String,
     entry: String,
     id: u64,
     deliveries: u32,
+    taken: Instant,
     tx: mpsc::Sender<Report>,
 }
 
@@ -174,6 +203,7 @@ impl Finish for HostDone {
         };
         let _ = self.tx.send(Report {
             entry: self.entry,
+            taken: self.taken,
             answer: Some((
                 self.origin,
                 WireResult {
@@ -365,7 +395,8 @@ impl Worker {
         let shared = Arc::new(Shared {
             name,
             seal: Seal::new(&self.key),
-            cap: 2 * processes,
+            processes,
+            service_ns: AtomicU64::new(0),
             inflight: Mutex::new(0),
             room: Condvar::new(),
             claimed: Mutex::new(Vec::new()),
@@ -420,14 +451,14 @@ impl Worker {
             }
             let room = {
                 let mut n = sh.inflight.lock().unwrap_or_else(|e| e.into_inner());
-                if *n >= sh.cap {
+                if *n >= sh.cap() {
                     n = sh
                         .room
                         .wait_timeout(n, Duration::from_millis(200))
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
-                sh.cap.saturating_sub(*n)
+                sh.cap().saturating_sub(*n)
             };
             if room == 0 {
                 continue;
@@ -476,11 +507,13 @@ impl Worker {
         fields: &[Value],
     ) {
         *sh.inflight.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        let taken = Instant::now();
         let sealed = field(fields, b"t");
         let Some(body) = sealed.and_then(|t| sh.seal.open(D_TASK, t)) else {
             sh.forged.fetch_add(1, SeqCst);
             let _ = tx.send(Report {
                 entry,
+                taken,
                 answer: None,
                 forged: true,
             });
@@ -491,6 +524,7 @@ impl Worker {
             sh.refused.fetch_add(1, SeqCst);
             let _ = tx.send(Report {
                 entry,
+                taken,
                 answer: None,
                 forged: false,
             });
@@ -498,6 +532,7 @@ impl Worker {
         };
         let answer = |out: std::result::Result<Vec<u8>, (u8, String)>| Report {
             entry: entry.clone(),
+            taken,
             answer: Some((
                 t.origin.clone(),
                 WireResult {
@@ -552,6 +587,7 @@ impl Worker {
                 entry: entry.clone(),
                 id: t.id,
                 deliveries,
+                taken,
                 tx: tx.clone(),
             }),
         };
@@ -649,7 +685,11 @@ fn reporter(w: &Worker, sh: &Shared, rx: mpsc::Receiver<Report>) {
         let mut entries = Vec::with_capacity(batch.len());
         let mut forged = 0u64;
         let mut answered = 0u64;
+        let now = Instant::now();
         for r in batch.drain(..) {
+            if r.answer.is_some() {
+                sh.served(now.saturating_duration_since(r.taken));
+            }
             entries.push(r.entry);
             forged += r.forged as u64;
             if let Some((origin, res)) = r.answer {
