@@ -694,11 +694,15 @@ impl ExecutorBuilder {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
+    /// use multiprocess::{broker::RedisServer, pool::cluster::Worker};
     /// fn square(x: u64) -> u64 { x * x }
     /// multiprocess::init();
+    /// let Some(server) = RedisServer::start_if_installed()? else { return Ok(()) };
+    /// let url = server.url().to_string();
+    /// std::thread::spawn(move || Worker::new(&url, b"cluster secret").processes(1).run());
     /// let ex = multiprocess::futures::ProcessPoolExecutor::builder()
-    ///     .redis("redis://10.0.0.5/")
+    ///     .redis(server.url())
     ///     .key(b"cluster secret")
     ///     .build()?;
     /// assert_eq!(ex.submit(square, 3)?.result()?, 9);

@@ -192,14 +192,19 @@ impl PoolBuilder {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
+    /// use multiprocess::{broker::RedisServer, pool::cluster::Worker};
     /// fn square(x: u64) -> u64 { x * x }
     /// multiprocess::init();
+    /// let Some(server) = RedisServer::start_if_installed()? else { return Ok(()) };
+    /// let url = server.url().to_string(); // e.g. "redis://10.0.0.5/"
+    /// std::thread::spawn(move || Worker::new(&url, b"cluster secret").processes(1).run());
     /// let pool = multiprocess::Pool::builder()
-    ///     .redis("redis://10.0.0.5/")
+    ///     .redis(server.url())
     ///     .key(b"cluster secret")
     ///     .build()?;
     /// assert_eq!(pool.map(square, 0..4)?, [0, 1, 4, 9]);
+    /// assert_eq!(pool.apply(square, 5)?, 25);
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     #[cfg(feature = "redis")]

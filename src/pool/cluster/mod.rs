@@ -2,15 +2,23 @@
 //! [`ProcessPoolExecutor`](crate::ProcessPoolExecutor) with workers on many hosts,
 //! through Redis (feature `redis`).
 //!
-//! ```no_run
+//! ```
+//! use multiprocess::{broker::RedisServer, pool::cluster::Worker};
+//!
 //! fn square(x: u64) -> u64 { x * x }
 //!
 //! multiprocess::init(); // with MULTIPROCESS_WORKER set, this process is a worker host
+//! let Some(server) = RedisServer::start_if_installed()? else { return Ok(()) };
+//! // A worker host: another machine running this binary; here a thread of ours.
+//! let url = server.url().to_string();
+//! std::thread::spawn(move || Worker::new(&url, b"cluster secret").processes(1).run());
 //! let pool = multiprocess::Pool::builder()
-//!     .redis("redis://10.0.0.5/")
+//!     .redis(server.url()) // e.g. "redis://10.0.0.5/"
 //!     .key(b"cluster secret")
 //!     .build()?;
 //! assert_eq!(pool.map(square, 0..100_000u64)?.len(), 100_000);
+//! let s = pool.cluster_stats().unwrap();
+//! assert_eq!((s.retried, s.duplicates, s.forged_results), (0, 0, 0));
 //! # Ok::<(), multiprocess::Error>(())
 //! ```
 //!
