@@ -135,6 +135,35 @@ fn a_host_killed_mid_map_loses_its_tasks_to_the_other() {
 }
 
 #[test]
+fn a_host_restarted_under_its_name_within_its_lease_takes_its_tasks_back() {
+    let _g = shared();
+    watchdog(|| {
+        let server = server();
+        // A lease far longer than the test: nobody else could claim the tasks.
+        let o = HostOpts {
+            lease_ms: 600_000,
+            ..opts()
+        };
+        let mut a = Host::start(&server, "a", o.clone());
+        let pool = pool(&server);
+        wait_hosts(&pool, 1);
+        let r = pool
+            .map_async_with(slow_double, 0..100u64, Options::new().chunk_size(5))
+            .unwrap();
+        assert!(eventually(LONG, || {
+            pool.cluster_stats()
+                .is_some_and(|s| s.hosts.iter().any(|h| h.tasks >= 2))
+        }));
+        a.kill();
+        let mut again = Host::start(&server, "a", o);
+        let v = r.get_timeout(LONG).unwrap();
+        assert_eq!(v, (0..100u64).map(|x| 2 * x).collect::<Vec<_>>());
+        assert!(pool.cluster_stats().unwrap().retried >= 1);
+        again.kill();
+    });
+}
+
+#[test]
 fn a_frozen_host_loses_its_tasks_and_its_late_results_are_dropped() {
     let _g = shared();
     watchdog(|| {

@@ -49,8 +49,11 @@ use crate::wire::codec;
 
 /// Claims the pending entries of consumers whose heartbeat expired (see the module
 /// docs). KEYS: stream, hosts hash. ARGV: group, me, heartbeat prefix, max per
-/// consumer. Returns `{id, deliveries, fields}` per claimed entry. Hosts without a
-/// heartbeat and without pending entries are forgotten (report and consumer).
+/// consumer, `1` at the host's start. Returns `{id, deliveries, fields}` per claimed
+/// entry. Hosts without a heartbeat and without pending entries are forgotten (report
+/// and consumer). At its start a host also takes back its *own* pending entries: a
+/// host restarted under the same name (`MULTIPROCESS_HOST`) within its lease would
+/// otherwise leave them pending for ever, its heartbeat keeping others away.
 const CLAIM: &str = r"
 local s = redis.call('XPENDING', KEYS[1], ARGV[1])
 local out = {}
@@ -67,7 +70,8 @@ end
 if type(s[4]) ~= 'table' then return out end
 for _, c in ipairs(s[4]) do
   local name = c[1]
-  if name ~= ARGV[2] and redis.call('EXISTS', ARGV[3] .. name) == 0 then
+  local me = name == ARGV[2]
+  if (me and ARGV[5] == '1') or (not me and redis.call('EXISTS', ARGV[3] .. name) == 0) then
     local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[4]), name)
     for _, e in ipairs(p) do
       local got = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, e[1])
@@ -75,7 +79,7 @@ for _, c in ipairs(s[4]) do
         table.insert(out, {got[1][1], e[4] + 1, got[1][2]})
       end
     end
-    if #p < tonumber(ARGV[4]) then
+    if not me and #p < tonumber(ARGV[4]) then
       redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
       redis.call('HDEL', KEYS[2], name)
     end
@@ -407,7 +411,7 @@ impl Worker {
         let (tx, rx) = mpsc::channel::<Report>();
         // The first heartbeat before the first read: a host is never seen without one.
         let mut hb = broker::connect(&self.url, self.io_timeout)?;
-        heartbeat(&self, &shared, &engine.mailbox, processes, &mut hb)?;
+        heartbeat(&self, &shared, &engine.mailbox, processes, &mut hb, true)?;
         {
             let (me, sh) = (self.clone(), shared.clone());
             std::thread::Builder::new()
@@ -422,7 +426,7 @@ impl Worker {
                 .spawn(move || {
                     loop {
                         std::thread::sleep((me.lease / 4).min(Duration::from_secs(1)));
-                        if heartbeat(&me, &sh, &mb, processes, &mut hb).is_err()
+                        if heartbeat(&me, &sh, &mb, processes, &mut hb, false).is_err()
                             && let Ok(c) = broker::connect(&me.url, me.io_timeout)
                         {
                             hb = c;
@@ -606,6 +610,7 @@ fn heartbeat(
     mailbox: &Mailbox,
     processes: usize,
     c: &mut ::redis::Connection,
+    start: bool,
 ) -> Result<()> {
     let report = HostReport {
         processes: processes as u32,
@@ -648,6 +653,7 @@ fn heartbeat(
         .arg(&sh.name)
         .arg(HB)
         .arg(100)
+        .arg(if start { "1" } else { "0" })
         .invoke(c)
         .map_err(|e| broker::redis_error("claiming a vanished host's tasks", e))?;
     if let Value::Array(items) = claimed {
