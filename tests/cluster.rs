@@ -262,7 +262,8 @@ fn a_host_of_another_build_refuses_and_says_so() {
         let e = pool.apply(square, 3).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
         let msg = e.to_string();
-        assert!(msg.contains("host other-build runs build"), "{msg}");
+        assert!(msg.contains("this host runs build"), "{msg}");
+        assert!(msg.contains("(on host other-build)"), "{msg}");
         let builds = pool.cluster_stats().unwrap().hosts[0].build.clone();
         assert!(msg.contains(&builds), "{msg}");
         assert!(msg.contains("the task comes from build"), "{msg}");

@@ -551,9 +551,9 @@ impl Worker {
         if t.build != mine {
             sh.refused.fetch_add(1, SeqCst);
             let msg = format!(
-                "{}: host {} runs build {mine} but the task comes from build {}: refused \
-                 (run the same binary on every host)",
-                t.what, sh.name, t.build
+                "{}: this host runs build {mine} but the task comes from build {}: \
+                 refused (run the same binary on every host)",
+                t.what, t.build
             );
             let _ = tx.send(answer(Err((wire::kind_code(ErrorKind::Unsupported), msg))));
             return;
