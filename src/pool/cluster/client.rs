@@ -590,11 +590,41 @@ impl Client {
     fn stop_thread(&self) {
         self.terminated.store(true, SeqCst);
         self.outbox_cv.notify_all();
+        // Wake the results thread from its BLPOP at once: an empty batch, sealed like
+        // any result (so it is not counted as forged).
+        if let Ok(enc) = codec::encode(&ResultBatch {
+            host: String::new(),
+            results: Vec::new(),
+        }) {
+            let wake = self.seal.seal(D_RESULT, &enc.bytes);
+            let mut g = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = g.as_mut() {
+                let _ = ::redis::pipe()
+                    .cmd("RPUSH")
+                    .arg(&self.results)
+                    .arg(&wake[..])
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(&self.results)
+                    .arg(wire::RESULTS_TTL)
+                    .ignore()
+                    .query::<()>(c);
+            }
+        }
         let ts: Vec<_> =
             std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut joined = false;
         for t in ts {
             if t.thread().id() != std::thread::current().id() {
                 let _ = t.join();
+                joined = true;
+            }
+        }
+        // Nobody reads our list any more: remove it (and the wake-up, if unread).
+        if joined {
+            let mut g = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = g.as_mut() {
+                let _ = ::redis::cmd("DEL").arg(&self.results).query::<i64>(c);
             }
         }
     }
