@@ -77,6 +77,8 @@ pub(crate) struct Client {
     outbox: Mutex<Vec<Outgoing>>,
     outbox_cv: Condvar,
     next: AtomicU64,
+    /// Tasks accepted and not yet completed (queued, being sent, or waiting).
+    unanswered: AtomicU64,
     closed: AtomicBool,
     terminated: AtomicBool,
     counters: Counters,
@@ -167,6 +169,7 @@ impl Client {
             outbox: Mutex::new(Vec::new()),
             outbox_cv: Condvar::new(),
             next: AtomicU64::new(1),
+            unanswered: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             terminated: AtomicBool::new(false),
             counters: Counters::default(),
@@ -266,6 +269,7 @@ impl Client {
             return Ok(());
         }
         let mut out = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        self.unanswered.fetch_add(ids.len() as u64, SeqCst);
         for ((id, entry), done) in ids.into_iter().zip(entries).zip(waiting) {
             out.push(Outgoing { id, entry, done });
         }
@@ -300,7 +304,7 @@ impl Client {
             }
             if let Err((e, back)) = client.send_now(batch) {
                 for done in back {
-                    done.finish(Err(e.duplicate()));
+                    client.answer(done, Err(e.duplicate()));
                 }
             }
             client.drained.notify_all();
@@ -416,10 +420,13 @@ impl Client {
         };
         self.drained.notify_all();
         for w in lost {
-            w.done.finish(Err(Error::new(
-                ErrorKind::Disconnected,
-                "Redis restarted and lost the tasks it held",
-            )));
+            self.answer(
+                w.done,
+                Err(Error::new(
+                    ErrorKind::Disconnected,
+                    "Redis restarted and lost the tasks it held",
+                )),
+            );
         }
     }
 
@@ -535,13 +542,7 @@ impl Client {
     /// thread.
     pub(crate) fn join(&self) {
         let mut p = self.pending();
-        while !p.is_empty()
-            || !self
-                .outbox
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_empty()
-        {
+        while self.unanswered.load(SeqCst) > 0 {
             p = self
                 .drained
                 .wait_timeout(p, Duration::from_millis(100))
@@ -561,16 +562,20 @@ impl Client {
             self.stop_thread();
             return;
         }
+        // Threads first: the sender may hold a batch it took from the outbox.
+        self.stop_thread();
         let queued: Vec<Outgoing> =
             std::mem::take(&mut *self.outbox.lock().unwrap_or_else(|e| e.into_inner()));
         for o in queued {
-            o.done.finish(Err(Error::new(
-                ErrorKind::Cancelled,
-                "the pool was terminated before it finished",
-            )));
+            self.answer(
+                o.done,
+                Err(Error::new(
+                    ErrorKind::Cancelled,
+                    "the pool was terminated before it finished",
+                )),
+            );
         }
         let waiting: Vec<Waiting> = self.pending().drain().map(|(_, w)| w).collect();
-        self.drained.notify_all();
         let sids: Vec<&str> = waiting.iter().filter_map(|w| w.entry.as_deref()).collect();
         if !sids.is_empty() {
             let mut g = self.conn.lock().unwrap_or_else(|e| e.into_inner());
@@ -579,12 +584,14 @@ impl Client {
             }
         }
         for w in waiting {
-            w.done.finish(Err(Error::new(
-                ErrorKind::Cancelled,
-                "the pool was terminated before it finished",
-            )));
+            self.answer(
+                w.done,
+                Err(Error::new(
+                    ErrorKind::Cancelled,
+                    "the pool was terminated before it finished",
+                )),
+            );
         }
-        self.stop_thread();
     }
 
     fn stop_thread(&self) {
@@ -629,12 +636,19 @@ impl Client {
         }
     }
 
+    /// Completes one task (exactly once per accepted task).
+    fn answer(&self, done: Box<dyn Finish>, r: Result<(&[u8], Vec<std::os::fd::OwnedFd>)>) {
+        done.finish(r);
+        self.unanswered.fetch_sub(1, SeqCst);
+        self.drained.notify_all();
+    }
+
     /// Fails every pending task with `e` (Redis lost).
     fn fail_all(&self, e: &Error) {
         let waiting: Vec<Waiting> = self.pending().drain().map(|(_, w)| w).collect();
         self.drained.notify_all();
         for w in waiting {
-            w.done.finish(Err(e.duplicate()));
+            self.answer(w.done, Err(e.duplicate()));
         }
     }
 
@@ -658,11 +672,14 @@ impl Client {
                 self.counters.retried.fetch_add(1, SeqCst);
             }
             match r.out {
-                Ok(bytes) => w.done.finish(Ok((&bytes, Vec::new()))),
-                Err((kind, msg)) => w.done.finish(Err(Error::new(
-                    wire::kind_of(kind),
-                    format!("{msg} (on host {})", batch.host),
-                ))),
+                Ok(bytes) => self.answer(w.done, Ok((&bytes, Vec::new()))),
+                Err((kind, msg)) => self.answer(
+                    w.done,
+                    Err(Error::new(
+                        wire::kind_of(kind),
+                        format!("{msg} (on host {})", batch.host),
+                    )),
+                ),
             }
         }
         self.drained.notify_all();
