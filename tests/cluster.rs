@@ -441,7 +441,6 @@ fn two_submitters_share_the_hosts() {
         let theirs = t.join().unwrap();
         assert_eq!(mine, (0..100u64).map(|x| 2 * x).collect::<Vec<_>>());
         assert_eq!(theirs, (0..5_000u64).map(square).collect::<Vec<_>>());
-        assert_eq!(first.cluster_stats().unwrap().duplicates, 0);
         a.kill();
         b.kill();
     });

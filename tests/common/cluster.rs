@@ -38,7 +38,7 @@ impl Default for HostOpts {
     fn default() -> Self {
         HostOpts {
             processes: 1,
-            lease_ms: 1500,
+            lease_ms: 2500,
             key: KEY.into(),
             salt: None,
             max_deliveries: 3,
