@@ -168,6 +168,65 @@ fn pid_alive(pid: u32) -> bool {
     }
 }
 
+// ---- Beyond one machine (feature `redis`) ---------------------------------------------
+
+/// A worker host: this binary, started as a child process (so it dies with the tour),
+/// serving the cluster at `url` with one local worker process.
+#[cfg(feature = "redis")]
+fn worker_host((url, name): (String, String)) {
+    let w = multiprocess::pool::cluster::Worker::new(&url, b"tour key")
+        .processes(1)
+        .name(&name);
+    if let Err(e) = w.run() {
+        eprintln!("  worker host {name}: {e}");
+    }
+}
+
+#[cfg(feature = "redis")]
+fn cluster_section() -> multiprocess::Result<()> {
+    section("beyond one machine: the same Pool, its workers on hosts behind Redis");
+    let Some(server) = multiprocess::broker::RedisServer::start_if_installed()? else {
+        println!(
+            "  redis-server is not installed: `apt-get install redis-server` (Debian, \
+             Ubuntu) or `brew install redis` (macOS), then run the tour again"
+        );
+        return Ok(());
+    };
+    // Two "hosts" on this machine: copies of this binary in worker mode.
+    let mut hosts: Vec<Process<(String, String)>> = (1..=2)
+        .map(|i| Process::new(worker_host, (server.url().to_string(), format!("host-{i}"))))
+        .collect();
+    for h in &mut hosts {
+        h.start()?;
+    }
+    let pool = multiprocess::Pool::builder()
+        .redis(server.url())
+        .key(b"tour key")
+        .build()?;
+    let until = Instant::now() + Duration::from_secs(30);
+    while pool.cluster_stats().is_none_or(|s| s.hosts.len() < 2) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = Instant::now();
+    let v = pool.map(square, 0..100_000u64)?;
+    println!(
+        "  map of 100,000 items over 2 hosts: sum of squares {} in {:.0} ms",
+        v.iter().sum::<u64>(),
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    let e = pool.apply(crash, ()).unwrap_err();
+    println!("  a task that aborts on a host: {:?}", e.kind());
+    println!("  and the hosts go on: fib(20) = {}", pool.apply(fib, 20)?);
+    let workers: Vec<String> = pool.stats().into_iter().map(|w| w.name).collect();
+    println!("  the hosts' workers: {workers:?}");
+    drop(pool);
+    for h in &mut hosts {
+        h.kill()?;
+        h.join()?;
+    }
+    Ok(())
+}
+
 fn main() -> multiprocess::Result<()> {
     // First line of main: in a child, runs its task and exits.
     multiprocess::init();
@@ -498,6 +557,11 @@ fn main() -> multiprocess::Result<()> {
         "  children left running: {}",
         multiprocess::active_children().len()
     );
+
+    #[cfg(feature = "redis")]
+    cluster_section()?;
+    #[cfg(not(feature = "redis"))]
+    println!("\n(to see a Pool over worker hosts behind Redis: --features redis)");
 
     println!(
         "\ntour finished in {:.0} ms",

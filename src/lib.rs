@@ -317,6 +317,10 @@ pub mod asyncio {
 /// Calling it more than once is harmless. Code before it runs in every child too, so
 /// keep it first.
 ///
+/// With the feature `redis`, when `MULTIPROCESS_WORKER` names a Redis URL, the
+/// process becomes a worker host of a cluster pool instead and never returns (see
+/// [`pool::cluster::Worker::from_env`]).
+///
 /// # Examples
 ///
 /// ```
@@ -327,6 +331,9 @@ pub mod asyncio {
 /// ```
 pub fn init() {
     process::init();
+    // Worker-host mode (`MULTIPROCESS_WORKER=redis://...`): serve, then exit.
+    #[cfg(feature = "redis")]
+    pool::cluster::init_from_env();
 }
 
 /// Makes an integration-test binary able to start children: write

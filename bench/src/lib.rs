@@ -17,6 +17,7 @@
 
 pub mod args;
 pub mod ceiling;
+pub mod cluster;
 pub mod floor;
 pub mod load;
 pub mod measure;

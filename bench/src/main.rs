@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use multiprocess_bench::report::{self, Row, fmt_opt};
 use multiprocess_bench::workloads::Floor;
-use multiprocess_bench::{args, ceiling, floor, ours, peers, python};
+use multiprocess_bench::{args, ceiling, cluster, floor, ours, peers, python};
 
 /// Runs one side (`who`) of one workload; a panic counts as a missing figure.
 fn run_side(who: &str, name: &str, f: impl FnOnce() -> Option<f64>) -> Option<f64> {
@@ -99,7 +99,15 @@ fn main() -> ExitCode {
 
     eprintln!("[python] running {} ...", python::SCRIPT);
     let names: Vec<&str> = opts.selected.iter().map(|w| w.name).collect();
-    let py = python::run(&names, opts.all, quick);
+    // The cluster rows' Python side is Celery (bench/python/celery_bench.py).
+    let (celery_rows, baseline_rows): (Vec<&str>, Vec<&str>) =
+        names.iter().partition(|n| cluster::is_cluster(n));
+    let mut py = if baseline_rows.is_empty() {
+        Default::default()
+    } else {
+        python::run(&baseline_rows, opts.all, quick)
+    };
+    py.extend(cluster::celery(&celery_rows, quick));
 
     for row in &mut rows {
         row.python = py.get(row.workload.name).copied();

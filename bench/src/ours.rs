@@ -38,6 +38,8 @@ pub fn run(name: &str, quick: bool) -> Option<f64> {
         "queue_1p1c_small_loaded" => with_load(|| queue_1p1c_small(quick)),
         "manager_dict_op_loaded" => with_load(|| manager_dict_op(quick)),
         "pool_dispatch_capacity" => pool_dispatch_capacity(quick),
+        "cluster_map_100k" => crate::cluster::map_100k(quick),
+        "cluster_apply_async_per_task" => crate::cluster::apply_async_per_task(quick),
         name if crate::redis_objects::is_row(name) => crate::redis_objects::run(name, quick),
         _ => None,
     }

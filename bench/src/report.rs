@@ -113,8 +113,11 @@ pub fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), sig3)
 }
 
+/// How a column reads its cell from a row.
+type Cell = fn(&Row) -> Option<f64>;
+
 /// The columns of the human table: header and cell of a row.
-const COLUMNS: &[(&str, fn(&Row) -> Option<f64>)] = &[
+const COLUMNS: &[(&str, Cell)] = &[
     ("ours", |r| r.ours),
     ("python", |r| r.python),
     ("peer", |r| r.peer),

@@ -175,6 +175,8 @@ pub const WORKLOADS: &[Workload] = &[
     w("queue_1p1c_small_loaded", Unit::MsgPerS, None),
     w("manager_dict_op_loaded", Unit::Us, None),
     w("pool_dispatch_capacity", Unit::TasksPerS, None),
+    w("cluster_map_100k", Unit::Ms, None),
+    w("cluster_apply_async_per_task", Unit::Us, None),
     w("redis_dict_op", Unit::Us, None),
     w("redis_lock_pair", Unit::Us, None),
     w("redis_queue_op", Unit::Us, None),
@@ -194,7 +196,7 @@ mod tests {
         for (i, a) in WORKLOADS.iter().enumerate() {
             assert!(WORKLOADS[i + 1..].iter().all(|b| b.name != a.name));
         }
-        assert_eq!(WORKLOADS.len(), 28);
+        assert_eq!(WORKLOADS.len(), 30);
     }
 
     #[test]

@@ -10,18 +10,21 @@
 //!
 //! # Adding a flavor
 //!
-//! A pool of workers on other hosts (a Redis-backed cluster pool) would be a third
-//! variant, `Cluster(ClusterFlavor<'a, A, R>)`, in a folder of its own beside
-//! `engine/`. It needs the three methods below: `processes` (workers, for the default
-//! chunk size), `submit` (all chunks or none, with the reason) and `submit_split`
-//! (chunks cut from an iterator, each completed by `done(k, first, len)`), and a
-//! front that makes it (as [`Pool`](super::Pool) makes a process flavor). Like
-//! [`ProcessFlavor`], it would meet its own bounds (serde) in its constructor, so
-//! that the methods here stay generic over any `A` and `R`.
+//! The pool of workers on other hosts (feature `redis`) is the third variant,
+//! `Cluster(ClusterFlavor<'a, A, R>)`, in a folder of its own beside `engine/`
+//! ([`cluster`](super::cluster)). A flavor needs the three methods below: `processes`
+//! (workers, for the default chunk size), `submit` (all chunks or none, with the
+//! reason) and `submit_split` (chunks cut from an iterator, each completed by
+//! `done(k, first, len)`), and a front that makes it (as [`Pool`](super::Pool) makes
+//! a process or cluster flavor). Like [`ProcessFlavor`], it meets its own bounds
+//! (serde) in its constructor, so that the methods here stay generic over any `A`
+//! and `R`.
 
 use std::time::Duration;
 
 use super::chunk::{Chunk, Completion};
+#[cfg(feature = "redis")]
+use super::cluster::ClusterFlavor;
 use super::engine::ProcessFlavor;
 use super::threads::ThreadFlavor;
 use crate::error::Result;
@@ -32,6 +35,9 @@ pub(crate) enum Flavor<'a, A, R> {
     Process(ProcessFlavor<'a, A, R>),
     /// Threads of this process.
     Thread(ThreadFlavor<'a, A, R>),
+    /// Worker hosts behind Redis.
+    #[cfg(feature = "redis")]
+    Cluster(ClusterFlavor<'a, A, R>),
 }
 
 impl<A, R> Flavor<'_, A, R>
@@ -44,6 +50,8 @@ where
         match self {
             Flavor::Process(p) => p.processes(),
             Flavor::Thread(t) => t.processes(),
+            #[cfg(feature = "redis")]
+            Flavor::Cluster(c) => c.processes(),
         }
     }
 
@@ -52,6 +60,8 @@ where
         match self {
             Flavor::Process(p) => p.submit(chunks),
             Flavor::Thread(t) => t.submit(chunks),
+            #[cfg(feature = "redis")]
+            Flavor::Cluster(c) => c.submit(chunks),
         }
     }
 
@@ -69,6 +79,8 @@ where
         match self {
             Flavor::Process(p) => p.submit_split(items, cs, timeout, done),
             Flavor::Thread(t) => t.submit_split(items, n, cs, timeout, done),
+            #[cfg(feature = "redis")]
+            Flavor::Cluster(c) => c.submit_split(items, cs, timeout, done),
         }
     }
 }

@@ -34,10 +34,9 @@ use serde::de::DeserializeOwned;
 
 use super::apply::apply_async;
 use super::chunk::{Chunk, Completion};
-use super::engine::{Engine, ProcessFlavor};
 use super::flavor::Flavor;
 use super::options::Options;
-use super::process_pool::PoolBuilder;
+use super::process_pool::{Backend, PoolBuilder};
 use super::slot::{CANCELLED, RUNNING, Slot, Watch};
 use super::threads::{ThreadEngine, ThreadFlavor, once};
 use crate::error::{Error, ErrorKind, Result};
@@ -690,6 +689,40 @@ impl ExecutorBuilder {
         ExecutorBuilder(self.0.context(ctx))
     }
 
+    /// Runs the futures on worker hosts behind Redis (feature `redis`): see
+    /// [`PoolBuilder::redis`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::{broker::RedisServer, pool::cluster::Worker};
+    /// fn square(x: u64) -> u64 { x * x }
+    /// multiprocess::init();
+    /// let Some(server) = RedisServer::start_if_installed()? else { return Ok(()) };
+    /// let url = server.url().to_string();
+    /// std::thread::spawn(move || Worker::new(&url, b"cluster secret").processes(1).run());
+    /// let ex = multiprocess::futures::ProcessPoolExecutor::builder()
+    ///     .redis(server.url())
+    ///     .key(b"cluster secret")
+    ///     .build()?;
+    /// assert_eq!(ex.submit(square, 3)?.result()?, 9);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn redis(self, url: &str) -> Self {
+        ExecutorBuilder(self.0.redis(url))
+    }
+
+    /// The cluster key of a [`redis`](Self::redis) executor: see [`PoolBuilder::key`].
+    ///
+    /// # Examples
+    ///
+    /// See [`redis`](Self::redis).
+    #[cfg(feature = "redis")]
+    pub fn key(self, key: &[u8]) -> Self {
+        ExecutorBuilder(self.0.key(key))
+    }
+
     /// Starts the executor.
     ///
     /// # Errors
@@ -701,7 +734,7 @@ impl ExecutorBuilder {
     /// See [`ExecutorBuilder`].
     pub fn build(self) -> Result<ProcessPoolExecutor> {
         Ok(ProcessPoolExecutor {
-            engine: self.0.into_engine("ExecutorWorker")?,
+            backend: self.0.into_backend("ExecutorWorker")?,
             issued: Issued::default(),
         })
     }
@@ -722,14 +755,14 @@ impl ExecutorBuilder {
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 pub struct ProcessPoolExecutor {
-    engine: Engine,
+    backend: Backend,
     issued: Issued,
 }
 
 impl fmt::Debug for ProcessPoolExecutor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProcessPoolExecutor")
-            .field("max_workers", &self.engine.mailbox.processes)
+            .field("max_workers", &self.backend.processes())
             .finish()
     }
 }
@@ -773,7 +806,7 @@ impl ProcessPoolExecutor {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let flavor = Flavor::Process(ProcessFlavor::new(&self.engine.mailbox, f));
+        let flavor = self.backend.flavor(f);
         let what = format!("future {}", self.issued.next_number());
         let r = apply_async(&flavor, args, Options::new(), None, what)?;
         self.issued.add(&r.slot);
@@ -828,7 +861,7 @@ impl ProcessPoolExecutor {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let flavor = Flavor::Process(ProcessFlavor::new(&self.engine.mailbox, f));
+        let flavor = self.backend.flavor(f);
         submit_map(&flavor, items.into_iter().collect(), timeout, chunk_size)
     }
 
@@ -854,9 +887,9 @@ impl ProcessPoolExecutor {
         if cancel_futures {
             self.issued.cancel_all();
         }
-        self.engine.mailbox.close();
+        self.backend.close();
         if wait {
-            self.engine.join_thread();
+            self.backend.join();
         }
     }
 }
@@ -864,8 +897,7 @@ impl ProcessPoolExecutor {
 impl Drop for ProcessPoolExecutor {
     fn drop(&mut self) {
         self.shutdown(true, false);
-        self.engine.mailbox.terminate();
-        self.engine.join_thread();
+        self.backend.terminate();
     }
 }
 

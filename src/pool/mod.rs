@@ -55,14 +55,17 @@
 //! * Submission, on any flavor: `apply.rs` (one call), `map.rs`, `imap.rs` ([`IMap`]).
 //! * The seam: `chunk.rs` (a chunk of items, its outcome, where the outcome goes) and
 //!   `flavor.rs` (the private enum that picks an engine; a third flavor goes there).
-//! * Engines: `engine/` (worker processes; its `mod.rs` has the design notes) and
-//!   `threads.rs` (threads of this process).
+//! * Engines: `engine/` (worker processes; its `mod.rs` has the design notes),
+//!   `threads.rs` (threads of this process) and `cluster/` (worker hosts behind Redis,
+//!   feature `redis`; they run their tasks with `engine/`).
 //!
 //! Imports go down that list: the fronts use submission, submission uses the seam, the
 //! seam uses the engines, and the engines use only `chunk.rs` and `slot.rs`.
 
 mod apply;
 mod chunk;
+#[cfg(feature = "redis")]
+pub mod cluster;
 mod engine;
 mod flavor;
 pub mod futures;

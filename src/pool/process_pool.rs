@@ -11,6 +11,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::apply::apply_async;
+#[cfg(feature = "redis")]
+use super::cluster::{Client, ClusterFlavor, ClusterStats, Settings};
 use super::engine::{Blob, Config, Engine, Init, ProcessFlavor, WorkerStats, run_init};
 use super::flavor::Flavor;
 use super::imap::IMap;
@@ -37,7 +39,7 @@ use crate::wire::code::code_offset;
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 pub struct Pool {
-    engine: Engine,
+    backend: Backend,
     timeout: Option<Duration>,
     tasks: AtomicU64,
 }
@@ -45,9 +47,84 @@ pub struct Pool {
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field("processes", &self.engine.mailbox.processes)
-            .field("closed", &self.engine.mailbox.is_closed())
+            .field("processes", &self.backend.processes())
+            .field("closed", &self.backend.is_closed())
             .finish()
+    }
+}
+
+/// What runs a [`Pool`]'s or an executor's tasks: local worker processes, or worker
+/// hosts behind Redis.
+pub(crate) enum Backend {
+    Local(Engine),
+    #[cfg(feature = "redis")]
+    Cluster(std::sync::Arc<Client>),
+}
+
+impl Backend {
+    pub(crate) fn flavor<A, R>(&self, f: fn(A) -> R) -> Flavor<'_, A, R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        match self {
+            Backend::Local(e) => Flavor::Process(ProcessFlavor::new(&e.mailbox, f)),
+            #[cfg(feature = "redis")]
+            Backend::Cluster(c) => Flavor::Cluster(ClusterFlavor::new(c, f)),
+        }
+    }
+
+    pub(crate) fn processes(&self) -> usize {
+        match self {
+            Backend::Local(e) => e.mailbox.processes,
+            #[cfg(feature = "redis")]
+            Backend::Cluster(c) => c.processes(),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        match self {
+            Backend::Local(e) => e.mailbox.is_closed(),
+            #[cfg(feature = "redis")]
+            Backend::Cluster(c) => c.is_closed(),
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        match self {
+            Backend::Local(e) => e.mailbox.close(),
+            #[cfg(feature = "redis")]
+            Backend::Cluster(c) => c.close(),
+        }
+    }
+
+    /// Stops now: unfinished tasks fail with `Cancelled`.
+    pub(crate) fn terminate(&self) {
+        match self {
+            Backend::Local(e) => {
+                e.mailbox.terminate();
+                e.join_thread();
+            }
+            #[cfg(feature = "redis")]
+            Backend::Cluster(c) => c.terminate(),
+        }
+    }
+
+    /// Waits for the tasks sent to finish (after `close`).
+    pub(crate) fn join(&self) {
+        match self {
+            Backend::Local(e) => e.join_thread(),
+            #[cfg(feature = "redis")]
+            Backend::Cluster(c) => c.join(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Vec<WorkerStats> {
+        match self {
+            Backend::Local(e) => e.mailbox.stats(),
+            #[cfg(feature = "redis")]
+            Backend::Cluster(c) => c.stats(),
+        }
     }
 }
 
@@ -77,6 +154,8 @@ pub struct PoolBuilder {
     pub(crate) max_tasks: Option<usize>,
     pub(crate) ctx: Option<Context>,
     pub(crate) timeout: Option<Duration>,
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<(String, Vec<u8>)>,
 }
 
 impl fmt::Debug for PoolBuilder {
@@ -86,7 +165,7 @@ impl fmt::Debug for PoolBuilder {
             .field("initializer", &self.init.is_some())
             .field("max_tasks_per_child", &self.max_tasks)
             .field("task_timeout", &self.timeout)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -98,7 +177,60 @@ impl PoolBuilder {
             max_tasks: None,
             ctx: None,
             timeout: None,
+            #[cfg(feature = "redis")]
+            redis: None,
         }
+    }
+
+    /// Runs the pool's tasks on worker hosts behind the Redis at `url`
+    /// (`redis://host:port/db`, `redis+unix:///path.sock`) instead of local
+    /// processes (feature `redis`). Give the cluster key with [`key`](Self::key); the
+    /// pool has the same methods. [`processes`](Self::processes), if set, is the
+    /// worker count that default chunk sizes assume (else: what the live hosts say).
+    ///
+    /// See [`pool::cluster`](crate::pool::cluster) for the worker side and the design.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::{broker::RedisServer, pool::cluster::Worker};
+    /// fn square(x: u64) -> u64 { x * x }
+    /// multiprocess::init();
+    /// let Some(server) = RedisServer::start_if_installed()? else { return Ok(()) };
+    /// let url = server.url().to_string(); // e.g. "redis://10.0.0.5/"
+    /// std::thread::spawn(move || Worker::new(&url, b"cluster secret").processes(1).run());
+    /// let pool = multiprocess::Pool::builder()
+    ///     .redis(server.url())
+    ///     .key(b"cluster secret")
+    ///     .build()?;
+    /// assert_eq!(pool.map(square, 0..4)?, [0, 1, 4, 9]);
+    /// assert_eq!(pool.apply(square, 5)?, 25);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, url: &str) -> Self {
+        let key = self.redis.take().map(|(_, k)| k).unwrap_or_default();
+        self.redis = Some((url.to_string(), key));
+        self
+    }
+
+    /// The cluster key of a [`redis`](Self::redis) pool: every task and result is
+    /// sealed with it (HMAC-SHA256), and hosts run only what opens. Use 32 random
+    /// bytes or more, the same on every submitter and host.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// // A cluster pool without a key is refused before anything connects.
+    /// let e = multiprocess::Pool::builder().redis("redis://127.0.0.1:1/").build().unwrap_err();
+    /// assert_eq!(e.kind(), multiprocess::ErrorKind::InvalidInput);
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn key(mut self, key: &[u8]) -> Self {
+        let url = self.redis.take().map(|(u, _)| u).unwrap_or_default();
+        self.redis = Some((url, key.to_vec()));
+        self
     }
 
     /// Number of worker processes (default: [`cpu_count`](crate::cpu_count)).
@@ -184,17 +316,40 @@ impl PoolBuilder {
         self
     }
 
-    /// Starts the engine, its workers named `name-1`, `name-2`...
-    pub(crate) fn into_engine(self, name: &'static str) -> Result<Engine> {
+    /// Starts the engine, its workers named `name-1`, `name-2`... (or connects to
+    /// the cluster).
+    pub(crate) fn into_backend(self, name: &'static str) -> Result<Backend> {
+        #[cfg(feature = "redis")]
+        if let Some((url, key)) = self.redis {
+            if url.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "a cluster key without a Redis URL: add .redis(url)",
+                ));
+            }
+            if self.init.is_some() || self.max_tasks.is_some() || self.ctx.is_some() {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "a cluster pool's workers are set on the worker hosts: no initializer, \
+                     max_tasks_per_child or context on the submitter",
+                ));
+            }
+            return Ok(Backend::Cluster(Client::start(Settings {
+                url,
+                key,
+                io_timeout: crate::broker::IO_TIMEOUT,
+                processes: self.processes,
+            })?));
+        }
         let processes = self.processes.unwrap_or_else(crate::cpu_count);
         let init = self.init.transpose()?;
-        Engine::start(Config {
+        Ok(Backend::Local(Engine::start(Config {
             processes,
             ctx: self.ctx.unwrap_or_else(default_context),
             init,
             max_tasks: self.max_tasks,
             name,
-        })
+        })?))
     }
 
     /// Starts the pool.
@@ -215,7 +370,7 @@ impl PoolBuilder {
     pub fn build(self) -> Result<Pool> {
         let timeout = self.timeout;
         Ok(Pool {
-            engine: self.into_engine("PoolWorker")?,
+            backend: self.into_backend("PoolWorker")?,
             timeout,
             tasks: AtomicU64::new(0),
         })
@@ -259,7 +414,7 @@ impl Pool {
     ///
     /// See [`Pool::new`].
     pub fn processes(&self) -> usize {
-        self.engine.mailbox.processes
+        self.backend.processes()
     }
 
     fn flavor<A, R>(&self, f: fn(A) -> R) -> Flavor<'_, A, R>
@@ -267,7 +422,7 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        Flavor::Process(ProcessFlavor::new(&self.engine.mailbox, f))
+        self.backend.flavor(f)
     }
 
     fn task_name(&self) -> String {
@@ -698,7 +853,7 @@ impl Pool {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn close(&self) {
-        self.engine.mailbox.close();
+        self.backend.close();
     }
 
     /// Stops the workers now (SIGTERM, then SIGKILL after 200 ms); tasks not finished
@@ -717,8 +872,7 @@ impl Pool {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn terminate(&self) {
-        self.engine.mailbox.terminate();
-        self.engine.join_thread();
+        self.backend.terminate();
     }
 
     /// Waits for the workers to exit, after [`close`](Pool::close) or
@@ -739,10 +893,10 @@ impl Pool {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn join(&self) -> Result<()> {
-        if !self.engine.mailbox.is_closed() {
+        if !self.backend.is_closed() {
             return Err(Error::state("join() needs close() or terminate() first"));
         }
-        self.engine.join_thread();
+        self.backend.join();
         Ok(())
     }
 
@@ -761,7 +915,26 @@ impl Pool {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn stats(&self) -> Vec<WorkerStats> {
-        self.engine.mailbox.stats()
+        self.backend.stats()
+    }
+
+    /// A cluster pool's counters (results of retried tasks, duplicates and forged
+    /// entries dropped) and its live hosts; `None` for a local pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiprocess::init();
+    /// let pool = multiprocess::Pool::new(1)?;
+    /// assert!(pool.cluster_stats().is_none());
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn cluster_stats(&self) -> Option<ClusterStats> {
+        match &self.backend {
+            Backend::Local(_) => None,
+            Backend::Cluster(c) => Some(c.cluster_stats()),
+        }
     }
 }
 

@@ -27,6 +27,9 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use multiprocess::{Connection, StartMethod, get_context};
+
+#[cfg(feature = "redis")]
+pub(crate) mod cluster;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A generous bound for every wait that should end: a bug fails the test, not hangs it.

@@ -20,15 +20,15 @@ use crate::wire::{codec, probe};
 
 /// What a task is, besides its items and completion.
 pub(crate) struct Meta {
-    what: String,
-    first: usize,
-    single: Option<String>,
-    timeout: Option<Duration>,
-    phase: Option<Arc<Phase>>,
+    pub(crate) what: String,
+    pub(crate) first: usize,
+    pub(crate) single: Option<String>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) phase: Option<Arc<Phase>>,
 }
 
 /// Encodes a chunk into a task: [`encode_task`] for the flavor's `A` and `R`.
-type EncodeTask<A, R> = fn(fn(A) -> R, &[A], Meta, Completion<R>) -> Result<Task>;
+pub(crate) type EncodeTask<A, R> = fn(fn(A) -> R, &[A], Meta, Completion<R>) -> Result<Task>;
 
 /// A process pool running `fn(A) -> R`.
 ///
@@ -130,7 +130,14 @@ where
 }
 
 /// Encodes `items` (after room for the task header) into a task that runs `f` on each.
-fn encode_task<A, R>(f: fn(A) -> R, items: &[A], meta: Meta, then: Completion<R>) -> Result<Task>
+/// The cluster pool ships such a task's bytes and code offsets to another host and
+/// keeps its `done` here.
+pub(crate) fn encode_task<A, R>(
+    f: fn(A) -> R,
+    items: &[A],
+    meta: Meta,
+    then: Completion<R>,
+) -> Result<Task>
 where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + Send + 'static,

@@ -90,9 +90,15 @@ mod worker;
 use std::sync::{Arc, Mutex};
 
 pub(crate) use self::flavor::ProcessFlavor;
+#[cfg(feature = "redis")]
+pub(crate) use self::flavor::{EncodeTask, Meta, encode_task};
 pub(crate) use self::mailbox::Mailbox;
 pub use self::mailbox::WorkerStats;
+#[cfg(feature = "redis")]
+pub(crate) use self::mailbox::{Finish, Task};
 pub(crate) use self::protocol::Blob;
+#[cfg(feature = "redis")]
+pub(crate) use self::protocol::TaskHeader;
 pub(crate) use self::runner::{Config, Init};
 pub(crate) use self::worker::run_init;
 
