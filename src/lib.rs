@@ -119,64 +119,101 @@
 
 // The docs show `fn main` on purpose: where `init()` goes is the point.
 #![allow(clippy::needless_doctest_main)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// One clear error instead of hundreds of unresolved names elsewhere (the README's
+// "Platform support" has the plan for other systems).
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "multiprocess supports Linux only (5.3 or later) for now: it relies on pidfds \
+     (pidfd_open, to reap and signal children without races), memfd (anonymous shared \
+     memory for locks, queues and values), futexes (cross-process locks) and \
+     PR_SET_PDEATHSIG (children die with their parent). Other platforms are planned \
+     behind src/sys/ (macOS: kqueue EVFILT_PROC, shm_open, os_sync_wait_on_address); \
+     see the README's \"Platform support\"."
+);
 
 // The layers, bottom up; each module imports only modules before it in this order
 // (the README's "Layout" says what each holds). `mod` lines below are kept in that
-// order, one group per layer, so rustfmt keeps it.
+// order, one group per layer, so rustfmt keeps it. Each is Linux-only, so that another
+// target meets the one `compile_error!` above and nothing else.
+#[cfg(target_os = "linux")]
 mod error;
 
+#[cfg(target_os = "linux")]
 mod sys;
 
+#[cfg(target_os = "linux")]
 mod wire;
 
+#[cfg(target_os = "linux")]
 mod sync;
 
+#[cfg(target_os = "linux")]
 mod connection;
 
+#[cfg(target_os = "linux")]
 mod process;
 
+#[cfg(target_os = "linux")]
 mod queue;
 
+#[cfg(target_os = "linux")]
 mod memory;
 
+#[cfg(target_os = "linux")]
 pub mod listener;
 
 // Redis between hosts (feature `redis`), under the pool and the manager that use it.
-#[cfg(feature = "redis")]
+#[cfg(all(target_os = "linux", feature = "redis"))]
 pub mod broker;
 
+#[cfg(target_os = "linux")]
 pub mod pool;
 
+#[cfg(target_os = "linux")]
 pub mod manager;
 
 // Constructors that gather the layers, at the top.
+#[cfg(target_os = "linux")]
 mod context;
 
+#[cfg(target_os = "linux")]
 pub use connection::{Connection, Waitable, pipe, pipe_simplex, wait};
+#[cfg(target_os = "linux")]
 pub use error::{Error, ErrorKind, Result};
+#[cfg(target_os = "linux")]
 pub use memory::{Array, Pod, RawArray, RawValue, SharedGuard, SharedMemory, Value};
+#[cfg(target_os = "linux")]
 #[doc(inline)]
 pub use pool::futures;
+#[cfg(target_os = "linux")]
 pub use pool::futures::{ProcessPoolExecutor, ThreadPoolExecutor};
+#[cfg(target_os = "linux")]
 pub use pool::{
     AsyncResult, IMap, Options, Pool, PoolBuilder, ThreadPool, ThreadPoolBuilder, WorkerStats,
 };
+#[cfg(target_os = "linux")]
 pub use process::{
     ChildInfo, Context, CurrentProcess, DEFAULT_START_METHOD, Fork, JoinHandle, ParentProcess,
     Process, StartMethod, active_children, cpu_count, current_process, default_context, fork,
     get_all_start_methods, get_context, get_start_method, parent_process, set_start_method, spawn,
     waitpid,
 };
+#[cfg(target_os = "linux")]
 pub use queue::{JoinableQueue, PutError, Queue, SimpleQueue};
+#[cfg(target_os = "linux")]
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard,
 };
-#[cfg(any(feature = "json", test))]
+#[cfg(all(target_os = "linux", any(feature = "json", test)))]
 pub use wire::json::Json;
 
 // Managers and listeners.
+#[cfg(target_os = "linux")]
 pub use listener::{AuthKey, Client, Limits, Listener};
+#[cfg(target_os = "linux")]
 pub use manager::{
     ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy, EventProxy,
     JoinableQueueProxy, ListProxy, LockProxy, Manager, ManagerBuilder, ManagerServer,
@@ -198,6 +235,7 @@ pub use manager::{
 ///     println!("only the parent prints this");
 /// }
 /// ```
+#[cfg(target_os = "linux")]
 pub fn init() {
     process::init();
 }

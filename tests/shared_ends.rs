@@ -23,7 +23,7 @@ const MIB: usize = 1 << 20;
 
 /// Message `seq` of `sender`: 1 MiB every fourth, else 8 to 300 bytes.
 fn message(sender: u32, seq: u32) -> Vec<u8> {
-    let len = if seq % 4 == 0 {
+    let len = if seq.is_multiple_of(4) {
         MIB
     } else {
         8 + (seq as usize * 37 + sender as usize * 11) % 293

@@ -5,9 +5,9 @@
 //! workers (Celery, RQ), or move shared state into Redis. This layer is the little both
 //! of our Redis backends need, and nothing more:
 //!
-//! - [`connect`]: a synchronous [`redis`](::redis) connection with a bound on every
+//! - `connect`: a synchronous [`redis`] connection with a bound on every
 //!   step (connect, read, write), so that a Redis that vanished is an error within a
-//!   bounded time, never a hang; its errors map onto [`ErrorKind`]s ([`redis_error`]).
+//!   bounded time, never a hang; its errors map onto [`ErrorKind`]s (`redis_error`).
 //! - [`Seal`]: HMAC-SHA256 over every entry one side writes and the other reads, so
 //!   that write access to Redis alone can neither run a task nor forge a value.
 //! - [`RedisServer`]: a private `redis-server` on a Unix socket in a temporary folder,

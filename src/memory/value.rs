@@ -57,7 +57,7 @@ fn data<T>(seg: &Segment) -> *mut T {
 fn chunk(addr: usize, left: usize) -> usize {
     [8, 4, 2]
         .into_iter()
-        .find(|&w| addr % w == 0 && left >= w)
+        .find(|&w| addr.is_multiple_of(w) && left >= w)
         .unwrap_or(1)
 }
 

@@ -358,13 +358,31 @@ impl Pool {
     /// failed); every chunk still runs to the end. Use [`imap`](Pool::imap) for one
     /// result per item.
     ///
+    /// # A closure that captures
+    ///
+    /// `f` is a `fn`: a closure that captures a variable does not coerce to one
+    /// (E0308, "closures can only be coerced to `fn` types if they do not capture any
+    /// variables"), since workers have none of the caller's memory. Put the captured
+    /// value into each item (`items.map(|x| (x, factor))`), or use
+    /// [`ThreadPool`](crate::ThreadPool), which takes closures.
+    ///
+    /// ```compile_fail
+    /// let factor = 3;
+    /// let pool = multiprocess::Pool::new(2)?;
+    /// pool.map(|x: u64| x * factor, [1, 2, 3])?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    ///
     /// # Examples
     ///
     /// ```
     /// fn square(x: u64) -> u64 { x * x }
+    /// fn scale((x, factor): (u64, u64)) -> u64 { x * factor }
     /// multiprocess::init();
     /// let pool = multiprocess::Pool::new(2)?;
     /// assert_eq!(pool.map(square, [1, 2, 3])?, [1, 4, 9]);
+    /// let factor = 3; // what a closure would have captured travels with each item
+    /// assert_eq!(pool.map(scale, [1, 2, 3].map(|x| (x, factor)))?, [3, 6, 9]);
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn map<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<Vec<R>>

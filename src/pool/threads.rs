@@ -143,14 +143,13 @@ impl ThreadEngine {
             cancel
         };
         for j in rest {
-            if let Some(p) = &j.phase {
-                if p.start() {
+            if let Some(p) = &j.phase
+                && p.start() {
                     (j.run)(Some(Error::new(
                         ErrorKind::Cancelled,
                         "cancelled at shutdown",
                     )));
                 }
-            }
         }
     }
 }
@@ -169,11 +168,10 @@ fn thread_main(q: &JobQueue) {
                 jobs = q.cv.wait(jobs).unwrap_or_else(|e| e.into_inner());
             }
         };
-        if let Some(p) = &job.phase {
-            if !p.start() {
+        if let Some(p) = &job.phase
+            && !p.start() {
                 continue; // cancelled while queued
             }
-        }
         (job.run)(None);
     }
 }

@@ -136,7 +136,7 @@ impl Gen {
             1 => Enum::Newtype(self.next() as u32),
             2 => Enum::Tuple(
                 self.next() as i16,
-                (self.next() % 2 == 0).then(|| self.string()),
+                self.next().is_multiple_of(2).then(|| self.string()),
             ),
             _ => Enum::Struct {
                 x: f32::from_bits(self.next() as u32),
@@ -146,7 +146,7 @@ impl Gen {
     }
     fn all(&mut self) -> All {
         All {
-            b: self.next() % 2 == 0,
+            b: self.next().is_multiple_of(2),
             u: (
                 self.next() as u8,
                 self.next() as u16,

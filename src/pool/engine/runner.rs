@@ -489,12 +489,11 @@ impl Runner {
                     Ok(TaskHeader::decode(bytes).ok().and_then(|h| h.id()))
                 });
                 let Ok(id) = id else { break };
-                if let Some(at) = w.inflight.iter().position(|f| Some(f.id) == id) {
-                    if let Some(f) = w.inflight.remove(at) {
+                if let Some(at) = w.inflight.iter().position(|f| Some(f.id) == id)
+                    && let Some(f) = w.inflight.remove(at) {
                         w.dispatched = w.dispatched.saturating_sub(1);
                         back.push(f.task);
                     }
-                }
             }
             for t in back.into_iter().rev() {
                 self.pending.push_front(t);
@@ -519,21 +518,19 @@ impl Runner {
                 if w.retiring || w.killed_for.is_some() || w.inflight.len() >= window {
                     continue;
                 }
-                if let Some(max) = self.cfg.max_tasks {
-                    if w.dispatched >= max {
+                if let Some(max) = self.cfg.max_tasks
+                    && w.dispatched >= max {
                         continue;
                     }
-                }
                 let Some(task) = self.pending.pop_front() else {
                     return any;
                 };
-                if let Some(p) = &task.phase {
-                    if !p.start() {
+                if let Some(p) = &task.phase
+                    && !p.start() {
                         // Cancelled while pending: its future is already complete.
                         gave = true;
                         continue;
                     }
-                }
                 let id = TASK_IDS.fetch_add(1, SeqCst);
                 let mut task = task;
                 TaskHeader::Run {
