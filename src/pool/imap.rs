@@ -196,12 +196,13 @@ where
                 return Some(r);
             }
             if self.ordered
-                && let Some(items) = self.buffer.remove(&self.next_emit) {
-                    self.next_emit += 1;
-                    self.outstanding -= 1;
-                    self.ready.extend(items);
-                    continue;
-                }
+                && let Some(items) = self.buffer.remove(&self.next_emit)
+            {
+                self.next_emit += 1;
+                self.outstanding -= 1;
+                self.ready.extend(items);
+                continue;
+            }
             self.top_up();
             if self.outstanding == 0 {
                 #[cfg(feature = "progress")]

@@ -144,12 +144,13 @@ impl ThreadEngine {
         };
         for j in rest {
             if let Some(p) = &j.phase
-                && p.start() {
-                    (j.run)(Some(Error::new(
-                        ErrorKind::Cancelled,
-                        "cancelled at shutdown",
-                    )));
-                }
+                && p.start()
+            {
+                (j.run)(Some(Error::new(
+                    ErrorKind::Cancelled,
+                    "cancelled at shutdown",
+                )));
+            }
         }
     }
 }
@@ -169,9 +170,10 @@ fn thread_main(q: &JobQueue) {
             }
         };
         if let Some(p) = &job.phase
-            && !p.start() {
-                continue; // cancelled while queued
-            }
+            && !p.start()
+        {
+            continue; // cancelled while queued
+        }
         (job.run)(None);
     }
 }

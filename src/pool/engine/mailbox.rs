@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::pool::slot::Phase;
@@ -49,17 +49,31 @@ impl Task {
     }
 }
 
-/// Counters of one worker, for [`Pool::stats`](crate::Pool::stats).
+/// Counters of one worker, and what it runs now, for [`Pool::stats`](crate::Pool::stats).
 ///
 /// # Examples
 ///
 /// ```
+/// use std::time::Duration;
+///
 /// fn id(x: u8) -> u8 { x }
+/// fn stuck(_: ()) { std::thread::sleep(Duration::from_secs(30)) }
+///
 /// multiprocess::init();
 /// let pool = multiprocess::Pool::new(1)?;
 /// pool.apply(id, 1)?;
 /// let s: multiprocess::WorkerStats = pool.stats().remove(0);
 /// assert!(s.name.starts_with("PoolWorker-") && s.pid > 0);
+/// assert_eq!((s.tasks_done, s.task), (1, None)); // idle
+///
+/// let _r = pool.apply_async(stuck, ())?;
+/// let s = (0..1000)
+///     .map(|_| { std::thread::sleep(Duration::from_millis(10)); pool.stats().remove(0) })
+///     .find(|s| s.task.is_some())
+///     .expect("the worker runs `stuck`");
+/// println!("{} runs {:?} since {:?}", s.name, s.task, s.since.map(|t| t.elapsed()));
+/// assert!(s.task.is_some_and(|t| t.starts_with("task ")) && s.since.is_some());
+/// pool.terminate();
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +86,15 @@ pub struct WorkerStats {
     pub tasks_done: u64,
     /// Time it spent on them, as seen from the parent.
     pub busy: Duration,
+    /// The task it runs now, named as its errors name it (`task 4 (double)`, `map
+    /// chunk of items 100..125`); `None` when idle. Refreshed whenever the pool thread
+    /// has nothing to do (so a stuck pool shows what it is stuck on), and every 64
+    /// tasks while it is busy.
+    pub task: Option<String>,
+    /// Since when it runs [`task`](WorkerStats::task): the worker's own stamp for a
+    /// task with a timeout; else when the worker finished its previous task (or was
+    /// handed this one, if later).
+    pub since: Option<Instant>,
 }
 
 /// The submitted tasks and the requests to the pool thread.

@@ -104,6 +104,8 @@ pub(crate) struct Runner {
     deferred: Vec<Deferred>,
     /// Tasks done, summed over the workers, when `stats()` was last refreshed.
     published: u64,
+    /// [`Runner::heads`] when `stats()` was last refreshed.
+    published_heads: u64,
 }
 
 static TASK_IDS: AtomicU64 = AtomicU64::new(1);
@@ -121,6 +123,7 @@ impl Runner {
             last_death_check: Instant::now(),
             deferred: Vec::new(),
             published: 0,
+            published_heads: 0,
         };
         for _ in 0..runner.cfg.processes {
             let w = runner.start_worker()?;
@@ -178,17 +181,30 @@ impl Runner {
 
     fn publish_stats(&mut self) {
         self.published = self.workers.iter().map(|w| w.tasks_done).sum();
+        self.published_heads = self.heads();
         let v = self
             .workers
             .iter()
-            .map(|w| WorkerStats {
-                name: w.name.clone(),
-                pid: w.pid,
-                tasks_done: w.tasks_done,
-                busy: w.busy,
+            .map(|w| {
+                let head = w.inflight.front();
+                WorkerStats {
+                    name: w.name.clone(),
+                    pid: w.pid,
+                    tasks_done: w.tasks_done,
+                    busy: w.busy,
+                    task: head.map(|h| h.task.what.clone()),
+                    since: head.map(|h| running_since(w, h)),
+                }
             })
             .collect();
         self.mailbox.publish_stats(v);
+    }
+
+    /// Which task each worker runs, in one number (changes when any of them does).
+    fn heads(&self) -> u64 {
+        self.workers.iter().fold(0, |acc, w| {
+            acc.rotate_left(7) ^ w.inflight.front().map_or(0, |h| h.id)
+        })
     }
 
     fn run(mut self) {
@@ -271,8 +287,11 @@ impl Runner {
     /// Sleeps until a task is submitted, a result or a death arrives, or the next
     /// timeout deadline.
     fn sleep(&mut self) {
-        // Fresh counters for `stats()` while idle, without a copy per wake-up.
-        if self.workers.iter().map(|w| w.tasks_done).sum::<u64>() != self.published {
+        // Fresh counters and current tasks for `stats()` while idle, without a copy
+        // per wake-up.
+        if self.workers.iter().map(|w| w.tasks_done).sum::<u64>() != self.published
+            || self.heads() != self.published_heads
+        {
             self.publish_stats();
         }
         let mut deadline = self.check_timeouts();
@@ -490,10 +509,11 @@ impl Runner {
                 });
                 let Ok(id) = id else { break };
                 if let Some(at) = w.inflight.iter().position(|f| Some(f.id) == id)
-                    && let Some(f) = w.inflight.remove(at) {
-                        w.dispatched = w.dispatched.saturating_sub(1);
-                        back.push(f.task);
-                    }
+                    && let Some(f) = w.inflight.remove(at)
+                {
+                    w.dispatched = w.dispatched.saturating_sub(1);
+                    back.push(f.task);
+                }
             }
             for t in back.into_iter().rev() {
                 self.pending.push_front(t);
@@ -519,18 +539,20 @@ impl Runner {
                     continue;
                 }
                 if let Some(max) = self.cfg.max_tasks
-                    && w.dispatched >= max {
-                        continue;
-                    }
+                    && w.dispatched >= max
+                {
+                    continue;
+                }
                 let Some(task) = self.pending.pop_front() else {
                     return any;
                 };
                 if let Some(p) = &task.phase
-                    && !p.start() {
-                        // Cancelled while pending: its future is already complete.
-                        gave = true;
-                        continue;
-                    }
+                    && !p.start()
+                {
+                    // Cancelled while pending: its future is already complete.
+                    gave = true;
+                    continue;
+                }
                 let id = TASK_IDS.fetch_add(1, SeqCst);
                 let mut task = task;
                 TaskHeader::Run {
@@ -731,6 +753,20 @@ impl Runner {
         }
         self.reap_all(Duration::from_secs(5));
         self.finish();
+    }
+}
+
+/// Since when worker `w` runs its head task `h`: its own stamp if the task has one
+/// (tasks with a timeout), else when it finished the task before (or got this one).
+fn running_since(w: &Worker, h: &InFlight) -> Instant {
+    match w.status.read() {
+        Some((id, _, start)) if id == h.id => {
+            let ago = now_ns().saturating_sub(start);
+            Instant::now()
+                .checked_sub(Duration::from_nanos(ago))
+                .unwrap_or_else(Instant::now)
+        }
+        _ => h.sent.max(w.last_done),
     }
 }
 
