@@ -133,6 +133,34 @@ compile_error!(
      see the README's \"Platform support\"."
 );
 
+// Events and spans for `tracing` (feature `tracing`), written once here so that every
+// call site is one short line and compiles to nothing without the feature:
+// `trace!(warn, worker = %name, "message")` is `tracing::warn!(...)`, and
+// `let _span = trace_span!(DEBUG, "name", field = value);` an entered span. Without the
+// feature the arguments are not evaluated: pass only values the code has anyway.
+#[cfg(feature = "tracing")]
+macro_rules! trace {
+    ($level:ident, $($arg:tt)+) => {
+        ::tracing::$level!($($arg)+)
+    };
+}
+#[cfg(not(feature = "tracing"))]
+macro_rules! trace {
+    ($level:ident, $($arg:tt)+) => {{}};
+}
+#[cfg(feature = "tracing")]
+macro_rules! trace_span {
+    ($level:ident, $($arg:tt)+) => {
+        ::tracing::span!(::tracing::Level::$level, $($arg)+).entered()
+    };
+}
+#[cfg(not(feature = "tracing"))]
+macro_rules! trace_span {
+    ($level:ident, $($arg:tt)+) => {
+        ()
+    };
+}
+
 // The layers, bottom up; each module imports only modules before it in this order
 // (the README's "Layout" says what each holds). `mod` lines below are kept in that
 // order, one group per layer, so rustfmt keeps it. Each is Linux-only, so that another
@@ -237,7 +265,89 @@ pub use manager::{
 /// ```
 #[cfg(target_os = "linux")]
 pub fn init() {
+    #[cfg(feature = "tracing")]
+    log::from_env();
     process::init();
+}
+
+/// Shows this crate's [`tracing`](https://docs.rs/tracing) events on stderr, in this
+/// process and in the children it starts from now on: Python's
+/// `multiprocessing.log_to_stderr(logging.INFO)` (feature `tracing`).
+///
+/// Installs a global subscriber that prints the events of `multiprocess` at `INFO` and
+/// above (workers started, ended and respawned, tasks timed out and redispatched,
+/// manager connections, failed logins) and nothing from other crates. Returns `false`
+/// if the program already installed a global subscriber: then that one gets the
+/// events, as for any library that uses `tracing`. Setting `MULTIPROCESS_LOG=debug`
+/// (or `trace`, `info`, `warn`, `error`) in the environment does the same at that
+/// level from [`init()`] on, without a code change.
+///
+/// Children started by `spawn` or the fork server get `MULTIPROCESS_LOG` in their
+/// environment and log too (the manager's server process among them); `fork` children
+/// inherit the subscriber.
+///
+/// # Examples
+///
+/// ```
+/// multiprocess::init();
+/// multiprocess::log_to_stderr();
+/// fn square(x: u64) -> u64 { x * x }
+/// let pool = multiprocess::Pool::new(1)?; // DEBUG: pool worker started ...
+/// assert_eq!(pool.apply(square, 3)?, 9);
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+#[cfg(all(target_os = "linux", feature = "tracing"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+pub fn log_to_stderr() -> bool {
+    log_to_stderr_at(tracing::Level::INFO)
+}
+
+/// [`log_to_stderr`] at another level: `DEBUG` adds every worker start and exit and
+/// each manager connection (feature `tracing`).
+///
+/// # Examples
+///
+/// ```
+/// multiprocess::init();
+/// multiprocess::log_to_stderr_at(tracing::Level::DEBUG);
+/// # let _ = multiprocess::Pool::new(1)?;
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+#[cfg(all(target_os = "linux", feature = "tracing"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+pub fn log_to_stderr_at(level: tracing::Level) -> bool {
+    process::set_child_env(log::ENV, level.as_str());
+    log::install(level)
+}
+
+/// The stderr subscriber of [`log_to_stderr`].
+#[cfg(all(target_os = "linux", feature = "tracing"))]
+mod log {
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
+
+    /// The variable that turns logging on in a process and its spawned children.
+    pub(crate) const ENV: &str = "MULTIPROCESS_LOG";
+
+    /// Installs the subscriber if `MULTIPROCESS_LOG` names a level.
+    pub(crate) fn from_env() {
+        let level = std::env::var(ENV).ok().and_then(|v| v.trim().parse().ok());
+        if let Some(level) = level {
+            install(level);
+        }
+    }
+
+    /// A global subscriber printing `multiprocess` events at `level` and above to
+    /// stderr; false if there is one already.
+    pub(crate) fn install(level: tracing::Level) -> bool {
+        let only_ours =
+            tracing_subscriber::filter::Targets::new().with_target("multiprocess", level);
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(only_ours),
+        );
+        tracing::subscriber::set_global_default(subscriber).is_ok()
+    }
 }
 
 /// Makes an integration-test binary able to start children: write

@@ -96,8 +96,7 @@ pub(crate) enum Step {
     /// The login failed: send `say` (if any, best effort) and close.
     Fail {
         say: Option<&'static [u8]>,
-        /// Why (the stage closes the connection; tests read it).
-        #[cfg_attr(not(test), expect(dead_code, reason = "no log to write it to"))]
+        /// Why (the stage closes the connection; tests and the `tracing` event read it).
         error: Error,
     },
 }

@@ -749,7 +749,8 @@ impl Client {
     pub fn connect<T>(address: &str, authkey: impl Into<AuthKey>) -> Result<Connection<T>> {
         let authkey = authkey.into();
         let (fd, _) = Address::parse(address)?.connect(address)?;
-        auth::client(fd.as_fd(), authkey.as_bytes())?;
+        auth::client(fd.as_fd(), authkey.as_bytes())
+            .inspect_err(|_e| trace!(warn, address, error = %_e, "login to a listener failed"))?;
         Connection::from_fd(fd, true, true)
     }
 }
@@ -757,6 +758,7 @@ impl Client {
 /// Connects and authenticates, returning the raw socket (for manager clients).
 pub(crate) fn connect_raw(address: &str, authkey: &AuthKey) -> Result<OwnedFd> {
     let (fd, _) = Address::parse(address)?.connect(address)?;
-    auth::client(fd.as_fd(), authkey.as_bytes())?;
+    auth::client(fd.as_fd(), authkey.as_bytes())
+        .inspect_err(|_e| trace!(warn, address, error = %_e, "login to a manager failed"))?;
     Ok(fd)
 }

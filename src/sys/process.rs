@@ -92,6 +92,7 @@ pub(crate) fn die_with_parent(expected_parent: u32) {
 /// Makes the program `cmd` will run get SIGKILL when the calling *thread* exits (see
 /// the module's caveats): helper servers such as a private `redis-server` then never
 /// outlive their owner, even after a SIGKILL of it.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // the broker's redis-server
 pub(crate) fn kill_with_this_thread(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs between fork and exec and makes one async-signal-safe

@@ -160,6 +160,7 @@ impl Runner {
             .context(self.cfg.ctx);
         proc.start()?;
         let pid = proc.pid().unwrap_or(0);
+        trace!(debug, worker = %name, pid, "pool worker started");
         Ok(Worker {
             proc,
             name,
@@ -208,6 +209,7 @@ impl Runner {
     }
 
     fn run(mut self) {
+        let _span = trace_span!(DEBUG, "pool", name = self.cfg.name);
         let mut seen = self.mailbox.submitted.load(SeqCst);
         let mut idle_since: Option<Instant> = None;
         loop {
@@ -356,6 +358,7 @@ impl Runner {
                 Some((id, item, start)) if id == head.id => {
                     let end = start.saturating_add(t.as_nanos().min(u64::MAX as u128) as u64);
                     if now >= end {
+                        trace!(warn, worker = %w.name, pid = w.pid, task = %head.task.what, timeout = ?t, "task timed out: killing its worker");
                         let _ = w.proc.kill();
                         w.killed_for = Some(Error::new(
                             ErrorKind::Timeout,
@@ -515,6 +518,7 @@ impl Runner {
                     back.push(f.task);
                 }
             }
+            trace!(debug, worker = %w.name, tasks = back.len(), "redispatching tasks queued behind a long one");
             for t in back.into_iter().rev() {
                 self.pending.push_front(t);
             }
@@ -626,7 +630,9 @@ impl Runner {
             let _ = w.proc.join();
             let code = w.proc.exitcode().unwrap_or(-9);
             let how = describe_exit(code);
+            trace!(debug, worker = %w.name, pid = w.pid, exit = %how, "pool worker exited");
             if let Some(head) = w.inflight.pop_front() {
+                trace!(warn, worker = %w.name, pid = w.pid, task = %head.task.what, exit = %how, "pool worker ended while running a task");
                 let err = w.killed_for.take().unwrap_or_else(|| {
                     Error::new(
                         ErrorKind::ProcessDied,
@@ -652,12 +658,16 @@ impl Runner {
                 );
             }
             // Tasks queued behind it go first to the others.
+            trace!(debug, worker = %w.name, tasks = w.inflight.len(), "redispatching the tasks queued behind an ended worker");
             while let Some(f) = w.inflight.pop_back() {
                 self.pending.push_front(f.task);
             }
             if !self.is_broken() {
                 match self.start_worker() {
-                    Ok(nw) => self.workers.insert(i, nw),
+                    Ok(nw) => {
+                        trace!(info, worker = %nw.name, pid = nw.pid, replaces = %w.name, "pool worker respawned");
+                        self.workers.insert(i, nw)
+                    }
                     Err(e) => {
                         if self.workers.is_empty() {
                             self.set_broken(Error::new(
