@@ -70,6 +70,8 @@ mod imap;
 mod map;
 mod options;
 mod process_pool;
+#[cfg(feature = "progress")]
+mod progress;
 mod result;
 mod slot;
 mod thread_pool;

@@ -475,9 +475,10 @@ impl Pool {
         #[cfg(feature = "progress")]
         let mut opts = opts;
         #[cfg(feature = "progress")]
-        let bar = opts
-            .progress
-            .then(|| progress_bar(items.size_hint().0 as u64));
+        let bar = opts.progress.then(|| {
+            let label = opts.label.as_deref().unwrap_or("map");
+            super::progress::bar(items.size_hint().0 as u64, label)
+        });
         #[cfg(feature = "progress")]
         if let Some(bar) = &bar {
             let b = bar.clone();
@@ -486,7 +487,13 @@ impl Pool {
         let r = map_async(&self.flavor(f), items, opts, self.timeout)?;
         #[cfg(feature = "progress")]
         if let Some(bar) = bar {
-            r.slot.on_done(Box::new(move |_| bar.finish_and_clear()));
+            r.slot.on_done(Box::new(move |r| {
+                // The last chunk's tick may come after the result: count it whole.
+                if let Ok(v) = r {
+                    bar.set_position(v.len() as u64);
+                }
+                super::progress::finish(&bar)
+            }));
         }
         Ok(r)
     }
@@ -679,9 +686,10 @@ impl Pool {
         #[cfg(feature = "progress")]
         let (input, bar) = {
             let (lo, hi) = input.size_hint();
-            let bar = opts
-                .progress
-                .then(|| progress_bar(hi.filter(|&h| h == lo).unwrap_or(0) as u64));
+            let bar = opts.progress.then(|| {
+                let label = opts.label.as_deref().unwrap_or("imap");
+                super::progress::bar(hi.filter(|&h| h == lo).unwrap_or(0) as u64, label)
+            });
             (input, bar)
         };
         #[allow(unused_mut)]
@@ -787,24 +795,4 @@ impl Drop for Pool {
     fn drop(&mut self) {
         self.terminate();
     }
-}
-
-#[cfg(feature = "progress")]
-pub(crate) fn progress_bar(len: u64) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = if len > 0 {
-        indicatif::ProgressBar::new(len)
-    } else {
-        indicatif::ProgressBar::no_length()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
 }
