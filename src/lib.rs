@@ -79,6 +79,135 @@
 //! # Ok::<(), multiprocess::Error>(())
 //! ```
 //!
+//! ## Queues
+//!
+//! A [`Queue`] is Python's `multiprocessing.Queue`: any number of processes put and get
+//! serializable items (bounded with [`Queue::bounded`]); [`JoinableQueue`] adds
+//! `task_done` and `join`, [`SimpleQueue`] is the unbounded minimum. A queue is a ring
+//! in shared memory: no feeder thread, and a killed peer loses nothing already put.
+//!
+//! ```
+//! use multiprocess::{Process, Queue};
+//!
+//! fn producer(q: Queue<String>) {
+//!     for i in 0..3 {
+//!         q.put(format!("item {i}")).unwrap();
+//!     }
+//! }
+//!
+//! multiprocess::init();
+//! let q = Queue::new()?;
+//! let mut p = Process::new(producer, q.clone());
+//! p.start()?;
+//! let got: Vec<String> = (0..3).map(|_| q.get()).collect::<Result<_, _>>()?;
+//! assert_eq!(got, ["item 0", "item 1", "item 2"]);
+//! p.join()?;
+//! # Ok::<(), multiprocess::Error>(())
+//! ```
+//!
+//! ## Locks and other synchronization
+//!
+//! [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Condition`], [`Event`]
+//! and [`Barrier`] work across processes: clone one into a child's args. `acquire()`
+//! returns a guard; a lock whose holder died is taken over, not deadlocked
+//! ([`LockGuard::owner_died`] says so).
+//!
+//! ```
+//! use multiprocess::{Lock, Process, RawValue};
+//!
+//! fn add((lock, total): (Lock, RawValue<u64>)) {
+//!     for _ in 0..1000 {
+//!         let _held = lock.acquire(); // released when dropped
+//!         total.set(total.get() + 1);
+//!     }
+//! }
+//!
+//! multiprocess::init();
+//! let (lock, total) = (Lock::new()?, RawValue::new(0u64)?);
+//! let mut ps: Vec<_> = (0..2).map(|_| Process::new(add, (lock.clone(), total.clone()))).collect();
+//! for p in &mut ps { p.start()?; }
+//! for p in &mut ps { p.join()?; }
+//! assert_eq!(total.get(), 2000); // exact: every increment under the lock
+//! # Ok::<(), multiprocess::Error>(())
+//! ```
+//!
+//! ## Shared values and arrays
+//!
+//! [`Value`] and [`Array`] hold plain data ([`Pod`]) in shared memory, each with its
+//! own lock ([`Value::lock`]); [`RawValue`] and [`RawArray`] have none. Named
+//! [`SharedMemory`] is Python's `shared_memory.SharedMemory`: bytes any process can open
+//! by name, unlinked for you if their creator dies.
+//!
+//! ```
+//! use multiprocess::{Array, Process, Value};
+//!
+//! fn f((n, a): (Value<f64>, Array<i32>)) {
+//!     n.set(3.1415927);
+//!     for i in 0..a.len() {
+//!         a.set(i, -a.get(i).unwrap()).unwrap();
+//!     }
+//! }
+//!
+//! multiprocess::init();
+//! let n = Value::new(0.0)?;
+//! let a = Array::from_slice(&[0, 1, 2, 3])?;
+//! let mut p = Process::new(f, (n.clone(), a.clone()));
+//! p.start()?;
+//! p.join()?;
+//! assert_eq!((n.get(), a.to_vec()), (3.1415927, vec![0, -1, -2, -3]));
+//! *n.lock() += 1.0; // read-modify-write under the value's own lock
+//! # Ok::<(), multiprocess::Error>(())
+//! ```
+//!
+//! ## Managers
+//!
+//! A [`Manager`] is a server process holding objects of any serializable type (dicts,
+//! lists, queues, locks, namespaces, your own [`SharedObject`]s); typed proxies reach
+//! them from any process, including unrelated ones on another host by address and
+//! authkey (see [`manager`]).
+//!
+//! ```
+//! use multiprocess::{DictProxy, Manager, Process};
+//!
+//! fn count(d: DictProxy<String, u32>) {
+//!     d.insert("from child".into(), 1).unwrap();
+//! }
+//!
+//! multiprocess::init();
+//! let manager = Manager::start()?;
+//! let d = manager.dict::<String, u32>()?;
+//! d.insert("from parent".into(), 0)?;
+//! let mut p = Process::new(count, d.clone());
+//! p.start()?;
+//! p.join()?;
+//! assert_eq!(d.len()?, 2);
+//! # Ok::<(), multiprocess::Error>(())
+//! ```
+//!
+//! ## Listeners and clients
+//!
+//! [`Listener`] and [`Client`] are Python's `multiprocessing.connection`: a server
+//! address (an abstract name `@name`, a socket path, or `host:port`) that hands out
+//! [`Connection`]s, with an optional authkey that both sides prove (HMAC-SHA256) and
+//! limits against hostile peers (see [`listener`]).
+//!
+//! ```
+//! use multiprocess::{Client, Listener, Process};
+//!
+//! fn client(addr: String) {
+//!     let conn = Client::connect::<String>(&addr, b"secret").unwrap();
+//!     conn.send(&"hello".to_string()).unwrap();
+//! }
+//!
+//! multiprocess::init();
+//! let listener = Listener::bind("127.0.0.1:0", b"secret")?;
+//! let mut p = Process::new(client, listener.address().to_string());
+//! p.start()?;
+//! assert_eq!(listener.accept::<String>()?.recv()?, "hello");
+//! p.join()?;
+//! # Ok::<(), multiprocess::Error>(())
+//! ```
+//!
 //! ## Pools and executors
 //!
 //! A [`Pool`] runs plain functions over many inputs in worker processes; a worker
@@ -116,6 +245,22 @@
 //!
 //! [`wait`] returns whichever connections and processes are ready, as Python's
 //! `multiprocessing.connection.wait`.
+//!
+//! ## Logging and stats
+//!
+//! [`Pool::stats`] says what each worker has done and which task it runs now, and
+//! since when. With the `tracing` feature the crate emits
+//! [`tracing`](https://docs.rs/tracing) events (workers started, ended and respawned,
+//! tasks timed out, failed logins, manager connections); `log_to_stderr()` prints
+//! them, as Python's `multiprocessing.log_to_stderr()`.
+//!
+//! ## Features and platforms
+//!
+//! Cargo features: `progress` (progress bars for `map`/`imap`), `json` (`Json<T>`),
+//! `redis` (`broker`: Redis between hosts), `tracing` (events, `log_to_stderr`). Linux
+//! only, 5.3 or later: the crate relies on pidfds, memfd, futexes and
+//! `PR_SET_PDEATHSIG`, and other targets stop at a `compile_error!` that says so (the
+//! README has the plan for other platforms).
 
 // The docs show `fn main` on purpose: where `init()` goes is the point.
 #![allow(clippy::needless_doctest_main)]
@@ -216,8 +361,10 @@ pub use memory::{Array, Pod, RawArray, RawValue, SharedGuard, SharedMemory, Valu
 #[doc(inline)]
 pub use pool::futures;
 #[cfg(target_os = "linux")]
+#[doc(inline)]
 pub use pool::futures::{ProcessPoolExecutor, ThreadPoolExecutor};
 #[cfg(target_os = "linux")]
+#[doc(inline)]
 pub use pool::{
     AsyncResult, IMap, Options, Pool, PoolBuilder, ThreadPool, ThreadPoolBuilder, WorkerStats,
 };
@@ -240,8 +387,10 @@ pub use wire::json::Json;
 
 // Managers and listeners.
 #[cfg(target_os = "linux")]
+#[doc(inline)]
 pub use listener::{AuthKey, Client, Limits, Listener};
 #[cfg(target_os = "linux")]
+#[doc(inline)]
 pub use manager::{
     ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy, EventProxy,
     JoinableQueueProxy, ListProxy, LockProxy, Manager, ManagerBuilder, ManagerServer,
@@ -349,6 +498,11 @@ mod log {
         tracing::subscriber::set_global_default(subscriber).is_ok()
     }
 }
+
+/// The README's Rust blocks, run as doctests (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// Makes an integration-test binary able to start children: write
 /// `multiprocess::test_support!();` once at the top level of the test file.
