@@ -18,7 +18,7 @@ static CHILD_ENV: std::sync::Mutex<Vec<(std::ffi::OsString, std::ffi::OsString)>
     std::sync::Mutex::new(Vec::new());
 
 /// Sets `key=value` in the environment of the children spawned from now on.
-#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+#[cfg(feature = "tracing")]
 pub(crate) fn set_child_env(key: &str, value: &str) {
     let mut env = CHILD_ENV.lock().unwrap_or_else(|e| e.into_inner());
     env.retain(|(k, _)| k != key);
