@@ -50,14 +50,11 @@ fn stats_name_the_running_task_and_since_when() {
         // Idle workers run nothing.
         let pool = Pool::new(1).unwrap();
         assert_eq!(pool.apply(sleep_ms, 0).unwrap(), 0);
-        // Refreshed once the pool thread has nothing left to do.
-        let mut idle = Vec::new();
+        // `stats()` asks the pool thread for a fresh snapshot: current at once.
+        let idle = pool.stats();
         assert!(
-            common::eventually(LONG, || {
-                idle = pool.stats();
-                idle.iter()
-                    .all(|s| s.tasks_done == 1 && s.task.is_none() && s.since.is_none())
-            }),
+            idle.iter()
+                .all(|s| s.tasks_done == 1 && s.task.is_none() && s.since.is_none()),
             "{idle:?}"
         );
     }

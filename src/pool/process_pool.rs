@@ -772,7 +772,8 @@ impl Pool {
         Ok(())
     }
 
-    /// Per-worker counters: tasks done and time busy.
+    /// Per-worker counters (tasks done, time busy) and the task each worker runs now,
+    /// with since when (see [`WorkerStats`]).
     ///
     /// # Examples
     ///

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -86,10 +86,10 @@ pub struct WorkerStats {
     pub tasks_done: u64,
     /// Time it spent on them, as seen from the parent.
     pub busy: Duration,
-    /// The task it runs now, named as its errors name it (`task 4 (double)`, `map
-    /// chunk of items 100..125`); `None` when idle. Refreshed whenever the pool thread
-    /// has nothing to do (so a stuck pool shows what it is stuck on), and every 64
-    /// tasks while it is busy.
+    /// The task it runs now, named as its errors name it (`task 4`, a `map` chunk by
+    /// its items); `None` when idle. Current as of the call: `stats()` asks the pool
+    /// thread for a fresh snapshot (waiting for it at most 100 ms), so a stuck pool
+    /// shows what it is stuck on.
     pub task: Option<String>,
     /// Since when it runs [`task`](WorkerStats::task): the worker's own stamp for a
     /// task with a timeout; else when the worker finished its previous task (or was
@@ -107,6 +107,9 @@ pub(crate) struct Inbox {
     pub(crate) finished: bool,
 }
 
+/// How long `stats()` waits for the pool thread's fresh snapshot.
+const STATS_WAIT: Duration = Duration::from_millis(100);
+
 /// What the pool's handles and its thread share: the inbox, its bell, the error that
 /// broke the pool, and the workers' counters.
 pub(crate) struct Mailbox {
@@ -117,7 +120,11 @@ pub(crate) struct Mailbox {
     pub(crate) bell: OwnedFd,
     pub(crate) sleeping: AtomicBool,
     broken: Mutex<Option<Error>>,
-    stats: Mutex<Vec<WorkerStats>>,
+    /// The last snapshot for `stats()`, with how many were published before it.
+    stats: Mutex<(u64, Vec<WorkerStats>)>,
+    stats_published: Condvar,
+    /// Set by `stats()`: the pool thread publishes a fresh snapshot.
+    pub(crate) stats_wanted: AtomicBool,
     pub(crate) processes: usize,
 }
 
@@ -130,7 +137,9 @@ impl Mailbox {
             bell,
             sleeping: AtomicBool::new(false),
             broken: Mutex::new(None),
-            stats: Mutex::new(Vec::new()),
+            stats: Mutex::new((0, Vec::new())),
+            stats_published: Condvar::new(),
+            stats_wanted: AtomicBool::new(false),
             processes,
         })
     }
@@ -212,11 +221,34 @@ impl Mailbox {
         }
     }
 
+    /// A fresh snapshot: asks the pool thread for one (it answers within one turn of
+    /// its loop, or at once if asleep) and waits for it at most [`STATS_WAIT`]; the
+    /// last one published if the pool thread ended or does not answer in time.
     pub(crate) fn stats(&self) -> Vec<WorkerStats> {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let lock = || self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let asked = lock().0;
+        if !self.inbox().finished {
+            self.stats_wanted.store(true, SeqCst);
+            sys::poll::ring(self.bell.as_fd());
+        }
+        let deadline = std::time::Instant::now() + STATS_WAIT;
+        loop {
+            // The inbox and the snapshot are never locked together.
+            let finished = self.inbox().finished;
+            let s = lock();
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if s.0 != asked || finished || left.is_zero() {
+                return s.1.clone();
+            }
+            // Short waits: the pool thread may end without publishing again.
+            let wait = left.min(Duration::from_millis(5));
+            drop(self.stats_published.wait_timeout(s, wait));
+        }
     }
 
     pub(crate) fn publish_stats(&self, v: Vec<WorkerStats>) {
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = v;
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        *s = (s.0 + 1, v);
+        self.stats_published.notify_all();
     }
 }

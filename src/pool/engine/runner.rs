@@ -104,8 +104,6 @@ pub(crate) struct Runner {
     deferred: Vec<Deferred>,
     /// Tasks done, summed over the workers, when `stats()` was last refreshed.
     published: u64,
-    /// [`Runner::heads`] when `stats()` was last refreshed.
-    published_heads: u64,
 }
 
 static TASK_IDS: AtomicU64 = AtomicU64::new(1);
@@ -123,7 +121,6 @@ impl Runner {
             last_death_check: Instant::now(),
             deferred: Vec::new(),
             published: 0,
-            published_heads: 0,
         };
         for _ in 0..runner.cfg.processes {
             let w = runner.start_worker()?;
@@ -182,7 +179,6 @@ impl Runner {
 
     fn publish_stats(&mut self) {
         self.published = self.workers.iter().map(|w| w.tasks_done).sum();
-        self.published_heads = self.heads();
         let v = self
             .workers
             .iter()
@@ -199,13 +195,6 @@ impl Runner {
             })
             .collect();
         self.mailbox.publish_stats(v);
-    }
-
-    /// Which task each worker runs, in one number (changes when any of them does).
-    fn heads(&self) -> u64 {
-        self.workers.iter().fold(0, |acc, w| {
-            acc.rotate_left(7) ^ w.inflight.front().map_or(0, |h| h.id)
-        })
     }
 
     fn run(mut self) {
@@ -246,6 +235,9 @@ impl Runner {
             progress |= self.dispatch();
             self.run_deferred();
             self.retire();
+            if self.mailbox.stats_wanted.swap(false, SeqCst) {
+                self.publish_stats(); // asked for by `stats()`: what runs now
+            }
             if closed
                 && self.pending.is_empty()
                 && self.workers.iter().all(|w| w.inflight.is_empty())
@@ -289,11 +281,8 @@ impl Runner {
     /// Sleeps until a task is submitted, a result or a death arrives, or the next
     /// timeout deadline.
     fn sleep(&mut self) {
-        // Fresh counters and current tasks for `stats()` while idle, without a copy
-        // per wake-up.
-        if self.workers.iter().map(|w| w.tasks_done).sum::<u64>() != self.published
-            || self.heads() != self.published_heads
-        {
+        // Fresh counters for `stats()` while idle, without a copy per wake-up.
+        if self.workers.iter().map(|w| w.tasks_done).sum::<u64>() != self.published {
             self.publish_stats();
         }
         let mut deadline = self.check_timeouts();
@@ -312,7 +301,7 @@ impl Runner {
         let ready = {
             let ib = self.mailbox.inbox();
             !ib.pending.is_empty() || ib.closed || ib.terminate
-        };
+        } || self.mailbox.stats_wanted.load(SeqCst);
         let mut begun = Vec::with_capacity(self.workers.len());
         let mut any = ready;
         for w in &self.workers {
