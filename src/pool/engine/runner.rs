@@ -4,7 +4,10 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::time::{Duration, Instant};
 
 use super::mailbox::{Finish, Mailbox, Task, WorkerStats};
@@ -235,7 +238,9 @@ impl Runner {
             progress |= self.dispatch();
             self.run_deferred();
             self.retire();
-            if self.mailbox.stats_wanted.swap(false, SeqCst) {
+            // A plain load on the hot path; the swap only when asked.
+            let wanted = &self.mailbox.stats_wanted;
+            if wanted.load(Relaxed) && wanted.swap(false, SeqCst) {
                 self.publish_stats(); // asked for by `stats()`: what runs now
             }
             if closed
