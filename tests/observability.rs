@@ -127,8 +127,15 @@ mod traced {
         found.unwrap()
     }
 
-    fn crash(_: ()) -> u64 {
-        std::process::abort()
+    /// Item 0 crashes, after long enough for the next chunk to be queued behind it
+    /// (chunks of more than one item get two places in a worker, even behind a long
+    /// one).
+    fn crash_on_zero(x: u64) -> u64 {
+        if x == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            std::process::abort()
+        }
+        x
     }
 
     #[test]
@@ -150,13 +157,16 @@ mod traced {
         let second_pid = format!(" pid={} ", second.pid);
         expect_event(&["pool worker started", &second_pid]);
         expect_event(&["respawned", &second_pid, &format!("replaces={first}")]);
-        // A crash: the cause is in the event.
-        assert_eq!(
-            pool.apply(crash, ()).unwrap_err().kind(),
-            ErrorKind::ProcessDied
-        );
+        // A crash with the next chunk of its map queued behind it on the same
+        // worker: the cause is in the event, and the queued chunk goes elsewhere.
+        let pairs = Options::new().chunk_size(2);
+        let e = pool.map_with(crash_on_zero, 0..8, pairs).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ProcessDied);
         expect_event(&["ended while running a task", &second_pid, "SIGABRT"]);
-        expect_event(&["redispatching", &format!("worker={}", second.name)]);
+        expect_event(&[
+            "redispatching the tasks queued behind an ended worker",
+            &format!("worker={}", second.name),
+        ]);
     }
 
     #[test]

@@ -512,7 +512,9 @@ impl Runner {
                     back.push(f.task);
                 }
             }
-            trace!(debug, worker = %w.name, tasks = back.len(), "redispatching tasks queued behind a long one");
+            if !back.is_empty() {
+                trace!(debug, worker = %w.name, tasks = back.len(), "redispatching tasks queued behind a long one");
+            }
             for t in back.into_iter().rev() {
                 self.pending.push_front(t);
             }
@@ -652,7 +654,9 @@ impl Runner {
                 );
             }
             // Tasks queued behind it go first to the others.
-            trace!(debug, worker = %w.name, tasks = w.inflight.len(), "redispatching the tasks queued behind an ended worker");
+            if !w.inflight.is_empty() {
+                trace!(info, worker = %w.name, tasks = w.inflight.len(), "redispatching the tasks queued behind an ended worker");
+            }
             while let Some(f) = w.inflight.pop_back() {
                 self.pending.push_front(f.task);
             }
