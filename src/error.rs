@@ -274,6 +274,46 @@ impl From<Error> for std::io::Error {
     }
 }
 
+/// Lets `?` turn a [`std::io::Error`] into an [`Error`] in functions that return
+/// [`multiprocess::Result`](Result).
+///
+/// An `io::Error` made from a `multiprocess::Error` (by the conversion the other way)
+/// gives that error back whole. Otherwise the kind follows the `io::Error`'s:
+/// `BrokenPipe`, `ConnectionReset` and `UnexpectedEof` become
+/// [`ErrorKind::Disconnected`], `TimedOut` [`ErrorKind::Timeout`], `InvalidInput`,
+/// `AlreadyExists` and `NotFound` their namesakes, anything else [`ErrorKind::Io`];
+/// the `io::Error` is kept as the [`source`](std::error::Error::source).
+///
+/// # Examples
+///
+/// ```
+/// use multiprocess::ErrorKind;
+///
+/// fn config_len(path: &str) -> multiprocess::Result<usize> {
+///     Ok(std::fs::read(path)?.len()) // io::Error -> multiprocess::Error
+/// }
+///
+/// assert_eq!(config_len("/no/such/file").unwrap_err().kind(), ErrorKind::NotFound);
+/// ```
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        use std::io::ErrorKind as Io;
+        if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            let inner = e.into_inner().expect("checked above");
+            return *inner.downcast::<Error>().expect("checked above");
+        }
+        let kind = match e.kind() {
+            Io::BrokenPipe | Io::ConnectionReset | Io::UnexpectedEof => ErrorKind::Disconnected,
+            Io::TimedOut => ErrorKind::Timeout,
+            Io::InvalidInput => ErrorKind::InvalidInput,
+            Io::AlreadyExists => ErrorKind::AlreadyExists,
+            Io::NotFound => ErrorKind::NotFound,
+            _ => ErrorKind::Io,
+        };
+        Error::new(kind, e.to_string()).with_source(e)
+    }
+}
+
 /// `Result<T, multiprocess::Error>`.
 ///
 /// # Examples
@@ -287,3 +327,32 @@ impl From<Error> for std::io::Error {
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_convert_with_their_kind_and_source() {
+        let cases = [
+            (std::io::ErrorKind::BrokenPipe, ErrorKind::Disconnected),
+            (std::io::ErrorKind::UnexpectedEof, ErrorKind::Disconnected),
+            (std::io::ErrorKind::TimedOut, ErrorKind::Timeout),
+            (std::io::ErrorKind::NotFound, ErrorKind::NotFound),
+            (std::io::ErrorKind::PermissionDenied, ErrorKind::Io),
+        ];
+        for (io, kind) in cases {
+            let e = Error::from(std::io::Error::new(io, "x"));
+            assert_eq!(e.kind(), kind, "{io:?}");
+            assert!(std::error::Error::source(&e).is_some());
+        }
+    }
+
+    #[test]
+    fn a_round_trip_through_io_error_keeps_the_error() {
+        let original = Error::new(ErrorKind::BrokenBarrier, "the barrier broke");
+        let back = Error::from(std::io::Error::from(original));
+        assert_eq!(back.kind(), ErrorKind::BrokenBarrier);
+        assert_eq!(back.to_string(), "the barrier broke");
+    }
+}

@@ -50,17 +50,60 @@ fn binding_twice_is_an_error() {
         assert_eq!(again.kind(), ErrorKind::AlreadyExists, "{a}: {again}");
         let shown = first.address().to_string();
         drop(first);
-        // Free again once the first is gone (a path listener removes its file).
-        Listener::bind(&shown, None).unwrap();
+        // Free again once the first is gone (a path listener removes its file), and
+        // every copy of its socket: a child that another test is spawning holds a copy
+        // of every fd until its exec (which closes it), so an abstract name may stay
+        // bound for that long. Reusing a name at once is what made
+        // `connect_send_close_before_accept_is_received` flaky under `cargo test`.
+        let mut last = None;
+        let free = common::eventually(LONG, || match Listener::bind(&shown, None) {
+            Ok(_) => true,
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{shown}: {e}");
+                last = Some(e);
+                false
+            }
+        });
+        assert!(free, "{shown} still bound: {last:?}");
     }
+}
+
+/// Says it runs, waits for the parent, then exits.
+fn hold_on(conn: Connection<()>) {
+    conn.send(&()).unwrap();
+    common::wait_for_parent(conn);
+}
+
+/// A child made by `fork` inherits every fd; it closes a listener's socket as it
+/// closes handles, so dropping the listener in the parent frees its address at once
+/// even while the child lives (before, the child's copy kept the name bound).
+#[test]
+fn a_fork_child_does_not_keep_a_dropped_listeners_address() {
+    let _g = common::serial(); // no other test spawns a child meanwhile
+    let name = abstract_name("forked");
+    let l = Listener::bind(&name, None).unwrap();
+    let (mine, theirs) = pipe::<()>().unwrap();
+    let mut p = get_context(StartMethod::Fork).process(hold_on, theirs);
+    p.start().unwrap();
+    // Its task runs: the child is past closing what it inherited.
+    mine.recv_timeout(LONG).unwrap();
+    drop(l);
+    let again = Listener::bind(&name, None);
+    drop(mine); // the child returns
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(p.exitcode(), Some(0));
+    common::assert_gone(p.pid().unwrap());
+    again.unwrap_or_else(|e| panic!("{name} still bound by the fork child: {e}"));
 }
 
 #[test]
 fn connect_send_close_before_accept_is_received() {
     let _g = common::shared();
-    let (addrs, _p) = addresses("early");
-    for a in addrs {
-        for key in [None, Some(b"k3y".as_slice())] {
+    for key in [None, Some(b"k3y".as_slice())] {
+        // Fresh addresses for each listener: an abstract name just freed may still be
+        // bound by a child another test is spawning (see `an_address_is_free_again...`).
+        let (addrs, _p) = addresses("early");
+        for a in addrs {
             let l = Listener::bind(&a, key).unwrap();
             let addr = l.address().to_string();
             // The client must wait for the handshake, so it runs on a thread.

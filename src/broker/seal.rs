@@ -7,7 +7,7 @@
 //! length keeps domain and body from sliding into each other. Tags are compared in
 //! constant time ([`Mac::verify_slice`]).
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 /// Length of a seal's tag, in bytes.
@@ -51,7 +51,8 @@ impl Seal {
     /// ```
     pub fn new(key: &[u8]) -> Self {
         Seal {
-            mac: <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length"),
+            mac: <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+                .expect("HMAC takes keys of any length"),
         }
     }
 

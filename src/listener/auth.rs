@@ -30,7 +30,7 @@
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -52,18 +52,12 @@ fn auth_error(msg: impl Into<String>) -> Error {
 
 /// 32 random bytes from the OS.
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|e| {
-        Error::io(
-            "reading random bytes from the OS",
-            std::io::Error::other(e.to_string()),
-        )
-    })?;
-    Ok(b)
+    crate::sys::random_bytes().map_err(|e| Error::io("reading random bytes from the OS", e))
 }
 
 fn mac(key: &[u8], tag: &[u8], nonce: &[u8]) -> Hmac<Sha256> {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut m =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
     m.update(tag);
     m.update(nonce);
     m
@@ -117,8 +111,7 @@ pub(crate) enum Step {
     /// The login failed: send `say` (if any, best effort) and close.
     Fail {
         say: Option<&'static [u8]>,
-        /// Why (the stage closes the connection; tests read it).
-        #[cfg_attr(not(test), expect(dead_code, reason = "no log to write it to"))]
+        /// Why (the stage closes the connection; tests and the `tracing` event read it).
         error: Error,
     },
 }

@@ -218,7 +218,8 @@ impl Pending {
                         return Progress::Fail;
                     }
                 }
-                Step::Fail { say, error: _ } => {
+                Step::Fail { say, error: _error } => {
+                    trace!(warn, error = %_error, "a client failed to log in");
                     if let Some(say) = say {
                         let _ = crate::wire::frame::send_parts(self.fd.as_fd(), say, &[]);
                     }

@@ -103,6 +103,7 @@ use std::time::{Duration, Instant};
 use crate::connection::{Connection, Waitable};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wire::frame::Budget;
+use crate::wire::handles;
 use login::Stage;
 
 /// The limits a [`Listener`] or a manager server puts on the peers that connect to it
@@ -400,6 +401,12 @@ impl Listener {
     /// address twice); [`ErrorKind::InvalidInput`] for a malformed address;
     /// [`ErrorKind::Io`] otherwise.
     ///
+    /// An address is free again once every copy of the socket is closed. A `Fork`
+    /// child closes its copy before its task runs, but a child that some thread of
+    /// this process is starting at the moment of the drop holds a copy of every fd
+    /// until its `exec`: an abstract name (which no file removal frees) can stay bound
+    /// for those few milliseconds. Prefer a fresh name to rebinding one just dropped.
+    ///
     /// # Examples
     ///
     /// ```
@@ -493,6 +500,13 @@ impl Listener {
 
     fn new(socket: Socket, address: String, authkey: AuthKey, unlink: Option<PathBuf>) -> Self {
         let limits = Limits::default();
+        // A fork child closes it: a copy there would keep the address bound (and
+        // connections queued, never answered) after this listener is dropped.
+        handles::register(match &socket {
+            Socket::Unix(l) => l.as_fd(),
+            Socket::Tcp(l) => l.as_fd(),
+            Socket::Gone => unreachable!("a new listener has its socket"),
+        });
         Listener {
             socket,
             address,
@@ -568,6 +582,7 @@ impl Listener {
     pub(crate) fn into_fd(mut self) -> (OwnedFd, bool) {
         self.unlink = None;
         drop(self.stage.take()); // its logins and ready connections are closed
+        handles::unregister(self.as_fd());
         let sock = std::mem::replace(&mut self.socket, Socket::Gone);
         match sock {
             Socket::Unix(l) => (l.into(), true),
@@ -662,6 +677,9 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         drop(self.stage.take()); // stops the login thread, closes its connections
+        if !matches!(self.socket, Socket::Gone) {
+            handles::unregister(self.as_fd());
+        }
         if let Some(p) = &self.unlink {
             let _ = std::fs::remove_file(p);
         }
@@ -731,7 +749,8 @@ impl Client {
     pub fn connect<T>(address: &str, authkey: impl Into<AuthKey>) -> Result<Connection<T>> {
         let authkey = authkey.into();
         let (fd, _) = Address::parse(address)?.connect(address)?;
-        auth::client(fd.as_fd(), authkey.as_bytes())?;
+        auth::client(fd.as_fd(), authkey.as_bytes())
+            .inspect_err(|_e| trace!(warn, address, error = %_e, "login to a listener failed"))?;
         Connection::from_fd(fd, true, true)
     }
 }
@@ -800,6 +819,7 @@ impl Client {
 /// Connects and authenticates, returning the raw socket (for manager clients).
 pub(crate) fn connect_raw(address: &str, authkey: &AuthKey) -> Result<OwnedFd> {
     let (fd, _) = Address::parse(address)?.connect(address)?;
-    auth::client(fd.as_fd(), authkey.as_bytes())?;
+    auth::client(fd.as_fd(), authkey.as_bytes())
+        .inspect_err(|_e| trace!(warn, address, error = %_e, "login to a manager failed"))?;
     Ok(fd)
 }

@@ -294,6 +294,7 @@ impl Server {
         if let Some(o) = owner {
             fds.push(o.as_raw_fd());
         }
+        trace!(info, address = %listener.address(), "manager serving");
         while !self.stopping.load(Ordering::SeqCst) {
             // Wake now and then to free objects whose lease ran out.
             let tick = Instant::now() + Duration::from_secs(1);
@@ -325,6 +326,7 @@ impl Server {
                 });
             if spawned.is_err() {
                 // No thread for it: the connection is dropped, the server goes on.
+                trace!(warn, "manager connection dropped: no thread for it");
                 continue;
             }
         }
@@ -338,6 +340,8 @@ impl Server {
             stopping: &self.stopping,
             held: HashSet::new(),
         };
+        let _span = trace_span!(DEBUG, "manager_connection", id = conn.id);
+        trace!(debug, "manager connection opened");
         let mut spin = AdaptiveSpin::new();
         loop {
             let f = match spin
@@ -375,6 +379,7 @@ impl Server {
             }
         }
         self.release_held(&conn);
+        trace!(debug, "manager connection closed");
     }
 
     fn release_held(&self, conn: &Conn<'_>) {

@@ -40,7 +40,6 @@
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -92,6 +91,14 @@ impl std::fmt::Debug for SharedMemory {
     }
 }
 
+/// A fresh default name: `mp-` and 16 hex digits from the OS's random bytes (Python:
+/// `psm_` and `secrets.token_hex(4)`; Linux has no 31-byte limit, so 64 bits).
+fn random_name() -> Result<String> {
+    let bytes: [u8; 8] = sys::random_bytes()
+        .map_err(|e| Error::io("reading random bytes for a shared memory name", e))?;
+    Ok(format!("mp-{:016x}", u64::from_le_bytes(bytes)))
+}
+
 fn shm_path(name: &str) -> Result<String> {
     let bare = name.strip_prefix('/').unwrap_or(name);
     if bare.is_empty() || bare.contains('/') || bare.len() > 250 {
@@ -128,8 +135,9 @@ impl SharedMemory {
         })
     }
 
-    /// Creates a new segment of `size` bytes (zeroed) named `name`, or a fresh unique
-    /// name when `None`. The segment is unlinked automatically if this process dies
+    /// Creates a new segment of `size` bytes (zeroed) named `name`, or a fresh random
+    /// name when `None` (`mp-` and 16 hex digits from the OS, as Python's `secrets`).
+    /// The segment is unlinked automatically if this process dies
     /// without unlinking it (see the module docs).
     ///
     /// # Errors
@@ -150,20 +158,22 @@ impl SharedMemory {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn create(name: Option<&str>, size: usize) -> Result<Self> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = match name {
-            Some(n) => n.strip_prefix('/').unwrap_or(n).to_string(),
-            None => {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.subsec_nanos());
-                format!(
-                    "mp-{}-{}-{nanos:x}",
-                    std::process::id(),
-                    COUNTER.fetch_add(1, Ordering::Relaxed)
-                )
+        let Some(name) = name else {
+            // Python's `secrets.token_hex`: a random name, tried again in the unlikely
+            // case it is taken (as Python does), so nothing about this process (pid,
+            // counter, clock) can be read from or guessed in `/dev/shm`.
+            let mut tries = 0;
+            loop {
+                match Self::create_as(random_name()?, size) {
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists && tries < 16 => tries += 1,
+                    r => return r,
+                }
             }
         };
+        Self::create_as(name.strip_prefix('/').unwrap_or(name).to_string(), size)
+    }
+
+    fn create_as(name: String, size: usize) -> Result<Self> {
         let path = shm_path(&name)?;
         let io = |what: &str, e: std::io::Error| Error::io(&format!("{what} {name:?}"), e);
         let Some(fd) = sys::shm::create_unnamed(size).map_err(|e| io("shared memory", e))? else {
@@ -469,5 +479,22 @@ impl<'de> Deserialize<'de> for SharedMemory {
         let (name, Fd(fd)) = <(String, Fd)>::deserialize(d)?;
         let size = sys::shm::size_of(fd.as_fd()).map_err(serde::de::Error::custom)?;
         SharedMemory::from_fd(name, fd, size).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::random_name;
+
+    #[test]
+    fn default_names_are_random_hex() {
+        let a = random_name().unwrap();
+        let b = random_name().unwrap();
+        assert_ne!(a, b);
+        for n in [&a, &b] {
+            let hex = n.strip_prefix("mp-").expect("prefix");
+            assert_eq!(hex.len(), 16, "{n}");
+            assert!(hex.bytes().all(|c| c.is_ascii_hexdigit()), "{n}");
+        }
     }
 }

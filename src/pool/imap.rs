@@ -207,7 +207,7 @@ where
             if self.outstanding == 0 {
                 #[cfg(feature = "progress")]
                 if let Some(b) = self.bar.take() {
-                    b.finish_and_clear();
+                    super::progress::finish(&b);
                 }
                 return self.input_error.take().map(Err);
             }

@@ -73,6 +73,8 @@ mod imap;
 mod map;
 mod options;
 mod process_pool;
+#[cfg(feature = "progress")]
+mod progress;
 mod result;
 mod slot;
 mod thread_pool;

@@ -42,6 +42,9 @@ pub struct Options<T = ()> {
     error_callback: Option<ErrorCallback>,
     #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     pub(crate) progress: bool,
+    /// The progress bar's label (`map`, `imap` when `None`).
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    pub(crate) label: Option<String>,
     /// Told how many items each finished chunk of a `map` held (the progress bar).
     pub(crate) tick: Option<Tick>,
 }
@@ -65,6 +68,7 @@ impl<T> Default for Options<T> {
             callback: None,
             error_callback: None,
             progress: false,
+            label: None,
             tick: None,
         }
     }
@@ -166,6 +170,26 @@ impl<T> Options<T> {
     /// ```
     pub fn progress(mut self, yes: bool) -> Self {
         self.progress = yes;
+        self
+    }
+
+    /// Draws a progress bar (as [`progress`](Options::progress)) labelled `label`
+    /// instead of `map` or `imap`: `squares ████░░░░ 800/2000 4.8k/s 0.17s (eta 0s)`,
+    /// and at the end `squares: 2000 items in 0.42s (4.8k/s)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 { x * x }
+    /// multiprocess::init();
+    /// let pool = multiprocess::Pool::new(2)?;
+    /// let opts = multiprocess::Options::new().progress_label("squares");
+    /// assert_eq!(pool.map_with(square, 0..2000, opts)?.len(), 2000);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn progress_label(mut self, label: impl Into<String>) -> Self {
+        self.progress = true;
+        self.label = Some(label.into());
         self
     }
 

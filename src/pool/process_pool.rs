@@ -513,13 +513,31 @@ impl Pool {
     /// failed); every chunk still runs to the end. Use [`imap`](Pool::imap) for one
     /// result per item.
     ///
+    /// # A closure that captures
+    ///
+    /// `f` is a `fn`: a closure that captures a variable does not coerce to one
+    /// (E0308, "closures can only be coerced to `fn` types if they do not capture any
+    /// variables"), since workers have none of the caller's memory. Put the captured
+    /// value into each item (`items.map(|x| (x, factor))`), or use
+    /// [`ThreadPool`](crate::ThreadPool), which takes closures.
+    ///
+    /// ```compile_fail
+    /// let factor = 3;
+    /// let pool = multiprocess::Pool::new(2)?;
+    /// pool.map(|x: u64| x * factor, [1, 2, 3])?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    ///
     /// # Examples
     ///
     /// ```
     /// fn square(x: u64) -> u64 { x * x }
+    /// fn scale((x, factor): (u64, u64)) -> u64 { x * factor }
     /// multiprocess::init();
     /// let pool = multiprocess::Pool::new(2)?;
     /// assert_eq!(pool.map(square, [1, 2, 3])?, [1, 4, 9]);
+    /// let factor = 3; // what a closure would have captured travels with each item
+    /// assert_eq!(pool.map(scale, [1, 2, 3].map(|x| (x, factor)))?, [3, 6, 9]);
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn map<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<Vec<R>>
@@ -612,9 +630,10 @@ impl Pool {
         #[cfg(feature = "progress")]
         let mut opts = opts;
         #[cfg(feature = "progress")]
-        let bar = opts
-            .progress
-            .then(|| progress_bar(items.size_hint().0 as u64));
+        let bar = opts.progress.then(|| {
+            let label = opts.label.as_deref().unwrap_or("map");
+            super::progress::bar(items.size_hint().0 as u64, label)
+        });
         #[cfg(feature = "progress")]
         if let Some(bar) = &bar {
             let b = bar.clone();
@@ -623,7 +642,13 @@ impl Pool {
         let r = map_async(&self.flavor(f), items, opts, self.timeout)?;
         #[cfg(feature = "progress")]
         if let Some(bar) = bar {
-            r.slot.on_done(Box::new(move |_| bar.finish_and_clear()));
+            r.slot.on_done(Box::new(move |r| {
+                // The last chunk's tick may come after the result: count it whole.
+                if let Ok(v) = r {
+                    bar.set_position(v.len() as u64);
+                }
+                super::progress::finish(&bar)
+            }));
         }
         Ok(r)
     }
@@ -816,9 +841,10 @@ impl Pool {
         #[cfg(feature = "progress")]
         let (input, bar) = {
             let (lo, hi) = input.size_hint();
-            let bar = opts
-                .progress
-                .then(|| progress_bar(hi.filter(|&h| h == lo).unwrap_or(0) as u64));
+            let bar = opts.progress.then(|| {
+                let label = opts.label.as_deref().unwrap_or("imap");
+                super::progress::bar(hi.filter(|&h| h == lo).unwrap_or(0) as u64, label)
+            });
             (input, bar)
         };
         #[allow(unused_mut)]
@@ -900,7 +926,8 @@ impl Pool {
         Ok(())
     }
 
-    /// Per-worker counters: tasks done and time busy.
+    /// Per-worker counters (tasks done, time busy) and the task each worker runs now,
+    /// with since when (see [`WorkerStats`]).
     ///
     /// # Examples
     ///
@@ -942,24 +969,4 @@ impl Drop for Pool {
     fn drop(&mut self) {
         self.terminate();
     }
-}
-
-#[cfg(feature = "progress")]
-pub(crate) fn progress_bar(len: u64) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = if len > 0 {
-        indicatif::ProgressBar::new(len)
-    } else {
-        indicatif::ProgressBar::no_length()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
 }

@@ -300,6 +300,14 @@ pub(crate) fn marker_value(ctrl: &OwnedFd, stdout: &OwnedFd) -> String {
     )
 }
 
+/// Whether this process is a spawned child of ours that has not called `init()`:
+/// its parent is still waiting to hand it a task.
+pub(crate) fn task_unclaimed() -> bool {
+    std::env::var_os(MARKER)
+        .and_then(|v| parse_marker(&v.to_string_lossy()))
+        .is_some_and(|(_, _, ppid)| ppid == sys::process::getppid())
+}
+
 /// Checks whether an error means the child never got to run its task.
 pub(crate) fn no_init_error(code: Option<i32>) -> Error {
     let how = match code {

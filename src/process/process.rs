@@ -113,6 +113,37 @@ where
     /// started by `spawn` or the fork server has none of the parent's memory, so
     /// everything it needs travels in `args`, which must be serializable. Handles
     /// ([`Connection`](crate::Connection) and friends) in `args` are passed to the child.
+    ///
+    /// # A closure that captures
+    ///
+    /// A closure that captures a variable is not a `fn` (error E0308, "expected fn
+    /// pointer, found closure", "closures can only be coerced to `fn` types if they do
+    /// not capture any variables"): the captured value lives in the parent's memory,
+    /// which a spawned child does not have. Pass the value in `args` instead (a tuple
+    /// or a struct for several), or use [`std::thread`] or
+    /// [`ThreadPool`](crate::ThreadPool) when the work may share the parent's memory.
+    ///
+    /// ```compile_fail
+    /// let greeting = String::from("hello");
+    /// let p = multiprocess::Process::new(move |n: u32| println!("{greeting} {n}"), 1);
+    /// ```
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocess::Process;
+    ///
+    /// fn greet((greeting, n): (String, u32)) {
+    ///     println!("{greeting} {n}");
+    /// }
+    ///
+    /// multiprocess::init();
+    /// let mut p = Process::new(greet, ("hello".to_string(), 1)); // the data in args
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(0));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn new(target: fn(A), args: A) -> Self {
         let me = state();
         let (identity, name) = me.next_child();

@@ -11,6 +11,20 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 use crate::wire::frame;
 
+/// Environment set in every spawned child, beside what it inherits: `MULTIPROCESS_LOG`
+/// after `log_to_stderr`, so that children log as their parent does (Python hands its
+/// log level to spawned children too).
+static CHILD_ENV: std::sync::Mutex<Vec<(std::ffi::OsString, std::ffi::OsString)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Sets `key=value` in the environment of the children spawned from now on.
+#[cfg(feature = "tracing")]
+pub(crate) fn set_child_env(key: &str, value: &str) {
+    let mut env = CHILD_ENV.lock().unwrap_or_else(|e| e.into_inner());
+    env.retain(|(k, _)| k != key);
+    env.push((key.into(), value.into()));
+}
+
 /// How long a spawned child may take to pick up its task before we give up on it.
 pub(crate) const SPAWN_ACK_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -31,15 +45,12 @@ pub(crate) fn start_spawn(
         .iter()
         .map(Into::into)
         .collect();
-    let env = env.map(<[_]>::to_vec);
+    let base = env.map(<[_]>::to_vec);
+    let mut extra = CHILD_ENV.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    extra.push((MARKER.into(), marker.into()));
     let pid = on_long_lived_thread(move || {
-        let r = sys::process::spawn_self(
-            &args,
-            &[(MARKER.into(), marker.into())],
-            env.as_deref(),
-            theirs.as_fd(),
-            out.as_fd(),
-        );
+        let r =
+            sys::process::spawn_self(&args, &extra, base.as_deref(), theirs.as_fd(), out.as_fd());
         drop(theirs);
         drop(out);
         r

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 
-use super::bootstrap::{self, Boot, MARKER};
+use super::bootstrap::{self, Boot};
 use super::child::{Child, Reap};
 use super::forkserver;
 use super::launcher::on_long_lived_thread;
@@ -49,10 +49,12 @@ fn borrow(fds: &[RawFd]) -> Vec<BorrowedFd<'_>> {
 }
 
 /// A child that was spawned but never called `init()` would run the user's `main`
-/// again; if that `main` starts children, refuse instead of recursing.
+/// again; if that `main` starts children, end it instead of recursing. It ends
+/// silently: its parent, still waiting for it to take its task, says once what to do
+/// (a message from here too would print the advice twice).
 fn guard_against_missing_init() -> Result<()> {
-    if std::env::var_os(MARKER).is_some() {
-        return Err(bootstrap::no_init_error(None));
+    if bootstrap::task_unclaimed() {
+        sys::process::exit_now(1);
     }
     Ok(())
 }

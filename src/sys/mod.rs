@@ -98,3 +98,11 @@ pub(crate) fn zeroed_bytes(len: usize) -> Option<Vec<u8>> {
         Some(Vec::from_raw_parts(p, len, len))
     }
 }
+
+/// `N` random bytes from the OS (`getrandom(2)`): authkey nonces and keys, and the
+/// default names of shared memory (as Python's `secrets`).
+pub(crate) fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(b)
+}

@@ -73,6 +73,23 @@ impl Drop for HandleFd {
     }
 }
 
+/// Registers an fd owned by something other than a [`HandleFd`] (a listener's
+/// socket), so that fork children close it as they close handles. The owner calls
+/// [`unregister`] before the fd closes or changes owner.
+pub(crate) fn register(fd: BorrowedFd<'_>) {
+    live()
+        .get_or_insert_with(HashSet::new)
+        .insert(fd.as_raw_fd());
+}
+
+/// Ends a [`register`]: before the fd closes, so that a new fd with the same number is
+/// not forgotten.
+pub(crate) fn unregister(fd: BorrowedFd<'_>) {
+    if let Some(set) = live().as_mut() {
+        set.remove(&fd.as_raw_fd());
+    }
+}
+
 /// Held across `fork` so the child's copy of the registry is consistent and unlocked.
 pub(crate) fn lock_for_fork() -> MutexGuard<'static, Option<HashSet<RawFd>>> {
     live()

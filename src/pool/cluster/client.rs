@@ -476,11 +476,14 @@ impl Client {
             let workers = r
                 .workers
                 .iter()
-                .map(|(n, pid, done, ns)| WorkerStats {
+                .map(|(n, pid, done, ns, task, age)| WorkerStats {
                     name: format!("{name}/{n}"),
                     pid: *pid,
                     tasks_done: *done,
                     busy: Duration::from_nanos(*ns),
+                    // As of the host's last report (each heartbeat).
+                    task: task.clone(),
+                    since: age.and_then(|a| Instant::now().checked_sub(Duration::from_nanos(a))),
                 })
                 .collect();
             out.push((

@@ -622,11 +622,14 @@ fn heartbeat(
             .stats()
             .into_iter()
             .map(|s| {
+                let nanos = |d: Duration| d.as_nanos().min(u64::MAX as u128) as u64;
                 (
                     s.name,
                     s.pid,
                     s.tasks_done,
-                    s.busy.as_nanos().min(u64::MAX as u128) as u64,
+                    nanos(s.busy),
+                    s.task,
+                    s.since.map(|t| nanos(t.elapsed())),
                 )
             })
             .collect(),

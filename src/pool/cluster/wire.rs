@@ -84,9 +84,13 @@ pub(crate) struct HostReport {
     pub(crate) tasks: u64,
     pub(crate) forged: u64,
     pub(crate) refused: u64,
-    /// Per local worker: name, pid, tasks done, busy nanoseconds.
-    pub(crate) workers: Vec<(String, u32, u64, u64)>,
+    /// Per local worker.
+    pub(crate) workers: Vec<WorkerReport>,
 }
+
+/// One local worker in a [`HostReport`]: name, pid, tasks done, busy nanoseconds, the
+/// task it runs and for how many nanoseconds it had run it when the report was written.
+pub(crate) type WorkerReport = (String, u32, u64, u64, Option<String>, Option<u64>);
 
 const KINDS: [ErrorKind; 21] = [
     ErrorKind::Io,

@@ -9,8 +9,8 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::pool::slot::Phase;
@@ -49,17 +49,31 @@ impl Task {
     }
 }
 
-/// Counters of one worker, for [`Pool::stats`](crate::Pool::stats).
+/// Counters of one worker, and what it runs now, for [`Pool::stats`](crate::Pool::stats).
 ///
 /// # Examples
 ///
 /// ```
+/// use std::time::Duration;
+///
 /// fn id(x: u8) -> u8 { x }
+/// fn stuck(_: ()) { std::thread::sleep(Duration::from_secs(30)) }
+///
 /// multiprocess::init();
 /// let pool = multiprocess::Pool::new(1)?;
 /// pool.apply(id, 1)?;
 /// let s: multiprocess::WorkerStats = pool.stats().remove(0);
 /// assert!(s.name.starts_with("PoolWorker-") && s.pid > 0);
+/// assert_eq!((s.tasks_done, s.task), (1, None)); // idle
+///
+/// let _r = pool.apply_async(stuck, ())?;
+/// let s = (0..1000)
+///     .map(|_| { std::thread::sleep(Duration::from_millis(10)); pool.stats().remove(0) })
+///     .find(|s| s.task.is_some())
+///     .expect("the worker runs `stuck`");
+/// println!("{} runs {:?} since {:?}", s.name, s.task, s.since.map(|t| t.elapsed()));
+/// assert!(s.task.is_some_and(|t| t.starts_with("task ")) && s.since.is_some());
+/// pool.terminate();
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +86,15 @@ pub struct WorkerStats {
     pub tasks_done: u64,
     /// Time it spent on them, as seen from the parent.
     pub busy: Duration,
+    /// The task it runs now, named as its errors name it (`task 4`, a `map` chunk by
+    /// its items); `None` when idle. Current as of the call: `stats()` asks the pool
+    /// thread for a fresh snapshot (waiting for it at most 100 ms), so a stuck pool
+    /// shows what it is stuck on.
+    pub task: Option<String>,
+    /// Since when it runs [`task`](WorkerStats::task): the worker's own stamp for a
+    /// task with a timeout; else when the worker finished its previous task (or was
+    /// handed this one, if later).
+    pub since: Option<Instant>,
 }
 
 /// The submitted tasks and the requests to the pool thread.
@@ -84,6 +107,9 @@ pub(crate) struct Inbox {
     pub(crate) finished: bool,
 }
 
+/// How long `stats()` waits for the pool thread's fresh snapshot.
+const STATS_WAIT: Duration = Duration::from_millis(100);
+
 /// What the pool's handles and its thread share: the inbox, its bell, the error that
 /// broke the pool, and the workers' counters.
 pub(crate) struct Mailbox {
@@ -94,7 +120,11 @@ pub(crate) struct Mailbox {
     pub(crate) bell: OwnedFd,
     pub(crate) sleeping: AtomicBool,
     broken: Mutex<Option<Error>>,
-    stats: Mutex<Vec<WorkerStats>>,
+    /// The last snapshot for `stats()`, with how many were published before it.
+    stats: Mutex<(u64, Vec<WorkerStats>)>,
+    stats_published: Condvar,
+    /// Set by `stats()`: the pool thread publishes a fresh snapshot.
+    pub(crate) stats_wanted: AtomicBool,
     pub(crate) processes: usize,
 }
 
@@ -107,7 +137,9 @@ impl Mailbox {
             bell,
             sleeping: AtomicBool::new(false),
             broken: Mutex::new(None),
-            stats: Mutex::new(Vec::new()),
+            stats: Mutex::new((0, Vec::new())),
+            stats_published: Condvar::new(),
+            stats_wanted: AtomicBool::new(false),
             processes,
         })
     }
@@ -189,11 +221,34 @@ impl Mailbox {
         }
     }
 
+    /// A fresh snapshot: asks the pool thread for one (it answers within one turn of
+    /// its loop, or at once if asleep) and waits for it at most [`STATS_WAIT`]; the
+    /// last one published if the pool thread ended or does not answer in time.
     pub(crate) fn stats(&self) -> Vec<WorkerStats> {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let lock = || self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let asked = lock().0;
+        if !self.inbox().finished {
+            self.stats_wanted.store(true, SeqCst);
+            sys::poll::ring(self.bell.as_fd());
+        }
+        let deadline = std::time::Instant::now() + STATS_WAIT;
+        loop {
+            // The inbox and the snapshot are never locked together.
+            let finished = self.inbox().finished;
+            let s = lock();
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if s.0 != asked || finished || left.is_zero() {
+                return s.1.clone();
+            }
+            // Short waits: the pool thread may end without publishing again.
+            let wait = left.min(Duration::from_millis(5));
+            drop(self.stats_published.wait_timeout(s, wait));
+        }
     }
 
     pub(crate) fn publish_stats(&self, v: Vec<WorkerStats>) {
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = v;
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        *s = (s.0 + 1, v);
+        self.stats_published.notify_all();
     }
 }

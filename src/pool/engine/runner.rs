@@ -4,7 +4,10 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::time::{Duration, Instant};
 
 use super::mailbox::{Finish, Mailbox, Task, WorkerStats};
@@ -157,6 +160,7 @@ impl Runner {
             .context(self.cfg.ctx);
         proc.start()?;
         let pid = proc.pid().unwrap_or(0);
+        trace!(debug, worker = %name, pid, "pool worker started");
         Ok(Worker {
             proc,
             name,
@@ -181,17 +185,23 @@ impl Runner {
         let v = self
             .workers
             .iter()
-            .map(|w| WorkerStats {
-                name: w.name.clone(),
-                pid: w.pid,
-                tasks_done: w.tasks_done,
-                busy: w.busy,
+            .map(|w| {
+                let head = w.inflight.front();
+                WorkerStats {
+                    name: w.name.clone(),
+                    pid: w.pid,
+                    tasks_done: w.tasks_done,
+                    busy: w.busy,
+                    task: head.map(|h| h.task.what.clone()),
+                    since: head.map(|h| running_since(w, h)),
+                }
             })
             .collect();
         self.mailbox.publish_stats(v);
     }
 
     fn run(mut self) {
+        let _span = trace_span!(DEBUG, "pool", name = self.cfg.name);
         let mut seen = self.mailbox.submitted.load(SeqCst);
         let mut idle_since: Option<Instant> = None;
         loop {
@@ -228,6 +238,11 @@ impl Runner {
             progress |= self.dispatch();
             self.run_deferred();
             self.retire();
+            // A plain load on the hot path; the swap only when asked.
+            let wanted = &self.mailbox.stats_wanted;
+            if wanted.load(Relaxed) && wanted.swap(false, SeqCst) {
+                self.publish_stats(); // asked for by `stats()`: what runs now
+            }
             if closed
                 && self.pending.is_empty()
                 && self.workers.iter().all(|w| w.inflight.is_empty())
@@ -291,7 +306,7 @@ impl Runner {
         let ready = {
             let ib = self.mailbox.inbox();
             !ib.pending.is_empty() || ib.closed || ib.terminate
-        };
+        } || self.mailbox.stats_wanted.load(SeqCst);
         let mut begun = Vec::with_capacity(self.workers.len());
         let mut any = ready;
         for w in &self.workers {
@@ -337,6 +352,7 @@ impl Runner {
                 Some((id, item, start)) if id == head.id => {
                     let end = start.saturating_add(t.as_nanos().min(u64::MAX as u128) as u64);
                     if now >= end {
+                        trace!(warn, worker = %w.name, pid = w.pid, task = %head.task.what, timeout = ?t, "task timed out: killing its worker");
                         let _ = w.proc.kill();
                         w.killed_for = Some(Error::new(
                             ErrorKind::Timeout,
@@ -496,6 +512,9 @@ impl Runner {
                     back.push(f.task);
                 }
             }
+            if !back.is_empty() {
+                trace!(debug, worker = %w.name, tasks = back.len(), "redispatching tasks queued behind a long one");
+            }
             for t in back.into_iter().rev() {
                 self.pending.push_front(t);
             }
@@ -607,7 +626,9 @@ impl Runner {
             let _ = w.proc.join();
             let code = w.proc.exitcode().unwrap_or(-9);
             let how = describe_exit(code);
+            trace!(debug, worker = %w.name, pid = w.pid, exit = %how, "pool worker exited");
             if let Some(head) = w.inflight.pop_front() {
+                trace!(warn, worker = %w.name, pid = w.pid, task = %head.task.what, exit = %how, "pool worker ended while running a task");
                 let err = w.killed_for.take().unwrap_or_else(|| {
                     Error::new(
                         ErrorKind::ProcessDied,
@@ -633,12 +654,18 @@ impl Runner {
                 );
             }
             // Tasks queued behind it go first to the others.
+            if !w.inflight.is_empty() {
+                trace!(info, worker = %w.name, tasks = w.inflight.len(), "redispatching the tasks queued behind an ended worker");
+            }
             while let Some(f) = w.inflight.pop_back() {
                 self.pending.push_front(f.task);
             }
             if !self.is_broken() {
                 match self.start_worker() {
-                    Ok(nw) => self.workers.insert(i, nw),
+                    Ok(nw) => {
+                        trace!(info, worker = %nw.name, pid = nw.pid, replaces = %w.name, "pool worker respawned");
+                        self.workers.insert(i, nw)
+                    }
                     Err(e) => {
                         if self.workers.is_empty() {
                             self.set_broken(Error::new(
@@ -734,6 +761,20 @@ impl Runner {
         }
         self.reap_all(Duration::from_secs(5));
         self.finish();
+    }
+}
+
+/// Since when worker `w` runs its head task `h`: its own stamp if the task has one
+/// (tasks with a timeout), else when it finished the task before (or got this one).
+fn running_since(w: &Worker, h: &InFlight) -> Instant {
+    match w.status.read() {
+        Some((id, _, start)) if id == h.id => {
+            let ago = now_ns().saturating_sub(start);
+            Instant::now()
+                .checked_sub(Duration::from_nanos(ago))
+                .unwrap_or_else(Instant::now)
+        }
+        _ => h.sent.max(w.last_done),
     }
 }
 
