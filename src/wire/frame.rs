@@ -272,6 +272,8 @@ fn read_full(
 ) -> Result<ReadOutcome> {
     let mut got = 0;
     let spin_until = Instant::now() + spin;
+    // Whether the next receive sleeps inside `recvmsg` itself (see below).
+    let mut block = false;
     while got < buf.len() {
         let fresh = first && got == 0;
         let unmark = || {
@@ -283,7 +285,8 @@ fn read_full(
         if let Some(m) = fresh_mark {
             m.store(MID_FRAME, Ordering::Release);
         }
-        match sys::socket::recv_some(fd, &mut buf[got..], fds, true) {
+        let blocking = std::mem::take(&mut block);
+        match sys::socket::recv_some(fd, &mut buf[got..], fds, !blocking) {
             Ok(0) => {
                 // At the end of the stream nothing more can be misread: the next
                 // receive is `Disconnected`.
@@ -317,6 +320,15 @@ fn read_full(
                     }
                 }
                 let dl = if fresh { deadline } else { *rest };
+                if dl.is_none() && fresh_mark.is_none() && !blocking {
+                    // Nothing to time and no progress mark to keep: sleep inside
+                    // `recvmsg`, one system call per wake-up as a blocking socket makes,
+                    // instead of `poll` and then `recvmsg` (on a loaded machine every
+                    // call is a chance to lose the CPU). A socket in non-blocking mode
+                    // answers `WouldBlock` again, and then `poll` sleeps.
+                    block = true;
+                    continue;
+                }
                 if !sys::poll::wait_readable(fd, dl).map_err(|e| Error::io("poll", e))? {
                     if fresh {
                         return Ok(ReadOutcome::TimedOut);
