@@ -82,6 +82,52 @@ pub enum ErrorKind {
     Authentication,
 }
 
+impl ErrorKind {
+    /// Every kind, in a fixed order: a kind's index here is its number on the wire
+    /// (results from worker hosts, errors from a manager server). New kinds go last.
+    const ALL: [ErrorKind; 21] = [
+        ErrorKind::Io,
+        ErrorKind::Disconnected,
+        ErrorKind::Timeout,
+        ErrorKind::Serialize,
+        ErrorKind::Deserialize,
+        ErrorKind::Protocol,
+        ErrorKind::InvalidState,
+        ErrorKind::NotPermitted,
+        ErrorKind::BufferTooShort,
+        ErrorKind::Panicked,
+        ErrorKind::ProcessDied,
+        ErrorKind::Empty,
+        ErrorKind::Full,
+        ErrorKind::BrokenBarrier,
+        ErrorKind::Unsupported,
+        ErrorKind::InvalidInput,
+        ErrorKind::AlreadyExists,
+        ErrorKind::NotFound,
+        ErrorKind::BrokenPool,
+        ErrorKind::Cancelled,
+        ErrorKind::Authentication,
+    ];
+
+    /// This kind's number on the wire.
+    #[allow(dead_code)] // without the `redis` feature only the manager uses it
+    pub(crate) fn code(self) -> u8 {
+        Self::ALL.iter().position(|&k| k == self).unwrap_or(0) as u8
+    }
+
+    /// The kind numbered `code` on the wire; `None` for a number no kind has (input
+    /// from another process: the caller picks the kind that says so).
+    pub(crate) fn from_code(code: u8) -> Option<ErrorKind> {
+        Self::ALL.get(usize::from(code)).copied()
+    }
+
+    /// Every kind, for tests that go through all of them.
+    #[cfg(test)]
+    pub(crate) fn all() -> &'static [ErrorKind] {
+        &Self::ALL
+    }
+}
+
 /// The error type of every fallible call in this crate.
 ///
 /// # Examples
@@ -331,6 +377,39 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_has_its_own_code() {
+        // A new kind fails to compile here until it is in `ErrorKind::ALL`.
+        let listed = |k: ErrorKind| match k {
+            ErrorKind::Io
+            | ErrorKind::Disconnected
+            | ErrorKind::Timeout
+            | ErrorKind::Serialize
+            | ErrorKind::Deserialize
+            | ErrorKind::Protocol
+            | ErrorKind::InvalidState
+            | ErrorKind::NotPermitted
+            | ErrorKind::BufferTooShort
+            | ErrorKind::Panicked
+            | ErrorKind::ProcessDied
+            | ErrorKind::Empty
+            | ErrorKind::Full
+            | ErrorKind::BrokenBarrier
+            | ErrorKind::Unsupported
+            | ErrorKind::InvalidInput
+            | ErrorKind::AlreadyExists
+            | ErrorKind::NotFound
+            | ErrorKind::BrokenPool
+            | ErrorKind::Cancelled
+            | ErrorKind::Authentication => k,
+        };
+        for (i, &k) in ErrorKind::all().iter().enumerate() {
+            assert_eq!(listed(k).code() as usize, i);
+            assert_eq!(ErrorKind::from_code(k.code()), Some(k));
+        }
+        assert_eq!(ErrorKind::from_code(ErrorKind::all().len() as u8), None);
+    }
 
     #[test]
     fn io_errors_convert_with_their_kind_and_source() {

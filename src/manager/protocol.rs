@@ -183,30 +183,10 @@ pub(crate) struct RemoteError {
     msg: String,
 }
 
-const KINDS: &[ErrorKind] = &[
-    ErrorKind::Io,
-    ErrorKind::Disconnected,
-    ErrorKind::Timeout,
-    ErrorKind::Serialize,
-    ErrorKind::Deserialize,
-    ErrorKind::Protocol,
-    ErrorKind::InvalidState,
-    ErrorKind::NotPermitted,
-    ErrorKind::Empty,
-    ErrorKind::Full,
-    ErrorKind::BrokenBarrier,
-    ErrorKind::Unsupported,
-    ErrorKind::InvalidInput,
-    ErrorKind::AlreadyExists,
-    ErrorKind::NotFound,
-    ErrorKind::Authentication,
-];
-
 impl From<&Error> for RemoteError {
     fn from(e: &Error) -> Self {
-        let kind = KINDS.iter().position(|k| *k == e.kind()).unwrap_or(0) as u8;
         RemoteError {
-            kind,
+            kind: e.kind().code(),
             msg: e.to_string(),
         }
     }
@@ -214,7 +194,7 @@ impl From<&Error> for RemoteError {
 
 impl From<RemoteError> for Error {
     fn from(r: RemoteError) -> Self {
-        let kind = KINDS.get(r.kind as usize).copied().unwrap_or(ErrorKind::Io);
+        let kind = ErrorKind::from_code(r.kind).unwrap_or(ErrorKind::Io);
         Error::new(kind, format!("manager: {}", r.msg))
     }
 }
@@ -297,7 +277,7 @@ mod tests {
 
     #[test]
     fn remote_errors_keep_their_kind() {
-        for &k in KINDS {
+        for &k in ErrorKind::all() {
             let e = Error::new(k, "boom");
             let back: RemoteError = round_trip(&RemoteError::from(&e));
             let e2 = Error::from(back);

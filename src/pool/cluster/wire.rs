@@ -92,41 +92,14 @@ pub(crate) struct HostReport {
 /// task it runs and for how many nanoseconds it had run it when the report was written.
 pub(crate) type WorkerReport = (String, u32, u64, u64, Option<String>, Option<u64>);
 
-const KINDS: [ErrorKind; 21] = [
-    ErrorKind::Io,
-    ErrorKind::Disconnected,
-    ErrorKind::Timeout,
-    ErrorKind::Serialize,
-    ErrorKind::Deserialize,
-    ErrorKind::Protocol,
-    ErrorKind::InvalidState,
-    ErrorKind::NotPermitted,
-    ErrorKind::BufferTooShort,
-    ErrorKind::Panicked,
-    ErrorKind::ProcessDied,
-    ErrorKind::Empty,
-    ErrorKind::Full,
-    ErrorKind::BrokenBarrier,
-    ErrorKind::Unsupported,
-    ErrorKind::InvalidInput,
-    ErrorKind::AlreadyExists,
-    ErrorKind::NotFound,
-    ErrorKind::BrokenPool,
-    ErrorKind::Cancelled,
-    ErrorKind::Authentication,
-];
-
 /// An error kind as a number on the wire.
 pub(crate) fn kind_code(k: ErrorKind) -> u8 {
-    KINDS.iter().position(|&x| x == k).unwrap_or(5) as u8
+    k.code()
 }
 
 /// The error kind of a number from the wire (unknown: `Protocol`).
 pub(crate) fn kind_of(code: u8) -> ErrorKind {
-    KINDS
-        .get(code as usize)
-        .copied()
-        .unwrap_or(ErrorKind::Protocol)
+    ErrorKind::from_code(code).unwrap_or(ErrorKind::Protocol)
 }
 
 /// An error as it travels.
@@ -192,7 +165,7 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_and_unknown_is_protocol() {
-        for &k in &KINDS {
+        for &k in ErrorKind::all() {
             assert_eq!(kind_of(kind_code(k)), k);
         }
         assert_eq!(kind_of(200), ErrorKind::Protocol);
