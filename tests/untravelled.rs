@@ -114,3 +114,22 @@ fn a_proxy_argument_is_probed_without_side_effects(method: StartMethod) {
 }
 
 for_each_method!(a_proxy_argument_is_probed_without_side_effects);
+
+/// A cluster pool refuses the same values when they are submitted: without a single
+/// worker host, `apply_async` and `map` answer `Serialize` at once.
+#[cfg(feature = "redis")]
+#[test]
+fn a_cluster_pool_refuses_before_sending() {
+    let _g = common::shared();
+    let server = multiprocess::broker::RedisServer::start().unwrap();
+    let pool = Pool::builder()
+        .redis(server.url())
+        .key(b"untravelled")
+        .build()
+        .unwrap();
+    let e = pool.apply_async(text_len, json!({"a": 1})).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Serialize, "{e}");
+    let e = pool.map(make, 0..3).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Serialize, "{e}");
+    pool.terminate();
+}

@@ -40,8 +40,6 @@ pub(crate) struct ProcessFlavor<'a, A, R> {
     mailbox: &'a Mailbox,
     f: fn(A) -> R,
     encode: EncodeTask<A, R>,
-    /// [`travels::<A, R>`](travels): whether both types decode from the wire format.
-    travels: fn() -> Result<()>,
 }
 
 impl<'a, A, R> ProcessFlavor<'a, A, R> {
@@ -54,7 +52,6 @@ impl<'a, A, R> ProcessFlavor<'a, A, R> {
             mailbox,
             f,
             encode: encode_task::<A, R>,
-            travels: travels::<A, R>,
         }
     }
 
@@ -66,7 +63,6 @@ impl<'a, A, R> ProcessFlavor<'a, A, R> {
     /// Queues every chunk, or none (and says why).
     pub(crate) fn submit(&self, chunks: Vec<Chunk<A, R>>) -> Result<()> {
         self.mailbox.check_open()?;
-        (self.travels)()?;
         let mut tasks = Vec::with_capacity(chunks.len());
         for c in chunks {
             let meta = Meta {
@@ -91,7 +87,6 @@ impl<'a, A, R> ProcessFlavor<'a, A, R> {
         done: &mut dyn FnMut(usize, usize, usize) -> Completion<R>,
     ) -> Result<()> {
         self.mailbox.check_open()?;
-        (self.travels)()?;
         let cs = cs.max(1);
         let mut part: Vec<A> = Vec::with_capacity(cs);
         let mut first = 0;
@@ -142,6 +137,8 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + Send + 'static,
 {
+    // Before anything is encoded or queued, for local workers and hosts alike.
+    travels::<A, R>()?;
     let Meta {
         what,
         first,
