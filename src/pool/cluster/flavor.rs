@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 
 use super::client::Client;
 use crate::error::Result;
-use crate::pool::chunk::{Chunk, Completion, chunk_name};
-use crate::pool::engine::{EncodeTask, Meta, encode_task};
+use crate::pool::chunk::{Chunk, Completion};
+use crate::pool::engine::{EncodeTask, Split, encode_chunks, encode_task};
 
 /// A cluster pool running `fn(A) -> R`.
 pub(crate) struct ClusterFlavor<'a, A, R> {
@@ -41,18 +41,8 @@ impl<'a, A, R> ClusterFlavor<'a, A, R> {
     /// Sends every chunk (one pipeline), or none and says why.
     pub(crate) fn submit(&self, chunks: Vec<Chunk<A, R>>) -> Result<()> {
         self.client.check_open()?;
-        let mut tasks = Vec::with_capacity(chunks.len());
-        for c in chunks {
-            let meta = Meta {
-                what: c.what(),
-                first: c.first,
-                single: c.single,
-                timeout: c.timeout,
-                phase: c.phase,
-            };
-            tasks.push((self.encode)(self.f, &c.items, meta, c.done)?);
-        }
-        self.client.submit(tasks)
+        self.client
+            .submit(encode_chunks(self.encode, self.f, chunks)?)
     }
 
     /// Sends chunks as they are cut from the input, a few per pipeline.
@@ -64,34 +54,18 @@ impl<'a, A, R> ClusterFlavor<'a, A, R> {
         done: &mut dyn FnMut(usize, usize, usize) -> Completion<R>,
     ) -> Result<()> {
         self.client.check_open()?;
-        let cs = cs.max(1);
-        let mut part: Vec<A> = Vec::with_capacity(cs);
-        let mut first = 0;
         let mut batch = Vec::new();
         let mut bytes = 0;
-        for k in 0.. {
-            part.clear();
-            part.extend((&mut *items).take(cs));
-            if part.is_empty() {
-                break;
-            }
-            let n = part.len();
-            let meta = Meta {
-                what: chunk_name(first, n),
-                first,
-                single: None,
-                timeout,
-                phase: None,
-            };
-            let task = (self.encode)(self.f, &part, meta, done(k, first, n))?;
+        let split = Split { cs, timeout };
+        split.encode(self.encode, self.f, items, done, &mut |task| {
             bytes += task.bytes.len();
             batch.push(task);
             if batch.len() >= 16 || bytes >= 1 << 20 {
-                self.client.submit(std::mem::take(&mut batch))?;
                 bytes = 0;
+                return self.client.submit(std::mem::take(&mut batch));
             }
-            first += n;
-        }
+            Ok(())
+        })?;
         if !batch.is_empty() {
             self.client.submit(batch)?;
         }

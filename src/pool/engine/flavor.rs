@@ -63,18 +63,8 @@ impl<'a, A, R> ProcessFlavor<'a, A, R> {
     /// Queues every chunk, or none (and says why).
     pub(crate) fn submit(&self, chunks: Vec<Chunk<A, R>>) -> Result<()> {
         self.mailbox.check_open()?;
-        let mut tasks = Vec::with_capacity(chunks.len());
-        for c in chunks {
-            let meta = Meta {
-                what: c.what(),
-                first: c.first,
-                single: c.single,
-                timeout: c.timeout,
-                phase: c.phase,
-            };
-            tasks.push((self.encode)(self.f, &c.items, meta, c.done)?);
-        }
-        self.mailbox.submit(tasks)
+        self.mailbox
+            .submit(encode_chunks(self.encode, self.f, chunks)?)
     }
 
     /// Encodes each chunk as it is pulled from the input (one reused buffer) and
@@ -87,7 +77,52 @@ impl<'a, A, R> ProcessFlavor<'a, A, R> {
         done: &mut dyn FnMut(usize, usize, usize) -> Completion<R>,
     ) -> Result<()> {
         self.mailbox.check_open()?;
-        let cs = cs.max(1);
+        let split = Split { cs, timeout };
+        split.encode(self.encode, self.f, items, done, &mut |task| {
+            self.mailbox.submit(vec![task])
+        })
+    }
+}
+
+/// Encodes every chunk into a task: all of them, or an error and none.
+pub(crate) fn encode_chunks<A, R>(
+    encode: EncodeTask<A, R>,
+    f: fn(A) -> R,
+    chunks: Vec<Chunk<A, R>>,
+) -> Result<Vec<Task>> {
+    chunks
+        .into_iter()
+        .map(|c| {
+            let meta = Meta {
+                what: c.what(),
+                first: c.first,
+                single: c.single,
+                timeout: c.timeout,
+                phase: c.phase,
+            };
+            encode(f, &c.items, meta, c.done)
+        })
+        .collect()
+}
+
+/// How `submit_split` cuts its input: chunks of `cs` items, each with `timeout`.
+pub(crate) struct Split {
+    pub(crate) cs: usize,
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl Split {
+    /// Cuts `items` into chunks (one reused buffer), encodes each into a task whose
+    /// completion is `done(k, first, len)`, and hands it to `sink` at once.
+    pub(crate) fn encode<A, R>(
+        &self,
+        encode: EncodeTask<A, R>,
+        f: fn(A) -> R,
+        items: &mut dyn Iterator<Item = A>,
+        done: &mut dyn FnMut(usize, usize, usize) -> Completion<R>,
+        sink: &mut dyn FnMut(Task) -> Result<()>,
+    ) -> Result<()> {
+        let cs = self.cs.max(1);
         let mut part: Vec<A> = Vec::with_capacity(cs);
         let mut first = 0;
         for k in 0.. {
@@ -101,11 +136,10 @@ impl<'a, A, R> ProcessFlavor<'a, A, R> {
                 what: chunk_name(first, n),
                 first,
                 single: None,
-                timeout,
+                timeout: self.timeout,
                 phase: None,
             };
-            let task = (self.encode)(self.f, &part, meta, done(k, first, n))?;
-            self.mailbox.submit(vec![task])?;
+            sink(encode(f, &part, meta, done(k, first, n))?)?;
             first += n;
         }
         Ok(())

@@ -91,7 +91,7 @@ use std::sync::{Arc, Mutex};
 
 pub(crate) use self::flavor::ProcessFlavor;
 #[cfg(feature = "redis")]
-pub(crate) use self::flavor::{EncodeTask, Meta, encode_task};
+pub(crate) use self::flavor::{EncodeTask, Split, encode_chunks, encode_task};
 pub(crate) use self::mailbox::Mailbox;
 pub use self::mailbox::WorkerStats;
 #[cfg(feature = "redis")]
