@@ -18,7 +18,7 @@ use common::cluster::{Host, HostOpts, KEY, cli, pool, wait_hosts};
 use common::{BOUND, LONG, eventually, shared, watchdog};
 use multiprocess::broker::RedisServer;
 use multiprocess::futures::{ProcessPoolExecutor, ReturnWhen, as_completed, wait};
-use multiprocess::{ErrorKind, Options, Pool};
+use multiprocess::{AsyncResult, ErrorKind, Options, Pool};
 
 fn square(x: u64) -> u64 {
     x * x
@@ -128,6 +128,22 @@ fn map_of_100k_over_two_hosts_equals_local_and_leaves_redis_empty() {
     }
 }
 
+/// Starts a `map` of `slow_double` over `0..n` in chunks of 5 and waits (bounded) until
+/// host `host` (any host with `None`) has answered two tasks, so it holds more.
+fn slow_map_answered_by(pool: &Pool, n: u64, host: Option<&str>) -> AsyncResult<Vec<u64>> {
+    let r = pool
+        .map_async_with(slow_double, 0..n, Options::new().chunk_size(5))
+        .unwrap();
+    assert!(eventually(LONG, || {
+        pool.cluster_stats().is_some_and(|s| {
+            s.hosts
+                .iter()
+                .any(|h| host.is_none_or(|name| h.name == name) && h.tasks >= 2)
+        })
+    }));
+    r
+}
+
 #[test]
 fn a_host_killed_mid_map_loses_its_tasks_to_the_other() {
     let _g = shared();
@@ -137,14 +153,8 @@ fn a_host_killed_mid_map_loses_its_tasks_to_the_other() {
         let mut b = Host::start(&server, "b", opts());
         let pool = pool(&server);
         wait_hosts(&pool, 2);
-        let r = pool
-            .map_async_with(slow_double, 0..300u64, Options::new().chunk_size(5))
-            .unwrap();
         // Once host a has answered something (so it holds more), kill it whole.
-        assert!(eventually(LONG, || {
-            pool.cluster_stats()
-                .is_some_and(|s| s.hosts.iter().any(|h| h.name == "a" && h.tasks >= 2))
-        }));
+        let r = slow_map_answered_by(&pool, 300, Some("a"));
         a.kill();
         let v = r.get_timeout(LONG).unwrap();
         assert_eq!(v, (0..300u64).map(|x| 2 * x).collect::<Vec<_>>());
@@ -168,13 +178,7 @@ fn a_host_restarted_under_its_name_within_its_lease_takes_its_tasks_back() {
         let mut a = Host::start(&server, "a", o.clone());
         let pool = pool(&server);
         wait_hosts(&pool, 1);
-        let r = pool
-            .map_async_with(slow_double, 0..100u64, Options::new().chunk_size(5))
-            .unwrap();
-        assert!(eventually(LONG, || {
-            pool.cluster_stats()
-                .is_some_and(|s| s.hosts.iter().any(|h| h.tasks >= 2))
-        }));
+        let r = slow_map_answered_by(&pool, 100, None);
         a.kill();
         let mut again = Host::start(&server, "a", o);
         let v = r.get_timeout(LONG).unwrap();
@@ -193,13 +197,7 @@ fn a_frozen_host_loses_its_tasks_and_its_late_results_are_dropped() {
         let mut b = Host::start(&server, "b", opts());
         let pool = pool(&server);
         wait_hosts(&pool, 2);
-        let r = pool
-            .map_async_with(slow_double, 0..300u64, Options::new().chunk_size(5))
-            .unwrap();
-        assert!(eventually(LONG, || {
-            pool.cluster_stats()
-                .is_some_and(|s| s.hosts.iter().any(|h| h.name == "a" && h.tasks >= 2))
-        }));
+        let r = slow_map_answered_by(&pool, 300, Some("a"));
         a.freeze();
         let v = r.get_timeout(LONG).unwrap();
         assert_eq!(v, (0..300u64).map(|x| 2 * x).collect::<Vec<_>>());
