@@ -19,6 +19,8 @@ use multiprocess::{
     Connection, DictProxy, ErrorKind, LockProxy, Manager, QueueProxy, StartMethod, get_context,
     pipe,
 };
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use common::{LONG, eventually, kill};
 
@@ -139,12 +141,20 @@ fn condition_and_barrier_across_processes() {
 
 // ------------------------------------------------------------- locked increments
 
-fn add_thousand((lock, d): (LockProxy, DictProxy<String, u64>)) {
-    for _ in 0..1000 {
+/// Adds 1 to `d["n"]` `times` times, each under `lock`.
+fn locked_increments<V>(lock: &LockProxy, d: &DictProxy<String, V>, times: usize)
+where
+    V: Serialize + DeserializeOwned + Copy + Default + std::ops::Add<Output = V> + From<u8>,
+{
+    for _ in 0..times {
         let _g = lock.acquire().unwrap();
-        let n = d.get(&"n".into()).unwrap().unwrap_or(0);
-        d.insert("n".into(), n + 1).unwrap();
+        let n = d.get(&"n".into()).unwrap().unwrap_or_default();
+        d.insert("n".into(), n + V::from(1)).unwrap();
     }
+}
+
+fn add_thousand((lock, d): (LockProxy, DictProxy<String, u64>)) {
+    locked_increments(&lock, &d, 1000);
 }
 
 #[test]
@@ -415,11 +425,7 @@ fn add_by_name(url: String) {
     let m = Manager::redis(&url, KEY).unwrap();
     let d = m.dict_named::<String, u32>("counts").unwrap();
     let lock = m.lock_named("counts-lock").unwrap();
-    for _ in 0..50 {
-        let _g = lock.acquire().unwrap();
-        let n = d.get(&"n".into()).unwrap().unwrap_or(0);
-        d.insert("n".into(), n + 1).unwrap();
-    }
+    locked_increments(&lock, &d, 50);
 }
 
 #[test]
