@@ -532,6 +532,31 @@ pub mod asyncio {
     pub use crate::queue::{QueueGet, QueueJoin, QueuePut};
 }
 
+/// The pid of this process's fork server, if one runs (this starts none). For tests
+/// and diagnostics: the server's children are this process's own (see
+/// [`StartMethod::ForkServer`]), so the process table alone does not tell which child
+/// is the server.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocess::{get_context, StartMethod};
+/// fn noop(_: ()) {}
+/// multiprocess::init();
+/// let ctx = get_context(StartMethod::ForkServer);
+/// let mut p = ctx.process(noop, ());
+/// p.start()?;
+/// p.join()?;
+/// let server = multiprocess::__fork_server_pid().expect("started by the first start");
+/// assert_ne!(Some(server), p.pid());
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+#[doc(hidden)]
+#[cfg(target_os = "linux")]
+pub fn __fork_server_pid() -> Option<u32> {
+    process::fork_server_pid()
+}
+
 /// Call first in `main`. In a child process started by `spawn` or the fork server,
 /// runs the child's task and exits; in any other process, returns at once.
 ///

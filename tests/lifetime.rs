@@ -23,8 +23,8 @@ use multiprocess::{
 use serde::{Deserialize, Serialize};
 
 use common::{
-    CHILD_PATIENCE, GRACE, LONG, Poison, assert_gone, assert_quiescent, fd_count, fd_list,
-    fork_server_pid, is_running, noop, stat, timed, wait_for_parent,
+    CHILD_PATIENCE, GRACE, LONG, Poison, assert_gone, assert_quiescent, children_of, fd_count,
+    fd_list, fork_server_pid, is_running, noop, stat, timed, wait_for_parent,
 };
 
 // ---------------------------------------------------------------- children
@@ -213,12 +213,10 @@ fn parent_killed_leaves_no_child(m: StartMethod) {
     p.start().unwrap();
     let (gpid, g_os_parent) = g_here.recv_timeout(LONG).unwrap();
     assert!(is_running(gpid));
-    if m == StartMethod::ForkServer {
-        // The grandchild comes from the middle process's own fork server.
-        assert_eq!(stat(g_os_parent).map(|s| s.ppid), p.pid());
-    } else {
-        assert_eq!(Some(g_os_parent), p.pid());
-    }
+    // Every method, the fork server's included, makes the grandchild the middle's own.
+    assert_eq!(Some(g_os_parent), p.pid());
+    let helper =
+        (m == StartMethod::ForkServer).then(|| middle_server(g_os_parent, gpid, g_os_parent));
 
     p.kill().unwrap();
     assert!(p.join_timeout(LONG).unwrap());
@@ -226,6 +224,9 @@ fn parent_killed_leaves_no_child(m: StartMethod) {
     // `g_here` stays open: the grandchild can only end by being killed.
     assert_gone(gpid);
     assert_gone(g_os_parent);
+    if let Some(server) = helper {
+        assert_gone(server);
+    }
     assert_eq!(
         g_here.recv_timeout(LONG).unwrap_err().kind(),
         ErrorKind::Disconnected
@@ -313,7 +314,11 @@ fn fork_server_killed_restarts() {
     let mut c = ctx.process(finish_on_request, there);
     c.start().unwrap();
     let cpid = c.pid().unwrap();
-    assert_eq!(here.recv_timeout(LONG).unwrap(), format!("ready {server1}"));
+    // The server forked it as our own child (a sibling fork).
+    assert_eq!(
+        here.recv_timeout(LONG).unwrap(),
+        format!("ready {}", std::process::id())
+    );
 
     common::kill(server1, libc::SIGKILL);
     let deadline = std::time::Instant::now() + GRACE;
@@ -384,6 +389,27 @@ fn fork_server_has_no_address() {
 
 // ------------------------------------------- fork-server children and parent death
 
+/// The fork server of `middle`, whose fork-server child `gpid` named `gppid` as its OS
+/// parent: that parent when the server forked the child as its own (the watcher mode),
+/// else the middle's one other child (a sibling fork makes the child the middle's).
+fn middle_server(middle: u32, gpid: u32, gppid: u32) -> u32 {
+    if gppid != middle {
+        // (Its own parent is the middle, but a test may already be killing it.)
+        return gppid;
+    }
+    let others: Vec<u32> = children_of(middle)
+        .into_iter()
+        .map(|s| s.pid)
+        .filter(|&c| c != gpid)
+        .collect();
+    assert_eq!(
+        others.len(),
+        1,
+        "the middle's children other than {gpid}: {others:?}"
+    );
+    others[0]
+}
+
 /// Waits until `pid` is gone; if it is not within [`GRACE`], kills it (a test must not
 /// leave it behind) and fails with `what`.
 fn assert_gone_or_kill(pid: u32, what: &str) {
@@ -453,32 +479,55 @@ fn gettid() -> u32 {
 }
 
 /// Starts the middle process of the tests below with `Fork`: its task then runs on
-/// its main thread, which is the thread that starts its fork server.
-fn start_middle<A>(f: fn(A), args: A) -> Process<A>
+/// its main thread, which is the thread that starts its fork server. `watch`: that
+/// server forks its children as its own, each watching its parent with a thread (the
+/// mode of servers that cannot make sibling forks), instead of the middle's own.
+fn start_middle<A>(watch: bool, f: fn(A), args: A) -> Process<A>
 where
     A: Serialize + for<'de> Deserialize<'de> + 'static,
 {
     let mut p = get_context(StartMethod::Fork).process(f, args);
+    if watch {
+        p = p.env("MULTIPROCESS_FORKSERVER_WATCH", "1");
+    }
     p.start().unwrap();
     p
 }
 
-/// Stress: 20 times, a parent (with spinning threads, so it takes a while to die)
-/// starts a child through its fork server and is killed by `SIGKILL`: the child never
-/// survives it. (Before children watched their parent themselves, the fork server
-/// could die, and tell them, before the parent's pidfd said it was gone: about one
-/// run in eight under load left an orphan.)
-#[test]
-fn forkserver_children_never_survive_parent_stress() {
+/// Starts a middle that starts a grandchild through its fork server; returns the
+/// middle, the grandchild's pid and the middle's fork server's pid, having checked whose
+/// child the grandchild is.
+fn middle_and_grandchild<A>(
+    watch: bool,
+    f: fn(A),
+    args: A,
+    g_here: &Connection<(u32, u32)>,
+) -> (Process<A>, u32, u32)
+where
+    A: Serialize + for<'de> Deserialize<'de> + 'static,
+{
+    let p = start_middle(watch, f, args);
+    let middle = p.pid().unwrap();
+    let (gpid, gppid) = g_here.recv_timeout(LONG).unwrap();
+    assert_eq!(gppid == middle, !watch, "the grandchild's parent: {gppid}");
+    let server = middle_server(middle, gpid, gppid);
+    (p, gpid, server)
+}
+
+/// 20 times (10 watching), a parent (with spinning threads, so it takes a while to
+/// die) starts a child through its fork server and is killed by `SIGKILL`: the child
+/// never survives it. (When a signal from the dying server told children to check
+/// their parent, the server could die, and tell them, before the parent's pidfd said it
+/// was gone: about one run in eight under load left an orphan.)
+fn children_never_survive_parent(watch: bool) {
     let _g = common::serial();
     let ours = fork_server_pid();
-    for i in 0..20 {
+    for i in 0..if watch { 10 } else { 20 } {
         let (g_here, g_there) = pipe().unwrap();
         let (hold, held) = pipe::<()>().unwrap();
         let threads = 1 + i % 4;
-        let p = start_middle(middle_served, (g_there, held, threads));
-        let (gpid, server) = g_here.recv_timeout(LONG).unwrap();
-        assert_eq!(stat(server).map(|s| s.ppid), p.pid());
+        let (p, gpid, server) =
+            middle_and_grandchild(watch, middle_served, (g_there, held, threads), &g_here);
         p.kill().unwrap();
         assert!(p.join_timeout(LONG).unwrap());
         assert_gone_or_kill(gpid, &format!("iteration {i}: the grandchild"));
@@ -488,17 +537,47 @@ fn forkserver_children_never_survive_parent_stress() {
     assert_quiescent(Some(ours));
 }
 
+#[test]
+fn forkserver_children_never_survive_parent_stress() {
+    children_never_survive_parent(false);
+}
+
+#[test]
+fn forkserver_watching_children_never_survive_parent_stress() {
+    children_never_survive_parent(true);
+}
+
 /// The race held open: the middle's main thread (which started its fork server)
 /// exits first, so the fork server dies (parent-death signal) while the middle still
-/// runs; the grandchild must run on while its parent lives, and die once it is gone.
-#[test]
-fn forkserver_child_follows_parent_not_server() {
+/// runs; the grandchild must die once the middle is gone.
+///
+/// In the watcher mode it must also run on while the middle lives. A sibling fork is
+/// the middle's own child and follows, as a forked child does, the thread that started
+/// the server (`PR_SET_PDEATHSIG`): it dies with that thread if it had armed the signal
+/// by then, else it is handed to another thread of the middle and dies with the last
+/// one; both are allowed, and neither outlives the middle.
+fn child_follows_parent_not_server(watch: bool) {
     let _g = common::serial();
     let ours = fork_server_pid();
     let (g_here, g_there) = pipe().unwrap();
     let (hold, held) = pipe::<()>().unwrap();
-    let p = start_middle(middle_main_thread_exits_first, (g_there, held));
-    let (gpid, server) = g_here.recv_timeout(LONG).unwrap();
+    let p = start_middle(watch, middle_main_thread_exits_first, (g_there, held));
+    let middle = p.pid().unwrap();
+    let (gpid, server) = match g_here.recv_timeout(LONG) {
+        Ok((gpid, gppid)) => {
+            assert_eq!(gppid == middle, !watch, "the grandchild's parent: {gppid}");
+            (gpid, middle_server(middle, gpid, gppid))
+        }
+        // Only its end of `g_here` was open: it ended (with the middle's main thread,
+        // before it could report), which only a sibling fork may do.
+        Err(e) if !watch && e.kind() == ErrorKind::Disconnected => {
+            hold.send(&()).unwrap();
+            assert!(p.join_timeout(LONG).unwrap());
+            assert_quiescent(Some(ours));
+            return;
+        }
+        Err(e) => panic!("no word from the grandchild: {e}"),
+    };
     // Usually the fork server dies with the thread that started it (its parent-death
     // signal follows that thread). It can miss that when the thread exits before the
     // server has armed the signal (about one run in four here); the grandchild must
@@ -509,10 +588,12 @@ fn forkserver_child_follows_parent_not_server() {
     }
     std::thread::sleep(Duration::from_millis(100));
     assert!(p.is_alive().unwrap(), "the middle process died early");
-    assert!(
-        is_running(gpid),
-        "the grandchild died while its parent lives"
-    );
+    if watch {
+        assert!(
+            is_running(gpid),
+            "the grandchild died while its parent lives"
+        );
+    }
     hold.send(&()).unwrap(); // the middle `_exit`s
     assert!(p.join_timeout(LONG).unwrap());
     assert_eq!(p.exitcode(), Some(0));
@@ -520,16 +601,25 @@ fn forkserver_child_follows_parent_not_server() {
     assert_quiescent(Some(ours));
 }
 
+#[test]
+fn forkserver_child_follows_parent_not_server() {
+    child_follows_parent_not_server(false);
+}
+
+#[test]
+fn forkserver_watching_child_follows_parent_not_server() {
+    child_follows_parent_not_server(true);
+}
+
 /// The fork server alone is killed: its child runs on (its parent lives); when the
 /// parent is killed later, the child dies too, though no server is left to tell it.
-#[test]
-fn forkserver_child_follows_parent_after_server_killed() {
+fn child_follows_parent_after_server_killed(watch: bool) {
     let _g = common::serial();
     let ours = fork_server_pid();
     let (g_here, g_there) = pipe().unwrap();
     let (hold, held) = pipe::<()>().unwrap();
-    let p = start_middle(middle_served, (g_there, held, 0));
-    let (gpid, server) = g_here.recv_timeout(LONG).unwrap();
+    let (p, gpid, server) =
+        middle_and_grandchild(watch, middle_served, (g_there, held, 0), &g_here);
     common::kill(server, libc::SIGKILL);
     let deadline = std::time::Instant::now() + GRACE;
     while is_running(server) {
@@ -543,4 +633,14 @@ fn forkserver_child_follows_parent_after_server_killed() {
     assert_gone_or_kill(gpid, "the grandchild outlived its parent");
     drop(hold);
     assert_quiescent(Some(ours));
+}
+
+#[test]
+fn forkserver_child_follows_parent_after_server_killed() {
+    child_follows_parent_after_server_killed(false);
+}
+
+#[test]
+fn forkserver_watching_child_follows_parent_after_server_killed() {
+    child_follows_parent_after_server_killed(true);
 }

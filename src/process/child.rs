@@ -1,10 +1,10 @@
 //! The parent's handle on one started child: its pidfd, how to learn its exit code,
 //! and the reaping that guarantees no zombie is left behind.
 //!
-//! Children made by `fork` and `spawn` are our own: `waitid(P_PIDFD)` reaps them and
-//! yields the status. Children made by the fork server are the server's: we hold a
-//! pidfd the server sent us (pollable, signalable, race-free) and learn the exit code
-//! from a *status socket*: the child writes its own code there just before a normal
+//! Children made by `fork` and `spawn`, and by the fork server's sibling forks, are our
+//! own: `waitid(P_PIDFD)` reaps them and yields the status. Children made by a fork
+//! server in its watcher mode are the server's: we hold a pidfd the server sent us
+//! (pollable, signalable, race-free) and learn the exit code from a *status socket*: the child writes its own code there just before a normal
 //! `_exit`, and the server, which reaps it, writes the code it saw (signals, `exit(n)`).
 //! If the server died and the child did not report, the code is 255, as in Python.
 

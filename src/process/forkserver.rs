@@ -9,13 +9,14 @@
 //! to leak. Requests are serialized by a mutex on our side.
 //!
 //! ```text
-//! client                                   server
-//!   | frame: Boot bytes; fds = [status, handles..]  |
-//!   |---------------------------------------------->|  fork()
-//!   |        frame: Ok(pid) | Err(msg); fds=[pidfd] |  child: runs the task
-//!   |<----------------------------------------------|
-//!   |                 ...                           |  child's pidfd readable -> waitid
-//!   |  status socket: 4-byte exit code              |---> (child's own, or the server's)
+//! client                                         server
+//!   | frame: Boot bytes; fds = [status, handles..]        |
+//!   |---------------------------------------------------->|  fork (sibling or own)
+//!   | frame: Ok((pid, sibling)) | Err(msg); fds=[pidfd]   |  child: runs the task
+//!   |<----------------------------------------------------|
+//!   sibling: the child is ours; waitid(P_PIDFD) reaps it  |
+//!   own (watcher mode):                                   |  child's pidfd readable -> waitid
+//!   |  status socket: 4-byte exit code                    |---> (child's own, or the server's)
 //! ```
 //!
 //! Each request's boot message carries the client's whole environment as it is at
@@ -29,12 +30,33 @@
 //! stream on its channel). If it dies while we live (killed), the next start notices
 //! (the request fails or its pidfd is readable) and starts a new one.
 //!
-//! Its children are the server's children, not ours, so no parent-death signal can
-//! tie them to us. Each one (unless started with `die_with_parent(false)`) watches us
-//! itself: a thread of the child polls a pidfd of ours (opened by the server at its
-//! start, while we were its parent: it cannot name a recycled pid) and `SIGKILL`s the
-//! child once it is readable (`sys::process::die_with_client`). So the children of a
-//! killed server run on and finish their work, and still die with us.
+//! Its children are *our* children: the server forks them with `CLONE_PARENT`
+//! ([`sys::process::fork_sibling`]), so their parent is the server's parent, the
+//! long-lived thread of ours that started the server. A child then arms
+//! `PR_SET_PDEATHSIG` and checks `getppid()` exactly as a forked child does, we reap it
+//! with `waitid(P_PIDFD)` (no status socket), and a killed server changes nothing for
+//! it. This is the *sibling* mode.
+//!
+//! Where the server cannot make sibling forks (it has threads of the program's own, so
+//! only glibc's `fork`, which takes the C library's locks around the fork, is safe;
+//! `clone3` is missing or filtered; [`WATCH_ENV`] is set), it forks its children as its
+//! own: the *watcher* mode. Each child (unless started with `die_with_parent(false)`)
+//! then watches us itself: a thread of the child polls a pidfd of ours (opened by the
+//! server at its start, while we were its parent: it cannot name a recycled pid) and
+//! `SIGKILL`s the child once it is readable (`sys::process::die_with_client`). The
+//! server reaps it and sends its exit code on the request's status socket.
+//!
+//! ## Why sibling forks (design note)
+//!
+//! Measured here (2 cores, a VM whose fork+wait floor is 150-300 us), the watcher thread
+//! cost 150-250 us of a 600-750 us start+join: a thread, its stack and, at its first
+//! allocation, a malloc arena of its own. A sibling fork costs nothing beyond the fork,
+//! and gives the fork server's children the lifetime of every other child: they follow
+//! the thread that started the server, as forked children follow the thread that
+//! forked them. If that thread exits before the process does (only a raw
+//! `pthread_exit` of the main thread does that), a child that had armed its signal dies
+//! with it, and one that had not is handed to another of our threads and dies with
+//! the last: never later than us.
 //!
 //! ## Why not the server's death (design note)
 //!
@@ -53,17 +75,16 @@
 //! * *A killed server.* If the server alone was killed, its children saw us alive and
 //!   ran on, but nobody was left to tell them when we died later.
 //!
-//! Watching our pidfd directly closes both: the pidfd is readable exactly when the
-//! whole process is gone, whatever the server does. The cost is one small thread per
-//! child (64 KiB of stack, all signals blocked so it never takes the task's signals),
-//! created right after the fork, before the task runs. Alternatives weighed: the
-//! server waiting for our pidfd and then killing its children (closes the race, but
-//! not the killed-server case, and a server stuck in a request would delay it); a
-//! guardian process forked from the signal handler when the server dies (no thread,
-//! but it inherits every fd of the child, which would have to be closed, and it
-//! becomes the child's child); making us a child subreaper (changes our semantics
-//! for unrelated orphans). If the watcher thread cannot be created, the child reports
-//! it and exits with 1 rather than run a task that might outlive us.
+//! Both modes close both: a sibling child's parent-death signal follows our thread,
+//! not the server, and a watcher child's pidfd is readable exactly when the whole
+//! process is gone, whatever the server does. Alternatives weighed for the watcher
+//! mode: the server waiting for our pidfd and then killing its children (closes the
+//! race, but not the killed-server case, and a server stuck in a request would delay
+//! it); a guardian process forked from the signal handler when the server dies (no
+//! thread, but it inherits every fd of the child, which would have to be closed, and it
+//! becomes the child's child); making us a child subreaper (changes our semantics for
+//! unrelated orphans). If the watcher thread cannot be created, the child reports it
+//! and exits with 1 rather than run a task that might outlive us.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -120,6 +141,12 @@ fn start_server() -> Result<ServerClient> {
     Ok(ServerClient { conn, server })
 }
 
+/// The pid of this process's fork server, if one is running (none is started).
+pub(crate) fn server_pid() -> Option<u32> {
+    let guard = SERVER.get().lock().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().filter(|c| c.alive()).map(|c| c.server.pid)
+}
+
 /// Asks our fork server (started or restarted as needed) for a child.
 pub(crate) fn start_served(
     boot: &[u8],
@@ -149,15 +176,16 @@ pub(crate) fn start_served(
         match reply {
             Ok(Some(f)) => {
                 let mut fds = f.fds;
-                let answer: std::result::Result<u32, String> = codec::decode(&f.body, Vec::new())?;
+                let answer: Answer = codec::decode(&f.body, Vec::new())?;
                 return match (answer, fds.pop()) {
-                    (Ok(pid), Some(pidfd)) => Ok(Child::new(
-                        pid,
-                        pidfd,
-                        name,
-                        daemon,
-                        Reap::Served(Mutex::new(Some(ours))),
-                    )),
+                    (Ok((pid, own)), Some(pidfd)) => {
+                        let reap = if own {
+                            Reap::Direct
+                        } else {
+                            Reap::Served(Mutex::new(Some(ours)))
+                        };
+                        Ok(Child::new(pid, pidfd, name, daemon, reap))
+                    }
                     (Err(msg), _) => Err(Error::new(
                         ErrorKind::Io,
                         format!("the fork server could not fork: {msg}"),
@@ -201,6 +229,7 @@ fn entry_server(cx: EntryCtx) -> i32 {
     // another thread that does not block it. A pidfd per child is exact and needs no
     // signal at all.
     let mut children: HashMap<u32, (OwnedFd, OwnedFd)> = HashMap::new();
+    let mut sibling = sibling_forks();
     loop {
         let mut fds = vec![ctrl.as_raw_fd()];
         let pids: Vec<u32> = children.keys().copied().collect();
@@ -238,6 +267,44 @@ fn entry_server(cx: EntryCtx) -> i32 {
                 continue;
             }
             let status = fds.remove(0);
+            if let Some(how) = sibling {
+                #[allow(unsafe_code)]
+                // SAFETY: `how` was probed on this thread of this process, which had
+                // no other thread then and starts none; the child only runs
+                // `run_child`, which ends with `_exit`.
+                match unsafe { sys::process::fork_sibling(&how) } {
+                    Ok(sys::process::Forked::Child) => {
+                        drop((ctrl, children, client_pidfd, status));
+                        if boot.die_with_parent {
+                            // Our parent is now the client (the thread that started
+                            // the server, a long-lived one), as for a forked child.
+                            sys::process::die_with_parent(boot.parent_pid);
+                        }
+                        bootstrap::run_child(boot, fds, None, None)
+                    }
+                    Ok(sys::process::Forked::Parent(pid)) => {
+                        drop((fds, status));
+                        match sys::pidfd::open(pid) {
+                            Ok(pidfd) => {
+                                let _ = reply(&ctrl, Ok((pid, true)), Some(pidfd.as_fd()));
+                            }
+                            // Only when our fd table is full: the child runs its task
+                            // unwatched by the client, which gets the error.
+                            Err(e) => {
+                                let _ = reply(&ctrl, Err(format!("pidfd_open: {e}")), None);
+                            }
+                        }
+                        continue;
+                    }
+                    // Refused (no clone3 or filtered, a container's init): plain
+                    // forks from now on, this request included.
+                    Err(e) if e.kind() == std::io::ErrorKind::Unsupported => sibling = None,
+                    Err(e) => {
+                        let _ = reply(&ctrl, Err(format!("fork: {e}")), None);
+                        continue;
+                    }
+                }
+            }
             #[allow(unsafe_code)]
             // SAFETY: this process is single-threaded in normal binaries (and only
             // libtest's idle threads exist in test binaries); the child only runs
@@ -263,7 +330,7 @@ fn entry_server(cx: EntryCtx) -> i32 {
                     drop(fds);
                     match sys::pidfd::open(pid) {
                         Ok(pidfd) => {
-                            let _ = reply(&ctrl, Ok(pid), Some(pidfd.as_fd()));
+                            let _ = reply(&ctrl, Ok((pid, false)), Some(pidfd.as_fd()));
                             children.insert(pid, (pidfd, status));
                         }
                         Err(e) => {
@@ -279,11 +346,29 @@ fn entry_server(cx: EntryCtx) -> i32 {
     }
 }
 
-fn reply(
-    ctrl: &OwnedFd,
-    answer: std::result::Result<u32, String>,
-    pidfd: Option<BorrowedFd<'_>>,
-) -> Result<()> {
+/// Set (to anything) in the environment of the process that starts a fork server, to
+/// make the server fork its children itself, each watching its client with a thread, as
+/// it does where sibling forks are not possible (see "Lifetime"). For tests of that
+/// path, and a way out should a system refuse sibling forks in a way we do not detect.
+pub(crate) const WATCH_ENV: &str = "MULTIPROCESS_FORKSERVER_WATCH";
+
+/// Whether this server makes sibling forks (see "Lifetime"): `None` in a server with
+/// threads of the program's own, where only glibc's `fork` is safe, or when told so by
+/// [`WATCH_ENV`]. Under libtest (a test binary's child entry) the server runs on the
+/// test's thread and libtest's main thread only waits for it, so two threads are fine.
+fn sibling_forks() -> Option<sys::process::SiblingFork> {
+    if std::env::var_os(WATCH_ENV).is_some() {
+        return None;
+    }
+    let libtest = std::thread::current().name() == Some(bootstrap::TEST_ENTRY);
+    sys::process::SiblingFork::probe(if libtest { 2 } else { 1 })
+}
+
+/// The server's answer to a request: the child's pid and whether it is the client's
+/// own child (a sibling fork: reap it directly), or why there is no child.
+type Answer = std::result::Result<(u32, bool), String>;
+
+fn reply(ctrl: &OwnedFd, answer: Answer, pidfd: Option<BorrowedFd<'_>>) -> Result<()> {
     let bytes = codec::encode(&answer)?.bytes;
     let fds: Vec<BorrowedFd<'_>> = pidfd.into_iter().collect();
     frame::send_parts(ctrl.as_fd(), &bytes, &fds)

@@ -18,6 +18,13 @@ use crate::error::{Error, ErrorKind, Result};
 ///
 /// `ForkServer` is the default on Linux, as in Python 3.14.
 ///
+/// One difference from Python: a child of the fork server is *your* child, not the
+/// server's (its `getppid()` is your pid; the server forks it with `CLONE_PARENT`). You
+/// reap it, it dies with you exactly as a `Fork` or `Spawn` child does, and it runs on
+/// if the server alone is killed. (Where the server cannot do that, a server with
+/// threads of your program's own or a kernel without `clone3`, it forks the child as
+/// its own, and the child watches you with a small thread instead.)
+///
 /// # Caveats
 ///
 /// `Fork` copies only the calling thread. If another thread held a lock at that moment

@@ -70,6 +70,7 @@ fn start_fork(boot: Boot, fds: Vec<RawFd>) -> Result<(u32, OwnedFd)> {
         let o = out.lock();
         let e = err.lock();
         let mut handles = handles::lock_for_fork();
+        codec::prepare_thread_for_fork();
         #[allow(unsafe_code)]
         // SAFETY: the child only runs `run_child`, which ends with `_exit`.
         match unsafe { sys::process::fork() } {

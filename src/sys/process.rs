@@ -68,6 +68,140 @@ pub(crate) unsafe fn fork() -> io::Result<Forked> {
     })
 }
 
+/// What a *sibling fork* needs from this thread's C library state, read once by
+/// [`SiblingFork::probe`] in a process that has a single thread.
+///
+/// A sibling fork is `fork(2)` with `CLONE_PARENT`: the child's parent is *our* parent,
+/// not us. The fork server uses it so that its children are its client's own children:
+/// the client reaps them with `waitid` and they die with the client's long-lived thread
+/// by `PR_SET_PDEATHSIG`, exactly like fork-started children (see
+/// `process::forkserver`, "Lifetime").
+///
+/// glibc's `fork` cannot pass `CLONE_PARENT`, so the fork is a raw `clone3`, and it does
+/// by hand the two things glibc's `_Fork` does for the thread that forks: the kernel
+/// writes the child's tid into the thread descriptor (`CLONE_CHILD_SETTID` on the
+/// address glibc registered with `set_tid_address`, read back with
+/// `PR_GET_TID_ADDRESS`), and the child registers the same robust-futex list
+/// (`set_robust_list`; the kernel gives a new process none). What glibc's `fork` does
+/// around `_Fork` (atfork handlers, taking and resetting malloc's and stdio's locks,
+/// forgetting other threads' descriptors) is only needed when other threads exist:
+/// hence the single-thread condition, checked by the probe. (The one exception the
+/// fork server makes is libtest's main thread, which only waits for the test thread
+/// that runs the server; it takes no lock a child could need: the child's allocations
+/// go to its own thread's malloc arena.)
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SiblingFork {
+    tid_address: u64,
+    robust_head: usize,
+    robust_len: usize,
+}
+
+impl SiblingFork {
+    /// `Some` if this process has at most `threads` threads (the caller's, and others
+    /// it knows to be idle forever) and the kernel tells the two addresses; call it
+    /// from the thread that will fork.
+    pub(crate) fn probe(threads: usize) -> Option<SiblingFork> {
+        if std::fs::read_dir("/proc/self/task").ok()?.count() > threads {
+            return None;
+        }
+        let mut tid_address: *mut libc::c_int = std::ptr::null_mut();
+        let mut robust_head: *mut libc::c_void = std::ptr::null_mut();
+        let mut robust_len: libc::size_t = 0;
+        // SAFETY: both calls only write the pointers we pass, which point to locals of
+        // the right types (PR_GET_TID_ADDRESS stores an `int *`; get_robust_list a
+        // `struct robust_list_head *` and a `size_t`).
+        let ok = unsafe {
+            libc::prctl(
+                libc::PR_GET_TID_ADDRESS,
+                &mut tid_address as *mut _,
+                0,
+                0,
+                0,
+            ) == 0
+                && libc::syscall(
+                    libc::SYS_get_robust_list,
+                    0,
+                    &mut robust_head as *mut _,
+                    &mut robust_len as *mut _,
+                ) == 0
+        };
+        // The tid address must point at our own tid, as glibc's does.
+        // SAFETY: a non-null address the kernel holds for this thread is glibc's
+        // `pthread.tid`, a live `int` of this thread's descriptor.
+        let ours = ok
+            && !tid_address.is_null()
+            && unsafe { std::ptr::read_volatile(tid_address) }
+                == rustix::thread::gettid().as_raw_nonzero().get();
+        ours.then_some(SiblingFork {
+            tid_address: tid_address as u64,
+            robust_head: robust_head as usize,
+            robust_len,
+        })
+    }
+}
+
+/// `fork(2)` with `CLONE_PARENT`: see [`SiblingFork`]. Fails with
+/// [`io::ErrorKind::Unsupported`] where the kernel will not make sibling forks at all
+/// (`ENOSYS`: no `clone3`, before Linux 5.3, or filtered by a seccomp profile; `EPERM`:
+/// filtered; `EINVAL`: we are a container's init): the caller then forks normally.
+/// Other errors (`EAGAIN`: out of processes) are those of `fork`.
+///
+/// # Safety
+///
+/// As [`fork`], and: `how` was probed in this process, on the calling thread, and the
+/// process still has only that thread.
+pub(crate) unsafe fn fork_sibling(how: &SiblingFork) -> io::Result<Forked> {
+    /// `struct clone_args` up to `tls` (`CLONE_ARGS_SIZE_VER0`).
+    #[repr(C)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+    }
+    let args = CloneArgs {
+        flags: (libc::CLONE_PARENT | libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID) as u64,
+        pidfd: 0,
+        child_tid: how.tid_address,
+        parent_tid: 0,
+        // Must be 0 with CLONE_PARENT: the child gets our own exit signal (SIGCHLD,
+        // from our spawn), as our parent's other children do.
+        exit_signal: 0,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+    };
+    // SAFETY: clone3 without CLONE_VM and without a stack is fork: the child runs on a
+    // copy of this stack; the caller's contract covers the rest.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if pid < 0 {
+        let e = io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::ENOSYS | libc::EPERM | libc::EINVAL) => {
+                io::Error::new(io::ErrorKind::Unsupported, e)
+            }
+            _ => e,
+        });
+    }
+    if pid == 0 {
+        // SAFETY: the list head is this thread's (glibc's `pthread.robust_head`), which
+        // the child's copy of memory holds at the same address.
+        unsafe { libc::syscall(libc::SYS_set_robust_list, how.robust_head, how.robust_len) };
+        return Ok(Forked::Child);
+    }
+    Ok(Forked::Parent(pid as u32))
+}
+
 /// Ends the process at once with `code`: no atexit handlers, no destructors.
 pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: `_exit` is always safe to call; it does not return.
@@ -321,6 +455,24 @@ pub(crate) fn spawn_bare_thread(name: &str, f: Box<dyn FnOnce() + Send>) -> io::
         libc::pthread_setname_np(t, cname.as_ptr());
     }
     Ok(())
+}
+
+/// Whether more tasks are runnable right now, machine-wide, than there are CPUs (the
+/// kernel's instantaneous count in `/proc/loadavg`, which includes the caller): a
+/// waiter that spins then takes a CPU that a runnable task, perhaps its own peer, needs.
+/// `false` if the count cannot be read. Costs three system calls: callers sample it.
+pub(crate) fn cpus_oversubscribed() -> bool {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let Ok(text) = std::fs::read_to_string("/proc/loadavg") else {
+        return false;
+    };
+    // "0.20 0.18 0.12 3/80 11206": the fourth field is running/total.
+    text.split_whitespace()
+        .nth(3)
+        .and_then(|f| f.split('/').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .is_some_and(|running| running > cpus)
 }
 
 /// The CPUs this process may run on: the affinity mask, capped by a cgroup v2 CPU

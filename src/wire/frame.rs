@@ -384,7 +384,10 @@ enum ReadOutcome {
 /// several times faster (measured on a 2-core VM with two busy processes: about 60 us
 /// per manager dict operation sleeping, 400 us and more spinning). So a side spins
 /// while its answers arrive within the spin, stops at the first miss, and tries again
-/// after [`PROBE`] sleeping receives, as an adaptive mutex does. Used by
+/// after [`PROBE`] sleeping receives, as an adaptive mutex does, unless more tasks are
+/// runnable machine-wide than there are CPUs at that moment (then it sleeps for another
+/// [`PROBE`] receives: a spin that happens to succeed there still takes a CPU from a
+/// task that needs it, and such a machine is where blocking peers win). Used by
 /// `Connection` and the manager's client and server.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AdaptiveSpin {
@@ -406,7 +409,7 @@ impl AdaptiveSpin {
     pub(crate) fn new() -> AdaptiveSpin {
         AdaptiveSpin {
             spin: SPIN,
-            until_probe: 0,
+            until_probe: PROBE,
         }
     }
 
@@ -442,19 +445,32 @@ impl AdaptiveSpin {
     ) -> Result<Option<Frame>> {
         let t = Instant::now();
         let f = recv_inner(fd, deadline, limits, self.spin, mark)?;
+        self.after_receive(t.elapsed(), sys::process::cpus_oversubscribed);
+        Ok(f)
+    }
+
+    /// Adapts to a receive that took `took`. Every [`PROBE`] receives, `busy` (sampled,
+    /// as it costs system calls) says whether the machine has more runnable tasks than
+    /// CPUs: spinning stops there, and is tried again only where it is not.
+    fn after_receive(&mut self, took: Duration, busy: impl FnOnce() -> bool) {
+        self.until_probe = self.until_probe.saturating_sub(1);
         if self.spin > Duration::ZERO {
-            if t.elapsed() > self.spin {
+            if took > self.spin {
                 // Missed: the peer was not running. Sleep for a while.
                 self.spin = Duration::ZERO;
                 self.until_probe = PROBE;
+            } else if self.until_probe == 0 {
+                self.until_probe = PROBE;
+                if busy() {
+                    self.spin = Duration::ZERO;
+                }
             }
-        } else {
-            self.until_probe = self.until_probe.saturating_sub(1);
-            if self.until_probe == 0 {
+        } else if self.until_probe == 0 {
+            self.until_probe = PROBE;
+            if !busy() {
                 self.spin = SPIN;
             }
         }
-        Ok(f)
     }
 
     /// The state as one word, to keep it in an atomic.
@@ -710,12 +726,51 @@ mod tests {
             spin.recv(b.as_fd(), soon(), 8).unwrap().unwrap();
             assert_eq!(spin.spin, Duration::ZERO);
         }
+        // The last of PROBE sleeping receives tries spinning again, if the machine
+        // has a CPU to spare at that moment (not decided here: see the test below).
         spin.recv(b.as_fd(), soon(), 8).unwrap().unwrap();
-        assert_eq!(
-            spin.spin, SPIN,
-            "spinning is tried again after PROBE receives"
-        );
+        assert_eq!(spin.until_probe, PROBE);
         drop(writer.join().unwrap());
+    }
+
+    #[test]
+    fn adaptive_spin_follows_the_machines_load() {
+        let fast = Duration::from_micros(1);
+        let slow = SPIN * 2;
+        let mut s = AdaptiveSpin::new();
+        // Answers within the spin on a machine with CPUs to spare: it spins on,
+        // checking the load once per PROBE receives.
+        let mut checks = 0;
+        for _ in 0..3 * PROBE {
+            s.after_receive(fast, || {
+                checks += 1;
+                false
+            });
+            assert_eq!(s.spin, SPIN);
+        }
+        assert_eq!(checks, 3);
+        // The machine gets busy: at the next check it stops spinning, answers that
+        // would come within a spin notwithstanding.
+        for _ in 0..PROBE {
+            s.after_receive(fast, || true);
+        }
+        assert_eq!(s.spin, Duration::ZERO);
+        // Still busy at the next check: it keeps sleeping.
+        for _ in 0..PROBE {
+            s.after_receive(fast, || true);
+        }
+        assert_eq!(s.spin, Duration::ZERO);
+        // Quiet again: it spins again after the next PROBE receives.
+        for _ in 0..PROBE - 1 {
+            s.after_receive(fast, || false);
+            assert_eq!(s.spin, Duration::ZERO);
+        }
+        s.after_receive(fast, || false);
+        assert_eq!(s.spin, SPIN);
+        // A miss stops spinning at once, without a check.
+        s.after_receive(slow, || panic!("no check on a miss"));
+        assert_eq!(s.spin, Duration::ZERO);
+        assert_eq!(s.until_probe, PROBE);
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //!
 //! # Finding the fork server
 //!
-//! The fork server is a legitimate long-lived child of the test process. It is found by
-//! asking: a child started with the `ForkServer` method reports its own parent pid
-//! (`getppid()`), which is the fork server that forked it ([`fork_server_pid`]). That
-//! also starts the server if none runs yet, so call it before taking an fd snapshot.
+//! The fork server is a legitimate long-lived child of the test process. Its children
+//! are ours too (sibling forks), so the process table does not tell which child is the
+//! server: [`fork_server_pid`] starts one fork-server child (which starts the server if
+//! none runs yet, so call it before taking an fd snapshot) and asks the crate.
 //!
 //! # Fork children and concurrent tests
 //!
@@ -167,11 +167,13 @@ pub(crate) fn fork_server_pid() -> u32 {
     fn report_ppid(_: ()) -> u32 {
         parent_id()
     }
-    let server = get_context(StartMethod::ForkServer)
+    let ppid = get_context(StartMethod::ForkServer)
         .spawn(report_ppid, ())
         .expect("start a fork-server child")
         .join_timeout(LONG)
         .expect("join the fork-server child");
+    assert_eq!(ppid, std::process::id(), "a fork-server child is our own");
+    let server = multiprocess::__fork_server_pid().expect("the fork server runs");
     let st = stat(server).expect("the fork server runs");
     assert_eq!(st.ppid, std::process::id(), "the fork server is our child");
     server
