@@ -92,6 +92,9 @@ fn environment_at_start(method: StartMethod) -> TestResult {
     let names = ["MP_CONFORM_LATE", "MP_CONFORM_GONE", "MP_CONFORM_SET"].map(String::from);
     let plain = ctx.spawn(read_env, names.to_vec())?.join()?;
     assert_eq!(plain, [Some(late.clone()), Some("here".into()), None]);
+    // The same environment again (the fork server reuses the changes it worked out).
+    let again = ctx.spawn(read_env, names.to_vec())?.join()?;
+    assert_eq!(again, plain);
     let set = Builder::new()
         .context(ctx)
         .env("MP_CONFORM_SET", "1")
@@ -127,6 +130,9 @@ fn environment_at_start(method: StartMethod) -> TestResult {
     assert_eq!(e.kind(), multiprocess::ErrorKind::InvalidInput);
     set_env("MP_CONFORM_LATE", None);
     set_env("MP_CONFORM_GONE", None);
+    // Back to the environment the fork server started with: nothing left over.
+    let back = ctx.spawn(read_env, names.to_vec())?.join()?;
+    assert_eq!(back, [None, None, None]);
     Ok(())
 }
 

@@ -74,7 +74,14 @@ pub(crate) fn start_spawn(
             fail(e)
         });
     }
-    match frame::recv(ours.as_fd(), Some(Instant::now() + SPAWN_ACK_TIMEOUT), 16) {
+    // No spin: the answer comes after an exec (a millisecond or more).
+    let ack = frame::recv_spin(
+        ours.as_fd(),
+        Some(Instant::now() + SPAWN_ACK_TIMEOUT),
+        16,
+        Duration::ZERO,
+    );
+    match ack {
         Ok(Some(f)) if f.body == b"ok" => Ok((child, ours)),
         Ok(Some(_)) => Err(fail(Error::new(
             ErrorKind::Protocol,

@@ -674,29 +674,66 @@ pub(crate) fn redirect_std(fd: BorrowedFd<'_>, target: i32) -> io::Result<()> {
     cvt(unsafe { libc::dup2(fd.as_raw_fd(), target) }).map(drop)
 }
 
-/// Makes the environment exactly `vars` (removes every other variable).
-///
-/// # Safety
-///
-/// No other thread may read or write the environment meanwhile: called in a new child
-/// before its task runs, where the only other threads (a fork-server child's parent
-/// watcher, libtest's idle threads in a spawned test binary) never touch it.
-pub(crate) unsafe fn replace_env(vars: &[(OsString, OsString)]) {
+/// What turns this process's environment into a wanted one: the names to remove and
+/// the variables to set. Made by [`env_diff`]; empty when the two are the same.
+#[derive(Debug, Default)]
+pub(crate) struct EnvDiff {
+    remove: Vec<OsString>,
+    set: Vec<(OsString, OsString)>,
+}
+
+/// What [`EnvDiff::apply`] must do to make this process's environment exactly `vars`
+/// (the last value of a name wins, as in `environ`). Only reads the environment.
+pub(crate) fn env_diff(vars: &[(OsString, OsString)]) -> EnvDiff {
     use std::collections::HashMap;
     let want: HashMap<&OsString, &OsString> = vars.iter().map(|(k, v)| (k, v)).collect();
-    // (`want` also drops duplicates: the last value of a name wins, as in `environ`.)
+    let mut diff = EnvDiff::default();
     for (k, _) in std::env::vars_os() {
         if !want.contains_key(&k) && !k.is_empty() {
-            // SAFETY: the caller guarantees no concurrent access to the environment.
-            unsafe { std::env::remove_var(&k) };
+            diff.remove.push(k);
         }
     }
-    for (k, v) in vars {
+    for (k, v) in want {
         if std::env::var_os(k).as_ref() != Some(v) {
+            diff.set.push((k.clone(), v.clone()));
+        }
+    }
+    diff
+}
+
+impl EnvDiff {
+    /// Nothing to change.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.set.is_empty()
+    }
+
+    /// Changes the environment as [`env_diff`] found it must.
+    ///
+    /// # Safety
+    ///
+    /// No other thread may read or write the environment meanwhile: called in a new
+    /// child before its task runs, where the only other threads (a fork-server child's
+    /// parent watcher, libtest's idle threads in a spawned test binary) never touch it.
+    pub(crate) unsafe fn apply(&self) {
+        for k in &self.remove {
+            // SAFETY: the caller guarantees no concurrent access to the environment.
+            unsafe { std::env::remove_var(k) };
+        }
+        for (k, v) in &self.set {
             // SAFETY: as above.
             unsafe { std::env::set_var(k, v) };
         }
     }
+}
+
+/// Makes the environment exactly `vars` (removes every other variable).
+///
+/// # Safety
+///
+/// As [`EnvDiff::apply`].
+pub(crate) unsafe fn replace_env(vars: &[(OsString, OsString)]) {
+    // SAFETY: the caller's guarantee.
+    unsafe { env_diff(vars).apply() }
 }
 
 #[cfg(test)]
@@ -706,6 +743,23 @@ mod tests {
     const LINE: &str = "2895 (cat) R 2890 2895 2890 34816 2895 4194304 92 0 0 0 0 0 0 0 20 0 1 0 \
                         142257 2510848 256 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 \
                         0 0 0";
+
+    #[test]
+    fn env_diff_is_what_differs() {
+        let now: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        assert!(env_diff(&now).is_empty());
+        let mut more = now.clone();
+        more.push(("MP_ENV_DIFF_TEST".into(), "1".into()));
+        more.push(("MP_ENV_DIFF_TEST".into(), "2".into())); // the last one wins
+        let d = env_diff(&more);
+        assert!(d.remove.is_empty());
+        assert_eq!(d.set, [("MP_ENV_DIFF_TEST".into(), "2".into())]);
+        let (gone, _) = &now[0];
+        let fewer: Vec<_> = now.iter().filter(|(k, _)| k != gone).cloned().collect();
+        let d = env_diff(&fewer);
+        assert_eq!(d.remove, std::slice::from_ref(gone));
+        assert!(d.set.is_empty());
+    }
 
     #[test]
     fn stat_line_gives_state_and_start() {
