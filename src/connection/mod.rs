@@ -498,7 +498,7 @@ impl<T: Serialize> Connection<T> {
     /// ```
     pub fn send(&self, value: &T) -> Result<()> {
         self.check_writable()?;
-        let mut enc = codec::encode_with_prefix(value, frame::HEADER)?;
+        let mut enc = codec::encode_reusing(value, frame::HEADER)?;
         let mut bytes = std::mem::take(&mut enc.bytes);
         let fds = enc.borrowed_fds();
         if !fds.is_empty() && !sys::socket::is_unix(self.fd.as_fd()) {
@@ -510,7 +510,9 @@ impl<T: Serialize> Connection<T> {
             ));
         }
         let _g = self.hold(Dir::Send, None)?;
-        frame::send(self.fd.as_fd(), &mut bytes, &fds)
+        let sent = frame::send(self.fd.as_fd(), &mut bytes, &fds);
+        codec::recycle(bytes);
+        sent
     }
 }
 
@@ -534,7 +536,9 @@ impl<T: DeserializeOwned> Connection<T> {
     /// ```
     pub fn recv(&self) -> Result<T> {
         let f = self.recv_frame(None)?.expect("no deadline");
-        codec::decode(&f.body, f.fds)
+        let value = codec::decode(&f.body, f.fds);
+        frame::recycle_body(f.body);
+        value
     }
 
     /// Receives a value, waiting at most `timeout`.
@@ -557,7 +561,11 @@ impl<T: DeserializeOwned> Connection<T> {
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
         match self.recv_frame(sys::deadline_after(timeout))? {
-            Some(f) => codec::decode(&f.body, f.fds),
+            Some(f) => {
+                let value = codec::decode(&f.body, f.fds);
+                frame::recycle_body(f.body);
+                value
+            }
             None => Err(Error::timeout("recv")),
         }
     }

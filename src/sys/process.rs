@@ -457,24 +457,6 @@ pub(crate) fn spawn_bare_thread(name: &str, f: Box<dyn FnOnce() + Send>) -> io::
     Ok(())
 }
 
-/// Whether more tasks are runnable right now, machine-wide, than there are CPUs (the
-/// kernel's instantaneous count in `/proc/loadavg`, which includes the caller): a
-/// waiter that spins then takes a CPU that a runnable task, perhaps its own peer, needs.
-/// `false` if the count cannot be read. Costs three system calls: callers sample it.
-pub(crate) fn cpus_oversubscribed() -> bool {
-    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let Ok(text) = std::fs::read_to_string("/proc/loadavg") else {
-        return false;
-    };
-    // "0.20 0.18 0.12 3/80 11206": the fourth field is running/total.
-    text.split_whitespace()
-        .nth(3)
-        .and_then(|f| f.split('/').next())
-        .and_then(|n| n.parse::<usize>().ok())
-        .is_some_and(|running| running > cpus)
-}
-
 /// The CPUs this process may run on: the affinity mask, capped by a cgroup v2 CPU
 /// quota (`cpu.max`), at least 1.
 pub(crate) fn usable_cpus() -> usize {
