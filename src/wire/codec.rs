@@ -28,7 +28,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{format, limit};
+use super::{format, limit, spare};
 use crate::error::{Error, ErrorKind, Result};
 
 thread_local! {
@@ -77,40 +77,24 @@ pub(crate) fn encode_sized<T: Serialize + ?Sized>(
     encode_in(value, prefix, Vec::with_capacity(prefix + expected))
 }
 
-/// The largest encoding buffer a thread keeps for its next message (see [`scratch`]).
-const SCRATCH_MAX: usize = 16 << 20;
-
 thread_local! {
-    /// This thread's spare encoding buffer.
+    /// This thread's spare encoding buffer (see `wire::spare`).
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// As [`encode_with_prefix`], into this thread's spare buffer; hand the bytes back with
-/// [`recycle`] once sent. A sender of large messages then writes each into the same
-/// pages: a fresh buffer per message is fresh pages per message whenever the
-/// allocator gives the freed one back to the system (glibc trims the top of its heap
-/// past 128 KiB-2 MiB, and maps larger blocks on their own), a page fault per 4 KiB,
-/// which cost 5-8x in throughput for 1 MiB messages here.
+/// [`recycle`] once sent, so that a sender of large messages writes each into the same
+/// pages (see `wire::spare`).
 pub(crate) fn encode_reusing<T: Serialize + ?Sized>(
     value: &T,
     prefix: usize,
 ) -> Result<Encoded<'_>> {
-    let buf = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    encode_in(value, prefix, buf)
+    encode_in(value, prefix, spare::take(&SCRATCH))
 }
 
-/// Gives an encoding buffer back for this thread's next [`encode_reusing`] (kept up
-/// to [`SCRATCH_MAX`] bytes of capacity).
-pub(crate) fn recycle(mut buf: Vec<u8>) {
-    if buf.capacity() <= SCRATCH_MAX {
-        buf.clear();
-        SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            if buf.capacity() > s.capacity() {
-                *s = buf;
-            }
-        });
-    }
+/// Gives an encoding buffer back for this thread's next [`encode_reusing`].
+pub(crate) fn recycle(buf: Vec<u8>) {
+    spare::keep(&SCRATCH, buf, 0);
 }
 
 fn encode_in<T: Serialize + ?Sized>(

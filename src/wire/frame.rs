@@ -49,6 +49,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
+use crate::wire::spare;
 
 /// Bytes of a frame header.
 pub(crate) const HEADER: usize = 16;
@@ -59,9 +60,6 @@ pub(crate) const AT_BOUNDARY: u32 = 0;
 /// A progress mark: part of a frame may have been read or written.
 pub(crate) const MID_FRAME: u32 = 1;
 
-/// The largest frame body a thread keeps for its next large frame ([`recycle_body`]).
-const SPARE_MAX: usize = 16 << 20;
-
 thread_local! {
     /// This thread's spare buffer for the body of its next frame larger than [`CHUNK`].
     static SPARE_BODY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -70,27 +68,15 @@ thread_local! {
 /// This thread's spare buffer for a large body (empty if none): give it back with
 /// [`recycle_body`] once its contents are decoded.
 pub(crate) fn spare_body() -> Vec<u8> {
-    SPARE_BODY.with(|s| std::mem::take(&mut *s.borrow_mut()))
+    spare::take(&SPARE_BODY)
 }
 
 /// Hands a frame's body back once decoded, for this thread's next frame larger than
-/// [`CHUNK`] (capacities up to [`SPARE_MAX`] are kept). A receiver of large messages
-/// then reads each into the same pages. A fresh body per message was fresh pages per
-/// message whenever the allocator gave the freed one back to the system (glibc trims
-/// the top of its heap past 128 KiB-2 MiB; with the decoded value freed as well, two
-/// such blocks go back per message): a page fault per 4 KiB, 5-8x the cost for 1 MiB
-/// messages here. The budget of a hostile peer is charged as before: the spare buffer
-/// only saves allocations, it does not let a frame grow faster than its bytes arrive.
-pub(crate) fn recycle_body(mut body: Vec<u8>) {
-    if body.capacity() > CHUNK && body.capacity() <= SPARE_MAX {
-        body.clear();
-        SPARE_BODY.with(|s| {
-            let mut s = s.borrow_mut();
-            if body.capacity() > s.capacity() {
-                *s = body;
-            }
-        });
-    }
+/// [`CHUNK`], so that a receiver of large messages reads each into the same pages (see
+/// `wire::spare`). A hostile peer's budget is charged as before: the spare buffer only
+/// saves allocations, it does not let a frame grow faster than its bytes arrive.
+pub(crate) fn recycle_body(body: Vec<u8>) {
+    spare::keep(&SPARE_BODY, body, CHUNK);
 }
 
 /// How long a receiver spins before it sleeps.

@@ -49,5 +49,6 @@ mod hostile_tests;
 pub(crate) mod json;
 pub(crate) mod limit;
 pub(crate) mod probe;
+pub(crate) mod spare;
 #[cfg(test)]
 mod timing_tests;
