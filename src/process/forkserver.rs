@@ -289,8 +289,9 @@ fn entry_server(cx: EntryCtx) -> i32 {
             if let Some(how) = sibling {
                 #[allow(unsafe_code)]
                 // SAFETY: `how` was probed on this thread of this process, which had
-                // no other thread then and starts none; the child only runs
-                // `run_child`, which ends with `_exit`.
+                // no other thread then (but libtest's idle main thread, see
+                // `sibling_forks`) and starts none; the child only runs `run_child`,
+                // which ends with `_exit`.
                 match unsafe { sys::process::fork_sibling(&how) } {
                     Ok(sys::process::Forked::Child) => {
                         drop((ctrl, children, client_pidfd, status));

@@ -23,7 +23,8 @@ use crate::error::{Error, ErrorKind, Result};
 /// reap it, it dies with you exactly as a `Fork` or `Spawn` child does, and it runs on
 /// if the server alone is killed. (Where the server cannot do that, a server with
 /// threads of your program's own or a kernel without `clone3`, it forks the child as
-/// its own, and the child watches you with a small thread instead.)
+/// its own, and the child watches you with a small thread instead; setting
+/// `MULTIPROCESS_FORKSERVER_WATCH` before the server starts asks for that too.)
 ///
 /// # Caveats
 ///
