@@ -535,10 +535,7 @@ impl<T: DeserializeOwned> Connection<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn recv(&self) -> Result<T> {
-        let f = self.recv_frame(None)?.expect("no deadline");
-        let value = codec::decode(&f.body, f.fds);
-        frame::recycle_body(f.body);
-        value
+        self.recv_frame(None)?.expect("no deadline").decode()
     }
 
     /// Receives a value, waiting at most `timeout`.
@@ -561,11 +558,7 @@ impl<T: DeserializeOwned> Connection<T> {
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
         match self.recv_frame(sys::deadline_after(timeout))? {
-            Some(f) => {
-                let value = codec::decode(&f.body, f.fds);
-                frame::recycle_body(f.body);
-                value
-            }
+            Some(f) => f.decode(),
             None => Err(Error::timeout("recv")),
         }
     }

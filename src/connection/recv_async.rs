@@ -21,7 +21,7 @@ use super::locks::Dir;
 use crate::aio::{self, Attempt, Backoff, Readable};
 use crate::error::{Error, Result};
 use crate::sys;
-use crate::wire::{codec, frame};
+use crate::wire::frame;
 
 /// The state of one async receive: its registration with a reactor, made at the
 /// first miss, and its back-off while another receiver holds the lock.
@@ -175,7 +175,7 @@ impl<T: DeserializeOwned> Future for Recv<'_, T> {
         let this = self.get_mut();
         this.conn
             .poll_frame(cx, &mut this.st)
-            .map(|f| f.and_then(|f| codec::decode(&f.body, f.fds)))
+            .map(|f| f.and_then(|f| f.decode()))
     }
 }
 

@@ -145,7 +145,7 @@ fn recv_reply(c: &mut Cached) -> Result<Reply> {
         .spin
         .recv(c.fd.as_fd(), None, u64::MAX)?
         .expect("no deadline");
-    let resp: Response = codec::decode(&f.body, f.fds)?;
+    let resp: Response = f.decode()?;
     resp.map_err(Error::from)
 }
 

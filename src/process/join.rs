@@ -429,7 +429,7 @@ impl<R: DeserializeOwned> std::future::Future for JoinFuture<R> {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(f) => f,
             };
-            this.outcome = Some(f.and_then(|f| codec::decode(&f.body, f.fds)));
+            this.outcome = Some(f.and_then(|f| f.decode()));
         }
         if exit_async::poll_exit(&this.handle.child, cx, &mut this.exit).is_pending() {
             return Poll::Pending;

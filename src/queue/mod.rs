@@ -549,16 +549,10 @@ fn big_item(bytes: &[u8]) -> Result<OwnedFd> {
 }
 
 /// Reads a large item from its memfd, into this thread's spare buffer when it has one
-/// (see `frame::recycle_body`: fresh pages per item cost 5x here).
+/// (see `wire::spare`: fresh pages per item cost 5x here).
 fn read_big_item(fd: OwnedFd, total: usize) -> Result<Vec<u8>> {
-    let oom = || Error::new(ErrorKind::Io, "out of memory for a queue item");
-    let mut buf = frame::spare_body();
-    if buf.capacity() == 0 {
-        buf = sys::zeroed_bytes(total).ok_or_else(oom)?;
-    } else {
-        buf.try_reserve_exact(total).map_err(|_| oom())?;
-        buf.resize(total, 0);
-    }
+    let mut buf = frame::large_body(total)
+        .ok_or_else(|| Error::new(ErrorKind::Io, "out of memory for a queue item"))?;
     match sys::shm::read_exact_at_start(fd.as_fd(), &mut buf) {
         Ok(()) => Ok(buf),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::new(

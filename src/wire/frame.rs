@@ -65,10 +65,17 @@ thread_local! {
     static SPARE_BODY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// This thread's spare buffer for a large body (empty if none): give it back with
-/// [`recycle_body`] once its contents are decoded.
-pub(crate) fn spare_body() -> Vec<u8> {
-    spare::take(&SPARE_BODY)
+/// `len` zeroed bytes for a large body, in this thread's spare buffer if it has one
+/// (give it back with [`recycle_body`] once its contents are decoded); `None` if
+/// memory runs out.
+pub(crate) fn large_body(len: usize) -> Option<Vec<u8>> {
+    let mut b = spare::take(&SPARE_BODY);
+    if b.capacity() == 0 {
+        return sys::zeroed_bytes(len);
+    }
+    b.try_reserve_exact(len).ok()?;
+    b.resize(len, 0);
+    Some(b)
 }
 
 /// Hands a frame's body back once decoded, for this thread's next frame larger than
@@ -271,6 +278,16 @@ impl Header {
 pub(crate) struct Frame {
     pub(crate) body: Vec<u8>,
     pub(crate) fds: Vec<OwnedFd>,
+}
+
+impl Frame {
+    /// Decodes the frame as one `T` (`codec::decode`), then keeps a large body for
+    /// this thread's next large frame ([`recycle_body`]).
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(self) -> Result<T> {
+        let value = crate::wire::codec::decode(&self.body, self.fds);
+        recycle_body(self.body);
+        value
+    }
 }
 
 /// Reads into `buf` completely. `deadline` applies only while nothing of the frame has
@@ -575,18 +592,12 @@ fn recv_inner(
     };
     let first = len.min(CHUNK);
     reserved.grow(first as u64)?;
-    let spare = if len > CHUNK {
-        spare_body()
+    let body = if len > CHUNK {
+        large_body(first)
     } else {
-        Vec::new()
+        sys::zeroed_bytes(first)
     };
-    let mut body = if spare.capacity() == 0 {
-        sys::zeroed_bytes(first).ok_or_else(|| no_memory(first))?
-    } else {
-        let mut b = spare;
-        b.resize(first, 0);
-        b
-    };
+    let mut body = body.ok_or_else(|| no_memory(first))?;
     let mut got = 0;
     while got < len {
         if got == body.len() {
@@ -776,7 +787,7 @@ mod tests {
             recycle_body(f.body);
         }
         // The spare buffer is the largest body seen, up to its bound.
-        assert!(spare_body().capacity() >= 5 * CHUNK);
+        assert!(spare::take(&SPARE_BODY).capacity() >= 5 * CHUNK);
         drop(writer.join().unwrap());
     }
 
