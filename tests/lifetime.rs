@@ -644,3 +644,82 @@ fn forkserver_child_follows_parent_after_server_killed() {
 fn forkserver_watching_child_follows_parent_after_server_killed() {
     child_follows_parent_after_server_killed(true);
 }
+
+/// Waits until the other end closes, then exits with `code`.
+fn exits_with((hold, code): (Connection<()>, i32)) {
+    let _ = hold.recv_timeout(CHILD_PATIENCE);
+    std::process::exit(code)
+}
+
+fn panics(_: ()) {
+    panic!("on purpose")
+}
+
+/// In a middle process: starts fork-server children that end in every way and sends
+/// back (what the child's OS parent was, exit code) for each, then the codes again after
+/// a second join (the code is kept, not read twice).
+fn middle_reports_codes(report: Connection<Vec<(bool, Option<i32>)>>) {
+    let ctx = get_context(StartMethod::ForkServer);
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for code in [0, 3, 255] {
+        let (keep, held) = pipe::<()>().unwrap();
+        let mut p = ctx.process(exits_with, (held, code));
+        p.start().unwrap();
+        let ours = stat(p.pid().unwrap()).map(|s| s.ppid) == Some(me);
+        drop(keep);
+        assert!(p.join_timeout(LONG).unwrap());
+        out.push((ours, p.exitcode()));
+    }
+    let mut p = ctx.process(panics, ());
+    p.start().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    out.push((true, p.exitcode()));
+    let (_keep, held) = pipe::<()>().unwrap();
+    let mut p = ctx.process(exits_with, (held, 0));
+    p.start().unwrap();
+    p.kill().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    out.push((true, p.exitcode()));
+    out.push((true, p.exitcode()));
+    report.send(&out).unwrap();
+}
+
+/// Exit codes reach the caller in both modes of the fork server: from `waitid` on
+/// the caller's own child (sibling), from the status socket that the server made and
+/// handed over with its answer (watcher).
+fn fork_server_reports_exit_codes(watch: bool) {
+    let _g = common::serial();
+    let ours = fork_server_pid();
+    let (here, there) = pipe().unwrap();
+    let mut p = start_middle(watch, middle_reports_codes, there);
+    let got = here.recv_timeout(LONG).expect("the middle reports");
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(p.exitcode(), Some(0));
+    let codes: Vec<Option<i32>> = got.iter().map(|&(_, c)| c).collect();
+    assert_eq!(
+        codes,
+        [
+            Some(0),
+            Some(3),
+            Some(255),
+            Some(1),
+            Some(-libc::SIGKILL),
+            Some(-libc::SIGKILL)
+        ]
+    );
+    for (own, _) in &got[..3] {
+        assert_eq!(*own, !watch, "whose child a fork-server child is: {got:?}");
+    }
+    assert_quiescent(Some(ours));
+}
+
+#[test]
+fn forkserver_sibling_children_report_exit_codes() {
+    fork_server_reports_exit_codes(false);
+}
+
+#[test]
+fn forkserver_watching_children_report_exit_codes() {
+    fork_server_reports_exit_codes(true);
+}

@@ -10,13 +10,19 @@
 //!
 //! ```text
 //! client                                         server
-//!   | frame: Boot bytes; fds = [status, handles..]        |
+//!   | frame: Boot bytes; fds = the child's handles        |
 //!   |---------------------------------------------------->|  fork (sibling or own)
-//!   | frame: Ok((pid, sibling)) | Err(msg); fds=[pidfd]   |  child: runs the task
+//!   | frame: Ok((pid, sibling)) | Err(msg); fds = ...     |  child: runs the task
 //!   |<----------------------------------------------------|
-//!   sibling: the child is ours; waitid(P_PIDFD) reaps it  |
-//!   own (watcher mode):                                   |  child's pidfd readable -> waitid
+//!   sibling, fds = []: the child is ours; we open its pidfd and reap it with
+//!     waitid(P_PIDFD), as a forked child's
+//!   own (watcher mode), fds = [pidfd, status]:           |  child's pidfd readable -> waitid
 //!   |  status socket: 4-byte exit code                    |---> (child's own, or the server's)
+//! ```
+//!
+//! A request costs the client no socket of its own: in the sibling mode there is no
+//! status to report, and in the watcher mode the server makes the status socket pair
+//! and hands us our end with the answer.
 //! ```
 //!
 //! # Environment
@@ -164,10 +170,6 @@ pub(crate) fn start_served(
     name: String,
     daemon: bool,
 ) -> Result<Child> {
-    let (ours, theirs) = sys::socket::pair().map_err(|e| Error::io("socketpair", e))?;
-    let mut all: Vec<BorrowedFd<'_>> = Vec::with_capacity(fds.len() + 1);
-    all.push(theirs.as_fd());
-    all.extend_from_slice(fds);
     let mut guard = SERVER.get().lock().unwrap_or_else(|e| e.into_inner());
     let mut last_err = None;
     for _attempt in 0..2 {
@@ -178,7 +180,7 @@ pub(crate) fn start_served(
         let client = guard.as_ref().expect("just set");
         // No spin for the answer: it comes after a fork (100-300 us here), and on a
         // small machine a spinning client takes the CPU the server forks on.
-        let reply = frame::send_parts(client.conn.as_fd(), boot, &all).and_then(|()| {
+        let reply = frame::send_parts(client.conn.as_fd(), boot, fds).and_then(|()| {
             frame::recv_spin(
                 client.conn.as_fd(),
                 Some(Instant::now() + SPAWN_ACK_TIMEOUT),
@@ -188,24 +190,27 @@ pub(crate) fn start_served(
         });
         match reply {
             Ok(Some(f)) => {
-                let mut fds = f.fds;
+                let mut fds = f.fds.into_iter();
                 let answer: Answer = codec::decode(&f.body, Vec::new())?;
-                return match (answer, fds.pop()) {
-                    (Ok((pid, own)), Some(pidfd)) => {
-                        let reap = if own {
-                            Reap::Direct
-                        } else {
-                            Reap::Served(Mutex::new(Some(ours)))
-                        };
+                return match (answer, fds.next(), fds.next()) {
+                    // Our own child (see "Lifetime"): an unreaped child's pid cannot
+                    // be reused, so opening its pidfd here is race-free.
+                    (Ok((pid, true)), None, None) => {
+                        let pidfd =
+                            sys::pidfd::open(pid).map_err(|e| Error::io("pidfd_open", e))?;
+                        Ok(Child::new(pid, pidfd, name, daemon, Reap::Direct))
+                    }
+                    (Ok((pid, false)), Some(pidfd), Some(status)) => {
+                        let reap = Reap::Served(Mutex::new(Some(status)));
                         Ok(Child::new(pid, pidfd, name, daemon, reap))
                     }
-                    (Err(msg), _) => Err(Error::new(
+                    (Err(msg), _, _) => Err(Error::new(
                         ErrorKind::Io,
                         format!("the fork server could not fork: {msg}"),
                     )),
-                    (Ok(_), None) => Err(Error::new(
+                    (Ok(_), _, _) => Err(Error::new(
                         ErrorKind::Protocol,
-                        "the fork server sent no pidfd",
+                        "the fork server's answer carried the wrong handles",
                     )),
                 };
             }
@@ -268,19 +273,14 @@ fn entry_server(cx: EntryCtx) -> i32 {
                 // The client closed its end (it exited): so do we.
                 Ok(None) | Err(_) => return 0,
             };
-            let mut fds = f.fds;
             let mut boot: Boot = match codec::decode(&f.body, Vec::new()) {
                 Ok(b) => b,
                 Err(e) => {
-                    let _ = reply(&ctrl, Err(e.to_string()), None);
+                    let _ = reply(&ctrl, Err(e.to_string()), &[]);
                     continue;
                 }
             };
-            if fds.is_empty() {
-                let _ = reply(&ctrl, Err("request without a status socket".into()), None);
-                continue;
-            }
-            let status = fds.remove(0);
+            let fds = f.fds;
             // The child's environment, as changes to ours (see "Environment").
             let env = boot
                 .env
@@ -294,7 +294,7 @@ fn entry_server(cx: EntryCtx) -> i32 {
                 // which ends with `_exit`.
                 match unsafe { sys::process::fork_sibling(&how) } {
                     Ok(sys::process::Forked::Child) => {
-                        drop((ctrl, children, client_pidfd, status));
+                        drop((ctrl, children, client_pidfd));
                         apply_env(env);
                         if boot.die_with_parent {
                             // Our parent is now the client (the thread that started
@@ -304,36 +304,34 @@ fn entry_server(cx: EntryCtx) -> i32 {
                         bootstrap::run_child(boot, fds, None, None)
                     }
                     Ok(sys::process::Forked::Parent(pid)) => {
-                        drop((fds, status));
-                        match sys::pidfd::open(pid) {
-                            Ok(pidfd) => {
-                                let _ = reply(&ctrl, Ok((pid, true)), Some(pidfd.as_fd()));
-                            }
-                            // Only when our fd table is full: the child runs its task
-                            // unwatched by the client, which gets the error.
-                            Err(e) => {
-                                let _ = reply(&ctrl, Err(format!("pidfd_open: {e}")), None);
-                            }
-                        }
+                        drop(fds);
+                        let _ = reply(&ctrl, Ok((pid, true)), &[]);
                         continue;
                     }
                     // Refused (no clone3 or filtered, a container's init): plain
                     // forks from now on, this request included.
                     Err(e) if e.kind() == std::io::ErrorKind::Unsupported => sibling = None,
                     Err(e) => {
-                        let _ = reply(&ctrl, Err(format!("fork: {e}")), None);
+                        let _ = reply(&ctrl, Err(format!("fork: {e}")), &[]);
                         continue;
                     }
                 }
             }
+            // The client's end goes back with the answer; the child and we write.
+            let (theirs, status) = match sys::socket::pair() {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = reply(&ctrl, Err(format!("socketpair: {e}")), &[]);
+                    continue;
+                }
+            };
             #[allow(unsafe_code)]
             // SAFETY: this process is single-threaded in normal binaries (and only
             // libtest's idle threads exist in test binaries); the child only runs
             // `run_child`, which ends with `_exit`.
             match unsafe { sys::process::fork() } {
                 Ok(sys::process::Forked::Child) => {
-                    drop(ctrl);
-                    drop(children);
+                    drop((ctrl, children, theirs));
                     // Before the watcher thread starts: no other thread yet.
                     apply_env(env);
                     if boot.die_with_parent {
@@ -353,16 +351,17 @@ fn entry_server(cx: EntryCtx) -> i32 {
                     drop(fds);
                     match sys::pidfd::open(pid) {
                         Ok(pidfd) => {
-                            let _ = reply(&ctrl, Ok((pid, false)), Some(pidfd.as_fd()));
+                            let _ =
+                                reply(&ctrl, Ok((pid, false)), &[pidfd.as_fd(), theirs.as_fd()]);
                             children.insert(pid, (pidfd, status));
                         }
                         Err(e) => {
-                            let _ = reply(&ctrl, Err(format!("pidfd_open: {e}")), None);
+                            let _ = reply(&ctrl, Err(format!("pidfd_open: {e}")), &[]);
                         }
                     }
                 }
                 Err(e) => {
-                    let _ = reply(&ctrl, Err(format!("fork: {e}")), None);
+                    let _ = reply(&ctrl, Err(format!("fork: {e}")), &[]);
                 }
             }
         }
@@ -422,11 +421,12 @@ fn apply_env(changes: Option<&sys::process::EnvDiff>) {
 }
 
 /// The server's answer to a request: the child's pid and whether it is the client's
-/// own child (a sibling fork: reap it directly), or why there is no child.
+/// own child (a sibling fork: the answer carries no handle, the client opens the
+/// child's pidfd and reaps it), or else the server's (the answer carries the child's
+/// pidfd and the client's end of its status socket); or why there is no child.
 type Answer = std::result::Result<(u32, bool), String>;
 
-fn reply(ctrl: &OwnedFd, answer: Answer, pidfd: Option<BorrowedFd<'_>>) -> Result<()> {
+fn reply(ctrl: &OwnedFd, answer: Answer, fds: &[BorrowedFd<'_>]) -> Result<()> {
     let bytes = codec::encode(&answer)?.bytes;
-    let fds: Vec<BorrowedFd<'_>> = pidfd.into_iter().collect();
-    frame::send_parts(ctrl.as_fd(), &bytes, &fds)
+    frame::send_parts(ctrl.as_fd(), &bytes, fds)
 }
