@@ -692,7 +692,7 @@ fn fork_server_reports_exit_codes(watch: bool) {
     let _g = common::serial();
     let ours = fork_server_pid();
     let (here, there) = pipe().unwrap();
-    let mut p = start_middle(watch, middle_reports_codes, there);
+    let p = start_middle(watch, middle_reports_codes, there);
     let got = here.recv_timeout(LONG).expect("the middle reports");
     assert!(p.join_timeout(LONG).unwrap());
     assert_eq!(p.exitcode(), Some(0));
