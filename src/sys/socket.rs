@@ -94,16 +94,23 @@ pub(crate) fn recv_some(
     fds: &mut Vec<OwnedFd>,
     nonblocking: bool,
 ) -> io::Result<usize> {
+    recv_vectored(fd, &mut [IoSliceMut::new(buf)], fds, nonblocking)
+}
+
+/// As [`recv_some`], filling `bufs` in order (one system call).
+pub(crate) fn recv_vectored(
+    fd: BorrowedFd<'_>,
+    bufs: &mut [IoSliceMut<'_>],
+    fds: &mut Vec<OwnedFd>,
+    nonblocking: bool,
+) -> io::Result<usize> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut flags = RecvFlags::CMSG_CLOEXEC;
     if nonblocking {
         flags |= RecvFlags::DONTWAIT;
     }
-    let msg = {
-        let mut iov = [IoSliceMut::new(buf)];
-        retry(|| rustix::net::recvmsg(fd, &mut iov, &mut control, flags))?
-    };
+    let msg = retry(|| rustix::net::recvmsg(fd, bufs, &mut control, flags))?;
     for m in control.drain() {
         if let RecvAncillaryMessage::ScmRights(received) = m {
             fds.extend(received);
@@ -115,6 +122,21 @@ pub(crate) fn recv_some(
             "handles were dropped by the kernel (control message truncated)",
         ));
     }
+    Ok(msg.bytes)
+}
+
+/// Copies up to `buf.len()` of the bytes waiting on `fd` without consuming them
+/// (`MSG_PEEK`); fds riding on them stay queued too (the kernel drops only the copies
+/// it would have made for us). Unless `nonblocking`, waits for the first byte (on a
+/// socket in blocking mode). Returns 0 at end of stream.
+pub(crate) fn peek(fd: BorrowedFd<'_>, buf: &mut [u8], nonblocking: bool) -> io::Result<usize> {
+    let mut flags = RecvFlags::PEEK;
+    if nonblocking {
+        flags |= RecvFlags::DONTWAIT;
+    }
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg =
+        retry(|| rustix::net::recvmsg(fd, &mut iov, &mut RecvAncillaryBuffer::default(), flags))?;
     Ok(msg.bytes)
 }
 

@@ -29,18 +29,19 @@
 //! body grows as its bytes come, from [`CHUNK`] doubling up to the announced length,
 //! so a header that claims 1 GiB and sends nothing costs 64 KiB.
 //!
-//! Receiving first spins for a short while with non-blocking reads before it sleeps in
-//! `poll`: a wake-up from `poll` costs tens of microseconds on a VM, more than a whole
-//! round trip between two processes that are both running.
+//! A receiver waits for a frame by *peeking* at its header (`MSG_PEEK`, which consumes
+//! nothing): first spinning for a short while with non-blocking peeks (a wake-up costs
+//! tens of microseconds on a VM, more than a whole round trip between two processes
+//! that are both running), then asleep in one blocking peek (or `poll`, when there is a
+//! deadline). Once the whole header is there, one read takes it and whatever has come
+//! of the body: a small frame costs two system calls, the peek and the read.
 //!
 //! A receiver may keep a *progress mark* (a word in shared memory, see
-//! `connection::locks`): [`MID_FRAME`] from just before the read that may take the
+//! `connection::locks`): [`MID_FRAME`] from just before the read that takes the
 //! frame's first byte until its last byte is read, [`AT_BOUNDARY`] otherwise. Whoever
 //! takes over the receive lock from a receiver that died then knows whether the
-//! stream is still at a frame boundary. While waiting for a frame to start, a marked
-//! receiver spins with `poll` (which consumes nothing), not with reads, so that the
-//! mark says [`MID_FRAME`] only around reads that find bytes, plus the instant of one
-//! read per frame that finds none.
+//! stream is still at a frame boundary. Since waiting only peeks, the mark says
+//! [`MID_FRAME`] only once bytes of the frame are there to take.
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -347,14 +348,11 @@ fn read_full(
                 if fresh {
                     unmark();
                 }
-                if Instant::now() < spin_until {
-                    if fresh_mark.is_none() {
-                        std::hint::spin_loop();
-                        continue;
-                    }
-                    if spin_on_poll(fd, spin_until)? {
-                        continue;
-                    }
+                // A first read comes after `wait_for_bytes` found bytes: only the rest
+                // of a frame is worth spinning for (its sender is still writing it).
+                if !fresh && Instant::now() < spin_until {
+                    std::hint::spin_loop();
+                    continue;
                 }
                 let dl = if fresh { deadline } else { *rest };
                 if dl.is_none() && fresh_mark.is_none() && !blocking {
@@ -388,16 +386,97 @@ fn read_full(
     Ok(ReadOutcome::Done)
 }
 
-/// Spins until `fd` is readable or `until` passes, without consuming anything;
-/// `true` if it became readable.
-fn spin_on_poll(fd: BorrowedFd<'_>, until: Instant) -> Result<bool> {
-    while Instant::now() < until {
-        if sys::poll::wait_readable(fd, Some(Instant::now())).map_err(|e| Error::io("poll", e))? {
-            return Ok(true);
+/// Waits until bytes of a frame wait on `fd`, spinning at most `spin` first, and
+/// copies the first of them into `header` without consuming anything (see the
+/// module docs: a progress mark stays [`AT_BOUNDARY`] while nothing is taken).
+/// Returns how many bytes were copied, 0 at end of stream, `None` if `deadline`
+/// passed.
+///
+/// Without a deadline the wait is one `recvmsg(MSG_PEEK)` that sleeps in the
+/// kernel: one system call per wake-up, as a plain blocking socket makes (`poll`
+/// and then a read would be two, and on a loaded machine every return from the
+/// kernel is a chance to lose the CPU).
+fn wait_for_bytes(
+    fd: BorrowedFd<'_>,
+    header: &mut [u8; HEADER],
+    deadline: Option<Instant>,
+    spin: Duration,
+) -> Result<Option<usize>> {
+    let peek = |header: &mut [u8; HEADER], nonblocking: bool| -> Result<Option<usize>> {
+        match sys::socket::peek(fd, header, nonblocking) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(Error::io("recv", e)),
+        }
+    };
+    let spin_until = Instant::now() + spin;
+    loop {
+        if let Some(n) = peek(header, true)? {
+            return Ok(Some(n));
+        }
+        if Instant::now() >= spin_until {
+            break;
         }
         std::hint::spin_loop();
     }
-    Ok(false)
+    loop {
+        // On a socket in non-blocking mode a blocking peek answers `WouldBlock`,
+        // and `poll` sleeps.
+        if deadline.is_none() {
+            if let Some(n) = peek(header, false)? {
+                return Ok(Some(n));
+            }
+        }
+        if !sys::poll::wait_readable(fd, deadline).map_err(|e| Error::io("poll", e))? {
+            return Ok(None);
+        }
+        if let Some(n) = peek(header, true)? {
+            return Ok(Some(n));
+        }
+    }
+}
+
+/// Takes the frame's header (already peeked whole) and as much of its first body
+/// chunk as has arrived, in one call; marks the frame started. Returns the body
+/// bytes taken.
+fn take_header_and_more(
+    fd: BorrowedFd<'_>,
+    header: &mut [u8; HEADER],
+    body: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    mark: Option<&AtomicU32>,
+    limits: &RecvLimits<'_>,
+    rest: &mut Option<Instant>,
+) -> Result<usize> {
+    let peeked = *header;
+    if let Some(m) = mark {
+        m.store(MID_FRAME, Ordering::Release);
+    }
+    let n = loop {
+        let mut bufs = [io::IoSliceMut::new(header), io::IoSliceMut::new(body)];
+        match sys::socket::recv_vectored(fd, &mut bufs, fds, true) {
+            // The peeked bytes wait for us alone (we hold the receive lock), so
+            // neither an empty answer nor `WouldBlock` can happen; if either does,
+            // the stream is not what it was a moment ago.
+            Ok(0) => {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    "the connection closed in the middle of a message (truncated frame)",
+                ));
+            }
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("recv", e)),
+        }
+    };
+    *rest = limits.rest_deadline();
+    if n < HEADER || *header != peeked {
+        return Err(Error::new(
+            ErrorKind::Protocol,
+            "the frame header changed between a peek and its read (another reader took it)",
+        ));
+    }
+    Ok(n - HEADER)
 }
 
 fn no_memory(len: usize) -> Error {
@@ -564,21 +643,31 @@ fn recv_inner(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let outcome = read_full(
-        fd,
-        &mut header,
-        &mut fds,
-        deadline,
-        true,
-        spin,
-        mark,
-        limits,
-        &mut rest,
-    )?;
-    match outcome {
-        ReadOutcome::Done => {}
-        ReadOutcome::Eof => return Err(Error::disconnected()),
-        ReadOutcome::TimedOut => return Ok(None),
+    let peeked = match wait_for_bytes(fd, &mut header, deadline, spin)? {
+        None => return Ok(None),
+        Some(0) => return Err(Error::disconnected()),
+        Some(n) => n,
+    };
+    let whole_header = peeked == HEADER;
+    if !whole_header {
+        // A header arriving in pieces (a peer from outside, or a stalled one): read it
+        // with the rest deadline of its first byte.
+        let outcome = read_full(
+            fd,
+            &mut header,
+            &mut fds,
+            deadline,
+            true,
+            Duration::ZERO,
+            mark,
+            limits,
+            &mut rest,
+        )?;
+        match outcome {
+            ReadOutcome::Done => {}
+            ReadOutcome::Eof => return Err(Error::disconnected()),
+            ReadOutcome::TimedOut => return Ok(None),
+        }
     }
     let Header { nfds, len } = Header::parse(&header, limits.max_len)?;
     let nfds = nfds as usize;
@@ -599,6 +688,19 @@ fn recv_inner(
     };
     let mut body = body.ok_or_else(|| no_memory(first))?;
     let mut got = 0;
+    if whole_header {
+        // The header was only peeked: take it and what has come of the body in one
+        // call (a small frame is then whole).
+        got = take_header_and_more(
+            fd,
+            &mut header,
+            &mut body,
+            &mut fds,
+            mark,
+            limits,
+            &mut rest,
+        )?;
+    }
     while got < len {
         if got == body.len() {
             let more = (body.len() * 2).min(len) - body.len();
