@@ -10,7 +10,7 @@
 use std::hint::black_box;
 
 use crate::floor::fork_child;
-use crate::params::{LOAD_BOUND_SECS, LOAD_PROCS};
+use crate::params::{LOAD_BOUND_SECS, LOAD_PROCS, LOAD_ROUNDS};
 
 /// Monotonic seconds. Async-signal-safe (`clock_gettime`).
 fn now_secs() -> u64 {
@@ -73,10 +73,22 @@ impl Drop for Load {
 }
 
 /// Runs `f` while [`crate::params::LOAD_PROCS`] CPU-bound processes spin,
-/// then kills and reaps them.
-pub fn with_load<T>(f: impl FnOnce() -> T) -> T {
-    let load = Load::start(LOAD_PROCS);
-    let r = f();
-    drop(load);
-    r
+/// [`crate::params::LOAD_ROUNDS`] times, each time with load processes of its
+/// own, and returns the median figure (`None` if any round has none).
+///
+/// Why rounds: on a small machine where the processes end up (a measured
+/// pair on one CPU, or split with a spinner beside each) decides a loaded
+/// figure more than the strategy measured, and it changes when the load
+/// starts, seldom during a round: one round gave 9-70 us per round trip for
+/// the same blocking pair. Fresh load processes draw a new placement, and the
+/// median over the rounds is the strategy's typical figure.
+pub fn with_load(quick: bool, mut f: impl FnMut() -> Option<f64>) -> Option<f64> {
+    let mut figures = Vec::new();
+    for _ in 0..LOAD_ROUNDS.get(quick) {
+        let load = Load::start(LOAD_PROCS);
+        let r = f();
+        drop(load);
+        figures.push(r?);
+    }
+    Some(crate::measure::median(&mut figures))
 }

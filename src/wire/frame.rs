@@ -422,10 +422,10 @@ fn wait_for_bytes(
     loop {
         // On a socket in non-blocking mode a blocking peek answers `WouldBlock`,
         // and `poll` sleeps.
-        if deadline.is_none() {
-            if let Some(n) = peek(header, false)? {
-                return Ok(Some(n));
-            }
+        if deadline.is_none()
+            && let Some(n) = peek(header, false)?
+        {
+            return Ok(Some(n));
         }
         if !sys::poll::wait_readable(fd, deadline).map_err(|e| Error::io("poll", e))? {
             return Ok(None);
