@@ -409,7 +409,9 @@ fn wait_for_bytes(
             Err(e) => Err(Error::io("recv", e)),
         }
     };
-    let spin_until = Instant::now() + spin;
+    // Never past the deadline: a caller that only looks (an async poll, deadline
+    // now) does not spin at all.
+    let spin_until = deadline.map_or(Instant::now() + spin, |d| d.min(Instant::now() + spin));
     loop {
         if let Some(n) = peek(header, true)? {
             return Ok(Some(n));
