@@ -23,7 +23,6 @@
 //! A request costs the client no socket of its own: in the sibling mode there is no
 //! status to report, and in the watcher mode the server makes the status socket pair
 //! and hands us our end with the answer.
-//! ```
 //!
 //! # Environment
 //!
