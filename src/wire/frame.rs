@@ -454,23 +454,18 @@ fn take_header_and_more(
     if let Some(m) = mark {
         m.store(MID_FRAME, Ordering::Release);
     }
-    let n = loop {
-        let mut bufs = [io::IoSliceMut::new(header), io::IoSliceMut::new(body)];
-        match sys::socket::recv_vectored(fd, &mut bufs, fds, true) {
-            // The peeked bytes wait for us alone (we hold the receive lock), so
-            // neither an empty answer nor `WouldBlock` can happen; if either does,
-            // the stream is not what it was a moment ago.
-            Ok(0) => {
-                return Err(Error::new(
-                    ErrorKind::Protocol,
-                    "the connection closed in the middle of a message (truncated frame)",
-                ));
-            }
-            Ok(n) => break n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("recv", e)),
-        }
-    };
+    let mut bufs = [io::IoSliceMut::new(header), io::IoSliceMut::new(body)];
+    // (`recv_vectored` retries `EINTR` itself.) The peeked bytes wait for us alone (we
+    // hold the receive lock), so neither an empty answer nor `WouldBlock` can happen;
+    // if either does, the stream is not what it was a moment ago.
+    let n =
+        sys::socket::recv_vectored(fd, &mut bufs, fds, true).map_err(|e| Error::io("recv", e))?;
+    if n == 0 {
+        return Err(Error::new(
+            ErrorKind::Protocol,
+            "the connection closed in the middle of a message (truncated frame)",
+        ));
+    }
     *rest = limits.rest_deadline();
     if n < HEADER || *header != peeked {
         return Err(Error::new(
