@@ -244,6 +244,7 @@ for_each_method!(
     recv_bytes_into_offsets,
     poll_and_message_boundaries,
     sixteen_mib_round_trip,
+    number_vecs_round_trip_around_the_zero_copy_size,
     disconnected,
     one_way_pipes,
     connections_through_connections,
@@ -423,6 +424,58 @@ fn sixteen_mib_round_trip(m: StartMethod) {
     drop(here);
     assert!(p.join_timeout(LONG).unwrap());
     assert_eq!(p.exitcode(), Some(0));
+}
+
+/// Echoes `Vec<f64>`s, doubled, until the peer closes.
+fn echo_doubled_f64(conn: Connection<Vec<f64>>) {
+    while let Ok(v) = conn.recv() {
+        let back: Vec<f64> = v.iter().map(|x| x * 2.0).collect();
+        if conn.send(&back).is_err() {
+            break;
+        }
+    }
+}
+
+/// `Vec`s of numbers at, below and above the size from which a sender sends them from
+/// their own memory arrive whole, in order, as the same values; read as raw bytes,
+/// such a frame is the value's encoding (its length word, then its elements).
+fn number_vecs_round_trip_around_the_zero_copy_size(m: StartMethod) {
+    let ctx = get_context(m);
+    let (here, there) = pipe::<Vec<f64>>().unwrap();
+    let mut p = ctx.process(echo_doubled_f64, there);
+    p.start().unwrap();
+    for n in [0, 1, 8191, 8192, 8193, (1 << 17) + 3, 3] {
+        let v: Vec<f64> = (0..n).map(|i| i as f64 + 0.25).collect();
+        here.send(&v).unwrap();
+        let back = here.recv_timeout(LONG).unwrap();
+        assert_eq!(back.len(), n);
+        assert!(
+            back.iter().zip(&v).all(|(b, x)| *b == x * 2.0),
+            "{n} f64s came back changed"
+        );
+    }
+    drop(here);
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(p.exitcode(), Some(0));
+
+    let (a, b) = pipe::<Vec<u8>>().unwrap();
+    let big: Vec<u8> = (0..(1 << 20) + 7).map(|i| (i % 253) as u8).collect();
+    let sender = std::thread::spawn(move || {
+        a.send(&big).unwrap();
+        a.send(&vec![9u8; 5]).unwrap();
+        a.send(&big).unwrap();
+        (a, big)
+    });
+    let raw = b.recv_bytes().unwrap();
+    assert_eq!(raw[..8], ((1u64 << 20) + 7).to_le_bytes());
+    assert_eq!(raw.len(), 8 + (1 << 20) + 7);
+    assert_eq!(b.recv().unwrap(), vec![9u8; 5]);
+    let again = b.recv().unwrap();
+    let (_a, big) = sender.join().unwrap();
+    assert!(
+        raw[8..] == big[..] && again == big,
+        "1 MiB of bytes came back changed"
+    );
 }
 
 const MIB: usize = 1 << 20;

@@ -75,7 +75,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 use crate::wire::handles::HandleFd;
-use crate::wire::{codec, frame};
+use crate::wire::{codec, format, frame};
+
+/// Bytes of a `Vec` of numbers from which [`Connection::send`] sends it from its own
+/// memory instead of encoding it into a buffer first.
+const ZERO_COPY_MIN: usize = 64 << 10;
 use locks::{Dir, EndLocks};
 
 /// One end of a pipe: sends and receives messages of type `T`.
@@ -482,6 +486,10 @@ impl<T> Connection<T> {
 impl<T: Serialize> Connection<T> {
     /// Sends `value` (with any handles inside it) to the other end.
     ///
+    /// A `Vec` of numbers (`Vec<u8>`, `Vec<f64>`, ...) of 64 KiB or more is sent from
+    /// its own memory, with no copy into an encoding buffer (the receiver still copies
+    /// it once out of the frame, which [`recv_bytes`](Connection::recv_bytes) does not).
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::Serialize`] if `value` cannot be serialized: nothing is sent and the
@@ -498,6 +506,16 @@ impl<T: Serialize> Connection<T> {
     /// ```
     pub fn send(&self, value: &T) -> Result<()> {
         self.check_writable()?;
+        // A large `Vec` of numbers goes from its own memory: the copy into an encoding
+        // buffer costs about as much as the kernel's own copy (a 1 MiB `Vec<u8>` one
+        // way between two processes: 1.6-4.3 GB/s encoded first, 4.3-5.5 GB/s from
+        // its memory, over 21 alternating rounds). A small one is cheaper as one block.
+        if let Some((word, elems)) = format::plain_vec_parts(value)
+            && elems.len() >= ZERO_COPY_MIN
+        {
+            let _g = self.hold(Dir::Send, None)?;
+            return frame::send_word_and(self.fd.as_fd(), word, elems);
+        }
         let mut enc = codec::encode_reusing(value, frame::HEADER)?;
         let mut bytes = std::mem::take(&mut enc.bytes);
         let fds = enc.borrowed_fds();

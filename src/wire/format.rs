@@ -154,6 +154,28 @@ unsafe fn same_type<T, U>(t: T) -> U {
     unsafe { std::mem::transmute_copy::<T, U>(&*t) }
 }
 
+/// When `value` is a `Vec` of a plain number type (`Vec<u8>`, `Vec<f64>`, ...), its
+/// encoding as two parts that need no copy: the length word and the elements' memory
+/// (the same bytes as [`encode_into`] writes). A sender hands both to the kernel as
+/// they are, where encoding would first copy the elements into a buffer.
+#[allow(unsafe_code)]
+pub(crate) fn plain_vec_parts<T: ?Sized>(value: &T) -> Option<([u8; 8], &[u8])> {
+    macro_rules! plain_vec_of {
+        ($($p:ty),*) => {$(
+            if typeid::of::<T>() == typeid::of::<Vec<$p>>() {
+                // SAFETY: `T` is `Vec<$p>` (equal TypeIds; `Vec<$p>` has no lifetimes),
+                // so this is the same reference, and the result borrows `value`.
+                let v: &Vec<$p> = unsafe { same_type::<&T, &Vec<$p>>(value) };
+                return Some(((v.len() as u64).to_le_bytes(), plain_bytes(v.as_slice())));
+            }
+        )*};
+    }
+    if cfg!(target_endian = "little") {
+        plain_vec_of!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
+    }
+    None
+}
+
 /// A deserializer that only records the type of the visitor `deserialize_seq` gets.
 struct Probe(Option<TypeId>);
 

@@ -401,3 +401,31 @@ fn serde_vec_visitors_take_the_block_path() {
         "{e}"
     );
 }
+
+/// The parts a sender hands the kernel for a `Vec` of numbers are exactly the
+/// encoding, for every plain element type; anything else has no such parts.
+#[test]
+fn plain_vec_parts_are_the_encoding() {
+    fn check<T: Serialize>(v: &T) {
+        let (word, elems) = format::plain_vec_parts(v).expect("a Vec of numbers");
+        let mut joined = word.to_vec();
+        joined.extend_from_slice(elems);
+        assert_eq!(joined, ours(v), "{}", std::any::type_name::<T>());
+    }
+    check(&(0..=255u8).collect::<Vec<u8>>());
+    check(&vec![-1i8, 0, 1]);
+    check(&vec![u16::MAX, 1]);
+    check(&vec![i16::MIN, 2]);
+    check(&vec![u32::MAX, 3]);
+    check(&vec![i32::MIN, 4]);
+    check(&vec![u64::MAX, 5]);
+    check(&vec![i64::MIN, 6]);
+    check(&vec![f32::NAN, -0.0, f32::INFINITY]);
+    check(&vec![f64::MIN_POSITIVE, 1.5, f64::NEG_INFINITY]);
+    check(&Vec::<f64>::new());
+    assert!(format::plain_vec_parts(&vec![true]).is_none());
+    assert!(format::plain_vec_parts(&vec![vec![1u8]]).is_none());
+    assert!(format::plain_vec_parts(&[1u8, 2][..]).is_none());
+    assert!(format::plain_vec_parts(&"text".to_string()).is_none());
+    assert!(format::plain_vec_parts(&(1u8, 2u8)).is_none());
+}

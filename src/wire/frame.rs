@@ -225,6 +225,15 @@ pub(crate) fn send_parts(fd: BorrowedFd<'_>, body: &[u8], fds: &[BorrowedFd<'_>]
     sys::socket::send_all(fd, &[&header, body], fds).map_err(|e| Error::io("send", e))
 }
 
+/// Sends one frame whose body is `word` and then `rest`, without copying `rest` (a
+/// typed `Vec` of numbers: its length word, then its elements' memory).
+pub(crate) fn send_word_and(fd: BorrowedFd<'_>, word: [u8; 8], rest: &[u8]) -> Result<()> {
+    let mut head = [0u8; HEADER + 8];
+    put_header(&mut head[..HEADER], 0, (8 + rest.len()) as u64);
+    head[HEADER..].copy_from_slice(&word);
+    sys::socket::send_all(fd, &[&head, rest], &[]).map_err(|e| Error::io("send", e))
+}
+
 fn put_header(h: &mut [u8], nfds: usize, len: u64) {
     let header = Header {
         nfds: nfds as u32,
