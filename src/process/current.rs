@@ -119,7 +119,7 @@ impl ParentProcess {
     }
     /// A pollable fd that becomes readable when the parent ends.
     pub fn sentinel(&self) -> Option<BorrowedFd<'_>> {
-        self.info.pidfd.as_ref().map(|f| f.as_fd())
+        self.info.pidfd
     }
 }
 

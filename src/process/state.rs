@@ -9,6 +9,7 @@
 //! thread does not exist in the child): it builds a fresh state from what it was told
 //! and swaps the pointer. The parent's copy is leaked in the child, on purpose.
 
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
@@ -23,8 +24,17 @@ use crate::sys;
 pub(crate) struct ParentInfo {
     pub(crate) pid: u32,
     pub(crate) name: String,
-    /// Opened when the child starts, while the parent is known to be alive.
-    pub(crate) pidfd: Option<Arc<std::os::fd::OwnedFd>>,
+    /// Opened when the child starts, while the parent is known to be alive, and open
+    /// for the rest of the process ([`keep_open`]).
+    pub(crate) pidfd: Option<BorrowedFd<'static>>,
+}
+
+/// Keeps the parent's pidfd open for the rest of the process. (The state that holds it
+/// lives as long as the process; a reference count around it would be a heap
+/// allocation in every child started, and a child's first `malloc` after the fork
+/// costs four page faults.)
+pub(crate) fn keep_open(fd: OwnedFd) -> BorrowedFd<'static> {
+    sys::keep_open(fd)
 }
 
 /// One process's view of itself.
@@ -125,20 +135,41 @@ pub(crate) fn become_child(
     parent: Option<ParentInfo>,
     start_method: Option<StartMethod>,
 ) {
-    let fresh = Box::into_raw(Box::new(State::new(
-        name,
-        identity,
-        daemon,
-        parent,
-        start_method,
-    )));
-    STATE.store(fresh, Ordering::Release);
+    let fresh = State::new(name, identity, daemon, parent, start_method);
+    STATE.store(in_child_slot(fresh), Ordering::Release);
+}
+
+/// The first child state of a line of processes is written into a static instead of
+/// the heap: a forked child's first `malloc` costs four page faults (the allocator's
+/// code and three of its data pages, all shared copy-on-write with the parent), more
+/// than the rest of an empty task's start-up. A child of a child, whose inherited
+/// state may be in the static already (and still be referenced from the stack that
+/// forked), boxes its own.
+fn in_child_slot(state: State) -> *mut State {
+    struct Slot(std::cell::UnsafeCell<std::mem::MaybeUninit<State>>);
+    #[allow(unsafe_code)]
+    // SAFETY: the slot is written once per process, by `become_child` before anything
+    // else of this layer runs (see `TAKEN`), and only read through `STATE` after.
+    unsafe impl Sync for Slot {}
+    static SLOT: Slot = Slot(std::cell::UnsafeCell::new(std::mem::MaybeUninit::uninit()));
+    /// Set in the process that filled `SLOT`, and so in all its descendants.
+    static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if TAKEN.swap(true, Ordering::AcqRel) {
+        return Box::into_raw(Box::new(state));
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: `TAKEN` was false, so in this process's line nothing has written the slot
+    // or handed out a reference to it; it is written once here and never again (every
+    // later process of the line finds `TAKEN` set).
+    unsafe {
+        (*SLOT.0.get()).write(state) as *mut State
+    }
 }
 
 /// After a raw [`crate::fork`]: the same identity, a fresh state, no children.
 pub(crate) fn become_forked_copy() {
     let old = state();
-    let pidfd = sys::pidfd::open(old.pid).ok().map(Arc::new);
+    let pidfd = sys::pidfd::open(old.pid).ok().map(keep_open);
     let parent = Some(ParentInfo {
         pid: old.pid,
         name: old.name.clone(),

@@ -54,6 +54,16 @@ pub(crate) fn deadline_after_opt(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(deadline_after)
 }
 
+/// Keeps `fd` open until the process ends, as a plain borrowed fd (for a handle that
+/// lives as long as the process, without a reference count on the heap).
+pub(crate) fn keep_open(fd: std::os::fd::OwnedFd) -> std::os::fd::BorrowedFd<'static> {
+    use std::os::fd::IntoRawFd;
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` came from an `OwnedFd` whose ownership `into_raw_fd` gave up, and
+    // nothing closes it afterwards: it stays open until the process ends.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) }
+}
+
 /// Runs `f` until it does not fail with `EINTR`.
 pub(crate) fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {
     loop {
