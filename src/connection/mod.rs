@@ -76,11 +76,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 use crate::wire::handles::HandleFd;
 use crate::wire::{codec, format, frame};
+use locks::{Dir, EndLocks};
 
 /// Bytes of a `Vec` of numbers from which [`Connection::send`] sends it from its own
 /// memory instead of encoding it into a buffer first.
 const ZERO_COPY_MIN: usize = 64 << 10;
-use locks::{Dir, EndLocks};
 
 /// One end of a pipe: sends and receives messages of type `T`.
 ///

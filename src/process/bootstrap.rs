@@ -168,7 +168,7 @@ pub(crate) fn run_child(
     ctrl: Option<OwnedFd>,
     status: Option<OwnedFd>,
 ) -> ! {
-    let parent_pidfd = sys::pidfd::open(boot.parent_pid).ok().map(state::keep_open);
+    let parent_pidfd = sys::pidfd::open(boot.parent_pid).ok().map(sys::keep_open);
     state::become_child(
         boot.name,
         boot.identity,

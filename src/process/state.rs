@@ -9,7 +9,7 @@
 //! thread does not exist in the child): it builds a fresh state from what it was told
 //! and swaps the pointer. The parent's copy is leaked in the child, on purpose.
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
@@ -24,17 +24,11 @@ use crate::sys;
 pub(crate) struct ParentInfo {
     pub(crate) pid: u32,
     pub(crate) name: String,
-    /// Opened when the child starts, while the parent is known to be alive, and open
-    /// for the rest of the process ([`keep_open`]).
+    /// Opened when the child starts, while the parent is known to be alive, and kept
+    /// open for the rest of the process (`sys::keep_open`): the state that holds it
+    /// lives as long as the process, and a reference count around it would be a heap
+    /// allocation in every child started (see [`become_child`]).
     pub(crate) pidfd: Option<BorrowedFd<'static>>,
-}
-
-/// Keeps the parent's pidfd open for the rest of the process. (The state that holds it
-/// lives as long as the process; a reference count around it would be a heap
-/// allocation in every child started, and a child's first `malloc` after the fork
-/// costs four page faults.)
-pub(crate) fn keep_open(fd: OwnedFd) -> BorrowedFd<'static> {
-    sys::keep_open(fd)
 }
 
 /// One process's view of itself.
@@ -169,7 +163,7 @@ fn in_child_slot(state: State) -> *mut State {
 /// After a raw [`crate::fork`]: the same identity, a fresh state, no children.
 pub(crate) fn become_forked_copy() {
     let old = state();
-    let pidfd = sys::pidfd::open(old.pid).ok().map(keep_open);
+    let pidfd = sys::pidfd::open(old.pid).ok().map(sys::keep_open);
     let parent = Some(ParentInfo {
         pid: old.pid,
         name: old.name.clone(),

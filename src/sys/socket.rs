@@ -50,11 +50,12 @@ pub(crate) fn send_all(
     if let ([block], []) = (parts, fds)
         && !block.is_empty()
     {
-        let n = retry(|| rustix::net::send(fd, block, SendFlags::NOSIGNAL))?;
-        if n == total {
-            return Ok(());
+        let mut rest = *block;
+        while !rest.is_empty() {
+            let n = retry(|| rustix::net::send(fd, rest, SendFlags::NOSIGNAL))?;
+            rest = &rest[n..];
         }
-        return send_all(fd, &[&block[n..]], fds);
+        return Ok(());
     }
     let mut sent = 0usize;
     let mut first = true;
