@@ -133,30 +133,35 @@ pub(crate) fn become_child(
     STATE.store(in_child_slot(fresh), Ordering::Release);
 }
 
-/// The first child state of a line of processes is written into a static instead of
-/// the heap: a forked child's first `malloc` costs four page faults (the allocator's
-/// code and three of its data pages, all shared copy-on-write with the parent), more
-/// than the rest of an empty task's start-up. A child of a child, whose inherited
-/// state may be in the static already (and still be referenced from the stack that
-/// forked), boxes its own.
+/// A child's state is written into a static instead of the heap: a forked child's first
+/// `malloc` costs four page faults (the allocator's code and three of its data pages,
+/// all shared copy-on-write with the parent), more than the rest of an empty task's
+/// start-up. Each generation of a line of processes has a slot of its own (a fork
+/// server's children are the second generation), so a child never writes over the
+/// state it inherited, which the stack that forked may still reference. Past the last
+/// slot, a child boxes its state.
 fn in_child_slot(state: State) -> *mut State {
     struct Slot(std::cell::UnsafeCell<std::mem::MaybeUninit<State>>);
     #[allow(unsafe_code)]
-    // SAFETY: the slot is written once per process, by `become_child` before anything
-    // else of this layer runs (see `TAKEN`), and only read through `STATE` after.
+    // SAFETY: a slot is written once per line of processes, by `become_child` in the
+    // generation it belongs to (see `GENERATION`), and only read through `STATE` after.
     unsafe impl Sync for Slot {}
-    static SLOT: Slot = Slot(std::cell::UnsafeCell::new(std::mem::MaybeUninit::uninit()));
-    /// Set in the process that filled `SLOT`, and so in all its descendants.
-    static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if TAKEN.swap(true, Ordering::AcqRel) {
+    const GENERATIONS: usize = 4;
+    static SLOTS: [Slot; GENERATIONS] =
+        [const { Slot(std::cell::UnsafeCell::new(std::mem::MaybeUninit::uninit())) }; GENERATIONS];
+    /// Generations of children above this process (0 in a main process), inherited.
+    static GENERATION: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let g = GENERATION.fetch_add(1, Ordering::AcqRel);
+    let Some(slot) = SLOTS.get(g) else {
         return Box::into_raw(Box::new(state));
-    }
+    };
     #[allow(unsafe_code)]
-    // SAFETY: `TAKEN` was false, so in this process's line nothing has written the slot
-    // or handed out a reference to it; it is written once here and never again (every
-    // later process of the line finds `TAKEN` set).
+    // SAFETY: slot `g` is this call's alone: every earlier call in this line of
+    // processes (in an ancestor, or here) took a smaller number and so wrote (and may
+    // reference) only slots before it, and every later call, here or in a descendant,
+    // takes a larger one.
     unsafe {
-        (*SLOT.0.get()).write(state) as *mut State
+        (*slot.0.get()).write(state) as *mut State
     }
 }
 
