@@ -407,9 +407,10 @@ fn read_full(
 /// read would be two, and on a loaded machine every return from the kernel is a
 /// chance to lose the CPU). A side that does not spin (`spin` zero, see
 /// [`AdaptiveSpin`]) goes straight to it: where both sides of a round trip share a
-/// CPU with a busy process, each system call is a share of that CPU (the sleeping
-/// round trip was 14.7 us with a non-blocking peek first and 12.5 us without, against
-/// 9.3 us for a bare `send`/`recv` pair of the same 8 bytes).
+/// CPU with a busy process, each system call is a share of that CPU. (With its empty
+/// non-blocking peek first, its clock reads and `recvmsg`/`sendmsg` message headers,
+/// the sleeping round trip on one CPU took 14.7 us; without them 12.5 us, against 9.3
+/// us for a bare `send`/`recv` pair of the same 8 bytes.)
 fn wait_for_bytes(
     fd: BorrowedFd<'_>,
     header: &mut [u8; HEADER],
@@ -527,7 +528,7 @@ enum ReadOutcome {
 /// work (both sides share a CPU with a busy process, so the peer cannot answer while
 /// this side spins), every probe costs a spin of [`SPIN`] and leaves this side behind
 /// in the scheduler's fairness accounting: measured with the four processes pinned on
-/// 2 CPUs, probing every 64 receives cost 1.3-1.7 us per round trip. Where spinning
+/// 2 CPUs, probing every 64 receives cost 1.0-1.2 us per round trip. Where spinning
 /// does work (each side beside a busy process on its own CPU: 26 us spinning against
 /// 80 us sleeping), probes hit and the wait stays at [`PROBE`]. Used by `Connection`
 /// and the manager's client and server.
