@@ -1,7 +1,9 @@
 //! Pipes and connections: Python's `Pipe()` and `Connection`.
 //!
-//! A [`Connection<T>`] is one end of a Unix stream socket that carries typed messages
-//! (bincode-encoded `T`) and raw byte messages in length-prefixed frames. Both ends can
+//! A [`Connection<T>`] is one end of a socket that carries typed messages (encoded
+//! `T`) and raw byte messages in length-prefixed frames: a Unix sequenced-packet
+//! socket for [`pipe`]s, a Unix or TCP stream for [`Listener`](crate::Listener) and
+//! [`Client`](crate::Client) connections. Both ends can
 //! live in any processes: pass an end in a child's args, or send it through another
 //! connection.
 //!
@@ -19,8 +21,15 @@
 //! Design notes, and the alternatives weighed:
 //!
 //! * *`SOCK_SEQPACKET`* keeps boundaries in the kernel, but caps a message at the
-//!   socket buffer (about 200 KiB by default): large messages would need chunking,
-//!   and chunks of two senders interleave again. No.
+//!   socket buffer: large messages need several records, and the records of two
+//!   senders interleave again, so it does not remove the locks. It is still what
+//!   pipes use (see `wire::packet`), for two other reasons: a small message is
+//!   received in one system call (over a stream, a receiver must peek at the header
+//!   before it reads exactly one frame, and on a loaded CPU that second call was a
+//!   fifth of a round trip), and a receiver that dies in the middle of a message costs
+//!   only that message (the next receiver skips the records left of it) instead of
+//!   closing the direction. Large frames move at the stream's speed because their
+//!   records are sent and received in batches (`sendmmsg`/`recvmmsg`).
 //! * *A memfd per message* (the frame carries only the fd) makes each frame one small
 //!   `sendmsg`; that its bytes are never split relies on how Linux queues stream
 //!   socket data (one buffer per write up to a size), which nothing documents; it
@@ -31,8 +40,8 @@
 //!   one cache line each) or per accepted/connected end.
 //!
 //! A holder that dies does not wedge the others: the lock detects its dead owner and
-//! hands it on, and a *progress mark* next to each lock says whether the dead holder
-//! was in the middle of a frame. If it was not, nothing is lost but its own message.
+//! hands it on. Over a pipe that is all. Over a stream, a *progress mark* next to
+//! each lock says whether the dead holder was in the middle of a frame. If it was not, nothing is lost but its own message.
 //! If it was, the byte stream is cut inside a frame and no later frame boundary can
 //! be found again, so that direction of the end is closed: the next sender (or
 //! receiver) marks it broken and shuts the socket down in that direction; every
@@ -75,7 +84,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 use crate::wire::handles::HandleFd;
-use crate::wire::{codec, format, frame};
+use crate::wire::{codec, format, frame, packet};
 use locks::{Dir, EndLocks};
 
 /// Bytes of a `Vec` of numbers from which [`Connection::send`] sends it from its own
@@ -140,6 +149,9 @@ pub struct Connection<T> {
     /// How long to spin for this connection's peer (an `AdaptiveSpin`, read and
     /// written under the receive lock).
     spin: AtomicU64,
+    /// The socket is a sequenced-packet one (a pipe's): frames travel as records (see
+    /// `wire::packet`), not as a byte stream.
+    packets: bool,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -159,11 +171,11 @@ pub struct Connection<T> {
 /// ```
 #[doc(alias = "Pipe")]
 pub fn pipe<T>() -> Result<(Connection<T>, Connection<T>)> {
-    let (a, b) = sys::socket::pair().map_err(|e| Error::io("socketpair", e))?;
+    let (a, b) = sys::socket::pair_packets().map_err(|e| Error::io("socketpair", e))?;
     let [la, lb] = EndLocks::new_ends()?;
     Ok((
-        Connection::with_locks(a, true, true, la),
-        Connection::with_locks(b, true, true, lb),
+        Connection::with_locks(a, true, true, la, true),
+        Connection::with_locks(b, true, true, lb, true),
     ))
 }
 
@@ -181,11 +193,11 @@ pub fn pipe<T>() -> Result<(Connection<T>, Connection<T>)> {
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 pub fn pipe_simplex<T>() -> Result<(Connection<T>, Connection<T>)> {
-    let (a, b) = sys::socket::pair().map_err(|e| Error::io("socketpair", e))?;
+    let (a, b) = sys::socket::pair_packets().map_err(|e| Error::io("socketpair", e))?;
     let [la, lb] = EndLocks::new_ends()?;
     Ok((
-        Connection::with_locks(a, true, false, la),
-        Connection::with_locks(b, false, true, lb),
+        Connection::with_locks(a, true, false, la, true),
+        Connection::with_locks(b, false, true, lb, true),
     ))
 }
 
@@ -198,10 +210,19 @@ impl<T> Connection<T> {
     /// [`ErrorKind::Io`] if the shared segment of its locks cannot be created.
     pub(crate) fn from_fd(fd: OwnedFd, readable: bool, writable: bool) -> Result<Self> {
         let [locks] = EndLocks::new_ends()?;
-        Ok(Connection::with_locks(fd, readable, writable, locks))
+        let packets = sys::socket::is_packets(fd.as_fd());
+        Ok(Connection::with_locks(
+            fd, readable, writable, locks, packets,
+        ))
     }
 
-    fn with_locks(fd: OwnedFd, readable: bool, writable: bool, locks: EndLocks) -> Self {
+    fn with_locks(
+        fd: OwnedFd,
+        readable: bool,
+        writable: bool,
+        locks: EndLocks,
+        packets: bool,
+    ) -> Self {
         Connection {
             fd: HandleFd::new(fd),
             readable,
@@ -211,6 +232,7 @@ impl<T> Connection<T> {
             budget: None,
             locks,
             spin: AtomicU64::new(frame::AdaptiveSpin::new().to_bits()),
+            packets,
             _t: PhantomData,
         }
     }
@@ -290,6 +312,9 @@ impl<T> Connection<T> {
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
         self.check_writable()?;
         let _g = self.hold(Dir::Send, None)?;
+        if self.packets {
+            return packet::send_parts(self.fd.as_fd(), &[bytes], &[]);
+        }
         frame::send_parts(self.fd.as_fd(), bytes, &[])
     }
 
@@ -314,7 +339,12 @@ impl<T> Connection<T> {
             until: None,
             budget: self.budget.as_deref(),
         };
-        let f = spin.recv_marked(self.fd.as_fd(), deadline, &limits, Some(g.mark()));
+        let f = if self.packets {
+            // Records are whole: no progress mark to keep (see `wire::packet`).
+            spin.timed(|s| packet::recv(self.fd.as_fd(), deadline, &limits, s))
+        } else {
+            spin.recv_marked(self.fd.as_fd(), deadline, &limits, Some(g.mark()))
+        };
         self.spin.store(spin.to_bits(), Ordering::Relaxed);
         f
     }
@@ -448,7 +478,13 @@ impl<T> Connection<T> {
     /// ```
     pub fn try_clone(&self) -> Result<Connection<T>> {
         let fd = sys::socket::dup(self.fd.as_fd()).map_err(|e| Error::io("dup", e))?;
-        let mut c = Connection::with_locks(fd, self.readable, self.writable, self.locks.clone());
+        let mut c = Connection::with_locks(
+            fd,
+            self.readable,
+            self.writable,
+            self.locks.clone(),
+            self.packets,
+        );
         c.max_len = self.max_len;
         c.rest = self.rest;
         c.budget = self.budget.clone();
@@ -478,6 +514,7 @@ impl<T> Connection<T> {
             budget: self.budget,
             locks: self.locks,
             spin: self.spin,
+            packets: self.packets,
             _t: PhantomData,
         }
     }
@@ -514,6 +551,9 @@ impl<T: Serialize> Connection<T> {
             && elems.len() >= ZERO_COPY_MIN
         {
             let _g = self.hold(Dir::Send, None)?;
+            if self.packets {
+                return packet::send_parts(self.fd.as_fd(), &[&word, elems], &[]);
+            }
             return frame::send_word_and(self.fd.as_fd(), word, elems);
         }
         let mut enc = codec::encode_reusing(value, frame::HEADER)?;
@@ -528,7 +568,11 @@ impl<T: Serialize> Connection<T> {
             ));
         }
         let _g = self.hold(Dir::Send, None)?;
-        let sent = frame::send(self.fd.as_fd(), &mut bytes, &fds);
+        let sent = if self.packets {
+            packet::send(self.fd.as_fd(), &mut bytes, &fds)
+        } else {
+            frame::send(self.fd.as_fd(), &mut bytes, &fds)
+        };
         codec::recycle(bytes);
         sent
     }
@@ -669,6 +713,10 @@ impl<'de, T> Deserialize<'de> for Connection<T> {
             }
         }
         let (Fd(fd), readable, writable, locks) = <(Fd, bool, bool, EndLocks)>::deserialize(d)?;
-        Ok(Connection::with_locks(fd, readable, writable, locks))
+        // The socket says which transport it is (a pipe's, or a listener's stream).
+        let packets = sys::socket::is_packets(fd.as_fd());
+        Ok(Connection::with_locks(
+            fd, readable, writable, locks, packets,
+        ))
     }
 }

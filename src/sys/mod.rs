@@ -22,7 +22,8 @@
 //! * a process handle that is pollable and race-free to signal and reap: Linux pidfds
 //!   ([`pidfd`]), which macOS would replace with kqueue `EVFILT_PROC`;
 //! * parent-death notification (`PR_SET_PDEATHSIG`);
-//! * stream sockets that carry file descriptors (`SCM_RIGHTS`) ([`socket`]);
+//! * stream and sequenced-packet sockets that carry file descriptors (`SCM_RIGHTS`),
+//!   and batched sends and receives of records (`sendmmsg`/`recvmmsg`) ([`socket`]);
 //! * `poll` over a set of fds with a deadline ([`poll`]);
 //! * edge-triggered readiness for the async twins' shared reactor: `epoll` ([`epoll`]),
 //!   which macOS would replace with kqueue `EV_CLEAR`.

@@ -141,13 +141,18 @@ impl Budget {
 }
 
 /// Bytes reserved in a [`Budget`] by one frame, given back on drop.
-struct Reserved<'a> {
+pub(crate) struct Reserved<'a> {
     budget: Option<&'a Budget>,
     n: u64,
 }
 
-impl Reserved<'_> {
-    fn grow(&mut self, n: u64) -> Result<()> {
+impl<'a> Reserved<'a> {
+    /// Nothing reserved yet, in `budget` (`None`: no budget to keep).
+    pub(crate) fn new(budget: Option<&'a Budget>) -> Reserved<'a> {
+        Reserved { budget, n: 0 }
+    }
+
+    pub(crate) fn grow(&mut self, n: u64) -> Result<()> {
         let Some(b) = self.budget else {
             return Ok(());
         };
@@ -201,7 +206,7 @@ impl RecvLimits<'static> {
 
 impl RecvLimits<'_> {
     /// The deadline for the rest of a frame whose first byte arrives now.
-    fn rest_deadline(&self) -> Option<Instant> {
+    pub(crate) fn rest_deadline(&self) -> Option<Instant> {
         let rest = self.rest.and_then(crate::sys::deadline_after);
         match (rest, self.until) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -281,6 +286,20 @@ impl Header {
             ));
         }
         Ok(Header { nfds, len })
+    }
+
+    /// Checks that the handles announced are the `arrived` ones.
+    pub(crate) fn check_fds(&self, arrived: usize) -> Result<()> {
+        if arrived == self.nfds as usize {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "malformed frame: header announces {} handles, {arrived} arrived",
+                self.nfds
+            ),
+        ))
     }
 }
 
@@ -500,7 +519,7 @@ fn take_header_and_more(
     Ok(n - HEADER)
 }
 
-fn no_memory(len: usize) -> Error {
+pub(crate) fn no_memory(len: usize) -> Error {
     Error::new(
         ErrorKind::Protocol,
         format!("cannot allocate {len} bytes for a received frame"),
@@ -595,10 +614,20 @@ impl AdaptiveSpin {
         limits: &RecvLimits<'_>,
         mark: Option<&AtomicU32>,
     ) -> Result<Option<Frame>> {
+        self.timed(|spin| recv_inner(fd, deadline, limits, spin, mark))
+    }
+
+    /// Runs one receive with the current spin, and adapts to how long it took (a
+    /// receive over a sequenced-packet socket, `wire::packet`, is run this way).
+    #[inline]
+    pub(crate) fn timed(
+        &mut self,
+        recv: impl FnOnce(Duration) -> Result<Option<Frame>>,
+    ) -> Result<Option<Frame>> {
         // A sleeping side does not time its receives (see `after_receive`): two clock
         // reads less on the path that a loaded machine takes.
         let t = (self.spin > Duration::ZERO).then(Instant::now);
-        let f = recv_inner(fd, deadline, limits, self.spin, mark)?;
+        let f = recv(self.spin)?;
         self.after_receive(t.map_or(Duration::ZERO, |t| t.elapsed()));
         Ok(f)
     }
@@ -725,16 +754,12 @@ fn recv_inner(
             ReadOutcome::TimedOut => return Ok(None),
         }
     }
-    let Header { nfds, len } = Header::parse(&header, limits.max_len)?;
-    let nfds = nfds as usize;
-    let len = usize::try_from(len)
+    let head = Header::parse(&header, limits.max_len)?;
+    let len = usize::try_from(head.len)
         .map_err(|_| Error::new(ErrorKind::Protocol, "frame larger than the address space"))?;
     // The body grows as its bytes arrive (see the module docs), so what a header
     // claims costs nothing until it is sent.
-    let mut reserved = Reserved {
-        budget: limits.budget,
-        n: 0,
-    };
+    let mut reserved = Reserved::new(limits.budget);
     let first = len.min(CHUNK);
     reserved.grow(first as u64)?;
     let body = if len > CHUNK {
@@ -787,15 +812,7 @@ fn recv_inner(
     if let Some(m) = mark {
         m.store(AT_BOUNDARY, Ordering::Release);
     }
-    if fds.len() != nfds {
-        return Err(Error::new(
-            ErrorKind::Protocol,
-            format!(
-                "malformed frame: header announces {nfds} handles, {} arrived",
-                fds.len()
-            ),
-        ));
-    }
+    head.check_fds(fds.len())?;
     Ok(Some(Frame { body, fds }))
 }
 

@@ -14,6 +14,9 @@
 //! * [`probe`]: whether a type can be decoded from the format, asked of the type.
 //! * [`frame`]: length-prefixed frames over a Unix stream socket, with the side table's
 //!   fds travelling beside the first byte (`SCM_RIGHTS`).
+//! * [`packet`]: the same frames over a sequenced-packet socket (pipes): one record
+//!   for a small frame, so one system call to receive it; a large one in records sent
+//!   and received in batches.
 //!
 //! # Stability
 //!
@@ -48,6 +51,7 @@ mod hostile_tests;
 #[cfg(any(feature = "json", test))]
 pub(crate) mod json;
 pub(crate) mod limit;
+pub(crate) mod packet;
 pub(crate) mod probe;
 pub(crate) mod spare;
 #[cfg(test)]
