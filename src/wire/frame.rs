@@ -26,8 +26,9 @@
 //! received.
 //!
 //! Whatever the limits, memory follows what arrived, not what the header claims: the
-//! body grows as its bytes come, from [`CHUNK`] doubling up to the announced length,
-//! so a header that claims 1 GiB and sends nothing costs 64 KiB.
+//! body grows as its bytes come, from [`CHUNK`] doubling up to the announced length
+//! (or at once up to the capacity of this thread's recycled buffer: memory it already
+//! holds), so a header that claims 1 GiB and sends nothing costs 64 KiB.
 //!
 //! A receiver waits for a frame by *peeking* at its header (`MSG_PEEK`, which consumes
 //! nothing): first spinning for a short while with non-blocking peeks (a wake-up costs
@@ -519,7 +520,31 @@ fn take_header_and_more(
     Ok(n - HEADER)
 }
 
-pub(crate) fn no_memory(len: usize) -> Error {
+/// The first buffer for a body of `len` bytes: `first` zeroed bytes, reserved in
+/// `reserved` (in this thread's spare buffer for a large body, see [`large_body`]).
+pub(crate) fn first_body(len: usize, first: usize, reserved: &mut Reserved<'_>) -> Result<Vec<u8>> {
+    reserved.grow(first as u64)?;
+    let body = if len > CHUNK {
+        large_body(first)
+    } else {
+        sys::zeroed_bytes(first)
+    };
+    body.ok_or_else(|| no_memory(first))
+}
+
+/// Grows `body` toward `len` bytes as they arrive: to at least double, and at once to
+/// what its buffer already holds (a recycled one costs nothing new), the growth
+/// reserved in `reserved` first.
+pub(crate) fn grow_body(body: &mut Vec<u8>, len: usize, reserved: &mut Reserved<'_>) -> Result<()> {
+    let more = (body.len() * 2).max(body.capacity()).min(len) - body.len();
+    reserved.grow(more as u64)?;
+    body.try_reserve_exact(more)
+        .map_err(|_| no_memory(body.len() + more))?;
+    body.resize(body.len() + more, 0);
+    Ok(())
+}
+
+fn no_memory(len: usize) -> Error {
     Error::new(
         ErrorKind::Protocol,
         format!("cannot allocate {len} bytes for a received frame"),
@@ -760,14 +785,7 @@ fn recv_inner(
     // The body grows as its bytes arrive (see the module docs), so what a header
     // claims costs nothing until it is sent.
     let mut reserved = Reserved::new(limits.budget);
-    let first = len.min(CHUNK);
-    reserved.grow(first as u64)?;
-    let body = if len > CHUNK {
-        large_body(first)
-    } else {
-        sys::zeroed_bytes(first)
-    };
-    let mut body = body.ok_or_else(|| no_memory(first))?;
+    let mut body = first_body(len, len.min(CHUNK), &mut reserved)?;
     let mut got = 0;
     if whole_header {
         // The header was only peeked: take it and what has come of the body in one
@@ -784,11 +802,7 @@ fn recv_inner(
     }
     while got < len {
         if got == body.len() {
-            let more = (body.len() * 2).min(len) - body.len();
-            reserved.grow(more as u64)?;
-            body.try_reserve_exact(more)
-                .map_err(|_| no_memory(body.len() + more))?;
-            body.resize(body.len() + more, 0);
+            grow_body(&mut body, len, &mut reserved)?;
         }
         let outcome = read_full(
             fd,

@@ -45,7 +45,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 use crate::sys::socket::{BATCH, Record};
 use crate::wire::frame::{
-    CHUNK, Frame, HEADER, Header, RecvLimits, Reserved, SPIN, large_body, no_memory,
+    CHUNK, Frame, HEADER, Header, RecvLimits, Reserved, SPIN, first_body, grow_body,
 };
 
 /// The size of every record of a frame but its last: a frame's header and its first
@@ -228,14 +228,7 @@ fn rest_of_frame(
     limits: &RecvLimits<'_>,
 ) -> Result<Vec<u8>> {
     let mut reserved = Reserved::new(limits.budget);
-    let start = len.min(CHUNK).max(inline.len());
-    reserved.grow(start as u64)?;
-    let body = if len > CHUNK {
-        large_body(start)
-    } else {
-        sys::zeroed_bytes(start)
-    };
-    let mut body = body.ok_or_else(|| no_memory(start))?;
+    let mut body = first_body(len, len.min(CHUNK).max(inline.len()), &mut reserved)?;
     body[..inline.len()].copy_from_slice(inline);
     let mut got = inline.len();
     let mut waiter = Waiter::new(limits.rest_deadline(), SPIN);
@@ -248,13 +241,7 @@ fn rest_of_frame(
         // Room for at least the next record; memory grows by doubling as records
         // arrive, so a batch is at most about what has arrived so far.
         while body.len() - got < PER.min(len - got) {
-            // Up to what the buffer already holds (a recycled one, see
-            // `frame::large_body`), at least double.
-            let more = (body.len() * 2).max(body.capacity()).min(len) - body.len();
-            reserved.grow(more as u64)?;
-            body.try_reserve_exact(more)
-                .map_err(|_| no_memory(body.len() + more))?;
-            body.resize(body.len() + more, 0);
+            grow_body(&mut body, len, &mut reserved)?;
         }
         let room = body.len() - got;
         let k = if room >= len - got {
@@ -264,7 +251,6 @@ fn rest_of_frame(
         }
         .clamp(1, BATCH);
         let end = (got + k * PER).min(len);
-        let slots: Vec<usize> = body[got..end].chunks(PER).map(<[u8]>::len).collect();
         let mut bufs: Vec<[IoSliceMut<'_>; 2]> = marks
             .iter_mut()
             .zip(body[got..end].chunks_mut(PER))
@@ -281,7 +267,8 @@ fn rest_of_frame(
             ));
         };
         drop(bufs);
-        for ((r, mark), slot) in records[..m].iter().zip(&marks).zip(&slots) {
+        for (r, mark) in records[..m].iter().zip(&marks) {
+            let slot = PER.min(len - got);
             if r.len == 0 {
                 return Err(truncated_frame());
             }
@@ -290,7 +277,7 @@ fn rest_of_frame(
                 // frame died in its middle.
                 return Err(truncated_frame());
             }
-            if r.cut || r.len - PREFIX != *slot || *mark != prefix(got) {
+            if r.cut || r.len - PREFIX != slot || *mark != prefix(got) {
                 return Err(malformed(
                     "a continuation record out of place, of the wrong length, or carrying \
                      handles",
