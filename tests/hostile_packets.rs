@@ -104,7 +104,7 @@ fn open_fds() -> usize {
 
 /// Receives until the writer's close is reported; every error is one of the allowed
 /// kinds, and there are never more messages than records.
-fn drain(rx: &Connection<String>, records: usize) -> Vec<String> {
+fn drain(rx: Connection<String>, records: usize) -> Vec<String> {
     let mut got = Vec::new();
     for _ in 0..=records {
         match rx.recv_timeout(Duration::from_secs(30)) {
@@ -133,6 +133,9 @@ fn a_large_message_arrives_whole_from_hand_made_records() {
         .map(|i| (b'a' + (i % 26) as u8) as char)
         .collect();
     std::thread::scope(|s| {
+        // Owned here, so that a failed receive closes it while unwinding and the
+        // writer's next write fails instead of waiting for room forever.
+        let b = b;
         s.spawn(|| {
             for r in frame_records(&string_body(&text)) {
                 write_record(&a, &r, false);
@@ -236,7 +239,8 @@ proptest! {
                 }
                 drop(a);
             });
-            drain(&b, recs.len() + 4)
+            // `b` moves into `drain`: if it panics, `b` closes and the writer stops.
+            drain(b, recs.len() + 4)
         });
         for s in got {
             prop_assert!(s == text || s.bytes().all(|c| c.is_ascii_lowercase()), "{s:?}");

@@ -3,9 +3,8 @@
 //! A [`Connection<T>`] is one end of a socket that carries typed messages (encoded
 //! `T`) and raw byte messages in length-prefixed frames: a Unix sequenced-packet
 //! socket for [`pipe`]s, a Unix or TCP stream for [`Listener`](crate::Listener) and
-//! [`Client`](crate::Client) connections. Both ends can
-//! live in any processes: pass an end in a child's args, or send it through another
-//! connection.
+//! [`Client`](crate::Client) connections. Both ends can live in any processes: pass
+//! an end in a child's args, or send it through another connection.
 //!
 //! # Sharing an end: whole messages, whatever the number of senders and receivers
 //!
@@ -40,18 +39,20 @@
 //!   one cache line each) or per accepted/connected end.
 //!
 //! A holder that dies does not wedge the others: the lock detects its dead owner and
-//! hands it on. Over a pipe that is all. Over a stream, a *progress mark* next to
-//! each lock says whether the dead holder was in the middle of a frame. If it was not, nothing is lost but its own message.
-//! If it was, the byte stream is cut inside a frame and no later frame boundary can
-//! be found again, so that direction of the end is closed: the next sender (or
-//! receiver) marks it broken and shuts the socket down in that direction; every
-//! later operation in that direction on any copy is an [`ErrorKind::Protocol`] error
-//! that says a sender (receiver) died in a message. The peer's receiver reads all the
-//! whole messages sent before, then one `Protocol` error (the truncated frame), then
-//! [`ErrorKind::Disconnected`]; after a receiver died mid-frame, the peer's senders
-//! get `Disconnected`. Never garbage. A receiver killed in the instant of one read
-//! that finds nothing may be taken for one killed mid-frame (a false alarm that
-//! closes the direction, never a misread).
+//! hands it on, and a *progress mark* next to each lock says whether the dead holder
+//! was in the middle of a frame. (Over a pipe only the send lock's mark is kept: a
+//! receiver that dies there costs only its own message, see `wire::packet`.) If it was
+//! not, nothing is lost but its own message. If it was, the byte stream is cut inside a
+//! frame and no later frame boundary can be found again (over a pipe, the frame's last
+//! records never come), so that direction of the end is closed: the next sender (or
+//! receiver) marks it broken and shuts the socket down in that direction; every later
+//! operation in that direction on any copy is an [`ErrorKind::Protocol`] error that
+//! says a sender (receiver) died in a message. The peer's receiver reads all the whole
+//! messages sent before, then one `Protocol` error (the truncated frame), then
+//! [`ErrorKind::Disconnected`]; after a receiver died mid-frame, the peer's senders get
+//! `Disconnected`. Never garbage. A receiver killed in the instant of one read that
+//! finds nothing may be taken for one killed mid-frame (a false alarm that closes the
+//! direction, never a misread).
 //!
 //! # Examples
 //!

@@ -53,8 +53,9 @@ pub(crate) fn pair_packets() -> io::Result<(OwnedFd, OwnedFd)> {
 /// The send buffer asked for on each end of a sequenced-packet pair (the kernel
 /// doubles it for its bookkeeping). 1 MiB frames, pinned to one CPU and to two, 3
 /// runs each: 4.7-5.5 GB/s with the default (208 KiB), 5.7-7.1 with 1 MiB (the sender
-/// waits for room less often); over a stream socket 5.0-6.6 in the same runs. A receiver that does not read lets its sender queue up to twice this
-/// much before the sender blocks.
+/// waits for room less often); over a stream socket 5.0-6.6 in the same runs. A
+/// receiver that does not read lets its sender queue up to twice this much before the
+/// sender blocks.
 const PACKET_SNDBUF: usize = 1 << 20;
 
 /// Is `fd` a sequenced-packet socket?

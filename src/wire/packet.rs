@@ -28,7 +28,9 @@
 //! death cuts the byte stream inside a frame, and the direction must be closed.) A
 //! frame refused at its header (over the size limit, a bad magic) is skipped the same
 //! way, and so is what is left of a frame whose sender died in the middle: its next
-//! record is a first record, and the frame is reported as truncated.
+//! record is a first record, and the frame is reported as truncated. (A sender that
+//! dies mid-frame still closes the sending direction, as over a stream: see the send
+//! lock's progress mark in `connection`.)
 //!
 //! A continuation record that is not where it should be (the wrong offset or length,
 //! or carrying handles) is a malformed frame, reported as such.
