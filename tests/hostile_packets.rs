@@ -195,6 +195,19 @@ fn continuations_with_no_frame_are_skipped() {
     assert_eq!(b.recv_timeout(Duration::from_secs(30)).unwrap(), "after");
 }
 
+#[test]
+fn an_empty_record_is_not_a_close() {
+    let (a, b) = pipe::<String>().unwrap();
+    write_record(&a, &[], false);
+    a.send(&"after".to_string()).unwrap();
+    let e = b.recv_timeout(Duration::from_secs(30)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
+    assert_eq!(b.recv_timeout(Duration::from_secs(30)).unwrap(), "after");
+    drop(a);
+    let e = b.recv_timeout(Duration::from_secs(30)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Disconnected, "{e}");
+}
+
 /// One hostile record.
 fn record() -> impl Strategy<Value = (Vec<u8>, bool)> {
     let raw = (

@@ -63,6 +63,20 @@ pub(crate) fn is_packets(fd: BorrowedFd<'_>) -> bool {
     rustix::net::sockopt::socket_type(fd).is_ok_and(|t| t == SocketType::SEQPACKET)
 }
 
+/// Has the peer of `fd` closed (or shut down its sending side)? On a sequenced-packet
+/// socket a receive of 0 bytes is either that or an empty record, which a peer can
+/// send; this tells them apart (`POLLRDHUP`, without waiting).
+pub(crate) fn peer_closed(fd: BorrowedFd<'_>) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid `pollfd`, no wait.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    r == 1 && p.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
+}
+
 /// Sends one record of a sequenced-packet socket: `parts` gathered, with `fds`. Such a
 /// send is whole or nothing (`EMSGSIZE` past the socket buffer).
 pub(crate) fn send_record(

@@ -183,7 +183,10 @@ pub(crate) fn recv(
                 return Ok(None);
             };
             if n == 0 {
-                return Err(Error::disconnected());
+                if sys::socket::peer_closed(fd) {
+                    return Err(Error::disconnected());
+                }
+                return Err(malformed("an empty record"));
             }
             if n >= CONT.len() && head[..CONT.len()] == CONT {
                 // What a receiver that died (or a refused frame) left of its frame.
