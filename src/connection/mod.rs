@@ -312,9 +312,9 @@ impl<T> Connection<T> {
     /// ```
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
         self.check_writable()?;
-        let _g = self.hold(Dir::Send, None)?;
+        let g = self.hold(Dir::Send, None)?.expect("no deadline");
         if self.packets {
-            return packet::send_parts(self.fd.as_fd(), &[bytes], &[]);
+            return packet::send_parts(self.fd.as_fd(), &[bytes], &[], g.mark());
         }
         frame::send_parts(self.fd.as_fd(), bytes, &[])
     }
@@ -551,9 +551,9 @@ impl<T: Serialize> Connection<T> {
         if let Some((word, elems)) = format::plain_vec_parts(value)
             && elems.len() >= ZERO_COPY_MIN
         {
-            let _g = self.hold(Dir::Send, None)?;
+            let g = self.hold(Dir::Send, None)?.expect("no deadline");
             if self.packets {
-                return packet::send_parts(self.fd.as_fd(), &[&word, elems], &[]);
+                return packet::send_parts(self.fd.as_fd(), &[&word, elems], &[], g.mark());
             }
             return frame::send_word_and(self.fd.as_fd(), word, elems);
         }
@@ -568,9 +568,9 @@ impl<T: Serialize> Connection<T> {
                  manager proxy instead",
             ));
         }
-        let _g = self.hold(Dir::Send, None)?;
+        let g = self.hold(Dir::Send, None)?.expect("no deadline");
         let sent = if self.packets {
-            packet::send(self.fd.as_fd(), &mut bytes, &fds)
+            packet::send(self.fd.as_fd(), &mut bytes, &fds, g.mark())
         } else {
             frame::send(self.fd.as_fd(), &mut bytes, &fds)
         };

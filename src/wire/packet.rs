@@ -41,13 +41,15 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 use crate::sys::socket::{BATCH, Record};
 use crate::wire::frame::{
-    CHUNK, Frame, HEADER, Header, RecvLimits, Reserved, SPIN, first_body, grow_body,
+    AT_BOUNDARY, CHUNK, Frame, HEADER, Header, MID_FRAME, RecvLimits, Reserved, SPIN, first_body,
+    grow_body,
 };
 
 /// The size of every record of a frame but its last: a frame's header and its first
@@ -85,21 +87,42 @@ thread_local! {
 
 /// Sends a frame whose header sits in the first [`HEADER`] bytes of `buf` (reserved by
 /// the encoder; written here) and whose body is the rest, with `fds`.
-pub(crate) fn send(fd: BorrowedFd<'_>, buf: &mut [u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
+///
+/// `mark` is the send lock's progress mark, which taking the lock set to `MID_FRAME`.
+/// A record is sent whole or not at all, so a sender that dies before its frame's
+/// first record is out (say, asleep in `send` while the socket buffer is full) leaves
+/// nothing of it behind: the mark is `AT_BOUNDARY` until then, and the next sender
+/// does not take the direction for broken. It is `MID_FRAME` while the other records
+/// of a larger frame go out. (A sender killed in the instant between its first record
+/// and that store leaves a cut frame unmarked: the receiver reports it truncated, and
+/// the record that follows it is lost with it.)
+pub(crate) fn send(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &[BorrowedFd<'_>],
+    mark: &AtomicU32,
+) -> Result<()> {
     let (head, body) = buf.split_at_mut(HEADER);
     head.copy_from_slice(&header(fds.len(), body.len()));
     if buf.len() <= RECORD {
+        mark.store(AT_BOUNDARY, Ordering::Relaxed);
         return sys::socket::send_record(fd, &[IoSlice::new(buf)], fds)
             .map_err(|e| Error::io("send", e));
     }
     let (head, body) = buf.split_at(HEADER);
-    send_records(fd, head, &[body], fds)
+    send_records(fd, head, &[body], fds, mark)
 }
 
 /// Sends `body` (its parts gathered, not copied) as one frame with `fds`.
-pub(crate) fn send_parts(fd: BorrowedFd<'_>, body: &[&[u8]], fds: &[BorrowedFd<'_>]) -> Result<()> {
+/// (`mark` as for [`send`].)
+pub(crate) fn send_parts(
+    fd: BorrowedFd<'_>,
+    body: &[&[u8]],
+    fds: &[BorrowedFd<'_>],
+    mark: &AtomicU32,
+) -> Result<()> {
     let len = body.iter().map(|p| p.len()).sum();
-    send_records(fd, &header(fds.len(), len), body, fds)
+    send_records(fd, &header(fds.len(), len), body, fds, mark)
 }
 
 fn header(nfds: usize, len: usize) -> [u8; HEADER] {
@@ -119,6 +142,7 @@ fn send_records(
     head: &[u8],
     body: &[&[u8]],
     fds: &[BorrowedFd<'_>],
+    mark: &AtomicU32,
 ) -> Result<()> {
     // A record spans at most the prefix and three parts (callers pass at most two).
     debug_assert!(body.len() <= 3);
@@ -146,14 +170,17 @@ fn send_records(
         records.push((iov, n));
     }
     debug_assert!(part.is_empty());
-    let mut records: Vec<&[IoSlice<'_>]> = records.iter().map(|(iov, n)| &iov[..*n]).collect();
-    if !fds.is_empty() {
-        // Handles ride on the first record, sent on its own (`sendmmsg` is used
-        // without control messages).
-        sys::socket::send_record(fd, records[0], fds).map_err(|e| Error::io("send", e))?;
-        records.remove(0);
+    let records: Vec<&[IoSlice<'_>]> = records.iter().map(|(iov, n)| &iov[..*n]).collect();
+    // The first record on its own (it carries the handles, and `sendmmsg` is used
+    // without control messages): until it is out, nothing of the frame is, and a
+    // sender that dies asleep waiting for room leaves nothing behind.
+    mark.store(AT_BOUNDARY, Ordering::Relaxed);
+    sys::socket::send_record(fd, records[0], fds).map_err(|e| Error::io("send", e))?;
+    if records.len() > 1 {
+        mark.store(MID_FRAME, Ordering::Relaxed);
+        sys::socket::send_batch(fd, &records[1..]).map_err(|e| Error::io("send", e))?;
     }
-    sys::socket::send_batch(fd, &records).map_err(|e| Error::io("send", e))
+    Ok(())
 }
 
 /// Receives one frame, spinning at most `spin` before sleeping and waiting until
