@@ -336,6 +336,22 @@ pub(crate) fn peek(fd: BorrowedFd<'_>, buf: &mut [u8], nonblocking: bool) -> io:
     retry(|| rustix::net::recv(fd, &mut *buf, flags).map(|(n, _)| n))
 }
 
+/// Receives up to `buf.len()` bytes from any connected socket (TCP too), without
+/// waiting when `nonblocking`: `WouldBlock` when nothing waits. Returns 0 at end of
+/// stream. No fds are taken (`recv`, not `recvmsg`).
+pub(crate) fn recv_bytes(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    nonblocking: bool,
+) -> io::Result<usize> {
+    let flags = if nonblocking {
+        RecvFlags::DONTWAIT
+    } else {
+        RecvFlags::empty()
+    };
+    retry(|| rustix::net::recv(fd, &mut *buf, flags).map(|(n, _)| n))
+}
+
 /// A close-on-exec duplicate of `fd`.
 pub(crate) fn dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     retry(|| rustix::io::fcntl_dupfd_cloexec(fd, 0))

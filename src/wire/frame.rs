@@ -574,11 +574,14 @@ enum ReadOutcome {
 /// in the scheduler's fairness accounting: measured with the four processes pinned on
 /// 2 CPUs, probing every 64 receives cost 1.0-1.2 us per round trip. Where spinning
 /// does work (each side beside a busy process on its own CPU: 26 us spinning against
-/// 80 us sleeping), probes hit and the wait stays at [`PROBE`]. Used by `Connection`
-/// and the manager's client and server.
+/// 80 us sleeping), probes hit and the wait stays at [`PROBE`]. Used by `Connection`,
+/// the manager's client and server, and the Redis connections (`broker::conn`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AdaptiveSpin {
     spin: Duration,
+    /// The spin tried when spinning is on ([`SPIN`] unless made
+    /// [`with_spin`](AdaptiveSpin::with_spin)).
+    full: Duration,
     /// Receives left before spinning is tried again.
     until_probe: u32,
     /// Probes that missed in a row (the wait before the next is `PROBE << backoff`).
@@ -601,8 +604,15 @@ impl Default for AdaptiveSpin {
 
 impl AdaptiveSpin {
     pub(crate) fn new() -> AdaptiveSpin {
+        AdaptiveSpin::with_spin(SPIN)
+    }
+
+    /// Spins of `full` instead of [`SPIN`], for a peer whose answers take longer (a
+    /// Redis server running a script).
+    pub(crate) fn with_spin(full: Duration) -> AdaptiveSpin {
         AdaptiveSpin {
-            spin: SPIN,
+            spin: full,
+            full,
             until_probe: 0,
             backoff: 0,
             probing: false,
@@ -643,12 +653,13 @@ impl AdaptiveSpin {
     }
 
     /// Runs one receive with the current spin, and adapts to how long it took (a
-    /// receive over a sequenced-packet socket, `wire::packet`, is run this way).
+    /// receive over a sequenced-packet socket, `wire::packet`, and a Redis reply,
+    /// `broker::conn`, are run this way). A receive that fails teaches nothing.
     #[inline]
-    pub(crate) fn timed(
+    pub(crate) fn timed<T, E>(
         &mut self,
-        recv: impl FnOnce(Duration) -> Result<Option<Frame>>,
-    ) -> Result<Option<Frame>> {
+        recv: impl FnOnce(Duration) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         // A sleeping side does not time its receives (see `after_receive`): two clock
         // reads less on the path that a loaded machine takes.
         let t = (self.spin > Duration::ZERO).then(Instant::now);
@@ -682,13 +693,14 @@ impl AdaptiveSpin {
         } else {
             self.until_probe = self.until_probe.saturating_sub(1);
             if self.until_probe == 0 {
-                self.spin = SPIN;
+                self.spin = self.full;
                 self.probing = true;
             }
         }
     }
 
-    /// The state as one word, to keep it in an atomic.
+    /// The state as one word, to keep it in an atomic (of a spin made with
+    /// [`new`](AdaptiveSpin::new) only: the word has no room for `full`).
     pub(crate) fn to_bits(self) -> u64 {
         let nanos = u32::try_from(self.spin.as_nanos()).unwrap_or(u32::MAX);
         (u64::from(nanos) << 32)
@@ -701,6 +713,7 @@ impl AdaptiveSpin {
     pub(crate) fn from_bits(bits: u64) -> AdaptiveSpin {
         AdaptiveSpin {
             spin: Duration::from_nanos(bits >> 32),
+            full: SPIN,
             until_probe: (bits & 0x00ff_ffff) as u32,
             backoff: ((bits >> 24) & 0x7f) as u8,
             probing: bits & (1 << 31) != 0,

@@ -79,7 +79,7 @@ use std::fmt;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use ::redis::{Connection, RedisResult, Script};
+use ::redis::{RedisResult, Script};
 use serde::{Deserialize, Serialize};
 
 use super::kinds::{Init, Op as AnyOp};
@@ -224,7 +224,11 @@ impl Cx<'_> {
     }
 
     /// Runs `f` on this thread's connection to the object's Redis.
-    fn run<T>(&self, what: &str, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T> {
+    fn run<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut broker::RedisConn) -> RedisResult<T>,
+    ) -> Result<T> {
         with_conn(&self.r.url, what, f)
     }
 }
@@ -233,7 +237,7 @@ impl Cx<'_> {
 
 struct Conn {
     pid: u32,
-    conn: Connection,
+    conn: broker::RedisConn,
 }
 
 thread_local! {
@@ -248,7 +252,7 @@ thread_local! {
 pub(crate) fn with_conn<T>(
     url: &str,
     what: &str,
-    f: impl FnOnce(&mut Connection) -> RedisResult<T>,
+    f: impl FnOnce(&mut broker::RedisConn) -> RedisResult<T>,
 ) -> Result<T> {
     let pid = std::process::id();
     let cached = CONNS
@@ -270,7 +274,7 @@ pub(crate) fn with_conn<T>(
         }
         Err(e) => {
             // A reply error (a script's refusal) leaves the connection usable.
-            if !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped()) {
+            if ::redis::ConnectionLike::is_open(&c.conn) {
                 let _ = CONNS.try_with(|m| m.borrow_mut().insert(url.to_string(), c));
             }
             Err(broker::redis_error(

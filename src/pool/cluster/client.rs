@@ -69,7 +69,7 @@ pub(crate) struct Client {
     seal: Seal,
     origin: String,
     results: String,
-    conn: Mutex<Option<::redis::Connection>>,
+    conn: Mutex<Option<broker::RedisConn>>,
     /// Redis's `run_id` when we connected: a restart lost every queued task.
     run_id: Mutex<Arc<str>>,
     pending: Mutex<HashMap<u64, Waiting>>,
@@ -690,7 +690,7 @@ impl Client {
 }
 
 /// Creates the stream and the hosts' group if missing (`BUSYGROUP` is fine).
-pub(crate) fn prepare(c: &mut ::redis::Connection) -> Result<()> {
+pub(crate) fn prepare(c: &mut broker::RedisConn) -> Result<()> {
     let r = ::redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(TASKS)
@@ -706,7 +706,7 @@ pub(crate) fn prepare(c: &mut ::redis::Connection) -> Result<()> {
 }
 
 /// The server's `run_id` (changes when it restarts).
-fn run_id(c: &mut ::redis::Connection) -> Result<String> {
+fn run_id(c: &mut broker::RedisConn) -> Result<String> {
     let info: String = ::redis::cmd("INFO")
         .arg("server")
         .query(c)
@@ -736,7 +736,7 @@ pub(crate) fn random_u64() -> u64 {
 
 /// The results thread: `BLPOP` on our list, then drain it; on a lost connection,
 /// reconnect for up to the I/O bound, else fail every pending call (`Disconnected`).
-fn results_loop(weak: std::sync::Weak<Client>, mut conn: ::redis::Connection) {
+fn results_loop(weak: std::sync::Weak<Client>, mut conn: broker::RedisConn) {
     loop {
         let Some(client) = weak.upgrade() else { return };
         if client.terminated.load(SeqCst) {
@@ -804,7 +804,7 @@ fn results_loop(weak: std::sync::Weak<Client>, mut conn: ::redis::Connection) {
 
 /// A new connection, tried for the I/O bound; `None` if Redis stayed away. A Redis
 /// that came back with another `run_id` lost the tasks sent to it: they fail.
-fn reconnect(client: &Client) -> Option<::redis::Connection> {
+fn reconnect(client: &Client) -> Option<broker::RedisConn> {
     let until = Instant::now() + client.settings.io_timeout;
     loop {
         if let Ok(mut c) = broker::connect(&client.settings.url, client.io_timeout_for_block())

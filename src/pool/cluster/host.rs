@@ -444,7 +444,7 @@ impl Worker {
         &self,
         sh: &Shared,
         mailbox: &Mailbox,
-        mut conn: ::redis::Connection,
+        mut conn: broker::RedisConn,
         tx: &mpsc::Sender<Report>,
     ) {
         loop {
@@ -609,7 +609,7 @@ fn heartbeat(
     sh: &Shared,
     mailbox: &Mailbox,
     processes: usize,
-    c: &mut ::redis::Connection,
+    c: &mut broker::RedisConn,
     start: bool,
 ) -> Result<()> {
     let report = HostReport {
@@ -681,7 +681,7 @@ fn heartbeat(
 
 /// Sends finished tasks in batches: results, acknowledgement and deletion together.
 fn reporter(w: &Worker, sh: &Shared, rx: mpsc::Receiver<Report>) {
-    let mut conn: Option<::redis::Connection> = None;
+    let mut conn: Option<broker::RedisConn> = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < 512 {
