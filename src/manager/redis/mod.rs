@@ -67,6 +67,8 @@
 //! again. Whoever frees something pushes a few wake tokens (which expire after a
 //! second). A wake that is lost (a waiter between its check and its `BLPOP`) costs at
 //! most one slice; a lease that runs out wakes nobody and is noticed by the next look.
+//! (The reply to a quick command is another matter: the connection spins briefly for
+//! it before it sleeps, see `broker::conn`.)
 
 mod data;
 mod manager;
