@@ -22,13 +22,21 @@
 //!   in the queue for the next consumer: **no item is lost or duplicated by a kill**,
 //!   except an item carrying handles whose consumer died after taking its fds (the
 //!   next consumer gets an error for that item).
-//! * `count` is updated at publish and at free: `len()` is exact.
+//! * The counts of items published and freed are updated at publish and at free:
+//!   `len()` is exact (except after a producer killed between advancing `tail` and
+//!   counting, which leaves it one short, as the single shared count did before).
 //! * Items larger than half the ring travel in their own memfd. Items that
 //!   contain handles, and those memfds, travel as fds over the socket pair: producers
 //!   send them (tagged with a sequence number) under the producer lock before
 //!   publishing, consumers receive them under the consumer lock in the same order.
 //! * Waiting: a short spin, then a futex (shared) on a sequence word, with waiter
 //!   counts so that an uncontended `put`/`get` makes no system call.
+//! * Cache lines: a `put` writes only the producer side's control line, a `get` only
+//!   the consumer side's (`len()` is items published minus items freed, one counter
+//!   per side; the futex words are bumped only while someone sleeps, see
+//!   `wake_sleepers`). A line written by both sides moves between CPUs at every
+//!   message: with a shared count and unconditional bumps, one producer and one
+//!   consumer moved 2.9-3.5 M small items/s here; now 4.8-5.0 M.
 //! * Async waiting (`get_async`, `put_async`, `join_async`; see `async_ops.rs`): a
 //!   futex cannot be watched by a reactor, so the queue has a second eventfd, the
 //!   *async bell*, that a successful `put` or `get` (and the last `task_done`) rings
@@ -61,16 +69,26 @@ use crate::sys::{self, futex};
 use crate::wire::handles::HandleFd;
 use crate::wire::{codec, frame};
 
-// u64 word indices of the producer and consumer locks (64-bit lock words, on their
-// own cache lines: bytes 0..8 and 64..72).
+// The control words, by cache line, so that a put and a get each write only their
+// own side's line (a line written by both sides moves between CPUs at every message):
+//
+//   line 0 (bytes 0..64):    producer side: lock, tail, fd seq, items published
+//   line 1 (bytes 64..128):  consumer side: lock, head, items freed
+//   line 2 (bytes 128..192): written at creation or rarely: capacity, maxsize,
+//                            joinable's unfinished count and the waiter counts
+//   line 3 (bytes 192..256): the futex words, bumped only while someone sleeps
+//
+// u64 word indices.
 const Q_PLOCK: usize = 0;
+const Q_TAIL: usize = 2;
+const Q_NEXT_SEQ: usize = 3;
+/// Items published, ever (written under the producer lock).
+const Q_PUBLISHED: usize = 4;
 const Q_CLOCK: usize = 8;
+const Q_HEAD: usize = 10;
+/// Items freed, ever (written under the consumer lock).
+const Q_FREED: usize = 11;
 // u32 word indices.
-const W_SPACE_WAITERS: usize = 2;
-const W_SPACE_SEQ: usize = 3;
-const W_ITEM_WAITERS: usize = 18;
-const W_ITEMS_SEQ: usize = 19;
-const W_COUNT: usize = 32;
 const W_CAPACITY: usize = 33;
 const W_MAXSIZE: usize = 34;
 pub(crate) const W_UNFINISHED: usize = 35;
@@ -79,10 +97,14 @@ pub(crate) const W_JOIN_WAITERS: usize = 36;
 const W_POLL_WAITERS: usize = 37;
 /// Async getters and putters waiting on this queue (they watch the async bell).
 const W_ASYNC_WAITERS: usize = 38;
-// u64 word indices.
-const Q_TAIL: usize = 2;
-const Q_NEXT_SEQ: usize = 3;
-const Q_HEAD: usize = 10;
+/// Producers asleep waiting for room.
+const W_SPACE_WAITERS: usize = 39;
+/// Consumers asleep waiting for an item.
+const W_ITEM_WAITERS: usize = 40;
+/// The futex word of producers waiting for room.
+const W_SPACE_SEQ: usize = 48;
+/// The futex word of consumers waiting for an item.
+const W_ITEMS_SEQ: usize = 49;
 
 /// The default ring size: 4 MiB of shared memory (its pages are touched as the ring
 /// goes round). Items up to half of it travel inline.
@@ -195,7 +217,10 @@ impl RawQueue {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.seg.word(W_COUNT).load(SeqCst) as usize
+        // Freed first: what is published later can only be more.
+        let freed = self.seg.word64(Q_FREED).load(SeqCst);
+        let published = self.seg.word64(Q_PUBLISHED).load(SeqCst);
+        published.saturating_sub(freed) as usize
     }
 
     pub(crate) fn maxsize(&self) -> u32 {
@@ -217,7 +242,7 @@ impl RawQueue {
             let tail = self.seg.word64(Q_TAIL).load(Relaxed);
             let placed = room(head, tail, cap, need as u64);
             let fits = placed.is_some();
-            let below_max = maxsize == 0 || self.seg.word(W_COUNT).load(SeqCst) < maxsize;
+            let below_max = maxsize == 0 || self.len() < maxsize as usize;
             if let Some(waste) = placed
                 && below_max
             {
@@ -234,11 +259,14 @@ impl RawQueue {
             }
             let seq = self.seg.word(W_SPACE_SEQ);
             let waiters = self.seg.word(W_SPACE_WAITERS);
+            // Counted, then a full fence, then `seq` and the state: the sleeper's half
+            // of `wake_sleepers`' pattern.
             waiters.fetch_add(1, SeqCst);
+            std::sync::atomic::fence(SeqCst);
             let s = seq.load(SeqCst);
             let head_now = self.seg.word64(Q_HEAD).load(SeqCst);
-            let count_now = self.seg.word(W_COUNT).load(SeqCst);
-            if head_now == head && (maxsize == 0 || count_now >= maxsize || !fits) {
+            let count_now = self.len();
+            if head_now == head && (maxsize == 0 || count_now >= maxsize as usize || !fits) {
                 futex::wait(seq, s, deadline);
             }
             waiters.fetch_sub(1, SeqCst);
@@ -318,12 +346,12 @@ impl RawQueue {
             }
         }
         self.seg.word64(Q_TAIL).store(tail + need as u64, Release);
-        self.seg.word(W_COUNT).fetch_add(1, SeqCst);
-        let items = self.seg.word(W_ITEMS_SEQ);
-        items.fetch_add(1, SeqCst);
-        if self.seg.word(W_ITEM_WAITERS).load(SeqCst) > 0 {
-            futex::wake(items, 1);
-        }
+        let published = self.seg.word64(Q_PUBLISHED);
+        published.store(published.load(Relaxed) + 1, Release);
+        // The tail is out before the waiter count is read (a sleeper counts itself
+        // before it reads the tail): either it sees the item or we see it (see
+        // `wake_sleepers`).
+        wake_sleepers(&self.seg, W_ITEM_WAITERS, W_ITEMS_SEQ);
         if self.seg.word(W_POLL_WAITERS).load(SeqCst) > 0 {
             sys::poll::ring(self.bell.as_fd());
         }
@@ -395,7 +423,10 @@ impl RawQueue {
             }
             let seq = self.seg.word(W_ITEMS_SEQ);
             let waiters = self.seg.word(W_ITEM_WAITERS);
+            // Counted, then a full fence, then `seq` and the state: the sleeper's half
+            // of `wake_sleepers`' pattern.
             waiters.fetch_add(1, SeqCst);
+            std::sync::atomic::fence(SeqCst);
             let s = seq.load(SeqCst);
             if self.seg.word64(Q_TAIL).load(SeqCst) == head {
                 futex::wait(seq, s, deadline);
@@ -460,12 +491,9 @@ impl RawQueue {
         self.seg
             .word64(Q_HEAD)
             .store(head + align8(HEADER + len) as u64, Release);
-        self.seg.word(W_COUNT).fetch_sub(1, SeqCst);
-        let space = self.seg.word(W_SPACE_SEQ);
-        space.fetch_add(1, SeqCst);
-        if self.seg.word(W_SPACE_WAITERS).load(SeqCst) > 0 {
-            futex::wake(space, 1);
-        }
+        let freed = self.seg.word64(Q_FREED);
+        freed.store(freed.load(Relaxed) + 1, Release);
+        wake_sleepers(&self.seg, W_SPACE_WAITERS, W_SPACE_SEQ);
         drop(_held);
         self.ring_async();
         result?;
@@ -521,6 +549,24 @@ impl RawQueue {
             }
             // An orphan from a producer killed before publishing: drop its fds.
         }
+    }
+}
+
+/// After a put (or a get) has published its change: wakes one sleeper counted in
+/// `waiters`, by bumping the futex word `seq` it sleeps on.
+///
+/// The word is bumped only while someone sleeps, so that a put and a get write no line
+/// of the other side. This is the Dekker pattern: the change, then a full fence, then
+/// the waiter count here; on the sleeper's side, its count (a read-modify-write, a full
+/// fence), then `seq`, then the change. Either the sleeper sees the change and does not
+/// sleep, or we see its count and bump `seq` after it read it, so its `futex::wait` on
+/// the old value returns at once or is woken.
+fn wake_sleepers(seg: &Segment, waiters: usize, seq: usize) {
+    std::sync::atomic::fence(SeqCst);
+    if seg.word(waiters).load(Relaxed) > 0 {
+        let seq = seg.word(seq);
+        seq.fetch_add(1, SeqCst);
+        futex::wake(seq, 1);
     }
 }
 
@@ -1105,5 +1151,57 @@ impl<T> crate::connection::Waitable for Queue<T> {
 
     fn wait_end(&self) {
         self.inner.wait_end()
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! Model check of the wake protocol of `wake_sleepers` and its sleepers: a put
+    //! that sees no sleeper must never leave a getter asleep on an item it published.
+    //! The futex becomes its two halves: the sleeper sleeps only if `seq` still holds
+    //! what it read, and a bump after that wakes it. Run with
+    //! `RUSTFLAGS="--cfg loom" cargo test --release --lib loom_model`.
+
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicU32, AtomicU64, fence};
+    use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
+
+    struct Words {
+        tail: AtomicU64,
+        waiters: AtomicU32,
+        seq: AtomicU32,
+    }
+
+    #[test]
+    fn loom_model_a_put_never_leaves_a_getter_asleep() {
+        loom::model(|| {
+            let w = Arc::new(Words {
+                tail: AtomicU64::new(0),
+                waiters: AtomicU32::new(0),
+                seq: AtomicU32::new(0),
+            });
+            let p = w.clone();
+            let producer = loom::thread::spawn(move || {
+                // put: publish, then `wake_sleepers`.
+                p.tail.store(8, Release);
+                fence(SeqCst);
+                if p.waiters.load(Relaxed) > 0 {
+                    p.seq.fetch_add(1, SeqCst);
+                    return true; // futex::wake
+                }
+                false
+            });
+            // get, finding the ring empty: count itself, fence, read `seq`, look again.
+            w.waiters.fetch_add(1, SeqCst);
+            fence(SeqCst);
+            let s = w.seq.load(SeqCst);
+            let sleeps = w.tail.load(SeqCst) == 0 && w.seq.load(SeqCst) == s;
+            let woken = producer.join().unwrap();
+            // Asleep with nobody to wake it: the lost wake-up this pattern rules out.
+            assert!(
+                !sleeps || woken,
+                "a getter sleeps on an item that was published"
+            );
+        });
     }
 }
