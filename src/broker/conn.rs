@@ -169,8 +169,7 @@ impl RedisConn {
         let mut read = |spin: Duration| -> RedisResult<Vec<Value>> {
             let mut reader = Reader {
                 fd,
-                deadline,
-                spin_until: (spin > Duration::ZERO).then(|| Instant::now() + spin),
+                waiter: sys::poll::Waiter::new(Some(deadline), spin),
                 left: *max_reply,
                 max: *max_reply,
             };
@@ -221,12 +220,12 @@ fn waits_in_redis(packed: &[u8]) -> bool {
         || name.starts_with(b"WAIT")
 }
 
-/// Reads one request's replies: spins until `spin_until`, then sleeps in `poll`;
-/// fails past `deadline` or past [`MAX_REPLY`] bytes.
+/// Reads one request's replies: spins for the first bytes (see
+/// [`Waiter`](sys::poll::Waiter)), then sleeps in `poll`; fails past the request's
+/// deadline or past its byte budget.
 struct Reader<'a> {
     fd: BorrowedFd<'a>,
-    deadline: Instant,
-    spin_until: Option<Instant>,
+    waiter: sys::poll::Waiter,
     left: u64,
     max: u64,
 }
@@ -243,28 +242,18 @@ impl Read for Reader<'_> {
             .len()
             .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let buf = &mut buf[..cap];
-        loop {
-            match sys::socket::recv_bytes(self.fd, buf, true) {
-                Ok(n) => {
-                    self.left -= n as u64;
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
+        let fd = self.fd;
+        match self.waiter.wait(fd, |nonblocking| {
+            sys::socket::recv_bytes(fd, buf, nonblocking)
+        })? {
+            Some(n) => {
+                self.left -= n as u64;
+                Ok(n)
             }
-            if let Some(until) = self.spin_until {
-                if Instant::now() < until {
-                    std::hint::spin_loop();
-                    continue;
-                }
-                self.spin_until = None;
-            }
-            if !sys::poll::wait_readable(self.fd, Some(self.deadline))? {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "no whole reply from Redis within the connection's bound",
-                ));
-            }
+            None => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no whole reply from Redis within the connection's bound",
+            )),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Milliseconds left until `deadline`, rounded up, for `poll`'s timeout (-1: forever).
 fn timeout_ms(deadline: Option<Instant>) -> libc::c_int {
@@ -104,4 +104,71 @@ pub(crate) fn semaphore() -> io::Result<std::os::fd::OwnedFd> {
 pub(crate) fn take(fd: BorrowedFd<'_>) -> bool {
     let mut buf = [0u8; 8];
     matches!(super::retry(|| rustix::io::read(fd, &mut buf)), Ok(8))
+}
+
+/// Waits for an fd to have something: spins with non-blocking tries for a while, then
+/// sleeps in a blocking one (or in `poll`, with a deadline or on a socket in
+/// non-blocking mode). The one spin-then-sleep loop of the crate's receivers (stream
+/// frames, packet records, Redis replies).
+///
+/// A receiver that does not spin and has no deadline sleeps in its first try: one
+/// system call per message. One `Waiter` serves one message (or one reply): it spins
+/// at most once, and every later try of the same message goes straight to sleep.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    deadline: Option<Instant>,
+    spin: Duration,
+    /// When the spin ends (set at the first miss).
+    spin_until: Option<Instant>,
+    /// Whether the next try sleeps in the kernel.
+    blocking: bool,
+}
+
+impl Waiter {
+    pub(crate) fn new(deadline: Option<Instant>, spin: Duration) -> Waiter {
+        Waiter {
+            deadline,
+            spin,
+            spin_until: None,
+            blocking: spin.is_zero() && deadline.is_none(),
+        }
+    }
+
+    /// Runs `try_once` (told whether it must not sleep) until it is not `WouldBlock`;
+    /// `Ok(None)` once the deadline has passed. A spin never runs past the deadline, so
+    /// a caller that only looks (deadline now) does not spin.
+    pub(crate) fn wait<T>(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        mut try_once: impl FnMut(bool) -> io::Result<T>,
+    ) -> io::Result<Option<T>> {
+        loop {
+            let blocking = std::mem::take(&mut self.blocking);
+            match try_once(!blocking) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => return other.map(Some),
+            }
+            if !self.spin.is_zero() {
+                let now = Instant::now();
+                let until = *self.spin_until.get_or_insert_with(|| {
+                    let end = now + self.spin;
+                    self.deadline.map_or(end, |d| d.min(end))
+                });
+                if now < until {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                self.spin = Duration::ZERO;
+            }
+            if self.deadline.is_none() && !blocking {
+                self.blocking = true;
+                continue;
+            }
+            // A deadline, or a socket in non-blocking mode (where a blocking try
+            // answers `WouldBlock` too): `poll` sleeps.
+            if !wait_readable(fd, self.deadline)? {
+                return Ok(None);
+            }
+        }
+    }
 }

@@ -437,49 +437,10 @@ fn wait_for_bytes(
     deadline: Option<Instant>,
     spin: Duration,
 ) -> Result<Option<usize>> {
-    let peek = |header: &mut [u8; HEADER], nonblocking: bool| -> Result<Option<usize>> {
-        match sys::socket::peek(fd, header, nonblocking) {
-            Ok(n) => Ok(Some(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(Error::io("recv", e)),
-        }
-    };
-    if spin > Duration::ZERO {
-        // Never past the deadline: a caller that only looks (an async poll, deadline
-        // now) does not spin at all.
-        let now = Instant::now();
-        let spin_until = deadline.map_or(now + spin, |d| d.min(now + spin));
-        loop {
-            if let Some(n) = peek(header, true)? {
-                return Ok(Some(n));
-            }
-            if Instant::now() >= spin_until {
-                break;
-            }
-            std::hint::spin_loop();
-        }
-    } else if deadline.is_some()
-        && let Some(n) = peek(header, true)?
-    {
-        // What is there already is taken without a `poll`. (Without a deadline the
-        // blocking peek below answers at once when bytes wait: one call, not two.)
-        return Ok(Some(n));
-    }
-    loop {
-        // On a socket in non-blocking mode a blocking peek answers `WouldBlock`,
-        // and `poll` sleeps.
-        if deadline.is_none()
-            && let Some(n) = peek(header, false)?
-        {
-            return Ok(Some(n));
-        }
-        if !sys::poll::wait_readable(fd, deadline).map_err(|e| Error::io("poll", e))? {
-            return Ok(None);
-        }
-        if let Some(n) = peek(header, true)? {
-            return Ok(Some(n));
-        }
-    }
+    // A peek takes nothing: the frame stays whole in the socket while we wait.
+    sys::poll::Waiter::new(deadline, spin)
+        .wait(fd, |nonblocking| sys::socket::peek(fd, header, nonblocking))
+        .map_err(|e| Error::io("recv", e))
 }
 
 /// Takes the frame's header (already peeked whole) and as much of its first body

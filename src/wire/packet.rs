@@ -39,7 +39,7 @@
 //! doubling up to the announced length as continuation records come (at once up to
 //! the capacity of a recycled body buffer, which costs nothing new).
 
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -198,14 +198,16 @@ pub(crate) fn recv(
     };
     let mut head = [0u8; HEADER];
     let mut fds = Vec::new();
-    let mut waiter = Waiter::new(deadline, spin);
+    let mut waiter = sys::poll::Waiter::new(deadline, spin);
     FIRST.with_borrow_mut(|first| {
         let (n, inline) = loop {
             fds.clear();
             let mut bufs = [IoSliceMut::new(&mut head), IoSliceMut::new(first)];
-            let Some((n, truncated)) = waiter.wait(fd, |nb| {
-                sys::socket::recv_record(fd, &mut bufs, &mut fds, nb)
-            })?
+            let Some((n, truncated)) = waiter
+                .wait(fd, |nb| {
+                    sys::socket::recv_record(fd, &mut bufs, &mut fds, nb)
+                })
+                .map_err(|e| Error::io("recv", e))?
             else {
                 return Ok(None);
             };
@@ -263,7 +265,7 @@ fn rest_of_frame(
     let mut body = first_body(len, len.min(CHUNK).max(inline.len()), &mut reserved)?;
     body[..inline.len()].copy_from_slice(inline);
     let mut got = inline.len();
-    let mut waiter = Waiter::new(limits.rest_deadline(), SPIN);
+    let mut waiter = sys::poll::Waiter::new(limits.rest_deadline(), SPIN);
     // Every continuation record but the last carries `PER` body bytes, so the place of
     // each in the body is known before it arrives, and a batch of them is received
     // into consecutive slots by one system call.
@@ -288,9 +290,11 @@ fn rest_of_frame(
             .zip(body[got..end].chunks_mut(PER))
             .map(|(m, b)| [IoSliceMut::new(m), IoSliceMut::new(b)])
             .collect();
-        let Some(m) = waiter.wait(fd, |nb| {
-            sys::socket::recv_batch(fd, &mut bufs, &mut records, nb)
-        })?
+        let Some(m) = waiter
+            .wait(fd, |nb| {
+                sys::socket::recv_batch(fd, &mut bufs, &mut records, nb)
+            })
+            .map_err(|e| Error::io("recv", e))?
         else {
             return Err(Error::new(
                 ErrorKind::Protocol,
@@ -320,68 +324,6 @@ fn rest_of_frame(
     }
     body.truncate(len);
     Ok(body)
-}
-
-/// Waits for records: spins with non-blocking receives for a while, then sleeps in a
-/// blocking one (or in `poll`, with a deadline or on a socket in non-blocking mode).
-struct Waiter {
-    deadline: Option<Instant>,
-    spin: Duration,
-    /// When the spin ends (set at the first miss).
-    spin_until: Option<Instant>,
-    /// Whether the next receive sleeps in the kernel.
-    blocking: bool,
-}
-
-impl Waiter {
-    fn new(deadline: Option<Instant>, spin: Duration) -> Waiter {
-        Waiter {
-            deadline,
-            spin,
-            spin_until: None,
-            // A side that does not spin and has no deadline sleeps in its first
-            // receive: one system call per frame.
-            blocking: spin.is_zero() && deadline.is_none(),
-        }
-    }
-
-    /// Runs `recv` (given whether it must not sleep) until it is not `WouldBlock`;
-    /// `None` once the deadline passed.
-    fn wait<T>(
-        &mut self,
-        fd: BorrowedFd<'_>,
-        mut recv: impl FnMut(bool) -> io::Result<T>,
-    ) -> Result<Option<T>> {
-        loop {
-            let blocking = std::mem::take(&mut self.blocking);
-            match recv(!blocking) {
-                Ok(r) => return Ok(Some(r)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(Error::io("recv", e)),
-            }
-            if !self.spin.is_zero() {
-                let now = Instant::now();
-                let until = *self.spin_until.get_or_insert_with(|| {
-                    let end = now + self.spin;
-                    self.deadline.map_or(end, |d| d.min(end))
-                });
-                if now < until {
-                    std::hint::spin_loop();
-                    continue;
-                }
-                self.spin = Duration::ZERO;
-            }
-            if self.deadline.is_none() && !blocking {
-                self.blocking = true;
-                continue;
-            }
-            // A deadline, or a socket in non-blocking mode (where a blocking receive
-            // answers `WouldBlock` too): `poll` sleeps.
-            if !sys::poll::wait_readable(fd, self.deadline).map_err(|e| Error::io("poll", e))? {
-                return Ok(None);
-            }
-        }
-    }
 }
 
 fn malformed(what: &str) -> Error {
