@@ -213,11 +213,13 @@ fn waits_in_redis(packed: &[u8]) -> bool {
         .nth(2)
         .map(|n| n.strip_suffix(b"\r").unwrap_or(n))
         .unwrap_or_default();
-    let upper = |n: &[u8]| n.to_ascii_uppercase();
-    let name = upper(name);
-    (name.len() > 2 && name[0] == b'B' && matches!(name[1], b'L' | b'R' | b'Z'))
-        || name.starts_with(b"XREAD")
-        || name.starts_with(b"WAIT")
+    let starts = |p: &[u8]| {
+        name.get(..p.len())
+            .is_some_and(|n| n.eq_ignore_ascii_case(p))
+    };
+    (name.len() > 2 && (starts(b"BL") || starts(b"BR") || starts(b"BZ")))
+        || starts(b"XREAD")
+        || starts(b"WAIT")
 }
 
 /// Reads one request's replies: spins for the first bytes (see
