@@ -9,6 +9,8 @@
 //! seconds in all); set `PROPTEST_CASES` for more, e.g.
 //! `PROPTEST_CASES=20000 cargo nextest run --test hostile_connection`.
 
+mod common;
+
 multiprocess::test_support!();
 
 use std::collections::HashMap;
@@ -142,13 +144,7 @@ fn drain_after_raw(bytes: &[u8]) {
         match b.recv_timeout(Duration::from_secs(30)) {
             Ok(_) => continue,
             Err(e) => {
-                assert!(
-                    matches!(
-                        e.kind(),
-                        ErrorKind::Deserialize | ErrorKind::Protocol | ErrorKind::Disconnected
-                    ),
-                    "{e}"
-                );
+                common::assert_hostile_refusal(&e);
                 if e.kind() != ErrorKind::Deserialize {
                     return;
                 }

@@ -11,6 +11,8 @@
 //! Each property test runs proptest's default number of cases (256); set
 //! `PROPTEST_CASES` for more.
 
+mod common;
+
 multiprocess::test_support!();
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -98,10 +100,6 @@ fn write_record(c: &impl AsFd, bytes: &[u8], with_fd: bool) {
     }
 }
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
 /// Receives until the writer's close is reported; every error is one of the allowed
 /// kinds, and there are never more messages than records.
 fn drain(rx: Connection<String>, records: usize) -> Vec<String> {
@@ -110,13 +108,7 @@ fn drain(rx: Connection<String>, records: usize) -> Vec<String> {
         match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(s) => got.push(s),
             Err(e) => {
-                assert!(
-                    matches!(
-                        e.kind(),
-                        ErrorKind::Deserialize | ErrorKind::Protocol | ErrorKind::Disconnected
-                    ),
-                    "{e}"
-                );
+                common::assert_hostile_refusal(&e);
                 if e.kind() == ErrorKind::Disconnected {
                     return got;
                 }
@@ -147,7 +139,7 @@ fn a_large_message_arrives_whole_from_hand_made_records() {
 
 #[test]
 fn misplaced_continuations_are_refused_and_the_pipe_goes_on() {
-    let fds_before = open_fds();
+    let fds_before = common::fd_count();
     let (a, b) = pipe::<String>().unwrap();
     let text = "x".repeat(200_000);
     let good = frame_records(&string_body(&text));
@@ -183,7 +175,12 @@ fn misplaced_continuations_are_refused_and_the_pipe_goes_on() {
     cut.extend(plain(&frame_records(&string_body("next"))));
     check("a frame cut by the next", cut);
     drop((a, b));
-    assert_eq!(open_fds(), fds_before, "a handle leaked");
+    assert_eq!(
+        common::fd_count(),
+        fds_before,
+        "a handle leaked: {:?}",
+        common::fd_list()
+    );
 }
 
 #[test]

@@ -262,6 +262,20 @@ pub(crate) fn fd_list() -> Vec<String> {
     v
 }
 
+/// Asserts that `e` is what a receiver may report for hostile bytes: a refused frame
+/// (`Deserialize`, `Protocol`) or the writer's close (`Disconnected`), never anything
+/// else (an `Io` error, a wrong kind that hides a misread).
+pub(crate) fn assert_hostile_refusal(e: &multiprocess::Error) {
+    use multiprocess::ErrorKind;
+    assert!(
+        matches!(
+            e.kind(),
+            ErrorKind::Deserialize | ErrorKind::Protocol | ErrorKind::Disconnected
+        ),
+        "{e}"
+    );
+}
+
 /// Sends `sig` to `pid` with `kill(2)`.
 #[allow(unsafe_code)]
 pub(crate) fn kill(pid: u32, sig: i32) {
