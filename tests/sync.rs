@@ -140,6 +140,9 @@ fn hold_forever((lock, conn): (Lock, Connection<()>)) {
 
 fn holder_killed(method: StartMethod) {
     let lock = Lock::new().unwrap();
+    // This thread's identity is now cached: a child that inherited the cache would
+    // hold the lock under our name, alive, and the takeover below would never come.
+    drop(lock.acquire());
     let (here, there) = multiprocess::pipe().unwrap();
     let mut p = get_context(method).process(hold_forever, (lock.clone(), there));
     p.start().unwrap();

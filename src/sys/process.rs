@@ -197,6 +197,8 @@ pub(crate) unsafe fn fork_sibling(how: &SiblingFork) -> io::Result<Forked> {
         // SAFETY: the list head is this thread's (glibc's `pthread.robust_head`), which
         // the child's copy of memory holds at the same address.
         unsafe { libc::syscall(libc::SYS_set_robust_list, how.robust_head, how.robust_len) };
+        // No atfork handlers ran: forget the cached ids by hand.
+        after_fork_in_child();
         return Ok(Forked::Child);
     }
     Ok(Forked::Parent(pid as u32))
@@ -545,32 +547,32 @@ pub(crate) fn thread_life(tid: u32) -> ThreadLife {
     }
 }
 
-/// Bumped in every child right after `fork` (a `pthread_atfork` child handler), so
-/// per-thread caches of ids know they are stale.
-static FORK_EPOCH: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-extern "C" fn after_fork_in_child() {
-    FORK_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+thread_local! {
+    /// This thread's id, 0 until cached.
+    static TID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// `(tid, start)` for [`thread_identity`]; tid 0 until cached.
+    static IDENTITY: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
 }
 
-thread_local! {
-    /// `(fork epoch, tid)`; epoch `u32::MAX` means "not cached yet".
-    static TID: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((u32::MAX, 0)) };
-    /// `(fork epoch, tid, start)` for [`thread_identity`]; epoch `u32::MAX`: not yet.
-    static IDENTITY: std::cell::Cell<(u32, u32, u32)> =
-        const { std::cell::Cell::new((u32::MAX, 0, 0)) };
+/// Forgets the forking thread's cached ids in the child (a `pthread_atfork` child
+/// handler): the child's only thread is that thread, under a new id. The caches are
+/// const-initialised cells without destructors, so touching them here is a plain
+/// write to thread-local memory (async-signal-safe). Registered before any id is
+/// cached, so no cache survives a fork.
+extern "C" fn after_fork_in_child() {
+    TID.with(|c| c.set(0));
+    IDENTITY.with(|c| c.set((0, 0)));
 }
 
 /// The calling thread's id (a pid-space number, unique among live threads).
 ///
 /// Cached per thread: `gettid` is a system call, and the lock fast path needs the id
-/// on every acquire. The cache is invalidated in a forked child, whose only thread has
-/// a new id.
+/// on every acquire. A forked child forgets the cache (see `after_fork_in_child`):
+/// checking a cell costs the fast path nothing more than reading it.
 #[inline]
 pub(crate) fn gettid() -> u32 {
-    let epoch = FORK_EPOCH.load(std::sync::atomic::Ordering::Relaxed);
-    let (cached_epoch, tid) = TID.with(|c| c.get());
-    if cached_epoch == epoch {
+    let tid = TID.with(|c| c.get());
+    if tid != 0 {
         return tid;
     }
     gettid_slow()
@@ -581,11 +583,12 @@ pub(crate) fn gettid() -> u32 {
 fn gettid_slow() -> u32 {
     static ATFORK: std::sync::Once = std::sync::Once::new();
     ATFORK.call_once(|| {
-        // SAFETY: registers a handler that only bumps an atomic (async-signal-safe).
+        // SAFETY: registers a handler that only writes this thread's plain cells
+        // (async-signal-safe).
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
     });
     let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
-    TID.with(|c| c.set((FORK_EPOCH.load(std::sync::atomic::Ordering::Relaxed), tid)));
+    TID.with(|c| c.set(tid));
     tid
 }
 
@@ -598,10 +601,9 @@ fn gettid_slow() -> u32 {
 /// `read` of `/proc`, once per thread), and invalidated the same way in a forked child.
 #[inline]
 pub(crate) fn thread_identity() -> (u32, u32) {
-    let epoch = FORK_EPOCH.load(std::sync::atomic::Ordering::Relaxed);
-    let (cached_epoch, tid, start) = IDENTITY.with(|c| c.get());
-    if cached_epoch == epoch {
-        return (tid, start);
+    let id = IDENTITY.with(|c| c.get());
+    if id.0 != 0 {
+        return id;
     }
     thread_identity_slow()
 }
@@ -614,8 +616,7 @@ fn thread_identity_slow() -> (u32, u32) {
         ThreadLife::Running { start } => start as u32,
         ThreadLife::Gone | ThreadLife::Unknown => 0,
     };
-    let epoch = FORK_EPOCH.load(std::sync::atomic::Ordering::Relaxed);
-    IDENTITY.with(|c| c.set((epoch, tid, start)));
+    IDENTITY.with(|c| c.set((tid, start)));
     (tid, start)
 }
 
@@ -794,6 +795,34 @@ mod tests {
         let (other, _) = std::thread::spawn(thread_identity).join().unwrap();
         assert_ne!(other, tid);
         assert_eq!(thread_identity(), (tid, start));
+    }
+
+    #[test]
+    fn a_forked_child_forgets_the_cached_ids() {
+        // Cached here, in the thread that forks.
+        let (tid, _) = thread_identity();
+        assert_eq!(gettid(), tid);
+        #[allow(unsafe_code)]
+        // SAFETY: the child only reads thread-locals, makes system calls (gettid,
+        // open/read of its own /proc entry, whose buffer comes from malloc, which
+        // glibc's fork leaves usable in the child) and `_exit`s.
+        match unsafe { fork() }.unwrap() {
+            Forked::Child => {
+                let real = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+                let ok = gettid() == real && thread_identity().0 == real && real != tid;
+                exit_now(if ok { 0 } else { 1 })
+            }
+            Forked::Parent(pid) => {
+                let mut status = 0;
+                // SAFETY: `pid` is our own child; `status` is a valid out-pointer.
+                #[allow(unsafe_code)]
+                let r = unsafe { libc::waitpid(pid as i32, &mut status, 0) };
+                assert_eq!(r, pid as i32);
+                assert!(libc::WIFEXITED(status));
+                assert_eq!(libc::WEXITSTATUS(status), 0, "the child saw our tid");
+            }
+        }
+        assert_eq!(gettid(), tid, "the parent keeps its cache");
     }
 
     #[test]
