@@ -356,9 +356,66 @@ fn make_and_die((url, tx): (String, Connection<()>)) {
         .collect();
     let q = m.queue::<u32>().unwrap();
     q.put(1).unwrap();
+    // A joinable queue with an item taken and not done: a consumer list, a
+    // heartbeat and an unfinished count, all of which must expire too.
+    let jq = m.joinable_queue::<u32>().unwrap();
+    jq.put(1).unwrap();
+    jq.put(2).unwrap();
+    assert_eq!(jq.get().unwrap(), 1);
     tx.send(&()).unwrap();
     std::thread::sleep(LONG * 2);
-    drop((keep, q));
+    drop((keep, q, jq));
+}
+
+/// Every key of the nameless objects of `r`'s database, with its TTL in ms.
+fn ttls(r: &RedisServer) -> Vec<(String, i64)> {
+    let client = ::redis::Client::open(r.url()).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    keys.into_iter()
+        .map(|k| {
+            let ttl: i64 = ::redis::cmd("PTTL").arg(&k).query(&mut c).unwrap();
+            (k, ttl)
+        })
+        .collect()
+}
+
+#[test]
+fn every_key_of_a_nameless_queue_carries_a_ttl_from_its_first_command() {
+    let _g = common::shared();
+    let r = redis();
+    // The default lease: its keeper renews every third of it (seconds), so what is
+    // checked below is what the commands themselves wrote.
+    let m = manager(&r);
+    let q = m.queue::<u32>().unwrap();
+    let jq = m.joinable_queue::<u32>().unwrap();
+    let bounded = m.bounded_queue::<u32>(1).unwrap();
+    let check = |when: &str| {
+        let all = ttls(&r);
+        assert!(!all.is_empty());
+        for (k, ttl) in all {
+            assert!(ttl > 0, "{when}: {k} has no TTL ({ttl})");
+        }
+    };
+    for round in 0..3u32 {
+        // Puts into empty queues create their lists; gets create the consumers'
+        // lists (replacing the previous round's), heartbeats and registrations.
+        q.put(round).unwrap();
+        jq.put(round).unwrap();
+        bounded.put(round).unwrap();
+        check(&format!("round {round}, after the puts"));
+        assert_eq!(q.get().unwrap(), round);
+        assert_eq!(jq.get().unwrap(), round);
+        jq.task_done().unwrap();
+        assert_eq!(bounded.get().unwrap(), round);
+        check(&format!("round {round}, after the gets"));
+    }
+    drop((q, jq, bounded));
+    assert!(
+        eventually(LONG, || dbsize(&r) == 0),
+        "{} keys left",
+        dbsize(&r)
+    );
 }
 
 #[test]
@@ -393,7 +450,7 @@ fn objects_without_a_name_go_with_their_last_proxy_or_their_lease() {
         get_context(StartMethod::Spawn).process(make_and_die, (r.url().to_string(), theirs));
     p.start().unwrap();
     mine.recv_timeout(LONG).unwrap();
-    assert_eq!(m.object_count().unwrap(), 21);
+    assert_eq!(m.object_count().unwrap(), 22);
     p.kill().unwrap();
     assert!(p.join_timeout(LONG).unwrap());
     assert!(

@@ -35,14 +35,19 @@ use crate::manager::protocol::{Kind, Reply, Wait};
 
 /// `ARGV`: base, consumer, lease ms, ttl. Replies the item moved to the consumer's
 /// list, or nil.
+///
+/// A key this script creates gets its TTL here; one that exists already carries one,
+/// which the keepers renew (`RENEW_DATA`). So a get in the steady state touches no
+/// TTL: the commands that would create a key tell whether they did (a new field, a
+/// new member, a list of one), and only then is it touched.
 static GET: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
-local base, me = ARGV[1], ARGV[2]
+local base, me, ttl = ARGV[1], ARGV[2], ARGV[4]
 local q, cs, k = base .. ':q', base .. ':cs', base .. ':k'
 local p = base .. ':p:' .. me
 redis.call('DEL', p)
-redis.call('HSET', cs, me, 1)
+if redis.call('HSET', cs, me, 1) == 1 then touch(ttl, cs) end
 redis.call('SET', base .. ':hb:' .. me, me, 'PX', ARGV[3])
 for _, c in ipairs(redis.call('HKEYS', cs)) do
   if c ~= me and redis.call('EXISTS', base .. ':hb:' .. c) == 0 then
@@ -50,13 +55,13 @@ for _, c in ipairs(redis.call('HKEYS', cs)) do
     while redis.call('LMOVE', pc, q, 'RIGHT', 'LEFT') do end
     redis.call('HDEL', cs, c)
     redis.call('SREM', k, pc)
+    touch(ttl, q)
   end
 end
-redis.call('SADD', k, p)
-touch(ARGV[4], cs, k, q)
+if redis.call('SADD', k, p) == 1 then touch(ttl, k) end
 local x = redis.call('LMOVE', q, p, 'LEFT', 'RIGHT')
 if x then
-  touch(ARGV[4], p)
+  touch(ttl, p)
   if tonumber(redis.call('HGET', base .. ':m', 'maxsize') or '0') > 0 then
     wake(base .. ':nf', 1)
   end
@@ -67,19 +72,19 @@ return false
     )
 });
 
-/// `ARGV`: base, item, ttl. Replies 1, or 0 when full.
+/// `ARGV`: base, item, ttl, joinable (`1` or `0`). Replies 1, or 0 when full. Touches
+/// only the keys it creates, as [`GET`].
 static PUT: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
-local base = ARGV[1]
-local q, m = base .. ':q', base .. ':m'
-local max = tonumber(redis.call('HGET', m, 'maxsize') or '0')
+local base, ttl = ARGV[1], ARGV[3]
+local q = base .. ':q'
+local max = tonumber(redis.call('HGET', base .. ':m', 'maxsize') or '0')
 if max > 0 and redis.call('LLEN', q) >= max then return 0 end
-redis.call('RPUSH', q, ARGV[2])
-if redis.call('HGET', m, 'kind') == 'JoinableQueue' then
-  redis.call('INCR', base .. ':u')
+if redis.call('RPUSH', q, ARGV[2]) == 1 then touch(ttl, q) end
+if ARGV[4] == '1' and redis.call('INCR', base .. ':u') == 1 then
+  touch(ttl, base .. ':u')
 end
-touch(ARGV[3], q, base .. ':u')
 return 1
 "#,
     )
@@ -180,6 +185,7 @@ pub(super) fn apply(cx: &Cx<'_>, op: Op) -> Result<Reply> {
                         .arg(&r.base)
                         .arg(stored.as_slice())
                         .arg(r.ttl())
+                        .arg(u8::from(joinable))
                         .invoke(c)
                 })?;
                 if ok == 1 {
