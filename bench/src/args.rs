@@ -14,8 +14,6 @@ pub const USAGE: &str = "usage: multiprocess-bench [--only NAME[,NAME..]] [--qui
 pub struct Options {
     /// Selected workloads, in the table's order.
     pub selected: Vec<&'static Workload>,
-    /// Whether every workload is selected.
-    pub all: bool,
     /// Smaller sizes and fewer repetitions.
     pub quick: bool,
 }
@@ -86,11 +84,7 @@ where
                 .collect()
         }
     };
-    Ok(Some(Options {
-        selected,
-        all: only.is_none(),
-        quick,
-    }))
+    Ok(Some(Options { selected, quick }))
 }
 
 #[cfg(test)]
@@ -118,7 +112,7 @@ mod tests {
             ["manager_dict_op_loaded", "pool_dispatch_capacity"]
         );
         let opts = parse(["--quick"]).unwrap().unwrap();
-        assert!(opts.quick && opts.all);
+        assert!(opts.quick);
         assert_eq!(opts.selected.len(), crate::workloads::WORKLOADS.len());
     }
 

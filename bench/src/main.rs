@@ -13,7 +13,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
 
 use multiprocess_bench::report::{self, Row, fmt_opt};
-use multiprocess_bench::workloads::Floor;
+use std::collections::BTreeMap;
+
+use multiprocess_bench::workloads::{Floor, Workload};
 use multiprocess_bench::{args, ceiling, cluster, floor, ours, peers, python};
 
 /// Runs one side (`who`) of one workload; a panic counts as a missing figure.
@@ -45,7 +47,13 @@ fn main() -> ExitCode {
     };
     let quick = opts.quick;
 
+    // Each row is measured as a unit, its sides back to back: ours, the Rust peer, the
+    // in-process ceiling, the row's OS floors (in a fresh helper process), then
+    // CPython. On a machine whose speed drifts over minutes (steal, reclaim), a ratio
+    // of figures taken seconds apart holds; one of figures taken minutes apart (all of
+    // ours, then all floors, then all of Python) does not.
     let mut rows = Vec::with_capacity(opts.selected.len());
+    let mut floors_seen: BTreeMap<Floor, Vec<f64>> = BTreeMap::new();
     for w in &opts.selected {
         let mut row = Row::new(
             w,
@@ -54,70 +62,70 @@ fn main() -> ExitCode {
         );
         row.peer = run_side("peer", w.name, || peers::run(w.name, quick));
         row.ceiling = run_side("ceiling", w.name, || ceiling::run(w.name, quick));
+        let floors = row_floors(w);
+        let measured = if floors.is_empty() {
+            Default::default()
+        } else {
+            floor::in_helper(&floors, quick)
+        };
+        for (f, v) in &measured {
+            floors_seen.entry(*f).or_default().push(*v);
+        }
+        row.floor = w.floor.and_then(|f| measured.get(&f).copied());
+        row.floor2 = w.floor2().and_then(|f| measured.get(&f).copied());
+        // The cluster rows' Python side is Celery (bench/python/celery_bench.py).
+        let py = if cluster::is_cluster(w.name) {
+            cluster::celery(&[w.name], quick)
+        } else {
+            python::run(&[w.name], quick)
+        };
+        row.python = py.get(w.name).copied();
         let unit = w.unit.as_str();
         eprintln!(
-            "[ours]   {:<30} {} {unit}  (peer {}, ceiling {})",
+            "[row]    {:<30} ours {} {unit}  (peer {}, ceiling {}, floor {}, python {})",
             w.name,
             fmt_opt(row.ours),
             fmt_opt(row.peer),
             fmt_opt(row.ceiling),
+            fmt_opt(row.floor),
+            fmt_opt(row.python),
         );
         rows.push(row);
     }
 
-    // Every floor the selection needs, measured once each in a fresh helper
-    // process; the spinning round trip and the cache-hot memcpy ride along
-    // with the blocking round trip and the page-faulting memcpy, for reference.
-    let mut needed: Vec<Floor> = opts
-        .selected
-        .iter()
-        .flat_map(|w| [w.floor, w.floor2()])
-        .flatten()
+    // The floors' table: each floor's median over the rows that measured it.
+    let floors: Vec<(Floor, f64)> = floors_seen
+        .into_iter()
+        .map(|(f, mut v)| {
+            v.sort_by(f64::total_cmp);
+            (f, v[v.len() / 2])
+        })
         .collect();
-    if needed.contains(&Floor::SocketRoundTrip) {
-        needed.push(Floor::SpinRoundTrip);
-    }
-    if needed.contains(&Floor::Memcpy) {
-        needed.push(Floor::MemcpyHot);
-    }
-    needed.sort();
-    needed.dedup();
-    let floors = if needed.is_empty() {
-        Default::default()
-    } else {
-        floor::in_helper(&needed, quick)
-    };
-    for f in &needed {
-        let value = floors.get(f).copied();
+    for (f, value) in &floors {
         eprintln!(
             "[floor]  {:<34} {} {}",
             f.describe(),
-            fmt_opt(value),
+            fmt_opt(Some(*value)),
             f.unit().as_str()
         );
     }
-
-    eprintln!("[python] running {} ...", python::SCRIPT);
-    let names: Vec<&str> = opts.selected.iter().map(|w| w.name).collect();
-    // The cluster rows' Python side is Celery (bench/python/celery_bench.py).
-    let (celery_rows, baseline_rows): (Vec<&str>, Vec<&str>) =
-        names.iter().partition(|n| cluster::is_cluster(n));
-    let mut py = if baseline_rows.is_empty() {
-        Default::default()
-    } else {
-        python::run(&baseline_rows, opts.all, quick)
-    };
-    py.extend(cluster::celery(&celery_rows, quick));
-
-    for row in &mut rows {
-        row.python = py.get(row.workload.name).copied();
-        row.floor = row.workload.floor.and_then(|f| floors.get(&f).copied());
-        row.floor2 = row.workload.floor2().and_then(|f| floors.get(&f).copied());
-    }
-    let floor_list: Vec<(Floor, f64)> = floors.into_iter().collect();
-    println!("{}", report::table(&rows, &floor_list, quick));
+    println!("{}", report::table(&rows, &floors, quick));
     for row in &rows {
         println!("{}", row.bench_line());
     }
     ExitCode::SUCCESS
+}
+
+/// The floors a row's helper measures: the row's own, plus the spinning round trip
+/// beside the blocking one and the cache-hot memcpy beside the page-faulting one,
+/// for reference.
+fn row_floors(w: &Workload) -> Vec<Floor> {
+    let mut v: Vec<Floor> = [w.floor, w.floor2()].into_iter().flatten().collect();
+    if v.contains(&Floor::SocketRoundTrip) {
+        v.push(Floor::SpinRoundTrip);
+    }
+    if v.contains(&Floor::Memcpy) {
+        v.push(Floor::MemcpyHot);
+    }
+    v
 }

@@ -1,6 +1,7 @@
 //! Runs the CPython baseline (`bench/python/baseline.py`) and parses its output.
 //!
-//! The script is run once for all selected workloads. It prints one JSON
+//! The harness runs the script once per row, right after that row's other sides
+//! (see `main`), with `--only NAME`. It prints one JSON
 //! object per workload and line, `{"name": NAME, "value": VALUE}`, VALUE being
 //! `null` when that workload failed (its traceback goes to stderr, which is
 //! passed through). The interpreter is `python3`, or the one
@@ -17,34 +18,23 @@ pub const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/baseline.p
 /// Environment variable naming the Python interpreter (default `python3`).
 pub const PYTHON_ENV: &str = "MP_BENCH_PYTHON";
 
-/// Runs the baseline for `names` (all workloads if `all`), returning the
-/// figures it produced by workload name.
-pub fn run(names: &[&str], all: bool, quick: bool) -> HashMap<String, f64> {
+/// Runs the baseline for `names`, returning the figures it produced by workload
+/// name.
+pub fn run(names: &[&str], quick: bool) -> HashMap<String, f64> {
     // The Redis object rows run redis-py from a venv (crate::redis_objects).
-    let redis_rows = if all {
-        crate::redis_objects::ROWS.to_vec()
-    } else {
-        names.to_vec()
-    };
+    let (redis_rows, names): (Vec<&str>, Vec<&str>) =
+        names.iter().partition(|n| crate::redis_objects::is_row(n));
     let mut figures = crate::redis_objects::python_side(&redis_rows, quick);
-    let names: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|n| !crate::redis_objects::is_row(n))
-        .collect();
-    if all || !names.is_empty() {
-        figures.extend(baseline(&names, all, quick));
+    if !names.is_empty() {
+        figures.extend(baseline(&names, quick));
     }
     figures
 }
 
-fn baseline(names: &[&str], all: bool, quick: bool) -> HashMap<String, f64> {
+fn baseline(names: &[&str], quick: bool) -> HashMap<String, f64> {
     let python = std::env::var(PYTHON_ENV).unwrap_or_else(|_| "python3".to_owned());
     let mut cmd = Command::new(&python);
-    cmd.arg(SCRIPT);
-    if !all {
-        cmd.arg("--only").arg(names.join(","));
-    }
+    cmd.arg(SCRIPT).arg("--only").arg(names.join(","));
     if quick {
         cmd.arg("--quick");
     }
