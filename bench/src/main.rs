@@ -47,11 +47,11 @@ fn main() -> ExitCode {
     };
     let quick = opts.quick;
 
-    // Each row is measured as a unit, its sides back to back: ours, the Rust peer, the
-    // in-process ceiling, the row's OS floors (in a fresh helper process), then
-    // CPython. On a machine whose speed drifts over minutes (steal, reclaim), a ratio
-    // of figures taken seconds apart holds; one of figures taken minutes apart (all of
-    // ours, then all floors, then all of Python) does not.
+    // Each row's OS floors are measured right after it, in a fresh helper process: on a
+    // machine whose speed drifts over minutes (steal, reclaim), a ratio of figures
+    // taken seconds apart holds where one of figures taken minutes apart does not.
+    // CPython runs after all rows, in one interpreter: its rows allocate much (lists of
+    // a million items, 64 MiB arrays), and the aftermath would land on our next row.
     let mut rows = Vec::with_capacity(opts.selected.len());
     let mut floors_seen: BTreeMap<Floor, Vec<f64>> = BTreeMap::new();
     for w in &opts.selected {
@@ -73,22 +73,14 @@ fn main() -> ExitCode {
         }
         row.floor = w.floor.and_then(|f| measured.get(&f).copied());
         row.floor2 = w.floor2().and_then(|f| measured.get(&f).copied());
-        // The cluster rows' Python side is Celery (bench/python/celery_bench.py).
-        let py = if cluster::is_cluster(w.name) {
-            cluster::celery(&[w.name], quick)
-        } else {
-            python::run(&[w.name], quick)
-        };
-        row.python = py.get(w.name).copied();
         let unit = w.unit.as_str();
         eprintln!(
-            "[row]    {:<30} ours {} {unit}  (peer {}, ceiling {}, floor {}, python {})",
+            "[ours]   {:<30} {} {unit}  (peer {}, ceiling {}, floor {})",
             w.name,
             fmt_opt(row.ours),
             fmt_opt(row.peer),
             fmt_opt(row.ceiling),
             fmt_opt(row.floor),
-            fmt_opt(row.python),
         );
         rows.push(row);
     }
@@ -108,6 +100,16 @@ fn main() -> ExitCode {
             fmt_opt(Some(*value)),
             f.unit().as_str()
         );
+    }
+    eprintln!("[python] running {} ...", python::SCRIPT);
+    let names: Vec<&str> = opts.selected.iter().map(|w| w.name).collect();
+    // The cluster rows' Python side is Celery (bench/python/celery_bench.py).
+    let (celery_rows, baseline_rows): (Vec<&str>, Vec<&str>) =
+        names.iter().partition(|n| cluster::is_cluster(n));
+    let mut py = python::run(&baseline_rows, quick);
+    py.extend(cluster::celery(&celery_rows, quick));
+    for row in &mut rows {
+        row.python = py.get(row.workload.name).copied();
     }
     println!("{}", report::table(&rows, &floors, quick));
     for row in &rows {

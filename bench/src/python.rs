@@ -1,7 +1,7 @@
 //! Runs the CPython baseline (`bench/python/baseline.py`) and parses its output.
 //!
-//! The harness runs the script once per row, right after that row's other sides
-//! (see `main`), with `--only NAME`. It prints one JSON
+//! The script is run once for all selected workloads (`--only` the selected
+//! names). It prints one JSON
 //! object per workload and line, `{"name": NAME, "value": VALUE}`, VALUE being
 //! `null` when that workload failed (its traceback goes to stderr, which is
 //! passed through). The interpreter is `python3`, or the one
