@@ -813,11 +813,27 @@ mod tests {
                 exit_now(if ok { 0 } else { 1 })
             }
             Forked::Parent(pid) => {
+                // Reaped within a bound: a child that hangs is killed, and fails the test.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
                 let mut status = 0;
-                // SAFETY: `pid` is our own child; `status` is a valid out-pointer.
-                #[allow(unsafe_code)]
-                let r = unsafe { libc::waitpid(pid as i32, &mut status, 0) };
-                assert_eq!(r, pid as i32);
+                loop {
+                    // SAFETY: `pid` is our own child; `status` is a valid out-pointer.
+                    #[allow(unsafe_code)]
+                    let r = unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
+                    if r == pid as i32 {
+                        break;
+                    }
+                    if std::time::Instant::now() > deadline {
+                        // SAFETY: our own unreaped child: the id is not reused.
+                        #[allow(unsafe_code)]
+                        unsafe {
+                            libc::kill(pid as i32, libc::SIGKILL);
+                            libc::waitpid(pid as i32, &mut status, 0);
+                        }
+                        panic!("the forked child did not exit within 10 s");
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
                 assert!(libc::WIFEXITED(status));
                 assert_eq!(libc::WEXITSTATUS(status), 0, "the child saw our tid");
             }
