@@ -367,7 +367,7 @@ fn make_and_die((url, tx): (String, Connection<()>)) {
     drop((keep, q, jq));
 }
 
-/// Every key of the nameless objects of `r`'s database, with its TTL in ms.
+/// Every key of `r`'s database, with its TTL in ms (-1: none).
 fn ttls(r: &RedisServer) -> Vec<(String, i64)> {
     let client = ::redis::Client::open(r.url()).unwrap();
     let mut c = client.get_connection().unwrap();
@@ -463,12 +463,9 @@ fn objects_without_a_name_go_with_their_last_proxy_or_their_lease() {
         .unwrap()
         .insert(1, 1)
         .unwrap();
-    let client = ::redis::Client::open(r.url()).unwrap();
-    let mut c = client.get_connection().unwrap();
-    let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
-    assert!(!keys.is_empty());
-    for k in keys {
-        let ttl: i64 = ::redis::cmd("PTTL").arg(&k).query(&mut c).unwrap();
+    let all = ttls(&r);
+    assert!(!all.is_empty());
+    for (k, ttl) in all {
         assert_eq!(ttl, -1, "{k} of a named object expires");
     }
     assert_eq!(m.object_count().unwrap(), 1);

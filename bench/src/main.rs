@@ -9,12 +9,11 @@
 //! floor=.. unit=.. better=..` line per selected workload, in the table's
 //! order. Progress goes to stderr.
 
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
 
 use multiprocess_bench::report::{self, Row, fmt_opt};
-use std::collections::BTreeMap;
-
 use multiprocess_bench::workloads::{Floor, Workload};
 use multiprocess_bench::{args, ceiling, cluster, floor, ours, peers, python};
 

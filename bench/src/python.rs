@@ -1,13 +1,12 @@
 //! Runs the CPython baseline (`bench/python/baseline.py`) and parses its output.
 //!
-//! The script is run once for all selected workloads (`--only` the selected
-//! names). It prints one JSON
-//! object per workload and line, `{"name": NAME, "value": VALUE}`, VALUE being
-//! `null` when that workload failed (its traceback goes to stderr, which is
-//! passed through). The interpreter is `python3`, or the one
-//! named by the `MP_BENCH_PYTHON` environment variable. If it cannot be started
-//! every figure is missing; if it exits with an error, the figures it did print
-//! are kept and the others are missing.
+//! The script is run once for all selected workloads (`--only` their names). It
+//! prints one JSON object per workload and line, `{"name": NAME, "value": VALUE}`,
+//! VALUE being `null` when that workload failed (its traceback goes to stderr,
+//! which is passed through). The interpreter is `python3`, or the one named by the
+//! `MP_BENCH_PYTHON` environment variable. If it cannot be started every figure is
+//! missing; if it exits with an error, the figures it did print are kept and the
+//! others are missing.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};

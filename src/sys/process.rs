@@ -814,28 +814,18 @@ mod tests {
             }
             Forked::Parent(pid) => {
                 // Reaped within a bound: a child that hangs is killed, and fails the test.
+                use super::super::pidfd;
+                use std::os::fd::AsFd;
+                let fd = pidfd::open(pid).unwrap();
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                let mut status = 0;
-                loop {
-                    // SAFETY: `pid` is our own child; `status` is a valid out-pointer.
-                    #[allow(unsafe_code)]
-                    let r = unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
-                    if r == pid as i32 {
-                        break;
-                    }
-                    if std::time::Instant::now() > deadline {
-                        // SAFETY: our own unreaped child: the id is not reused.
-                        #[allow(unsafe_code)]
-                        unsafe {
-                            libc::kill(pid as i32, libc::SIGKILL);
-                            libc::waitpid(pid as i32, &mut status, 0);
-                        }
-                        panic!("the forked child did not exit within 10 s");
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(1));
+                let exited = pidfd::wait_exit(fd.as_fd(), Some(deadline)).unwrap();
+                if !exited {
+                    pidfd::send_signal(fd.as_fd(), libc::SIGKILL).unwrap();
+                    pidfd::wait_exit(fd.as_fd(), None).unwrap();
                 }
-                assert!(libc::WIFEXITED(status));
-                assert_eq!(libc::WEXITSTATUS(status), 0, "the child saw our tid");
+                let code = pidfd::try_reap(fd.as_fd()).unwrap();
+                assert!(exited, "the forked child did not exit within 10 s");
+                assert_eq!(code, Some(0), "the child saw our tid");
             }
         }
         assert_eq!(gettid(), tid, "the parent keeps its cache");
