@@ -1,7 +1,8 @@
 //! One connection end shared by several senders or receivers, in several processes
 //! (under every start method) and threads: every message arrives whole, exactly once,
 //! or not at all. A sender killed in the middle of a message does not wedge the
-//! others and never makes the receiver read garbage.
+//! others and never makes the receiver read garbage: over a pipe it costs only its own
+//! message, over a stream connection it closes the direction cleanly.
 //!
 //! Messages encode `(sender, sequence)` in their first 8 bytes and a pattern derived
 //! from both in the rest, so the receiver checks every byte; every fourth message is
@@ -13,9 +14,12 @@ multiprocess::test_support!();
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use multiprocess::{Connection, ErrorKind, StartMethod, get_context, pipe, pipe_simplex};
+use multiprocess::{
+    Client, Connection, ErrorKind, Listener, StartMethod, get_context, pipe, pipe_simplex,
+};
 
 use common::LONG;
 
@@ -159,13 +163,36 @@ fn spawn_senders(
         .collect()
 }
 
+/// A connected pair over a Unix stream socket (a listener's accepted end and a
+/// client's): `(receiving end, sending end)`, as `pipe_simplex` returns them.
+fn stream_pair() -> (Connection<()>, Connection<()>) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "@mp-shared-ends-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let l = Listener::bind(&name, None).unwrap();
+    std::thread::scope(|sc| {
+        let c = sc.spawn(|| Client::connect::<()>(&name, None).unwrap());
+        let r = l.accept_timeout::<()>(LONG).unwrap();
+        (r, c.join().unwrap())
+    })
+}
+
+fn packet_pair() -> (Connection<()>, Connection<()>) {
+    pipe_simplex::<()>().unwrap()
+}
+
 // ---------------------------------------------------------------- tests
 
 for_each_method!(
     watchdog: five_processes_send_on_one_end,
     four_processes_receive_on_one_end,
-    a_sender_killed_in_a_message_breaks_the_end_cleanly,
+    a_sender_killed_in_a_message_costs_only_that_message,
+    a_sender_killed_in_a_message_breaks_a_stream_cleanly,
     a_sender_killed_at_random_never_garbles,
+    a_sender_killed_at_random_never_garbles_a_stream,
 );
 
 /// Five children send 20 messages each on clones of one end, at once.
@@ -213,23 +240,35 @@ fn four_processes_receive_on_one_end(m: StartMethod) {
     assert_eq!(got, want, "every message exactly once");
 }
 
-/// A child is killed while it is blocked in the middle of a 64 MiB message. The
-/// senders that come after it are not wedged: each learns at once (a `Protocol` error
-/// that says a sender died) that the end is broken; the receiver reads the part that
-/// arrived as one `Protocol` error (a truncated frame), then `Disconnected`. Nobody
-/// reads garbage.
-fn a_sender_killed_in_a_message_breaks_the_end_cleanly(m: StartMethod) {
-    let ctx = get_context(m);
-    let (r, w) = pipe_simplex::<()>().unwrap();
-    w.send_bytes(&message(9, 1)).unwrap(); // small: nobody reads yet
-    let mut victim = ctx.process(one_huge_message, w.try_clone().unwrap());
-    victim.start().unwrap();
-    // Our own message, then the victim's frame starts.
-    assert_eq!(check(&r.recv_bytes_timeout(LONG).unwrap()), (9, 1));
-    assert!(r.poll(Some(LONG)).unwrap());
-    std::thread::sleep(Duration::from_millis(50)); // let it fill the socket buffer
-    victim.kill().unwrap();
-    assert!(victim.join_timeout(LONG).unwrap());
+/// Over a pipe, a child is killed while it is blocked in the middle of a 64 MiB
+/// message. The senders after it send as if nothing happened; the receiver reads the
+/// part that arrived as one `Protocol` error (a truncated frame, its sender died), then
+/// every later message whole.
+fn a_sender_killed_in_a_message_costs_only_that_message(m: StartMethod) {
+    let (r, w) = packet_pair();
+    kill_in_a_huge_message(m, &r, &w);
+    let mut hs = spawn_senders(m, 3, 5, &w);
+    // The victim filled the socket buffer: the senders wait for the receiver.
+    let (got, errors) = std::thread::scope(|sc| {
+        sc.spawn(move || w.send_bytes(&message(8, 0)).unwrap());
+        drain(&r)
+    });
+    for h in &mut hs {
+        assert_eq!(h.join_timeout(LONG).unwrap(), 5, "every message is sent");
+    }
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("died in its middle"), "{errors:?}");
+    let sent: BTreeMap<u32, u32> = [(0, 5), (1, 5), (2, 5), (8, 1)].into();
+    assert_all_in_order(&got, &sent);
+}
+
+/// The same over a stream connection, where a cut frame leaves no boundary to find:
+/// the senders after it are not wedged, each learns at once (a `Protocol` error that
+/// says a sender died) that the end is broken; the receiver reads the part that
+/// arrived as one `Protocol` error (a truncated frame), then `Disconnected`.
+fn a_sender_killed_in_a_message_breaks_a_stream_cleanly(m: StartMethod) {
+    let (r, w) = stream_pair();
+    kill_in_a_huge_message(m, &r, &w);
     let mut hs = spawn_senders(m, 3, 5, &w);
     for h in &mut hs {
         assert_eq!(
@@ -247,12 +286,51 @@ fn a_sender_killed_in_a_message_breaks_the_end_cleanly(m: StartMethod) {
     assert!(errors[0].contains("truncated"), "{errors:?}");
 }
 
-/// Three children send 16 messages each while a fourth sends 1 MiB messages until it
-/// is killed at some point: wherever it died, the receiver gets only whole messages,
-/// each sender's in order and without a gap, and at most one error (if it died in a
-/// message: then the others' later sends fail, and they say so).
+/// Sends a small message on `w`, then starts a child that sends one far larger than
+/// the socket buffer, and kills it once part of that is on its way.
+fn kill_in_a_huge_message(m: StartMethod, r: &Connection<()>, w: &Connection<()>) {
+    w.send_bytes(&message(9, 1)).unwrap(); // small: nobody reads yet
+    let mut victim = get_context(m).process(one_huge_message, w.try_clone().unwrap());
+    victim.start().unwrap();
+    // Our own message, then the victim's frame starts.
+    assert_eq!(check(&r.recv_bytes_timeout(LONG).unwrap()), (9, 1));
+    assert!(r.poll(Some(LONG)).unwrap());
+    std::thread::sleep(Duration::from_millis(50)); // let it fill the socket buffer
+    victim.kill().unwrap();
+    assert!(victim.join_timeout(LONG).unwrap());
+}
+
+/// Three children send 16 messages each on a pipe while a fourth sends 1 MiB messages
+/// until it is killed at some point: wherever it died, the receiver gets only whole
+/// messages, each sender's in order and without a gap, every message of the three,
+/// and at most one error (if it died in a message: a truncated frame).
 fn a_sender_killed_at_random_never_garbles(m: StartMethod) {
-    let (r, w) = pipe_simplex::<()>().unwrap();
+    let (got, errors, sent) = kill_at_random(m, packet_pair());
+    assert!(sent.values().take(3).all(|&n| n == 16), "{sent:?}");
+    assert_all_in_order(&got, &sent);
+    if let Some(e) = errors.first() {
+        assert!(e.contains("died in its middle"), "{errors:?}");
+    }
+}
+
+/// The same over a stream connection: only whole messages, each sender's in order
+/// and without a gap, at most one error. (If the victim died inside a send, the
+/// others' later sends fail, and they say so.)
+fn a_sender_killed_at_random_never_garbles_a_stream(m: StartMethod) {
+    let (got, errors, sent) = kill_at_random(m, stream_pair());
+    assert_all_in_order(&got, &sent);
+    if let Some(e) = errors.first() {
+        assert!(e.contains("truncated"), "{errors:?}");
+    }
+}
+
+/// What a run of [`kill_at_random`] saw: the messages that arrived, the errors, and
+/// how many each sender sent (for the victim: how many arrived).
+type Outcome = (Vec<(u32, u32)>, Vec<String>, BTreeMap<u32, u32>);
+
+/// Three senders and a victim (sender 7) on `w`; kills the victim once three of its
+/// messages arrived.
+fn kill_at_random(m: StartMethod, (r, w): (Connection<()>, Connection<()>)) -> Outcome {
     let mut victim = get_context(m).process(endless_sender, (7, w.try_clone().unwrap()));
     victim.start().unwrap();
     let mut hs = spawn_senders(m, 3, 16, &w);
@@ -271,10 +349,7 @@ fn a_sender_killed_at_random_never_garbles(m: StartMethod) {
     }
     let from_victim = got.iter().filter(|g| g.0 == 7).count() as u32;
     sent.insert(7, from_victim);
-    assert_all_in_order(&got, &sent);
-    if errors.is_empty() {
-        assert!(sent.values().take(3).all(|&n| n == 16), "{sent:?}");
-    }
+    (got, errors, sent)
 }
 
 /// Threads of one process: six send (each on its own clone of the end, typed values)

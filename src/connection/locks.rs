@@ -17,13 +17,17 @@
 //! `MID_FRAME` meanwhile; a receiver holds the receive lock for a whole frame, and the
 //! frame reader keeps the receive mark (see `wire::frame`). Whoever acquires a lock
 //! whose holder died (`owner_died`) reads the mark: at a boundary, nothing was lost
-//! but the dead holder's own message; mid-frame, the byte stream is cut inside a frame
-//! and no later frame can be found again, so the direction is marked `BROKEN`, shut
-//! down (the peer's receiver reads a truncated frame, a `Protocol` error, then end of
-//! file; or the peer's senders get `Disconnected`), and every later operation in that
-//! direction on this end is a `Protocol` error that says why. A receive that fails
-//! after it consumed part of a frame (bad magic, over the size limit) leaves the
-//! stream mid-frame too and breaks the direction the same way.
+//! but the dead holder's own message. Mid-frame, over a sequenced-packet socket (a
+//! pipe), the next sender sends sync records before its own frame (`wire::packet`):
+//! the receivers report the cut frame, if there is one, and the direction goes on.
+//! Mid-frame over a stream, the byte stream is cut inside a frame and no later frame
+//! can be found again, so the direction is marked `BROKEN`, shut down (the peer's
+//! receiver reads a truncated frame, a `Protocol` error, then end of file; or the
+//! peer's senders get `Disconnected`), and every later operation in that direction on
+//! this end is a `Protocol` error that says why. A receive that fails after it
+//! consumed part of a frame (bad magic, over the size limit) leaves the stream
+//! mid-frame too and breaks the direction the same way. (Over a pipe the receive mark
+//! is never set: records are whole.)
 
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
@@ -37,6 +41,7 @@ use crate::sync::raw;
 use crate::sync::segment::Segment;
 use crate::sys;
 use crate::wire::frame::{AT_BOUNDARY, MID_FRAME};
+use crate::wire::packet;
 
 /// A mark: this direction of the end is unusable (see the module docs).
 const BROKEN: u32 = 2;
@@ -104,16 +109,20 @@ impl EndLocks {
     /// `MID_FRAME` until the guard drops; a receiver hands [`Held::mark`] to the frame
     /// reader. `None` if `deadline` passed first.
     ///
+    /// `packets`: `fd` is a sequenced-packet socket, where a sender that died
+    /// mid-frame is followed by sync records instead of breaking the direction.
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::Protocol`] if the direction is broken, or breaks now because the
-    /// previous holder died in the middle of a frame; `fd` is then shut down in that
-    /// direction.
+    /// previous holder died in the middle of a frame over a stream; `fd` is then shut
+    /// down in that direction. Over packets, the error of sending the sync records.
     #[inline]
     pub(super) fn hold<'a>(
         &'a self,
         dir: Dir,
         fd: BorrowedFd<'a>,
+        packets: bool,
         deadline: Option<Instant>,
     ) -> Result<Option<Held<'a>>> {
         let lock = self.lock_word(dir.lock());
@@ -122,7 +131,14 @@ impl EndLocks {
         };
         let mark = self.word(dir.mark());
         let m = mark.load(Ordering::Acquire);
-        if m == BROKEN || (a.owner_died && m == MID_FRAME) {
+        if a.owner_died && m == MID_FRAME && packets && dir == Dir::Send {
+            // The mark stays `MID_FRAME` until the sync records are out: if this
+            // sender dies too, the next one sends them again.
+            if let Err(e) = packet::send_sync(fd) {
+                raw::release(lock);
+                return Err(e);
+            }
+        } else if m == BROKEN || (a.owner_died && m == MID_FRAME) {
             break_direction(mark, dir, fd);
             raw::release(lock);
             return Err(broken(dir));

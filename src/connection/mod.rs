@@ -25,10 +25,11 @@
 //!   pipes use (see `wire::packet`), for two other reasons: a small message is
 //!   received in one system call (over a stream, a receiver must peek at the header
 //!   before it reads exactly one frame, and on a loaded CPU that second call was a
-//!   fifth of a round trip), and a receiver that dies in the middle of a message costs
-//!   only that message (the next receiver skips the records left of it) instead of
-//!   closing the direction. Large frames move at the stream's speed because their
-//!   records are sent and received in batches (`sendmmsg`/`recvmmsg`).
+//!   fifth of a round trip), and a process that dies in the middle of a message, as
+//!   sender or receiver, costs only that message (the next receiver skips what is
+//!   left of it, see below) instead of closing the direction. Large frames move at
+//!   the stream's speed because their records are sent and received in batches
+//!   (`sendmmsg`/`recvmmsg`).
 //! * *A memfd per message* (the frame carries only the fd) makes each frame one small
 //!   `sendmsg`; that its bytes are never split relies on how Linux queues stream
 //!   socket data (one buffer per write up to a size), which nothing documents; it
@@ -40,19 +41,30 @@
 //!
 //! A holder that dies does not wedge the others: the lock detects its dead owner and
 //! hands it on, and a *progress mark* next to each lock says whether the dead holder
-//! was in the middle of a frame. (Over a pipe only the send lock's mark is kept: a
-//! receiver that dies there costs only its own message, see `wire::packet`.) If it was
-//! not, nothing is lost but its own message. If it was, the byte stream is cut inside a
-//! frame and no later frame boundary can be found again (over a pipe, the frame's last
-//! records never come), so that direction of the end is closed: the next sender (or
-//! receiver) marks it broken and shuts the socket down in that direction; every later
-//! operation in that direction on any copy is an [`ErrorKind::Protocol`] error that
-//! says a sender (receiver) died in a message. The peer's receiver reads all the whole
-//! messages sent before, then one `Protocol` error (the truncated frame), then
-//! [`ErrorKind::Disconnected`]; after a receiver died mid-frame, the peer's senders get
-//! `Disconnected`. Never garbage. A receiver killed in the instant of one read that
-//! finds nothing may be taken for one killed mid-frame (a false alarm that closes the
-//! direction, never a misread).
+//! was in the middle of a frame.
+//!
+//! * Over a pipe, a dead holder costs only its own message. Records are whole, and
+//!   each says whether it starts a frame or continues one, so the next receiver skips
+//!   what a dead receiver left of its frame; after a dead sender, the next sender first
+//!   sends a few *sync records*, which make a receiver in the middle of the cut frame
+//!   report it (one [`ErrorKind::Protocol`] error: a truncated frame) and are skipped
+//!   anywhere else (see `wire::packet`). Every message sent before and after arrives
+//!   whole.
+//! * Over a stream (a [`Listener`](crate::Listener)'s or [`Client`](crate::Client)'s
+//!   connection), a holder that died at a frame boundary cost nothing but its own
+//!   message. One that died in the middle of a frame cut the byte stream where no later
+//!   frame boundary can be found again, so that direction of the end is closed: the
+//!   next sender (or receiver) marks it broken and shuts the socket down in that
+//!   direction; every later operation in that direction on any copy is an
+//!   [`ErrorKind::Protocol`] error that says a sender (receiver) died in a message. The
+//!   peer's receiver reads all the whole messages sent before, then one `Protocol`
+//!   error (the truncated frame), then [`ErrorKind::Disconnected`]; after a receiver
+//!   died mid-frame, the peer's senders get `Disconnected`. A sender killed inside
+//!   `send` counts as mid-frame even if its last byte had just gone out, and a
+//!   receiver killed in the instant of one read that finds nothing may be taken for
+//!   one killed mid-frame: false alarms that close the direction, never a misread.
+//!
+//! Never garbage.
 //!
 //! # Examples
 //!
@@ -241,7 +253,8 @@ impl<T> Connection<T> {
     /// Takes this end's lock of `dir` for one frame (see `locks`); `None` on timeout.
     #[inline]
     fn hold(&self, dir: Dir, deadline: Option<Instant>) -> Result<Option<locks::Held<'_>>> {
-        self.locks.hold(dir, self.fd.as_fd(), deadline)
+        self.locks
+            .hold(dir, self.fd.as_fd(), self.packets, deadline)
     }
 
     /// Sets the largest message this end accepts; a larger incoming frame is a
@@ -312,9 +325,9 @@ impl<T> Connection<T> {
     /// ```
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
         self.check_writable()?;
-        let g = self.hold(Dir::Send, None)?.expect("no deadline");
+        let _g = self.hold(Dir::Send, None)?.expect("no deadline");
         if self.packets {
-            return packet::send_parts(self.fd.as_fd(), &[bytes], &[], g.mark());
+            return packet::send_parts(self.fd.as_fd(), &[bytes], &[]);
         }
         frame::send_parts(self.fd.as_fd(), bytes, &[])
     }
@@ -551,9 +564,9 @@ impl<T: Serialize> Connection<T> {
         if let Some((word, elems)) = format::plain_vec_parts(value)
             && elems.len() >= ZERO_COPY_MIN
         {
-            let g = self.hold(Dir::Send, None)?.expect("no deadline");
+            let _g = self.hold(Dir::Send, None)?.expect("no deadline");
             if self.packets {
-                return packet::send_parts(self.fd.as_fd(), &[&word, elems], &[], g.mark());
+                return packet::send_parts(self.fd.as_fd(), &[&word, elems], &[]);
             }
             return frame::send_word_and(self.fd.as_fd(), word, elems);
         }
@@ -568,9 +581,9 @@ impl<T: Serialize> Connection<T> {
                  manager proxy instead",
             ));
         }
-        let g = self.hold(Dir::Send, None)?.expect("no deadline");
+        let _g = self.hold(Dir::Send, None)?.expect("no deadline");
         let sent = if self.packets {
-            packet::send(self.fd.as_fd(), &mut bytes, &fds, g.mark())
+            packet::send(self.fd.as_fd(), &mut bytes, &fds)
         } else {
             frame::send(self.fd.as_fd(), &mut bytes, &fds)
         };

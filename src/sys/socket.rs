@@ -338,7 +338,9 @@ pub(crate) fn peek(fd: BorrowedFd<'_>, buf: &mut [u8], nonblocking: bool) -> io:
 
 /// Receives up to `buf.len()` bytes from any connected socket (TCP too), without
 /// waiting when `nonblocking`: `WouldBlock` when nothing waits. Returns 0 at end of
-/// stream. No fds are taken (`recv`, not `recvmsg`).
+/// stream. No fds are taken (`recv`, not `recvmsg`). (The broker's connections use
+/// it.)
+#[cfg(feature = "redis")]
 pub(crate) fn recv_bytes(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],

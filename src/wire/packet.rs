@@ -27,10 +27,23 @@
 //! message is lost and the direction stays usable. (Over a stream socket the same
 //! death cuts the byte stream inside a frame, and the direction must be closed.) A
 //! frame refused at its header (over the size limit, a bad magic) is skipped the same
-//! way, and so is what is left of a frame whose sender died in the middle: its next
-//! record is a first record, and the frame is reported as truncated. (A sender that
-//! dies mid-frame still closes the sending direction, as over a stream: see the send
-//! lock's progress mark in `connection`.)
+//! way.
+//!
+//! A sender that dies costs only its own message too. The send lock's progress mark
+//! (see `connection`) is `MID_FRAME` for as long as a sender holds the lock, so the
+//! next sender knows that the dead one may have left part of a frame behind (it
+//! cannot know more: a kill can land while the last record is on its way out, or just
+//! after). Before its own frame it sends [`BATCH`] *sync records* ([`SYNC`], nothing
+//! else). A receiver in the middle of the cut frame takes a sync record where a
+//! continuation was due and reports the frame as truncated; one at a frame boundary
+//! (the dead sender's frame was whole after all, or nothing of it went out) is
+//! skipped. A receiver takes at most [`BATCH`] records per system call and never more
+//! than the frame it reads still lacks, so once it meets the first sync record, what
+//! else that call took is sync records too: the frames that follow them are intact.
+//!
+//! ```text
+//! sync record:          | "MPFS" | 0u32 | 0u64 |
+//! ```
 //!
 //! A continuation record that is not where it should be (the wrong offset or length,
 //! or carrying handles) is a malformed frame, reported as such.
@@ -41,15 +54,13 @@
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 use crate::sys::socket::{BATCH, Record};
 use crate::wire::frame::{
-    AT_BOUNDARY, CHUNK, Frame, HEADER, Header, MID_FRAME, RecvLimits, Reserved, SPIN, first_body,
-    grow_body,
+    CHUNK, Frame, HEADER, Header, RecvLimits, Reserved, SPIN, first_body, grow_body,
 };
 
 /// The size of every record of a frame but its last: a frame's header and its first
@@ -61,6 +72,10 @@ pub(crate) const RECORD: usize = 64 << 10;
 
 /// The mark that starts a continuation record.
 const CONT: [u8; 4] = 0x4d50_4643u32.to_le_bytes(); // "MPFC"
+
+/// The mark of a sync record: what a sender sends after another died holding the
+/// send lock (see the module docs).
+const SYNC: [u8; 4] = 0x4d50_4653u32.to_le_bytes(); // "MPFS"
 
 /// A continuation record's prefix: [`CONT`], 4 zero bytes, and the offset in the body
 /// of the bytes that follow (`u64`, little-endian). As long as a frame header, so that
@@ -86,43 +101,35 @@ thread_local! {
 }
 
 /// Sends a frame whose header sits in the first [`HEADER`] bytes of `buf` (reserved by
-/// the encoder; written here) and whose body is the rest, with `fds`.
-///
-/// `mark` is the send lock's progress mark, which taking the lock set to `MID_FRAME`.
-/// A record is sent whole or not at all, so a sender that dies before its frame's
-/// first record is out (say, asleep in `send` while the socket buffer is full) leaves
-/// nothing of it behind: the mark is `AT_BOUNDARY` until then, and the next sender
-/// does not take the direction for broken. It is `MID_FRAME` while the other records
-/// of a larger frame go out. (A sender killed in the instant between its first record
-/// and that store leaves a cut frame unmarked: the receiver reports it truncated, and
-/// the record that follows it is lost with it.)
-pub(crate) fn send(
-    fd: BorrowedFd<'_>,
-    buf: &mut [u8],
-    fds: &[BorrowedFd<'_>],
-    mark: &AtomicU32,
-) -> Result<()> {
+/// the encoder; written here) and whose body is the rest, with `fds`. The caller holds
+/// the send lock, its progress mark at `MID_FRAME` (see the module docs).
+pub(crate) fn send(fd: BorrowedFd<'_>, buf: &mut [u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
     let (head, body) = buf.split_at_mut(HEADER);
     head.copy_from_slice(&header(fds.len(), body.len()));
     if buf.len() <= RECORD {
-        mark.store(AT_BOUNDARY, Ordering::Relaxed);
         return sys::socket::send_record(fd, &[IoSlice::new(buf)], fds)
             .map_err(|e| Error::io("send", e));
     }
     let (head, body) = buf.split_at(HEADER);
-    send_records(fd, head, &[body], fds, mark)
+    send_records(fd, head, &[body], fds)
 }
 
-/// Sends `body` (its parts gathered, not copied) as one frame with `fds`.
-/// (`mark` as for [`send`].)
-pub(crate) fn send_parts(
-    fd: BorrowedFd<'_>,
-    body: &[&[u8]],
-    fds: &[BorrowedFd<'_>],
-    mark: &AtomicU32,
-) -> Result<()> {
+/// Sends `body` (its parts gathered, not copied) as one frame with `fds`, under the
+/// send lock as for [`send`].
+pub(crate) fn send_parts(fd: BorrowedFd<'_>, body: &[&[u8]], fds: &[BorrowedFd<'_>]) -> Result<()> {
     let len = body.iter().map(|p| p.len()).sum();
-    send_records(fd, &header(fds.len(), len), body, fds, mark)
+    send_records(fd, &header(fds.len(), len), body, fds)
+}
+
+/// Sends [`BATCH`] sync records: the sender that held the send lock before this one
+/// died with it (see the module docs). The caller holds the send lock, its mark still
+/// at `MID_FRAME`: if this sender dies too, the next one sends them again.
+pub(crate) fn send_sync(fd: BorrowedFd<'_>) -> Result<()> {
+    let mut sync = [0u8; PREFIX];
+    sync[..SYNC.len()].copy_from_slice(&SYNC);
+    let one = [IoSlice::new(&sync)];
+    let records = [&one[..]; BATCH];
+    sys::socket::send_batch(fd, &records).map_err(|e| Error::io("send", e))
 }
 
 fn header(nfds: usize, len: usize) -> [u8; HEADER] {
@@ -142,7 +149,6 @@ fn send_records(
     head: &[u8],
     body: &[&[u8]],
     fds: &[BorrowedFd<'_>],
-    mark: &AtomicU32,
 ) -> Result<()> {
     // A record spans at most the prefix and three parts (callers pass at most two).
     debug_assert!(body.len() <= 3);
@@ -171,13 +177,10 @@ fn send_records(
     }
     debug_assert!(part.is_empty());
     let records: Vec<&[IoSlice<'_>]> = records.iter().map(|(iov, n)| &iov[..*n]).collect();
-    // The first record on its own (it carries the handles, and `sendmmsg` is used
-    // without control messages): until it is out, nothing of the frame is, and a
-    // sender that dies asleep waiting for room leaves nothing behind.
-    mark.store(AT_BOUNDARY, Ordering::Relaxed);
+    // The first record on its own: it carries the handles, and `sendmmsg` is used
+    // without control messages.
     sys::socket::send_record(fd, records[0], fds).map_err(|e| Error::io("send", e))?;
     if records.len() > 1 {
-        mark.store(MID_FRAME, Ordering::Relaxed);
         sys::socket::send_batch(fd, &records[1..]).map_err(|e| Error::io("send", e))?;
     }
     Ok(())
@@ -217,8 +220,9 @@ pub(crate) fn recv(
                 }
                 return Err(malformed("an empty record"));
             }
-            if n >= CONT.len() && head[..CONT.len()] == CONT {
-                // What a receiver that died (or a refused frame) left of its frame.
+            if n >= CONT.len() && (head[..CONT.len()] == CONT || head[..SYNC.len()] == SYNC) {
+                // What a receiver that died (or a refused frame) left of its frame, or
+                // sync records after a sender that died (see the module docs).
                 continue;
             }
             if truncated {
@@ -308,9 +312,18 @@ fn rest_of_frame(
             if r.len == 0 {
                 return Err(truncated_frame());
             }
+            if r.len >= SYNC.len() && mark[..SYNC.len()] == SYNC {
+                // The sender of this frame died in its middle; the sync records that
+                // follow are skipped by the next receive.
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    "the sender of a message died in its middle (truncated frame); the \
+                     messages after it arrive whole",
+                ));
+            }
             if r.len < PREFIX || mark[..CONT.len()] != CONT {
-                // A new frame's first record (or a stray short one): the sender of this
-                // frame died in its middle.
+                // A new frame's first record, or a stray short one: only a peer that
+                // does not follow the protocol sends that.
                 return Err(truncated_frame());
             }
             if r.cut || r.len - PREFIX != slot || *mark != prefix(got) {
@@ -335,4 +348,102 @@ fn truncated_frame() -> Error {
         ErrorKind::Protocol,
         "the connection closed in the middle of a message (truncated frame)",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+    use crate::wire::frame::RecvLimits;
+
+    /// Body byte `k` of frame `tag`.
+    fn byte(tag: u8, k: usize) -> u8 {
+        (k as u8).wrapping_mul(31) ^ (k >> 9) as u8 ^ tag
+    }
+
+    fn body(tag: u8, len: usize) -> Vec<u8> {
+        (0..len).map(|k| byte(tag, k)).collect()
+    }
+
+    /// The first record and `cont` continuation records of a frame of `len` body
+    /// bytes, as a sender that died after them left it.
+    fn send_cut(fd: BorrowedFd<'_>, tag: u8, len: usize, cont: usize) {
+        let b = body(tag, len);
+        let first = len.min(RECORD - HEADER);
+        let head = header(0, len);
+        sys::socket::send_record(fd, &[IoSlice::new(&head), IoSlice::new(&b[..first])], &[])
+            .unwrap();
+        for offset in (first..len).step_by(PER).take(cont) {
+            let p = prefix(offset);
+            let end = (offset + PER).min(len);
+            sys::socket::send_record(fd, &[IoSlice::new(&p), IoSlice::new(&b[offset..end])], &[])
+                .unwrap();
+        }
+    }
+
+    /// A sender dies after any number of its frame's records (none but the first, some,
+    /// more than a receive batch, all of them); the next sends sync records, then a
+    /// large frame with a handle and a small one. The receiver reports the cut frame
+    /// (or receives it whole, if it was), then gets both later frames intact: a batch
+    /// that ran into the sync records took nothing of them.
+    #[test]
+    fn sync_records_after_a_dead_sender_keep_the_next_frames_whole() {
+        let len = 40 * PER + 1000; // 40 continuation records: more than a batch
+        let all = (len - PER).div_ceil(PER);
+        for cont in [0, 1, 5, BATCH - 1, BATCH, BATCH + 1, all - 1, all] {
+            let (a, b) = sys::socket::pair_packets().unwrap();
+            let (pr, _pw) = rustix::pipe::pipe().unwrap();
+            std::thread::scope(|sc| {
+                sc.spawn(|| {
+                    send_cut(a.as_fd(), 1, len, cont);
+                    send_sync(a.as_fd()).unwrap();
+                    let mut big = body(2, 3 * RECORD);
+                    send_parts(a.as_fd(), &[&big], &[pr.as_fd()]).unwrap();
+                    big.truncate(100);
+                    send_parts(a.as_fd(), &[&big], &[]).unwrap();
+                });
+                let limits = RecvLimits::trusted(u64::MAX);
+                // Bounded: a receive that lost its place would wait forever.
+                let until = Instant::now() + Duration::from_secs(10);
+                let recv = || {
+                    recv(b.as_fd(), Some(until), &limits, Duration::ZERO)
+                        .map(|f| f.expect("a frame within 10 s"))
+                };
+                if cont < all {
+                    let e = recv().map(|_| "a frame").unwrap_err();
+                    assert_eq!(e.kind(), ErrorKind::Protocol, "{cont}: {e}");
+                    assert!(e.to_string().contains("died in its middle"), "{cont}: {e}");
+                } else {
+                    assert!(recv().unwrap().body == body(1, len), "the frame differs");
+                }
+                let f = recv().unwrap();
+                assert!(
+                    f.body == body(2, 3 * RECORD),
+                    "{cont}: the next frame differs"
+                );
+                assert_eq!(f.fds.len(), 1, "{cont}");
+                assert_eq!(recv().unwrap().body, body(2, 100), "{cont}");
+            });
+        }
+    }
+
+    /// Sync records where no frame was cut (the dead sender had sent nothing, or its
+    /// frame whole) are skipped.
+    #[test]
+    fn sync_records_at_a_boundary_are_skipped() {
+        let (a, b) = sys::socket::pair_packets().unwrap();
+        send_sync(a.as_fd()).unwrap();
+        send_parts(a.as_fd(), &[b"one"], &[]).unwrap();
+        send_sync(a.as_fd()).unwrap();
+        send_sync(a.as_fd()).unwrap();
+        send_parts(a.as_fd(), &[b"two"], &[]).unwrap();
+        let limits = RecvLimits::trusted(u64::MAX);
+        for want in [&b"one"[..], b"two"] {
+            let f = recv(b.as_fd(), None, &limits, Duration::ZERO)
+                .unwrap()
+                .unwrap();
+            assert_eq!(f.body, want);
+        }
+    }
 }
