@@ -117,11 +117,14 @@ const ZERO_COPY_MIN: usize = 64 << 10;
 /// are serialized with sends and receives with receives, across processes, by locks
 /// that every copy of the end shares. This holds for ends from [`pipe`], from
 /// [`Listener::accept`](crate::Listener::accept) and from
-/// [`Client::connect`](crate::Client::connect) alike. If a process dies in the middle
-/// of sending (or receiving) a message, that direction of the end is closed with a
-/// clear [`ErrorKind::Protocol`] error for every later send (or receive) on it, and
-/// the peer reads what was sent whole, one `Protocol` error, then
-/// [`ErrorKind::Disconnected`]; the other senders and receivers are not blocked.
+/// [`Client::connect`](crate::Client::connect) alike. A process that dies in the
+/// middle of sending (or receiving) a message never blocks the others nor makes anyone
+/// read garbage. On a pipe it costs only that message: a receiver in the middle of it
+/// gets one [`ErrorKind::Protocol`] error (a truncated frame), and every message before
+/// and after arrives whole. On a stream connection (a listener's or client's) no later
+/// message boundary can be found, so that direction of the end is closed with a clear
+/// `Protocol` error for every later send (or receive) on it, and the peer reads what
+/// was sent whole, one `Protocol` error, then [`ErrorKind::Disconnected`].
 ///
 /// # Errors
 ///
@@ -310,7 +313,9 @@ impl<T> Connection<T> {
     /// # Errors
     ///
     /// [`ErrorKind::Disconnected`] if the peer is gone; [`ErrorKind::NotPermitted`] on
-    /// the reading end of a one-way pipe.
+    /// the reading end of a one-way pipe; [`ErrorKind::Protocol`] on a stream
+    /// connection whose sending direction another sender broke by dying in the middle
+    /// of a message (over a pipe, a sender that dies costs only its own message).
     ///
     /// # Examples
     ///
@@ -369,7 +374,9 @@ impl<T> Connection<T> {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Disconnected`] if the peer is gone and nothing is left.
+    /// [`ErrorKind::Disconnected`] if the peer is gone and nothing is left;
+    /// [`ErrorKind::Protocol`] for a malformed frame, or one cut short because its
+    /// sender died in its middle (over a pipe, the next message arrives whole).
     ///
     /// # Examples
     ///
@@ -544,7 +551,8 @@ impl<T: Serialize> Connection<T> {
     /// # Errors
     ///
     /// [`ErrorKind::Serialize`] if `value` cannot be serialized: nothing is sent and the
-    /// connection stays usable. [`ErrorKind::Disconnected`] if the peer is gone.
+    /// connection stays usable. [`ErrorKind::Disconnected`] if the peer is gone;
+    /// [`ErrorKind::Protocol`] as for [`send_bytes`](Connection::send_bytes).
     ///
     /// # Examples
     ///
@@ -599,7 +607,8 @@ impl<T: DeserializeOwned> Connection<T> {
     ///
     /// [`ErrorKind::Disconnected`] once the peer is gone and everything sent was read;
     /// [`ErrorKind::Deserialize`] if the bytes are not a `T` (the message is consumed,
-    /// the connection stays usable); [`ErrorKind::Protocol`] for a malformed frame.
+    /// the connection stays usable); [`ErrorKind::Protocol`] for a malformed frame, or
+    /// one cut short because its sender died in its middle.
     ///
     /// # Examples
     ///
