@@ -20,6 +20,8 @@
 //! but the dead holder's own message. Mid-frame, over a sequenced-packet socket (a
 //! pipe), the next sender sends sync records before its own frame (`wire::packet`):
 //! the receivers report the cut frame, if there is one, and the direction goes on.
+//! (Over packets a send that failed leaves the mark `MID_FRAME` too: its records may
+//! have been cut by the error.)
 //! Mid-frame over a stream, the byte stream is cut inside a frame and no later frame
 //! can be found again, so the direction is marked `BROKEN`, shut down (the peer's
 //! receiver reads a truncated frame, a `Protocol` error, then end of file; or the
@@ -131,9 +133,10 @@ impl EndLocks {
         };
         let mark = self.word(dir.mark());
         let m = mark.load(Ordering::Acquire);
-        if a.owner_died && m == MID_FRAME && packets && dir == Dir::Send {
-            // The mark stays `MID_FRAME` until the sync records are out: if this
-            // sender dies too, the next one sends them again.
+        if m == MID_FRAME && packets && dir == Dir::Send {
+            // The previous sender died, or its send failed, holding the lock (see
+            // `Held::sent`). The mark stays `MID_FRAME` until the sync records are
+            // out: if this sender dies too, the next one sends them again.
             if let Err(e) = packet::send_sync(fd) {
                 raw::release(lock);
                 return Err(e);
@@ -151,6 +154,8 @@ impl EndLocks {
             mark,
             dir,
             fd,
+            packets,
+            cut: false,
         }))
     }
 }
@@ -190,6 +195,9 @@ pub(super) struct Held<'a> {
     mark: &'a AtomicU32,
     dir: Dir,
     fd: BorrowedFd<'a>,
+    packets: bool,
+    /// A send under this guard failed over packets (see [`Held::sent`]).
+    cut: bool,
 }
 
 impl Held<'_> {
@@ -197,14 +205,23 @@ impl Held<'_> {
     pub(super) fn mark(&self) -> &AtomicU32 {
         self.mark
     }
+
+    /// Ends a send under this guard with its result `r`. Over packets, a send that
+    /// failed may have left part of its frame behind (its records cut by an error);
+    /// the mark then stays `MID_FRAME`, and the next sender sends sync records first
+    /// (harmless if nothing was cut). Over a stream a send fails part-way only when
+    /// the peer is gone, and nothing more can be misread.
+    pub(super) fn sent<T>(mut self, r: Result<T>) -> Result<T> {
+        self.cut = self.packets && r.is_err();
+        r
+    }
 }
 
 impl Drop for Held<'_> {
     #[inline]
     fn drop(&mut self) {
         match self.dir {
-            // Sends that fail part-way fail because the peer is gone: nothing more can
-            // be misread.
+            Dir::Send if self.cut => {}
             Dir::Send => self.mark.store(AT_BOUNDARY, Ordering::Release),
             Dir::Recv => {
                 if self.mark.load(Ordering::Relaxed) == MID_FRAME {
@@ -236,5 +253,63 @@ impl<'de> Deserialize<'de> for EndLocks {
             seg: Arc::new(seg),
             slot,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    /// The records waiting on `fd`, by length and first four bytes.
+    fn waiting(fd: BorrowedFd<'_>) -> Vec<(usize, [u8; 4])> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while let Ok((n, _)) = rustix::net::recv(fd, &mut buf, rustix::net::RecvFlags::DONTWAIT) {
+            got.push((n, buf[..4].try_into().unwrap()));
+        }
+        got
+    }
+
+    /// Over packets, a send that failed under the lock makes the next sender send sync
+    /// records first (once); one that succeeded does not. Over a stream, neither does,
+    /// and the direction stays usable.
+    #[test]
+    fn a_failed_send_makes_the_next_sender_sync_over_packets_only() {
+        for packets in [true, false] {
+            let (a, b) = if packets {
+                sys::socket::pair_packets().unwrap()
+            } else {
+                let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+                (a.into(), b.into())
+            };
+            let [l] = EndLocks::new_ends::<1>().unwrap();
+            let send = |ok: bool| {
+                let g = l
+                    .hold(Dir::Send, a.as_fd(), packets, None)
+                    .unwrap()
+                    .unwrap();
+                let r = if ok {
+                    Ok(())
+                } else {
+                    Err(Error::new(ErrorKind::Protocol, "cut"))
+                };
+                let _ = g.sent(r);
+            };
+            send(true);
+            assert_eq!(waiting(b.as_fd()), []);
+            send(false);
+            assert_eq!(waiting(b.as_fd()), []);
+            send(true);
+            let got = waiting(b.as_fd());
+            if packets {
+                assert_eq!(got, vec![(16, packet::SYNC); crate::sys::socket::BATCH]);
+            } else {
+                assert_eq!(got, []);
+            }
+            send(true);
+            assert_eq!(waiting(b.as_fd()), [], "sync records once");
+        }
     }
 }

@@ -330,11 +330,12 @@ impl<T> Connection<T> {
     /// ```
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
         self.check_writable()?;
-        let _g = self.hold(Dir::Send, None)?.expect("no deadline");
-        if self.packets {
-            return packet::send_parts(self.fd.as_fd(), &[bytes], &[]);
-        }
-        frame::send_parts(self.fd.as_fd(), bytes, &[])
+        let g = self.hold(Dir::Send, None)?.expect("no deadline");
+        g.sent(if self.packets {
+            packet::send_parts(self.fd.as_fd(), &[bytes], &[])
+        } else {
+            frame::send_parts(self.fd.as_fd(), bytes, &[])
+        })
     }
 
     fn recv_frame(&self, deadline: Option<Instant>) -> Result<Option<frame::Frame>> {
@@ -572,11 +573,12 @@ impl<T: Serialize> Connection<T> {
         if let Some((word, elems)) = format::plain_vec_parts(value)
             && elems.len() >= ZERO_COPY_MIN
         {
-            let _g = self.hold(Dir::Send, None)?.expect("no deadline");
-            if self.packets {
-                return packet::send_parts(self.fd.as_fd(), &[&word, elems], &[]);
-            }
-            return frame::send_word_and(self.fd.as_fd(), word, elems);
+            let g = self.hold(Dir::Send, None)?.expect("no deadline");
+            return g.sent(if self.packets {
+                packet::send_parts(self.fd.as_fd(), &[&word, elems], &[])
+            } else {
+                frame::send_word_and(self.fd.as_fd(), word, elems)
+            });
         }
         let mut enc = codec::encode_reusing(value, frame::HEADER)?;
         let mut bytes = std::mem::take(&mut enc.bytes);
@@ -589,12 +591,12 @@ impl<T: Serialize> Connection<T> {
                  manager proxy instead",
             ));
         }
-        let _g = self.hold(Dir::Send, None)?.expect("no deadline");
-        let sent = if self.packets {
+        let g = self.hold(Dir::Send, None)?.expect("no deadline");
+        let sent = g.sent(if self.packets {
             packet::send(self.fd.as_fd(), &mut bytes, &fds)
         } else {
             frame::send(self.fd.as_fd(), &mut bytes, &fds)
-        };
+        });
         codec::recycle(bytes);
         sent
     }

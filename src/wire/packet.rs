@@ -30,10 +30,10 @@
 //! way.
 //!
 //! A sender that dies costs only its own message too. The send lock's progress mark
-//! (see `connection`) is `MID_FRAME` for as long as a sender holds the lock, so the
-//! next sender knows that the dead one may have left part of a frame behind (it
-//! cannot know more: a kill can land while the last record is on its way out, or just
-//! after). Before its own frame it sends [`BATCH`] *sync records* ([`SYNC`], nothing
+//! (see `connection`) is `MID_FRAME` for as long as a sender holds the lock, and stays
+//! so after a send that failed, so the next sender knows that the previous one may
+//! have left part of a frame behind (it cannot know more: a kill can land while the
+//! last record is on its way out, or just after). Before its own frame it sends [`BATCH`] *sync records* ([`SYNC`], nothing
 //! else). A receiver in the middle of the cut frame takes a sync record where a
 //! continuation was due and reports the frame as truncated; one at a frame boundary
 //! (the dead sender's frame was whole after all, or nothing of it went out) is
@@ -75,7 +75,7 @@ const CONT: [u8; 4] = 0x4d50_4643u32.to_le_bytes(); // "MPFC"
 
 /// The mark of a sync record: what a sender sends after another died holding the
 /// send lock (see the module docs).
-const SYNC: [u8; 4] = 0x4d50_4653u32.to_le_bytes(); // "MPFS"
+pub(crate) const SYNC: [u8; 4] = 0x4d50_4653u32.to_le_bytes(); // "MPFS"
 
 /// A continuation record's prefix: [`CONT`], 4 zero bytes, and the offset in the body
 /// of the bytes that follow (`u64`, little-endian). As long as a frame header, so that
