@@ -33,7 +33,7 @@
 
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -59,6 +59,9 @@ const RECV_LOCK: usize = 1;
 /// 32-bit word indices in a slot (after the two locks).
 const SEND_MARK: usize = 4;
 const RECV_MARK: usize = 5;
+/// The locks' sleeper counts, each followed by its sleepers' futex word.
+const SEND_SLEEPERS: usize = 6;
+const RECV_SLEEPERS: usize = 8;
 
 /// A direction of an end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +81,12 @@ impl Dir {
         match self {
             Dir::Send => SEND_MARK,
             Dir::Recv => RECV_MARK,
+        }
+    }
+    fn sleepers(self) -> usize {
+        match self {
+            Dir::Send => SEND_SLEEPERS,
+            Dir::Recv => RECV_SLEEPERS,
         }
     }
 }
@@ -103,8 +112,12 @@ impl EndLocks {
         self.seg.word(self.slot * WORDS_PER_SLOT + w)
     }
 
-    fn lock_word(&self, l: usize) -> &AtomicU64 {
-        self.seg.word64(self.slot * LOCKS_PER_SLOT + l)
+    fn lock(&self, dir: Dir) -> raw::RawLock<'_> {
+        raw::RawLock {
+            word: self.seg.word64(self.slot * LOCKS_PER_SLOT + dir.lock()),
+            sleepers: self.word(dir.sleepers()),
+            seq: self.word(dir.sleepers() + 1),
+        }
     }
 
     /// Takes the lock of `dir` for one whole frame. With a send guard, the mark stays
@@ -127,7 +140,7 @@ impl EndLocks {
         packets: bool,
         deadline: Option<Instant>,
     ) -> Result<Option<Held<'a>>> {
-        let lock = self.lock_word(dir.lock());
+        let lock = self.lock(dir);
         let Some(a) = raw::acquire(lock, raw::Owner::me(), deadline) else {
             return Ok(None);
         };
@@ -191,7 +204,7 @@ fn broken(dir: Dir) -> Error {
 /// A held lock of one direction; releases on drop.
 #[derive(Debug)]
 pub(super) struct Held<'a> {
-    lock: &'a AtomicU64,
+    lock: raw::RawLock<'a>,
     mark: &'a AtomicU32,
     dir: Dir,
     fd: BorrowedFd<'a>,

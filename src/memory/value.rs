@@ -18,13 +18,18 @@ use crate::sync::raw;
 use crate::sync::segment::Segment;
 use crate::wire::codec;
 
-/// Where the data starts in a segment (room for the lock and header words).
-const DATA: usize = 64;
+/// Where the data starts in a segment (room for the lock and header words, and the
+/// lock's sleeper words on a cache line of their own).
+const DATA: usize = 128;
 /// The 64-bit lock word (`word64` index: bytes 0..8).
 const W_LOCK: usize = 0;
 // 32-bit word indices, after the lock word.
 const W_RAW: usize = 2;
 const W_LEN: usize = 3;
+/// The lock's sleeper count, then its sleepers' futex word (17): on the second cache
+/// line, which only sleepers write, so that a release's look at it costs no transfer
+/// of the lock word's line, which a contender may have just taken.
+const W_SLEEPERS: usize = 16;
 
 fn segment_for<T: Pod>(name: &str, n: usize, raw: bool) -> Result<Segment> {
     if std::mem::align_of::<T>() > DATA {
@@ -183,7 +188,7 @@ impl<T: ?Sized> DerefMut for SharedGuard<'_, T> {
 
 impl<T: ?Sized> Drop for SharedGuard<'_, T> {
     fn drop(&mut self) {
-        raw::release(self.seg.word64(W_LOCK));
+        raw::release(self.seg.raw_lock(W_LOCK, W_SLEEPERS));
     }
 }
 
@@ -194,7 +199,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for SharedGuard<'_, T> {
 }
 
 fn lock_seg(seg: &Segment) -> bool {
-    raw::acquire(seg.word64(W_LOCK), raw::Owner::me(), None)
+    raw::acquire(seg.raw_lock(W_LOCK, W_SLEEPERS), raw::Owner::me(), None)
         .expect("no deadline")
         .owner_died
 }

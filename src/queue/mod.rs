@@ -62,8 +62,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -85,7 +85,8 @@ use crate::wire::{codec, frame};
 //   line 1 (bytes 64..128):  consumer side: lock, head, items freed, the tail
 //                            consumers saw last
 //   line 2 (bytes 128..192): written at creation or rarely: capacity, maxsize,
-//                            joinable's unfinished count and the waiter counts
+//                            joinable's unfinished count, the waiter counts, the
+//                            locks' sleeper words
 //   line 3 (bytes 192..256): the futex words, bumped only while someone sleeps
 //
 // u64 word indices.
@@ -119,6 +120,11 @@ const W_ASYNC_WAITERS: usize = 38;
 const W_SPACE_WAITERS: usize = 39;
 /// Consumers asleep waiting for an item.
 const W_ITEM_WAITERS: usize = 40;
+/// The producer lock's sleeper count, then its sleepers' futex word; the consumer
+/// lock's likewise. On the rarely written line: a release reads its count right after
+/// storing the lock word, whose line a contender may have just taken.
+const W_PLOCK_SLEEPERS: usize = 42;
+const W_CLOCK_SLEEPERS: usize = 44;
 /// The futex word of producers waiting for room.
 const W_SPACE_SEQ: usize = 48;
 /// The futex word of consumers waiting for an item.
@@ -246,8 +252,13 @@ impl RawQueue {
     }
 
     fn lock(&self, word: usize, deadline: Option<Instant>) -> Option<Held<'_>> {
-        let w = self.seg.word64(word);
-        raw::acquire(w, raw::Owner::me(), deadline).map(|_| Held(w))
+        let sleepers = if word == Q_PLOCK {
+            W_PLOCK_SLEEPERS
+        } else {
+            W_CLOCK_SLEEPERS
+        };
+        let l = self.seg.raw_lock(word, sleepers);
+        raw::acquire(l, raw::Owner::me(), deadline).map(|_| Held(l))
     }
 
     /// Waits (holding the producer lock) until a record of `need` bytes fits.
@@ -603,7 +614,7 @@ fn wake_sleepers(seg: &Segment, waiters: usize, seq: usize) {
     }
 }
 
-struct Held<'a>(&'a AtomicU64);
+struct Held<'a>(raw::RawLock<'a>);
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {

@@ -22,7 +22,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
@@ -48,16 +47,18 @@ const TIMEOUT_MS: usize = 8;
 const RESET_GEN: usize = 9;
 /// 1 when an action is set, [`ACTION_WITH_ARGS`] when it takes arguments.
 const HAS_ACTION: usize = 10;
+/// The lock's sleeper count, then its sleepers' futex word (12).
+const SLEEPERS: usize = 11;
 /// The segment's length: the words above.
-const LEN: usize = (HAS_ACTION + 1) * 4;
+const LEN: usize = (SLEEPERS + 2) * 4;
 /// `HAS_ACTION` of an action with arguments: the words below follow.
 const ACTION_WITH_ARGS: u32 = 2;
 /// The offset of the action's monomorphized entry ([`ActionEntry`]).
-const ENTRY_LO: usize = 11;
-const ENTRY_HI: usize = 12;
+const ENTRY_LO: usize = 13;
+const ENTRY_HI: usize = 14;
 /// The length in bytes of the encoded arguments, then the bytes, 4 to a word.
-const ARGS_LEN: usize = 13;
-const ARGS: usize = 14;
+const ARGS_LEN: usize = 15;
+const ARGS: usize = 16;
 /// The most argument bytes an action may have (they live in the barrier's segment).
 const MAX_ARGS: usize = 64 * 1024;
 
@@ -119,7 +120,7 @@ fn broken() -> Error {
     Error::new(ErrorKind::BrokenBarrier, "the barrier is broken")
 }
 
-struct Internal<'a>(&'a AtomicU64);
+struct Internal<'a>(raw::RawLock<'a>);
 
 impl Drop for Internal<'_> {
     fn drop(&mut self) {
@@ -299,9 +300,9 @@ impl Barrier {
     }
 
     fn internal(&self) -> Internal<'_> {
-        let w = self.seg.word64(LOCK);
-        let _ = raw::acquire(w, raw::Owner::me(), None);
-        Internal(w)
+        let l = self.seg.raw_lock(LOCK, SLEEPERS);
+        let _ = raw::acquire(l, raw::Owner::me(), None);
+        Internal(l)
     }
 
     fn run_action(&self) -> bool {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::raw::RawLock;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys::shm::{self, Mapping};
 use crate::wire::codec;
@@ -41,6 +42,17 @@ impl Segment {
         // only ever accessed atomically as u32 at this offset, by every process.
         unsafe {
             &*(self.map.as_ptr().add(i * 4) as *const AtomicU32)
+        }
+    }
+
+    /// The lock whose word is `word64(word)`, whose sleeper count is `word(sleepers)`
+    /// and whose sleepers' futex is the word after that.
+    #[inline]
+    pub(crate) fn raw_lock(&self, word: usize, sleepers: usize) -> RawLock<'_> {
+        RawLock {
+            word: self.word64(word),
+            sleepers: self.word(sleepers),
+            seq: self.word(sleepers + 1),
         }
     }
 

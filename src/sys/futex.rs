@@ -2,7 +2,7 @@
 //! wait queue on the physical page and a waiter in one process is woken by a waker in
 //! another (std's, parking_lot's and atomic-wait's locks are process-private).
 
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::AtomicU32;
 use std::time::Instant;
 
 use rustix::thread::futex;
@@ -40,28 +40,4 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
 /// Wakes up to `n` waiters on `word` (in any process).
 pub(crate) fn wake(word: &AtomicU32, n: u32) {
     let _ = futex::wake(word, futex::Flags::empty(), n);
-}
-
-/// The 32-bit half of `word` that holds its low bits: the futex word of a 64-bit lock
-/// word (futexes are 32 bits wide).
-fn low_half(word: &AtomicU64) -> &AtomicU32 {
-    let offset = if cfg!(target_endian = "little") { 0 } else { 4 };
-    #[allow(unsafe_code)]
-    // SAFETY: in bounds (4 of the 8 bytes) and 4-aligned (the u64 is 8-aligned). The
-    // reference only ever reaches the kernel, which reads the 4 bytes atomically for
-    // FUTEX_WAIT; Rust code never accesses the word through it, so there is no
-    // mixed-size access in the program.
-    unsafe {
-        &*(word.as_ptr().cast::<u8>().add(offset) as *const AtomicU32)
-    }
-}
-
-/// Sleeps while the low 32 bits of `*word` equal `expected`, until woken or `deadline`.
-pub(crate) fn wait_low(word: &AtomicU64, expected: u32, deadline: Option<Instant>) -> Woken {
-    wait(low_half(word), expected, deadline)
-}
-
-/// Wakes up to `n` waiters of [`wait_low`] on `word` (in any process).
-pub(crate) fn wake_low(word: &AtomicU64, n: u32) {
-    wake(low_half(word), n);
 }

@@ -32,6 +32,7 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod epoll;
+pub(crate) mod fence;
 pub(crate) mod futex;
 pub(crate) mod pidfd;
 pub(crate) mod poll;
