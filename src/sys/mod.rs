@@ -25,6 +25,9 @@
 //! * stream and sequenced-packet sockets that carry file descriptors (`SCM_RIGHTS`),
 //!   and batched sends and receives of records (`sendmmsg`/`recvmmsg`) ([`socket`]);
 //! * `poll` over a set of fds with a deadline ([`poll`]);
+//! * futexes shared between processes ([`futex`]), and a barrier on every CPU that runs
+//!   a registered process, for the locks' asymmetric fences: `membarrier` ([`fence`];
+//!   without it, releases fence in full);
 //! * edge-triggered readiness for the async twins' shared reactor: `epoll` ([`epoll`]),
 //!   which macOS would replace with kqueue `EV_CLEAR`.
 //!
