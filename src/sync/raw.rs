@@ -122,9 +122,9 @@ macro_rules! forward_atomic {
     };
 }
 
-/// A 32-bit word for the semaphore algorithms: a futex word in shared memory, or, for
-/// model checking with loom (`RUSTFLAGS="--cfg loom"`), a loom atomic whose "futex"
-/// yields.
+/// A 32-bit word for the semaphore algorithms and a lock's sleeper words: a futex word
+/// in shared memory, or, for model checking with loom (`RUSTFLAGS="--cfg loom"`), a
+/// loom atomic whose "futex" yields or really sleeps.
 pub(crate) trait Word {
     fn load(&self, order: Ordering) -> u32;
     fn compare_exchange(
