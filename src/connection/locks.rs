@@ -113,11 +113,10 @@ impl EndLocks {
     }
 
     fn lock(&self, dir: Dir) -> raw::RawLock<'_> {
-        raw::RawLock {
-            word: self.seg.word64(self.slot * LOCKS_PER_SLOT + dir.lock()),
-            sleepers: self.word(dir.sleepers()),
-            seq: self.word(dir.sleepers() + 1),
-        }
+        self.seg.raw_lock(
+            self.slot * LOCKS_PER_SLOT + dir.lock(),
+            self.slot * WORDS_PER_SLOT + dir.sleepers(),
+        )
     }
 
     /// Takes the lock of `dir` for one whole frame. With a send guard, the mark stays

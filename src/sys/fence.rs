@@ -68,7 +68,7 @@ fn light_slow() {
 }
 
 /// Registers this process (idempotent); `true` if the kernel took it.
-pub(crate) fn register() -> bool {
+fn register() -> bool {
     let ok = membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
     MODE.store(if ok { REGISTERED } else { REFUSED }, Ordering::Relaxed);
     ok
