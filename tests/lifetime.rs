@@ -18,7 +18,7 @@ use std::os::unix::process::parent_id;
 use std::time::Duration;
 
 use multiprocess::{
-    Connection, ErrorKind, Process, StartMethod, get_context, parent_process, pipe,
+    Connection, ErrorKind, Process, StartMethod, Waitable, get_context, parent_process, pipe, wait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -80,6 +80,37 @@ fn grandchild_watches(conn: Connection<Watch>) {
         .unwrap();
 }
 
+#[derive(Debug, Serialize, Deserialize)]
+enum Look {
+    /// The grandchild's pid (it has not looked at its parent yet).
+    Started(u32),
+    /// Look now.
+    Go,
+    /// (parent pid as `parent_process` says, alive, ended within no wait, sentinel
+    /// readable)
+    Saw(u32, bool, bool, bool),
+}
+
+/// Starts a grandchild that looks at its parent only when told to, and waits.
+fn middle_with_looker((to_g, hold): (Connection<Look>, Connection<()>)) {
+    let mut g = Process::new(grandchild_looks_late, to_g).die_with_parent(false);
+    g.start().unwrap();
+    let _ = hold.recv_timeout(CHILD_PATIENCE);
+}
+
+/// Says it started, and first looks at its parent when told to.
+fn grandchild_looks_late(conn: Connection<Look>) {
+    conn.send(&Look::Started(std::process::id())).unwrap();
+    assert!(matches!(conn.recv_timeout(LONG).unwrap(), Look::Go));
+    let parent = parent_process().unwrap();
+    let alive = parent.is_alive();
+    let ended = parent.join_timeout(Duration::ZERO);
+    let sentinel = parent.sentinel().unwrap();
+    let readable = wait(&[&sentinel as &dyn Waitable], Some(Duration::ZERO)).unwrap() == [0];
+    conn.send(&Look::Saw(parent.pid(), alive, ended, readable))
+        .unwrap();
+}
+
 /// Says "ready" with its OS parent, then "done" once told "go".
 fn finish_on_request(conn: Connection<String>) {
     conn.send(&format!("ready {}", parent_id())).unwrap();
@@ -131,6 +162,7 @@ for_each_method!(
     child_killed_while_parent_waits,
     parent_killed_leaves_no_child,
     grandchild_sees_parent_end,
+    grandchild_looks_after_parent_end,
     handles_leave_no_fd_behind,
 );
 
@@ -259,6 +291,37 @@ fn grandchild_sees_parent_end(m: StartMethod) {
         Watch::ParentEnded(ended, alive) => {
             assert!(ended, "the grandchild did not see its parent end");
             assert!(!alive);
+        }
+        w => panic!("unexpected {w:?}"),
+    }
+    assert_gone(gpid);
+    drop(hold);
+    assert_quiescent(Some(server));
+}
+
+/// A grandchild that first asks about its parent after the parent ended (its pidfd is
+/// opened on first use) sees it ended: not alive, joined at once, a readable sentinel.
+fn grandchild_looks_after_parent_end(m: StartMethod) {
+    let server = fork_server_pid();
+    let ctx = get_context(m);
+    let (g_here, g_there) = pipe().unwrap();
+    let (hold, held) = pipe::<()>().unwrap();
+    let mut p = ctx.process(middle_with_looker, (g_there, held));
+    p.start().unwrap();
+    let gpid = match g_here.recv_timeout(LONG).unwrap() {
+        Look::Started(gpid) => gpid,
+        w => panic!("unexpected {w:?}"),
+    };
+    let middle = p.pid().unwrap();
+    p.terminate().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    g_here.send(&Look::Go).unwrap();
+    match g_here.recv_timeout(LONG).unwrap() {
+        Look::Saw(ppid, alive, ended, readable) => {
+            assert_eq!(ppid, middle);
+            assert!(!alive, "the parent looked alive after its end");
+            assert!(ended, "joining the ended parent waited");
+            assert!(readable, "the ended parent's sentinel is not readable");
         }
         w => panic!("unexpected {w:?}"),
     }

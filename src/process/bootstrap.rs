@@ -168,16 +168,18 @@ pub(crate) fn run_child(
     ctrl: Option<OwnedFd>,
     status: Option<OwnedFd>,
 ) -> ! {
-    let parent_pidfd = sys::pidfd::open(boot.parent_pid).ok().map(sys::keep_open);
+    // Our parent's pidfd is opened when first asked for, unless our parent in the
+    // OS's sense is another process (a fork server that watches its children).
+    let parent = if sys::process::getppid() == boot.parent_pid {
+        ParentInfo::lazy(boot.parent_pid, boot.parent_name)
+    } else {
+        ParentInfo::opened_now(boot.parent_pid, boot.parent_name)
+    };
     state::become_child(
         boot.name,
         boot.identity,
         boot.daemon,
-        Some(ParentInfo {
-            pid: boot.parent_pid,
-            name: boot.parent_name,
-            pidfd: parent_pidfd,
-        }),
+        Some(parent),
         boot.start_method,
     );
     keyring::install(boot.keys);

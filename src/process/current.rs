@@ -70,7 +70,7 @@ pub fn current_process() -> CurrentProcess {
 /// The parent of a child process, as Python's `parent_process()` sees it.
 #[derive(Debug, Clone)]
 pub struct ParentProcess {
-    info: state::ParentInfo,
+    info: &'static state::ParentInfo,
 }
 
 impl ParentProcess {
@@ -84,7 +84,7 @@ impl ParentProcess {
     }
     /// Is the parent still running?
     pub fn is_alive(&self) -> bool {
-        match &self.info.pidfd {
+        match self.sentinel() {
             Some(fd) => !sys::poll::is_readable(fd.as_fd()).unwrap_or(true),
             None => false,
         }
@@ -110,16 +110,17 @@ impl ParentProcess {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        match &self.info.pidfd {
+        match self.sentinel() {
             Some(fd) => {
                 sys::pidfd::wait_exit(fd.as_fd(), sys::deadline_after(timeout)).unwrap_or(true)
             }
             None => true,
         }
     }
-    /// A pollable fd that becomes readable when the parent ends.
+    /// A pollable fd that becomes readable when the parent ends (it is opened on the
+    /// first call; `None` only if no fd was left to open).
     pub fn sentinel(&self) -> Option<BorrowedFd<'_>> {
-        self.info.pidfd
+        self.info.pidfd.get(self.info.pid)
     }
 }
 
@@ -143,7 +144,7 @@ impl ParentProcess {
 /// # Ok::<(), multiprocess::Error>(())
 /// ```
 pub fn parent_process() -> Option<ParentProcess> {
-    state().parent.clone().map(|info| ParentProcess { info })
+    state().parent.as_ref().map(|info| ParentProcess { info })
 }
 
 /// A running child, as listed by [`active_children`].

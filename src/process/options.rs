@@ -281,7 +281,18 @@ fn check_name(k: &OsStr) -> Result<()> {
 /// In a new child, before its task: installs `env` and puts `fds` on the standard
 /// streams `which` marks (in order). A failure is reported and ends the child with 1:
 /// a task must not run with streams or variables other than asked.
+///
+/// The check for nothing to do is inlined into the caller: in a fresh fork child every
+/// page of code run for the first time is a page fault.
+#[inline]
 pub(crate) fn apply_in_child(env: Option<Env>, which: [bool; 3], fds: Vec<OwnedFd>) {
+    if env.is_some() || which.contains(&true) {
+        apply_in_child_now(env, which, fds);
+    }
+}
+
+#[inline(never)]
+fn apply_in_child_now(env: Option<Env>, which: [bool; 3], fds: Vec<OwnedFd>) {
     if let Some(env) = env {
         let vars: Vec<(OsString, OsString)> = env
             .into_iter()

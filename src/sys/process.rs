@@ -212,17 +212,13 @@ pub(crate) fn exit_now(code: i32) -> ! {
 
 /// Asks the kernel to SIGKILL us when our parent (thread) exits, then checks that the
 /// parent is still `expected_parent`; if it already died, we die now.
+///
+/// Inlined, with rustix's inline system calls rather than libc's wrappers: in a fresh
+/// fork child every page of code run for the first time is a page fault.
+#[inline]
 pub(crate) fn die_with_parent(expected_parent: u32) {
-    // SAFETY: prctl(PR_SET_PDEATHSIG) with a valid signal has no memory effects.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
+    // Cannot fail: SIGKILL is a valid signal.
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     if getppid() != expected_parent {
         kill_self(SIGKILL);
     }
