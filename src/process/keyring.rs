@@ -79,11 +79,18 @@ pub(crate) fn snapshot() -> Keys {
     Keys(ring.iter().map(|(a, k)| (a.clone(), k.clone())).collect())
 }
 
-/// Adds `keys` to this process's ring (a new child, from its boot message).
+/// Adds `keys` to this process's ring (a new child, from its boot message). The check
+/// for none is inlined into the caller: in a fresh fork child every page of code run
+/// for the first time is a page fault, and most children get no keys.
+#[inline]
 pub(crate) fn install(keys: Keys) {
-    if keys.0.is_empty() {
-        return;
+    if !keys.0.is_empty() {
+        install_now(keys);
     }
+}
+
+#[inline(never)]
+fn install_now(keys: Keys) {
     let mut ring = RING.get().lock().unwrap_or_else(|e| e.into_inner());
     ring.extend(keys.0);
 }
