@@ -302,10 +302,16 @@ pub(crate) fn marker_value(ctrl: &OwnedFd, stdout: &OwnedFd) -> String {
 
 /// Whether this process is a spawned child of ours that has not called `init()`:
 /// its parent is still waiting to hand it a task.
+///
+/// After [`init`] the task, if any, was claimed: only a program that never called it
+/// reads the environment here. (Reading it takes the standard library's environment
+/// lock, a write to a page that the last fork made copy-on-write: a page fault per
+/// start.)
 pub(crate) fn task_unclaimed() -> bool {
-    std::env::var_os(MARKER)
-        .and_then(|v| parse_marker(&v.to_string_lossy()))
-        .is_some_and(|(_, _, ppid)| ppid == sys::process::getppid())
+    !CONSUMED.load(Ordering::Acquire)
+        && std::env::var_os(MARKER)
+            .and_then(|v| parse_marker(&v.to_string_lossy()))
+            .is_some_and(|(_, _, ppid)| ppid == sys::process::getppid())
 }
 
 /// Checks whether an error means the child never got to run its task.

@@ -74,10 +74,13 @@ pub fn fork() -> Result<Fork> {
     state::ensure_exit_handler();
     // The child's ring: a copy made here, since the child must not lock ours.
     let keys = keyring::snapshot();
+    // The output locks are held across the fork, unless no other thread could hold
+    // them (see `process::start`).
+    let alone = sys::process::single_threaded();
     let out = std::io::stdout();
     let err = std::io::stderr();
-    let o = out.lock();
-    let e = err.lock();
+    let o = (!alone).then(|| out.lock());
+    let e = (!alone).then(|| err.lock());
     #[allow(unsafe_code)]
     // SAFETY: the hazard is documented for the caller (see Caveats); Rust itself stays
     // sound: the child continues with a copy of this thread's memory.

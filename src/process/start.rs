@@ -64,12 +64,15 @@ fn start_fork(boot: Boot, fds: Vec<RawFd>) -> Result<(u32, OwnedFd)> {
     let parent = sys::process::getpid();
     let pid = on_long_lived_thread(move || {
         // Hold the stdout/stderr locks across fork so the child does not inherit
-        // them locked by another thread.
+        // them locked by another thread, unless there is no other thread: taking and
+        // releasing them writes to their pages, each then a copy-on-write fault on
+        // both sides of the fork.
+        let alone = sys::process::single_threaded();
         let out = std::io::stdout();
         let err = std::io::stderr();
-        let o = out.lock();
-        let e = err.lock();
-        let mut handles = handles::lock_for_fork();
+        let o = (!alone).then(|| out.lock());
+        let e = (!alone).then(|| err.lock());
+        let handles = handles::hold_for_fork(alone);
         codec::prepare_thread_for_fork();
         #[allow(unsafe_code)]
         // SAFETY: the child only runs `run_child`, which ends with `_exit`.
@@ -85,8 +88,7 @@ fn start_fork(boot: Boot, fds: Vec<RawFd>) -> Result<(u32, OwnedFd)> {
                         sys::process::exit_now(1)
                     }
                 };
-                handles::close_inherited(&mut handles);
-                drop(handles);
+                handles.close_inherited();
                 drop(e);
                 drop(o);
                 bootstrap::run_child(boot, fds, None, None)

@@ -37,6 +37,33 @@ pub(crate) fn getppid() -> u32 {
     rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32)
 }
 
+/// Has this process only the calling thread, and never had another? Read from glibc's
+/// `__libc_single_threaded` (glibc 2.32 and later; found with `dlsym` once, since older
+/// libcs and musl lack it): true until the first `pthread_create`, then false for good
+/// (glibc 2.36 does not set it again in a fork child). `false` where it cannot tell.
+/// Threads made by a bare `clone` are not counted (glibc supports no such thread).
+///
+/// A fork from a process with no other thread can skip the locks that only keep other
+/// threads' half-done work out of the child (see `process::start`).
+pub(crate) fn single_threaded() -> bool {
+    use std::sync::OnceLock;
+    /// The flag's address, 0 if this libc has none.
+    static FLAG: OnceLock<usize> = OnceLock::new();
+    let addr = *FLAG.get_or_init(|| {
+        // SAFETY: `dlsym` with a valid NUL-terminated name only looks the symbol up.
+        unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__libc_single_threaded".as_ptr()) as usize }
+    });
+    if addr == 0 {
+        return false;
+    }
+    // SAFETY: the symbol is glibc's `char __libc_single_threaded`, which lives as long as
+    // the process; it is written only by the one thread of a single-threaded process
+    // (which is us, if it reads true), so a relaxed atomic read of it is sound.
+    unsafe { std::sync::atomic::AtomicU8::from_ptr(addr as *mut u8) }
+        .load(std::sync::atomic::Ordering::Relaxed)
+        != 0
+}
+
 /// Is the calling thread the process's main thread?
 pub(crate) fn is_main_thread() -> bool {
     rustix::thread::gettid() == rustix::process::getpid()
@@ -793,25 +820,19 @@ mod tests {
         assert_eq!(thread_identity(), (tid, start));
     }
 
-    #[test]
-    fn a_forked_child_forgets_the_cached_ids() {
-        // Cached here, in the thread that forks.
-        let (tid, _) = thread_identity();
-        assert_eq!(gettid(), tid);
+    /// Forks a child that `_exit`s with 0 if `check` says true, 1 otherwise, and reaps
+    /// it within a bound (a child that hangs is killed, and fails the test); its code.
+    ///
+    /// `check` must keep to what a fork child of a threaded process may do: read
+    /// memory, make system calls, use malloc (which glibc's fork leaves usable).
+    fn in_fork_child(check: impl FnOnce() -> bool) -> Option<i32> {
+        use super::super::pidfd;
+        use std::os::fd::AsFd;
         #[allow(unsafe_code)]
-        // SAFETY: the child only reads thread-locals, makes system calls (gettid,
-        // open/read of its own /proc entry, whose buffer comes from malloc, which
-        // glibc's fork leaves usable in the child) and `_exit`s.
+        // SAFETY: the child only runs `check` (see above) and `_exit`s.
         match unsafe { fork() }.unwrap() {
-            Forked::Child => {
-                let real = rustix::thread::gettid().as_raw_nonzero().get() as u32;
-                let ok = gettid() == real && thread_identity().0 == real && real != tid;
-                exit_now(if ok { 0 } else { 1 })
-            }
+            Forked::Child => exit_now(if check() { 0 } else { 1 }),
             Forked::Parent(pid) => {
-                // Reaped within a bound: a child that hangs is killed, and fails the test.
-                use super::super::pidfd;
-                use std::os::fd::AsFd;
                 let fd = pidfd::open(pid).unwrap();
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
                 let exited = pidfd::wait_exit(fd.as_fd(), Some(deadline)).unwrap();
@@ -821,9 +842,34 @@ mod tests {
                 }
                 let code = pidfd::try_reap(fd.as_fd()).unwrap();
                 assert!(exited, "the forked child did not exit within 10 s");
-                assert_eq!(code, Some(0), "the child saw our tid");
+                code
             }
         }
+    }
+
+    #[test]
+    #[cfg(target_env = "gnu")]
+    fn a_process_with_threads_is_not_single_threaded() {
+        // libtest runs this test on a thread of its own; glibc's flag stays false for
+        // good once a thread was made (also in a fork child, with one thread: glibc
+        // 2.36 does not set it again there).
+        let helper = std::thread::spawn(|| ());
+        assert!(!single_threaded());
+        helper.join().unwrap();
+        assert!(!single_threaded());
+        assert_eq!(in_fork_child(|| !single_threaded()), Some(0));
+    }
+
+    #[test]
+    fn a_forked_child_forgets_the_cached_ids() {
+        // Cached here, in the thread that forks.
+        let (tid, _) = thread_identity();
+        assert_eq!(gettid(), tid);
+        let code = in_fork_child(|| {
+            let real = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+            gettid() == real && thread_identity().0 == real && real != tid
+        });
+        assert_eq!(code, Some(0), "the child saw our tid");
         assert_eq!(gettid(), tid, "the parent keeps its cache");
     }
 
