@@ -267,15 +267,34 @@ fn parent_killed_leaves_no_child(m: StartMethod) {
     assert_quiescent(Some(server));
 }
 
+/// A middle process and a connection to the grandchild it starts, and the connection
+/// whose end the middle holds while it waits.
+type Middle<T> = (
+    Process<(Connection<T>, Connection<()>)>,
+    Connection<T>,
+    Connection<()>,
+);
+
+/// Starts `middle` with `m`, given its grandchild's connection and one to wait on.
+fn start_watching_middle<T>(
+    m: StartMethod,
+    middle: fn((Connection<T>, Connection<()>)),
+) -> Middle<T>
+where
+    T: Serialize + serde::de::DeserializeOwned + 'static,
+{
+    let (g_here, g_there) = pipe().unwrap();
+    let (hold, held) = pipe::<()>().unwrap();
+    let mut p = get_context(m).process(middle, (g_there, held));
+    p.start().unwrap();
+    (p, g_here, hold)
+}
+
 /// A grandchild started with `die_with_parent(false)` sees its parent end when the
 /// parent is terminated (`parent_process().join_timeout`, `is_alive`), and then ends.
 fn grandchild_sees_parent_end(m: StartMethod) {
     let server = fork_server_pid();
-    let ctx = get_context(m);
-    let (g_here, g_there) = pipe().unwrap();
-    let (hold, held) = pipe::<()>().unwrap();
-    let mut p = ctx.process(middle_with_watcher, (g_there, held));
-    p.start().unwrap();
+    let (p, g_here, hold) = start_watching_middle(m, middle_with_watcher);
     let gpid = match g_here.recv_timeout(LONG).unwrap() {
         Watch::Started(gpid, ppid, alive) => {
             assert_eq!(Some(ppid), p.pid());
@@ -303,11 +322,7 @@ fn grandchild_sees_parent_end(m: StartMethod) {
 /// opened on first use) sees it ended: not alive, joined at once, a readable sentinel.
 fn grandchild_looks_after_parent_end(m: StartMethod) {
     let server = fork_server_pid();
-    let ctx = get_context(m);
-    let (g_here, g_there) = pipe().unwrap();
-    let (hold, held) = pipe::<()>().unwrap();
-    let mut p = ctx.process(middle_with_looker, (g_there, held));
-    p.start().unwrap();
+    let (p, g_here, hold) = start_watching_middle(m, middle_with_looker);
     let gpid = match g_here.recv_timeout(LONG).unwrap() {
         Look::Started(gpid) => gpid,
         w => panic!("unexpected {w:?}"),
