@@ -89,8 +89,14 @@ fn start_fork(boot: Boot, fds: Vec<RawFd>) -> Result<(u32, OwnedFd)> {
                     }
                 };
                 handles.close_inherited();
-                drop(e);
-                drop(o);
+                // Released only if taken: dropping a `None` is still a call to code
+                // that a fresh child must fault in.
+                if let Some(e) = e {
+                    drop(e);
+                }
+                if let Some(o) = o {
+                    drop(o);
+                }
                 bootstrap::run_child(boot, fds, None, None)
             }
             Ok(sys::process::Forked::Parent(pid)) => Ok(pid),

@@ -242,7 +242,7 @@ pub(crate) fn exit_now(code: i32) -> ! {
 ///
 /// Inlined, with rustix's inline system calls rather than libc's wrappers: in a fresh
 /// fork child every page of code run for the first time is a page fault.
-#[inline]
+#[inline(always)]
 pub(crate) fn die_with_parent(expected_parent: u32) {
     // Cannot fail: SIGKILL is a valid signal.
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));

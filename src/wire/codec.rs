@@ -183,12 +183,10 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
     struct Reset(Option<Vec<Option<OwnedFd>>>);
     impl Drop for Reset {
         fn drop(&mut self) {
-            RECV.with(|s| *s.borrow_mut() = self.0.take());
+            end_decode(self.0.take());
         }
     }
-    let saved = RECV.with(|s| s.borrow_mut().replace(fds.into_iter().map(Some).collect()));
-    let _reset = Reset(saved);
-    DE_MESSAGE.with(|m| m.borrow_mut().take());
+    let _reset = Reset(begin_decode(fds));
     let budget = limit::Budget::new(
         MAX_DEPTH,
         bytes.len().saturating_add(ZERO_SIZED_ITEMS),
@@ -220,6 +218,24 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
         ));
     }
     Ok(value)
+}
+
+/// The start of a [`decode`]: puts `fds` in this thread's receive table and forgets the
+/// last custom error message; returns the table it replaced, for [`end_decode`]. Not
+/// generic, so every [`decode`] shares one copy of it (and a fresh fork child, which
+/// faults in each code page it runs first, runs fewer pages).
+#[inline(never)]
+fn begin_decode(fds: Vec<OwnedFd>) -> Option<Vec<Option<OwnedFd>>> {
+    DE_MESSAGE.with(|m| m.borrow_mut().take());
+    let table = fds.into_iter().map(Some).collect();
+    RECV.with(|s| s.borrow_mut().replace(table))
+}
+
+/// The end of a [`decode`]: puts back the receive table [`begin_decode`] replaced
+/// (closing the fds no handle claimed).
+#[inline(never)]
+fn end_decode(saved: Option<Vec<Option<OwnedFd>>>) {
+    RECV.with(|s| *s.borrow_mut() = saved);
 }
 
 /// For a handle's `Serialize`: records `fd` in the send table and writes its index.
