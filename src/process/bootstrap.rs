@@ -168,13 +168,7 @@ pub(crate) fn run_child(
     ctrl: Option<OwnedFd>,
     status: Option<OwnedFd>,
 ) -> ! {
-    // Our parent's pidfd is opened when first asked for, unless our parent in the
-    // OS's sense is another process (a fork server that watches its children).
-    let parent = if sys::process::getppid() == boot.parent_pid {
-        ParentInfo::lazy(boot.parent_pid, boot.parent_name)
-    } else {
-        ParentInfo::opened_now(boot.parent_pid, boot.parent_name)
-    };
+    let parent = ParentInfo::new(boot.parent_pid, boot.parent_name);
     state::become_child(
         boot.name,
         boot.identity,

@@ -120,7 +120,7 @@ impl ParentProcess {
     /// A pollable fd that becomes readable when the parent ends (it is opened on the
     /// first call; `None` only if no fd was left to open).
     pub fn sentinel(&self) -> Option<BorrowedFd<'_>> {
-        self.info.pidfd.get(self.info.pid)
+        self.info.pidfd()
     }
 }
 

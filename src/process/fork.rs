@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::child::{Child, Reap};
 use super::keyring;
+use super::start::OutputLocks;
 use super::state::{self, state};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
@@ -74,19 +75,12 @@ pub fn fork() -> Result<Fork> {
     state::ensure_exit_handler();
     // The child's ring: a copy made here, since the child must not lock ours.
     let keys = keyring::snapshot();
-    // The output locks are held across the fork, unless no other thread could hold
-    // them (see `process::start`).
-    let alone = sys::process::single_threaded();
-    let out = std::io::stdout();
-    let err = std::io::stderr();
-    let o = (!alone).then(|| out.lock());
-    let e = (!alone).then(|| err.lock());
+    let output = OutputLocks::for_fork(sys::process::single_threaded());
     #[allow(unsafe_code)]
     // SAFETY: the hazard is documented for the caller (see Caveats); Rust itself stays
     // sound: the child continues with a copy of this thread's memory.
     let r = unsafe { sys::process::fork() };
-    drop(e);
-    drop(o);
+    output.release();
     match r.map_err(|e| Error::io("fork", e))? {
         sys::process::Forked::Child => {
             state::become_forked_copy();

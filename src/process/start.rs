@@ -1,6 +1,7 @@
 //! Creating a child with each start method; the parent's side of a start.
 
 use std::ffi::OsString;
+use std::io::{StderrLock, StdoutLock};
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 
@@ -59,19 +60,46 @@ fn guard_against_missing_init() -> Result<()> {
     Ok(())
 }
 
+/// The standard output and error locks, held across a fork so that the child does not
+/// inherit them locked by another thread; not taken in a process with no other thread
+/// (`alone`, see `sys::process::single_threaded`): taking and releasing them writes to
+/// their pages, each then a copy-on-write fault on both sides of the fork.
+pub(super) struct OutputLocks {
+    out: Option<StdoutLock<'static>>,
+    err: Option<StderrLock<'static>>,
+}
+
+impl OutputLocks {
+    pub(super) fn for_fork(alone: bool) -> OutputLocks {
+        // Made here even when not locked: a child whose parent never printed would
+        // otherwise make standard output itself when it flushes it at its end (an
+        // allocation and some six page faults in every child).
+        let out = std::io::stdout();
+        OutputLocks {
+            out: (!alone).then(|| out.lock()),
+            err: (!alone).then(|| std::io::stderr().lock()),
+        }
+    }
+
+    /// Releases the locks taken. Inlined, and a drop only where one was taken: in a
+    /// fresh fork child even dropping a `None` calls code it must fault in.
+    #[inline]
+    pub(super) fn release(self) {
+        if let Some(e) = self.err {
+            drop(e);
+        }
+        if let Some(o) = self.out {
+            drop(o);
+        }
+    }
+}
+
 /// Fork: the child is a copy of the launcher (or main) thread and runs the task there.
 fn start_fork(boot: Boot, fds: Vec<RawFd>) -> Result<(u32, OwnedFd)> {
     let parent = sys::process::getpid();
     let pid = on_long_lived_thread(move || {
-        // Hold the stdout/stderr locks across fork so the child does not inherit
-        // them locked by another thread, unless there is no other thread: taking and
-        // releasing them writes to their pages, each then a copy-on-write fault on
-        // both sides of the fork.
         let alone = sys::process::single_threaded();
-        let out = std::io::stdout();
-        let err = std::io::stderr();
-        let o = (!alone).then(|| out.lock());
-        let e = (!alone).then(|| err.lock());
+        let output = OutputLocks::for_fork(alone);
         let handles = handles::hold_for_fork(alone);
         codec::prepare_thread_for_fork();
         #[allow(unsafe_code)]
@@ -89,14 +117,7 @@ fn start_fork(boot: Boot, fds: Vec<RawFd>) -> Result<(u32, OwnedFd)> {
                     }
                 };
                 handles.close_inherited();
-                // Released only if taken: dropping a `None` is still a call to code
-                // that a fresh child must fault in.
-                if let Some(e) = e {
-                    drop(e);
-                }
-                if let Some(o) = o {
-                    drop(o);
-                }
+                output.release();
                 bootstrap::run_child(boot, fds, None, None)
             }
             Ok(sys::process::Forked::Parent(pid)) => Ok(pid),

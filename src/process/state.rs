@@ -25,31 +25,30 @@ pub(crate) struct ParentInfo {
     pub(crate) pid: u32,
     pub(crate) name: String,
     /// The parent's pidfd, opened when first asked for (see [`ParentFd`]).
-    pub(crate) pidfd: ParentFd,
+    pidfd: ParentFd,
 }
 
 impl ParentInfo {
-    /// A parent whose pidfd is opened on first use: `pid` must be this process's
-    /// parent in the OS's sense (`getppid`) at the time of the call.
-    pub(crate) fn lazy(pid: u32, name: String) -> ParentInfo {
-        ParentInfo {
-            pid,
-            name,
-            pidfd: ParentFd(AtomicI32::new(ParentFd::UNOPENED)),
-        }
-    }
-
-    /// A parent that is not our parent in the OS's sense (a fork server's child in
-    /// the watching mode, whose OS parent is the server): its pidfd is opened now,
-    /// while the parent is known to be alive, since `getppid` cannot vouch for the
-    /// pid later.
-    pub(crate) fn opened_now(pid: u32, name: String) -> ParentInfo {
-        let fd = sys::pidfd::open(pid).map_or(ParentFd::NONE, |f| sys::keep_open(f).as_raw_fd());
+    /// What we know of our parent `pid`. Its pidfd is opened on first use if `pid` is
+    /// our parent in the OS's sense (`getppid`), which can then vouch for it; otherwise
+    /// (a fork server's child in the watching mode, whose OS parent is the server) it
+    /// is opened now, while the parent is known to be alive.
+    pub(crate) fn new(pid: u32, name: String) -> ParentInfo {
+        let fd = if sys::process::getppid() == pid {
+            ParentFd::UNOPENED
+        } else {
+            sys::pidfd::open(pid).map_or(ParentFd::NONE, |f| sys::keep_open(f).as_raw_fd())
+        };
         ParentInfo {
             pid,
             name,
             pidfd: ParentFd(AtomicI32::new(fd)),
         }
+    }
+
+    /// The parent's pidfd (readable once it ended); `None` only if no fd was left.
+    pub(crate) fn pidfd(&self) -> Option<BorrowedFd<'static>> {
+        self.pidfd.get(self.pid)
     }
 }
 
@@ -65,7 +64,7 @@ impl ParentInfo {
 /// our parent's; otherwise the parent is gone, and the handle becomes a pipe whose
 /// writer is closed: readable at once, as the pidfd of a process that ended is.
 #[derive(Debug)]
-pub(crate) struct ParentFd(AtomicI32);
+struct ParentFd(AtomicI32);
 
 impl ParentFd {
     /// Not opened yet.
@@ -74,7 +73,7 @@ impl ParentFd {
     const NONE: i32 = -1;
 
     /// The handle of `parent` (our parent's pid), opened on the first call.
-    pub(crate) fn get(&self, parent: u32) -> Option<BorrowedFd<'static>> {
+    fn get(&self, parent: u32) -> Option<BorrowedFd<'static>> {
         let mut fd = self.0.load(Ordering::Acquire);
         if fd == Self::UNOPENED {
             let opened = Self::open(parent);
@@ -250,8 +249,7 @@ fn in_child_slot(state: State) -> *mut State {
 /// After a raw [`crate::fork`]: the same identity, a fresh state, no children.
 pub(crate) fn become_forked_copy() {
     let old = state();
-    // Our parent in the OS's sense: its pidfd can be opened when first asked for.
-    let parent = Some(ParentInfo::lazy(old.pid, old.name.clone()));
+    let parent = Some(ParentInfo::new(old.pid, old.name.clone()));
     let sm = None; // do not lock the parent's mutex
     become_child(
         old.name.clone(),
