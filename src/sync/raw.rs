@@ -309,17 +309,26 @@ pub(crate) fn acquire<W: LockWord, C: Word>(
     if let Some(a) = try_acquire(lock.word, me) {
         return Some(a);
     }
-    acquire_slow(lock, me, deadline)
+    acquire_slow(lock.word, lock.sleepers, lock.seq, me, deadline)
 }
 
+/// The waiting part of [`acquire`]. The lock comes as its three words: in registers,
+/// where a `RawLock` argument would be written to the stack before every fast-path
+/// compare-and-swap (which then waits for those stores to drain).
 #[cold]
 #[inline(never)]
-fn acquire_slow<W: LockWord, C: Word>(
-    lock: RawLock<'_, W, C>,
+fn acquire_slow<'a, W: LockWord, C: Word>(
+    word: &'a W,
+    sleepers: &'a C,
+    seq: &'a C,
     me: Owner,
     deadline: Option<Instant>,
 ) -> Option<Acquired> {
-    let word = lock.word;
+    let lock = RawLock {
+        word,
+        sleepers,
+        seq,
+    };
     for i in 0..SPINS {
         // Past the first few rounds, let the holder run: with more processes than cores
         // it may be waiting for our CPU.
