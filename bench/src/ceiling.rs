@@ -21,10 +21,10 @@ pub fn run(name: &str, quick: bool) -> Option<f64> {
     let mbps = |secs: f64| (n_big * MIB) as f64 / MB / secs;
     match name {
         "pipe_roundtrip_small" => Some(roundtrip(quick)),
-        "pipe_roundtrip_small_loaded" => with_load(quick, || Some(roundtrip(quick))),
+        "pipe_roundtrip_small_loaded" => with_load("ceiling", quick, || Some(roundtrip(quick))),
         "pipe_throughput_1MiB" | "pipe_throughput_1MiB_vec" => Some(one_way(quick)),
         "queue_1p1c_small" => Some(queue_rate(1, params::QUEUE_SMALL_MSGS, || 7u64, quick)),
-        "queue_1p1c_small_loaded" => with_load(quick, || {
+        "queue_1p1c_small_loaded" => with_load("ceiling", quick, || {
             Some(queue_rate(1, params::QUEUE_SMALL_MSGS, || 7u64, quick))
         }),
         "queue_4p4c_small" => Some(queue_rate(4, params::QUEUE_4P4C_MSGS, || 7u64, quick)),

@@ -74,7 +74,8 @@ impl Drop for Load {
 
 /// Runs `f` while [`crate::params::LOAD_PROCS`] CPU-bound processes spin,
 /// [`crate::params::LOAD_ROUNDS`] times, each time with load processes of its
-/// own, and returns the median figure (`None` if any round has none).
+/// own, and returns the median figure (`None` if any round has none). Prints
+/// every round's figure to stderr, labelled `who` (ours, peer, ceiling).
 ///
 /// Why rounds: on a small machine where the processes end up (a measured
 /// pair on one CPU, or split with a spinner beside each) decides a loaded
@@ -82,7 +83,7 @@ impl Drop for Load {
 /// starts, seldom during a round: one round gave 9-70 us per round trip for
 /// the same blocking pair. Fresh load processes draw a new placement, and the
 /// median over the rounds is the strategy's typical figure.
-pub fn with_load(quick: bool, mut f: impl FnMut() -> Option<f64>) -> Option<f64> {
+pub fn with_load(who: &str, quick: bool, mut f: impl FnMut() -> Option<f64>) -> Option<f64> {
     let mut figures = Vec::new();
     for _ in 0..LOAD_ROUNDS.get(quick) {
         let load = Load::start(LOAD_PROCS);
@@ -90,5 +91,9 @@ pub fn with_load(quick: bool, mut f: impl FnMut() -> Option<f64>) -> Option<f64>
         drop(load);
         figures.push(r?);
     }
+    // Each round's figure on stderr beside the floors: the spread is the placement's,
+    // and a reader comparing two sides' medians should see it.
+    let shown: Vec<String> = figures.iter().map(|f| format!("{f:.3}")).collect();
+    eprintln!("  [rounds] {who:<8} {}", shown.join(" "));
     Some(crate::measure::median(&mut figures))
 }

@@ -96,7 +96,7 @@ pub const F64_PER_MIB: usize = MIB / 8;
 pub const LOAD_PROCS: usize = 2;
 /// `_loaded` rows: rounds, each with load processes of its own (see
 /// [`crate::load::with_load`]); the figure is their median.
-pub const LOAD_ROUNDS: Size = size(5, 3);
+pub const LOAD_ROUNDS: Size = size(9, 3);
 /// `_loaded` rows: a load process exits by itself after this many seconds,
 /// even if nobody kills it (it also exits when its parent dies).
 pub const LOAD_BOUND_SECS: u64 = 300;

@@ -35,7 +35,7 @@ pub fn run(name: &str, quick: bool) -> Option<f64> {
         | "process_start_join_spawn"
         | "process_start_join_forkserver" => procspawn_start_join(quick),
         "pipe_roundtrip_small" => ipc_roundtrip(quick),
-        "pipe_roundtrip_small_loaded" => with_load(quick, || ipc_roundtrip(quick)),
+        "pipe_roundtrip_small_loaded" => with_load("peer", quick, || ipc_roundtrip(quick)),
         "pipe_throughput_1MiB" => ipc_bytes(quick),
         "pipe_throughput_1MiB_vec" => ipc_vec(quick),
         "pool_map_1M_square" => procspawn_pool_map(quick),
