@@ -554,8 +554,9 @@ pub(crate) struct AdaptiveSpin {
 /// Sleeping receives between two tries at spinning.
 const PROBE: u32 = 64;
 /// The longest spin of an [`AdaptiveSpin`] (a probe spins twice as long as the last
-/// sleeping receive took, between its `full` spin and this).
-const MAX_SPIN: Duration = Duration::from_millis(1);
+/// sleeping receive took, between its `full` spin and this): more than twice the
+/// slowest wake-up measured here (95 us), well under a scheduler slice.
+const MAX_SPIN: Duration = Duration::from_micros(500);
 /// Doublings of [`PROBE`] after probes that missed: at most 2048 sleeping receives
 /// (about 130 ms of round trips on a quiet VM) before spinning is tried again.
 const MAX_BACKOFF: u8 = 5;
@@ -636,17 +637,27 @@ impl AdaptiveSpin {
     /// sleeping receive before a probe; otherwise zero).
     ///
     /// A probe spins twice as long as that last sleeping receive took (at least `full`,
-    /// at most [`MAX_SPIN`]), and so does every receive while its hits last. The probe
-    /// must outlast the peer's wake-up: when both sides sleep, one side's probe waits
-    /// for an answer that comes only after the other side wakes, and where a wake-up
-    /// takes longer than the spin every probe on both sides misses and spinning is
-    /// never taken up again. A sleeping receive spans the peer's wake-up (and this
-    /// side's), so it is long enough. Measured in this 2-vCPU VM in an hour when a
-    /// wake-up took 50-95 us (its blocking socket round trip 100-187 us): with a fixed
-    /// 50 us spin, quiet `u64` round trips of 121, 22.5 and 50 us (the sleeping floor,
-    /// or near it); with a fixed 200 us spin, 174, 8.3 and 10.8 us, alternating with
-    /// them. Where spinning cannot work (the peer shares this CPU) a sleeping receive
-    /// is short, and the probe costs what it did.
+    /// at most [`MAX_SPIN`]), and each receive that hits sets the next spin the same way
+    /// from its own time (so once both sides spin, the spin is back to `full`). The
+    /// probe must outlast the peer's wake-up: when both sides sleep, one side's probe
+    /// waits for an answer that comes only after the other side wakes, and where a
+    /// wake-up takes longer than the spin every probe on both sides misses and spinning
+    /// is never taken up again. A sleeping receive spans the peer's wake-up (and this
+    /// side's), so twice it is long enough.
+    ///
+    /// Measured in this 2-vCPU VM, alternating builds, in an hour when a wake-up took
+    /// 50-95 us (the blocking socket round trip 100-187 us): the quiet `u64` round trip
+    /// was 133, 115 and 19.1 us with a fixed 50 us spin (at or near the sleeping floor),
+    /// 10.8, 9.0 and 12.2 us with a probe of twice the last sleeping receive. The same
+    /// holds for a peer that works before it answers: against an echo that works 100 us
+    /// (300 us) per request, 171 us (396 us) per round trip with the fixed spin, 115 us
+    /// (318 us) with this one; at 1 ms of work both sleep (1117 against 1086 us).
+    ///
+    /// Where spinning cannot work (the peer shares this CPU) a sleeping receive is
+    /// short, and the probe costs what it did. The price: a receiver whose messages
+    /// come on the sender's own schedule, less than `MAX_SPIN / 2` apart, spins through
+    /// the gaps (with a fixed 50 us spin it did so only for gaps under 50 us) until a
+    /// miss, such as being preempted, sends it back to sleep.
     ///
     /// (Tried and left out: also sleeping while `/proc/loadavg` counts more runnable
     /// tasks than CPUs. On 2 CPUs a spinning pair already counts two, so any passing
@@ -664,17 +675,26 @@ impl AdaptiveSpin {
                 };
                 self.spin = Duration::ZERO;
                 self.until_probe = PROBE << self.backoff;
-            } else if self.probing {
-                self.backoff = 0;
+            } else {
+                if self.probing {
+                    self.backoff = 0;
+                }
+                self.spin = self.spin_for(took);
             }
             self.probing = false;
         } else {
             self.until_probe = self.until_probe.saturating_sub(1);
             if self.until_probe == 0 {
-                self.spin = (took * 2).clamp(self.full, MAX_SPIN.max(self.full));
+                self.spin = self.spin_for(took);
                 self.probing = true;
             }
         }
+    }
+
+    /// The spin for an answer expected to take about `took`: twice that, between
+    /// `full` and [`MAX_SPIN`].
+    fn spin_for(&self, took: Duration) -> Duration {
+        (took * 2).clamp(self.full, MAX_SPIN.max(self.full))
     }
 
     /// The state as one word, to keep it in an atomic (of a spin made with
@@ -995,7 +1015,7 @@ mod tests {
     }
 
     /// The last sleeping receive before a probe is timed for real: one that waited
-    /// 20 ms makes the probe spin the most (half a millisecond of waiting would).
+    /// 20 ms makes the probe spin the most (a quarter of a millisecond would).
     #[test]
     fn the_receive_before_a_probe_is_timed() {
         let (a, b) = pair();
@@ -1022,7 +1042,7 @@ mod tests {
     }
 
     /// A probe spins twice as long as the last sleeping receive took, between the
-    /// plain spin and `MAX_SPIN`, and keeps that spin while it hits.
+    /// plain spin and `MAX_SPIN`; each hit sets the next spin from its own time.
     #[test]
     fn a_probe_outlasts_the_last_sleeping_receive() {
         let miss = MAX_SPIN * 4;
@@ -1042,11 +1062,13 @@ mod tests {
             s.after_receive(last);
             assert!(s.probing);
             assert_eq!(s.spin, spin, "after a sleeping receive of {last:?}");
-            s.after_receive(hit);
-            s.after_receive(hit);
-            assert_eq!(s.spin, spin, "kept while it hits");
             let back = AdaptiveSpin::from_bits(s.to_bits());
-            assert_eq!(back.spin, spin, "and in the state's word");
+            assert_eq!(back.spin, spin, "kept in the state's word");
+            // Each hit sets the next spin from its own time.
+            s.after_receive(spin / 2);
+            assert_eq!(s.spin, spin, "a hit in half the spin");
+            s.after_receive(hit);
+            assert_eq!(s.spin, SPIN, "answers at once: the plain spin");
         }
     }
 
