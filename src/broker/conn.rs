@@ -11,8 +11,9 @@
 //! operation and every cluster round trip waits for such a reply.
 //!
 //! So [`RedisConn`] owns the socket and waits as this crate's pipes do: it spins for
-//! at most [`frame::SPIN`](crate::wire::frame::SPIN), then sleeps in `poll`, and the
-//! spin adapts to how fast replies come ([`AdaptiveSpin`]): a server that is far away
+//! [`SPIN`] (longer, up to half a millisecond, while replies take longer but still
+//! come within the spin), then sleeps in `poll`, and the spin adapts to how fast
+//! replies come ([`AdaptiveSpin`]): a server that is far away
 //! or a CPU that is busy turns spinning off after one miss, and it is tried again
 //! after a while. A command that waits inside Redis by design (`BLPOP`, `BLMOVE`,
 //! `XREADGROUP ... BLOCK`, `WAIT`) never spins and teaches the spin nothing.
@@ -51,8 +52,8 @@ use ::redis::{
 use crate::sys;
 use crate::wire::frame::AdaptiveSpin;
 
-/// How long a reply is waited for spinning before the caller sleeps, while replies
-/// come within it (see the module docs).
+/// The shortest spin for a reply before the caller sleeps, while replies come within
+/// the spin (see the module docs and [`AdaptiveSpin`]).
 pub(crate) const SPIN: Duration = Duration::from_micros(200);
 
 /// The most bytes one request's replies may take (Redis's largest string, 512 MiB,
