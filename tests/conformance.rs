@@ -312,8 +312,48 @@ fn printing_child_while_parent_prints_test(method: StartMethod) {
     quiescent();
 }
 
+/// Prints `inner ` with `print!` (no newline: it stays in the buffer until the end).
+fn print_inner(_: ()) {
+    print!("inner ");
+}
+
+/// Prints a partial line, starts a child with `method` that prints, then forks by hand
+/// (`os.fork`) a child that prints, and ends the line.
+fn partial_line_then_children(method: StartMethod) -> i32 {
+    print!("before ");
+    let mut p = Process::new(print_inner, ()).context(get_context(method));
+    p.start().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    match multiprocess::fork().unwrap() {
+        multiprocess::Fork::Child => {
+            print!("forked ");
+            std::process::exit(0)
+        }
+        multiprocess::Fork::Parent(pid) => assert_eq!(multiprocess::waitpid(pid).unwrap(), 0),
+    }
+    println!("after");
+    p.exitcode().unwrap_or(-1)
+}
+
+/// Python flushes standard output before it starts a child. A partial line in the
+/// parent's buffer at a fork used to come out twice (the child, a copy, flushed it at
+/// its end too: `before inner before forked before after`), and with spawn it came out
+/// after the child's output (`inner before after`).
+fn partial_line_printed_once_in_order_test(method: StartMethod) {
+    let mut h = Builder::new()
+        .context(get_context(method))
+        .stdout(Stdio::piped())
+        .spawn(partial_line_then_children, method)
+        .unwrap();
+    let mut out = String::new();
+    h.take_stdout().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(h.join_timeout(LONG).unwrap(), 0);
+    assert_eq!(out, "before inner forked after\n");
+    quiescent();
+}
+
 for_each_method!(watchdog, serial: environment_at_start_test, standard_streams_test,
-    printing_child_while_parent_prints_test);
+    printing_child_while_parent_prints_test, partial_line_printed_once_in_order_test);
 
 // ------------------------------------------------------- any fd as a value
 

@@ -42,7 +42,9 @@ pub enum Fork {
 /// # Caveats
 ///
 /// The child has only the calling thread: a lock held by another thread at the moment
-/// of the fork stays locked in the child (see [`StartMethod`](crate::StartMethod)). The standard output and
+/// of the fork stays locked in the child (see [`StartMethod`](crate::StartMethod)). Standard output is
+/// flushed first (unlike Python's `os.fork`), so a partial line printed before the fork
+/// does not come out twice. The standard output and
 /// error locks are taken around the fork, so printing in the child is safe, except
 /// with `print!` from a thread whose output a test harness captures: see "Printing
 /// under a test harness" in [`StartMethod`](crate::StartMethod) for why and the

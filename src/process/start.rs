@@ -1,7 +1,7 @@
 //! Creating a child with each start method; the parent's side of a start.
 
 use std::ffi::OsString;
-use std::io::{StderrLock, StdoutLock};
+use std::io::{StderrLock, StdoutLock, Write};
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 
@@ -25,6 +25,7 @@ pub(crate) fn start(method: StartMethod, boot: Boot, fds: &[RawFd]) -> Result<Ch
         StartMethod::Fork => start_fork(boot, fds.to_vec())
             .map(|(pid, pidfd)| Child::new(pid, pidfd, name, daemon, Reap::Direct)),
         StartMethod::Spawn => {
+            flush_standard_output();
             let bytes = codec::encode(&boot)?.bytes;
             let env: Option<Vec<(OsString, OsString)>> = boot.env.map(|e| {
                 e.into_iter()
@@ -35,10 +36,19 @@ pub(crate) fn start(method: StartMethod, boot: Boot, fds: &[RawFd]) -> Result<Ch
             Ok(child)
         }
         StartMethod::ForkServer => {
+            flush_standard_output();
             let bytes = codec::encode(&boot)?.bytes;
             forkserver::start_served(&bytes, &borrow(fds), name, daemon)
         }
     }
+}
+
+/// Python's `Popen` flushes `sys.stdout` and `sys.stderr` before it starts a child, so
+/// that what the parent printed before `start()` comes out before the child's output
+/// (Rust's standard error has no buffer). A fork does it under the output lock (see
+/// [`OutputLocks::for_fork`]).
+fn flush_standard_output() {
+    let _ = std::io::stdout().flush();
 }
 
 fn borrow(fds: &[RawFd]) -> Vec<BorrowedFd<'_>> {
@@ -70,15 +80,24 @@ pub(super) struct OutputLocks {
 }
 
 impl OutputLocks {
+    ///
+    /// Flushes standard output first (under its lock when taken), as Python does before
+    /// every start: the child gets a copy of the buffer, so a partial line printed with
+    /// `print!` would otherwise come out twice, once from each process.
     pub(super) fn for_fork(alone: bool) -> OutputLocks {
         // Made here even when not locked: a child whose parent never printed would
         // otherwise make standard output itself when it flushes it at its end (an
         // allocation and some six page faults in every child).
         let out = std::io::stdout();
-        OutputLocks {
+        let mut locks = OutputLocks {
             out: (!alone).then(|| out.lock()),
             err: (!alone).then(|| std::io::stderr().lock()),
-        }
+        };
+        let _ = match &mut locks.out {
+            Some(locked) => locked.flush(),
+            None => out.lock().flush(),
+        };
+        locks
     }
 
     /// Releases the locks taken. Inlined, and a drop only where one was taken: in a
