@@ -69,6 +69,9 @@ pub(crate) struct Boot {
     pub(crate) env: Option<Env>,
     /// Which standard streams (0, 1, 2) the fds after the args' replace, in order.
     pub(crate) stdio: [bool; 3],
+    /// The directory to run the task in, when the child does not start in the parent's
+    /// current one: a fork server's child starts where the server did (see `start`).
+    pub(crate) cwd: Option<Vec<u8>>,
 }
 
 /// What an entry gets.
@@ -177,6 +180,10 @@ pub(crate) fn run_child(
         boot.start_method,
     );
     keyring::install(boot.keys);
+    if boot.start_method != Some(StartMethod::Spawn) {
+        // Forked (by us or by the fork server): the exit handlers are the parent's.
+        sys::process::end_at_exit(end_of_task);
+    }
     install_panic_hook();
     let nfds = boot.nfds as usize;
     let nstdio = boot.stdio.iter().filter(|&&w| w).count();
@@ -186,6 +193,19 @@ pub(crate) fn run_child(
         None
     };
     let stdio = fds.split_off(nfds.min(fds.len()));
+    if let Some(dir) = boot.cwd {
+        let dir = std::path::PathBuf::from(
+            <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(dir),
+        );
+        if let Err(e) = std::env::set_current_dir(&dir) {
+            report!(
+                "Process {}: cannot change to the parent's directory {}: {e}",
+                state::state().name,
+                dir.display()
+            );
+            finish(1, status);
+        }
+    }
     options::apply_in_child(boot.env, boot.stdio, stdio);
     #[allow(unsafe_code)]
     // SAFETY: `entry` was made by `code_offset` from an `EntryFn` of this binary (the
@@ -204,20 +224,49 @@ pub(crate) fn run_child(
 
 /// Python's end of a process: join our own children, flush, report, `_exit`.
 pub(crate) fn finish(code: i32, status: Option<OwnedFd>) -> ! {
-    state::exit_cleanup();
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
+    end_of_task();
     if let Some(s) = status {
         let _ = sys::socket::send_all(s.as_fd(), &[&code.to_le_bytes()], &[]);
     }
     sys::process::exit_now(code)
 }
 
+/// What a child does after its task, however it ends: join its own children (daemonic
+/// ones terminated first), flush the standard streams.
+fn end_of_task() {
+    state::exit_cleanup();
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+}
+
 static CONSUMED: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`init`] ran on the main thread: a program with its own `main` (or a test
+/// binary with `harness = false`), not libtest, which calls it from a test thread (the
+/// entry of `test_support!`).
+static INIT_IN_MAIN: AtomicBool = AtomicBool::new(false);
+
+/// The arguments a spawned child (and the fork server) gets after its `argv[0]`: this
+/// program's own, as Python's spawn hands `sys.argv` on, so that a task that reads its
+/// command line sees the parent's. Under libtest the child must instead run the one test
+/// that calls `init()` (`test_support!`), alone and without capture.
+pub(crate) fn child_args() -> Vec<std::ffi::OsString> {
+    if INIT_IN_MAIN.load(Ordering::Acquire) {
+        std::env::args_os().skip(1).collect()
+    } else {
+        [TEST_ENTRY, "--nocapture", "--test-threads=1", "-q"]
+            .iter()
+            .map(Into::into)
+            .collect()
+    }
+}
 
 /// [`crate::init`]: if this process is a spawned child, run its task and exit.
 pub(crate) fn init() {
+    if sys::process::is_main_thread() {
+        INIT_IN_MAIN.store(true, Ordering::Release);
+    }
     if CONSUMED.swap(true, Ordering::AcqRel) {
         return;
     }

@@ -50,11 +50,34 @@ pub enum Fork {
 /// under a test harness" in [`StartMethod`](crate::StartMethod) for why and the
 /// workaround. End the child with `std::process::exit`.
 ///
+/// As with Python's `os.fork`, the child keeps the start method chosen with
+/// [`set_start_method`](crate::set_start_method) and names its own children on from
+/// the parent's count.
+///
 /// # Errors
 ///
 /// [`ErrorKind::Io`] if the OS refuses (out of processes or memory).
 ///
 /// # Examples
+///
+/// ```
+/// use multiprocess::{Fork, Process, StartMethod};
+/// fn noop(_: ()) {}
+/// multiprocess::init();
+/// multiprocess::set_start_method(StartMethod::Spawn)?;
+/// assert_eq!(Process::new(noop, ()).get_name(), "Process-1");
+/// match multiprocess::fork()? {
+///     Fork::Child => {
+///         let same = multiprocess::get_start_method() == StartMethod::Spawn
+///             && Process::new(noop, ()).get_name() == "Process-2";
+///         std::process::exit(if same { 0 } else { 1 });
+///     }
+///     Fork::Parent(pid) => assert_eq!(multiprocess::waitpid(pid)?, 0),
+/// }
+/// # Ok::<(), multiprocess::Error>(())
+/// ```
+///
+/// A child that prints:
 ///
 /// ```no_run
 /// use multiprocess::Fork;
@@ -77,6 +100,7 @@ pub fn fork() -> Result<Fork> {
     state::ensure_exit_handler();
     // The child's ring: a copy made here, since the child must not lock ours.
     let keys = keyring::snapshot();
+    let start_method = state::chosen_start_method();
     let output = OutputLocks::for_fork(sys::process::single_threaded());
     #[allow(unsafe_code)]
     // SAFETY: the hazard is documented for the caller (see Caveats); Rust itself stays
@@ -85,7 +109,7 @@ pub fn fork() -> Result<Fork> {
     output.release();
     match r.map_err(|e| Error::io("fork", e))? {
         sys::process::Forked::Child => {
-            state::become_forked_copy();
+            state::become_forked_copy(start_method);
             keyring::install(keys);
             Ok(Fork::Child)
         }

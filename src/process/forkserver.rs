@@ -150,6 +150,7 @@ fn start_server() -> Result<ServerClient> {
         keys: Keys::default(), // each request carries its child's own
         env: None,
         stdio: [false; 3],
+        cwd: None,
     };
     let bytes = codec::encode(&boot)?.bytes;
     let (server, conn) = start_spawn(&bytes, &[], None, boot.name.clone(), true)?;

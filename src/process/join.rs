@@ -75,6 +75,7 @@ where
         keys: Keys::default(), // a helper of ours, not the user's: no managers
         env: None,
         stdio: [false; 3],
+        cwd: None,
     };
     let child = start::start(method, boot, &enc.fds)?;
     drop(args);
@@ -125,6 +126,7 @@ where
         keys: keyring::snapshot(),
         env,
         stdio: stdio.which,
+        cwd: None,
     };
     let mut fds = enc.fds.clone();
     fds.extend(stdio.raw_fds());

@@ -26,6 +26,31 @@ use crate::error::{Error, ErrorKind, Result};
 /// its own, and the child watches you with a small thread instead; setting
 /// `MULTIPROCESS_FORKSERVER_WATCH` before the server starts asks for that too.)
 ///
+/// Under every method a child starts as Python's would: with the parent's command line
+/// in [`std::env::args`] (spawn and the fork server hand it on, as Python hands on
+/// `sys.argv`), the parent's environment and the parent's current directory, both as
+/// they are at `start()`, and with what the parent printed flushed first. (One
+/// exception: in a test binary, where [`test_support!`](crate::test_support) runs the
+/// child, a spawned child gets the arguments that make libtest run that entry.)
+///
+/// ```
+/// use multiprocess::{StartMethod, get_context};
+/// fn args(_: ()) -> Vec<String> { std::env::args().skip(1).collect() }
+/// fn cwd(_: ()) -> std::path::PathBuf { std::env::current_dir().unwrap() }
+/// multiprocess::init();
+/// let ours: Vec<String> = std::env::args().skip(1).collect();
+/// let here = std::env::current_dir()?;
+/// // The fork server starts here; its children follow us elsewhere.
+/// assert_eq!(get_context(StartMethod::ForkServer).spawn(cwd, ())?.join()?, here);
+/// std::env::set_current_dir("/")?;
+/// for method in [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer] {
+///     let ctx = get_context(method);
+///     assert_eq!(ctx.spawn(args, ())?.join()?, ours);
+///     assert_eq!(ctx.spawn(cwd, ())?.join()?, std::path::Path::new("/"));
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Caveats
 ///
 /// `Fork` copies only the calling thread. If another thread held a lock at that moment

@@ -278,6 +278,7 @@ where
             keys: keyring::snapshot(),
             env,
             stdio: stdio.which,
+            cwd: None,
         };
         let mut fds = enc.fds.clone();
         fds.extend(stdio.raw_fds());

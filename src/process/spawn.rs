@@ -4,7 +4,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::bootstrap::{self, MARKER, TEST_ENTRY};
+use super::bootstrap::{self, MARKER};
 use super::child::{Child, Reap};
 use super::launcher::on_long_lived_thread;
 use crate::error::{Error, ErrorKind, Result};
@@ -41,10 +41,7 @@ pub(crate) fn start_spawn(
     let (ours, theirs) = sys::socket::pair().map_err(|e| Error::io("socketpair", e))?;
     let out = sys::process::dup_stdout().map_err(|e| Error::io("dup(stdout)", e))?;
     let marker = bootstrap::marker_value(&theirs, &out);
-    let args: Vec<std::ffi::OsString> = [TEST_ENTRY, "--nocapture", "--test-threads=1", "-q"]
-        .iter()
-        .map(Into::into)
-        .collect();
+    let args = bootstrap::child_args();
     let base = env.map(<[_]>::to_vec);
     let mut extra = CHILD_ENV.lock().unwrap_or_else(|e| e.into_inner()).clone();
     extra.push((MARKER.into(), marker.into()));

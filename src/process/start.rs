@@ -37,6 +37,14 @@ pub(crate) fn start(method: StartMethod, boot: Boot, fds: &[RawFd]) -> Result<Ch
         }
         StartMethod::ForkServer => {
             flush_standard_output();
+            // The server's children start in the directory the server started in; a
+            // spawned or forked child starts in ours, so only they need no `cwd`.
+            let boot = Boot {
+                cwd: std::env::current_dir()
+                    .ok()
+                    .map(|d| d.into_os_string().into_vec()),
+                ..boot
+            };
             let bytes = codec::encode(&boot)?.bytes;
             forkserver::start_served(&bytes, &borrow(fds), name, daemon)
         }

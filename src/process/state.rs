@@ -246,18 +246,30 @@ fn in_child_slot(state: State) -> *mut State {
     }
 }
 
-/// After a raw [`crate::fork`]: the same identity, a fresh state, no children.
-pub(crate) fn become_forked_copy() {
+/// After a raw [`crate::fork`]: the same identity, a fresh state, no children. As in
+/// Python, the copy keeps the parent's start method (read by the caller before the
+/// fork: the mutex may be held by a thread that the child does not have) and numbers
+/// its children on from the parent's count.
+pub(crate) fn become_forked_copy(start_method: Option<StartMethod>) {
     let old = state();
     let parent = Some(ParentInfo::new(old.pid, old.name.clone()));
-    let sm = None; // do not lock the parent's mutex
+    let next = old.counter.load(Ordering::Relaxed);
     become_child(
         old.name.clone(),
         old.identity.clone(),
         old.daemon,
         parent,
-        sm,
+        start_method,
     );
+    state().counter.store(next, Ordering::Relaxed);
+}
+
+/// The start method chosen with `set_start_method`, if any.
+pub(crate) fn chosen_start_method() -> Option<StartMethod> {
+    *state()
+        .start_method
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 /// Registers the exit handler once per program: it terminates daemonic children and

@@ -407,6 +407,39 @@ pub(crate) fn at_exit(f: extern "C" fn()) {
     unsafe { libc::atexit(f) };
 }
 
+/// In a forked child that runs a task: from now on, `exit` (what
+/// `std::process::exit` calls) runs `cleanup` and ends the process with `_exit`,
+/// before any exit handler inherited from the parent can run: a C library's `atexit`
+/// handler (or a C++ static destructor) belongs to the parent and may delete its files
+/// or write to its connections. Python's forked children end with `os._exit` for the
+/// same reason. Handlers that the task registers later still run, first (they are the
+/// child's own). C stdio buffers are not flushed (`_exit` skips that, as `os._exit`
+/// does); `cleanup` flushes Rust's standard streams.
+///
+/// glibc's `on_exit`, which hands the handler the exit status; elsewhere a no-op.
+pub(crate) fn end_at_exit(cleanup: fn()) {
+    #[cfg(target_env = "gnu")]
+    {
+        unsafe extern "C" {
+            fn on_exit(
+                f: extern "C" fn(libc::c_int, *mut libc::c_void),
+                arg: *mut libc::c_void,
+            ) -> libc::c_int;
+        }
+        extern "C" fn end(status: libc::c_int, arg: *mut libc::c_void) {
+            // SAFETY: `arg` is the `fn()` that `end_at_exit` was given, cast below.
+            let cleanup = unsafe { std::mem::transmute::<*mut libc::c_void, fn()>(arg) };
+            cleanup();
+            exit_now(status)
+        }
+        // SAFETY: `end` is a plain function and `arg` a function pointer, valid for the
+        // whole process; on_exit only stores them.
+        unsafe { on_exit(end, cleanup as *mut libc::c_void) };
+    }
+    #[cfg(not(target_env = "gnu"))]
+    let _ = cleanup;
+}
+
 /// In a child of the fork server, whose OS parent is the server and not the process
 /// that asked for it (the *client*): kill this process with `SIGKILL` as soon as the
 /// client has exited. `client` is a pidfd of the client, opened by the server while the
@@ -818,6 +851,41 @@ mod tests {
         let (other, _) = std::thread::spawn(thread_identity).join().unwrap();
         assert_ne!(other, tid);
         assert_eq!(thread_identity(), (tid, start));
+    }
+
+    /// `exit` in a forked task runs the task's cleanup, then ends with the status it
+    /// was given, and no exit handler of the parent runs (one here would end the child
+    /// with 99).
+    #[cfg(target_env = "gnu")]
+    #[test]
+    fn a_forked_task_ends_without_the_parents_exit_handlers() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static IN_CHILD: AtomicBool = AtomicBool::new(false);
+        extern "C" fn inherited() {
+            if IN_CHILD.load(Ordering::Relaxed) {
+                exit_now(99)
+            }
+        }
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| at_exit(inherited));
+        let exit_with = |code: i32, cleanup: fn()| {
+            in_fork_child(move || {
+                IN_CHILD.store(true, Ordering::Relaxed);
+                end_at_exit(cleanup);
+                #[allow(unsafe_code)]
+                // SAFETY: `exit` in a fork child whose exit handlers are ours and the
+                // test's, both of which end the process.
+                unsafe {
+                    libc::exit(code)
+                }
+            })
+        };
+        assert_eq!(exit_with(7, || {}), Some(7), "the status is kept");
+        assert_eq!(
+            exit_with(7, || exit_now(8)),
+            Some(8),
+            "the cleanup runs first"
+        );
     }
 
     /// Forks a child that `_exit`s with 0 if `check` says true, 1 otherwise, and reaps
