@@ -280,13 +280,22 @@ fn apply_map_starmap(method: StartMethod) {
     assert!(r.successful().unwrap());
     assert_eq!(r.get().unwrap(), 9);
     assert_eq!(r.get().unwrap_err().kind(), ErrorKind::InvalidState);
-    // Every worker is a PoolWorker.
+    // Every worker is a PoolWorker, numbered from this process's count of children as
+    // in Python: a second pool's workers have names of their own.
     let stats = p.stats();
     assert_eq!(stats.len(), 2);
     assert!(
         stats.iter().all(|s| s.name.starts_with("PoolWorker-")),
         "{stats:?}"
     );
+    let other = pool(method, 2);
+    let names = |p: &Pool| p.stats().into_iter().map(|s| s.name).collect::<Vec<_>>();
+    let (ours, theirs) = (names(&p), names(&other));
+    assert!(
+        ours.iter().all(|n| !theirs.contains(n)),
+        "{ours:?} {theirs:?}"
+    );
+    close_join_and_check(other, []);
     close_join_and_check(p, []);
 }
 

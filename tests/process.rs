@@ -190,7 +190,34 @@ for_each_method!(
     spawn_handle_outcomes,
     unserializable_args,
     hundred_terminated,
+    settings_after_start,
 );
+
+/// After start, a new name is what `active_children` lists (Python's `p.name = ...`),
+/// and the daemon flag can no longer change (Python asserts): the child was started
+/// with the one it had.
+fn settings_after_start(m: StartMethod) {
+    let (hold, held) = pipe::<()>().unwrap();
+    let mut p = get_context(m).process(wait_for_parent, held);
+    p.start().unwrap();
+    let p = p.name("renamed");
+    let listed: Vec<String> = active_children()
+        .iter()
+        .filter(|c| Some(c.pid()) == p.pid())
+        .map(|c| c.name().to_string())
+        .collect();
+    assert_eq!(listed, ["renamed"]);
+    drop(hold);
+    assert!(p.join_timeout(LONG).unwrap());
+    let late = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.daemon(true)));
+    let msg = late.expect_err("daemon after start must panic");
+    assert!(
+        msg.downcast_ref::<&str>()
+            .is_some_and(|m| m.contains("already started")),
+        "{:?}",
+        msg.downcast_ref::<&str>()
+    );
+}
 
 /// Before start: not alive, not listed, no exit code, no sentinel. After start:
 /// alive, listed, args delivered. After join: exit code 0, not listed, reaped.

@@ -29,7 +29,8 @@ pub(crate) enum Reap {
 pub(crate) struct Child {
     pub(crate) pid: u32,
     pub(crate) pidfd: OwnedFd,
-    pub(crate) name: String,
+    /// The name, which the parent may change after the start (`Process::name`).
+    name: Mutex<String>,
     pub(crate) daemon: bool,
     /// Started by [`crate::fork`]: not joined at exit, only reaped.
     pub(crate) raw_fork: bool,
@@ -41,11 +42,21 @@ pub(crate) struct Child {
 const STATUS_GRACE: Duration = Duration::from_secs(10);
 
 impl Child {
+    /// The child's name as its parent knows it.
+    pub(crate) fn name(&self) -> String {
+        self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Renames it (Python's `p.name = ...` after `start()`).
+    pub(crate) fn rename(&self, name: String) {
+        *self.name.lock().unwrap_or_else(|e| e.into_inner()) = name;
+    }
+
     pub(crate) fn new(pid: u32, pidfd: OwnedFd, name: String, daemon: bool, reap: Reap) -> Self {
         Child {
             pid,
             pidfd,
-            name,
+            name: Mutex::new(name),
             daemon,
             raw_fork: false,
             reap,

@@ -201,7 +201,7 @@ pub fn active_children() -> Vec<ChildInfo> {
         .iter()
         .filter(|c| !c.raw_fork)
         .map(|c| ChildInfo {
-            name: c.name.clone(),
+            name: c.name(),
             pid: c.pid,
             daemon: c.daemon,
         })

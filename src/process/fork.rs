@@ -42,13 +42,13 @@ pub enum Fork {
 /// # Caveats
 ///
 /// The child has only the calling thread: a lock held by another thread at the moment
-/// of the fork stays locked in the child (see [`StartMethod`](crate::StartMethod)). Standard output is
-/// flushed first (unlike Python's `os.fork`), so a partial line printed before the fork
-/// does not come out twice. The standard output and
-/// error locks are taken around the fork, so printing in the child is safe, except
-/// with `print!` from a thread whose output a test harness captures: see "Printing
-/// under a test harness" in [`StartMethod`](crate::StartMethod) for why and the
-/// workaround. End the child with `std::process::exit`.
+/// of the fork stays locked in the child (see [`StartMethod`](crate::StartMethod)).
+/// Standard output is flushed first (unlike Python's `os.fork`), so a partial line
+/// printed before the fork does not come out twice. The standard output and error
+/// locks are taken around the fork, so printing in the child is safe, except with
+/// `print!` from a thread whose output a test harness captures: see "Printing under a
+/// test harness" in [`StartMethod`](crate::StartMethod) for why and the workaround.
+/// End the child with `std::process::exit`.
 ///
 /// As with Python's `os.fork`, the child keeps the start method chosen with
 /// [`set_start_method`](crate::set_start_method) and names its own children on from

@@ -312,7 +312,8 @@ impl<R: DeserializeOwned> JoinHandle<R> {
                 ErrorKind::Timeout,
                 format!(
                     "joining {} (pid {}) timed out after {timeout:?}",
-                    self.child.name, self.child.pid
+                    self.child.name(),
+                    self.child.pid
                 ),
             )),
             other => other,
@@ -323,7 +324,8 @@ impl<R: DeserializeOwned> JoinHandle<R> {
         if self.joined {
             return Err(Error::state(format!(
                 "{} (pid {}) was already joined",
-                self.child.name, self.child.pid
+                self.child.name(),
+                self.child.pid
             )));
         }
         let outcome = match deadline {

@@ -57,7 +57,12 @@ use crate::error::{Error, ErrorKind, Result};
 /// (a logger, a connection pool, a `Mutex` of yours), it stays locked in the child. We
 /// take the standard output and error locks around `fork`, so printing is safe, and
 /// glibc's allocator is fork-safe; anything else your task touches must not depend on
-/// other threads. `Spawn` and `ForkServer` have no such hazard.
+/// other threads. `Spawn` and `ForkServer` have no such hazard. Two consequences of
+/// those locks: a thread other than the main one must not hold a `StdoutLock` (or
+/// `StderrLock`) while it starts a `Fork` child, since the fork is made on the crate's
+/// launcher thread, which waits for that lock; and a `Fork` child given a standard
+/// input of its own drops what the parent's had buffered only where the parent has no
+/// other thread (one could hold that lock in a blocking read).
 ///
 /// **Printing under a test harness.** libtest (plain `cargo test`, not nextest)
 /// captures a test's `print!` output in a buffer behind a lock of its own, which every

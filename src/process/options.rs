@@ -291,6 +291,30 @@ pub(crate) fn apply_in_child(env: Option<Env>, which: [bool; 3], fds: Vec<OwnedF
     }
 }
 
+/// In a fork child whose standard input is replaced: forgets what the parent's
+/// standard input had buffered, which the child would otherwise read before its own
+/// stream (Python's fork child gets a new `sys.stdin`). It puts `/dev/null` on fd 0
+/// and reads the buffer out, which then ends at once; the child's own stream replaces
+/// `/dev/null` next. Only where the parent had no other thread: one could have held
+/// the lock of standard input at the fork (blocked in a read), and the child would
+/// then wait for it for ever.
+pub(crate) fn forget_buffered_stdin() {
+    use std::io::BufRead;
+    let Ok(null) = std::fs::File::open("/dev/null") else {
+        return;
+    };
+    if sys::process::redirect_std(std::os::fd::AsFd::as_fd(&null), 0).is_err() {
+        return;
+    }
+    let mut stdin = std::io::stdin().lock();
+    while let Ok(n) = stdin.fill_buf().map(<[u8]>::len) {
+        if n == 0 {
+            break;
+        }
+        stdin.consume(n);
+    }
+}
+
 #[inline(never)]
 fn apply_in_child_now(env: Option<Env>, which: [bool; 3], fds: Vec<OwnedFd>) {
     if let Some(env) = env {

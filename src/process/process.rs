@@ -162,7 +162,9 @@ where
         }
     }
 
-    /// Sets the name (Python's `name=`).
+    /// Sets the name (Python's `name=`). After [`start`](Process::start) it renames the
+    /// child as this process knows it ([`active_children`](crate::active_children)), as
+    /// setting `p.name` does in Python; the child keeps the name it started with.
     ///
     /// # Examples
     ///
@@ -173,6 +175,9 @@ where
     /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        if let Some(c) = &self.child {
+            c.rename(self.name.clone());
+        }
         self
     }
 
@@ -186,7 +191,16 @@ where
     /// let p = multiprocess::Process::new(noop, ()).daemon(true);
     /// assert!(p.is_daemon());
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// After [`start`](Process::start): the child was started with the flag it had
+    /// then (Python's `AssertionError: process has already started`).
     pub fn daemon(mut self, daemon: bool) -> Self {
+        assert!(
+            self.child.is_none(),
+            "Process::daemon: process has already started"
+        );
         self.daemon = daemon;
         self
     }
@@ -728,6 +742,33 @@ where
     /// p.take_stdin().unwrap().write_all(b"hey\n")?;
     /// p.join()?;
     /// assert_eq!(p.exitcode(), Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// A fork child given a stdin of its own reads only that, not what the parent's
+    /// standard input had buffered (where the parent has no other thread: see
+    /// [`StartMethod`](crate::StartMethod)):
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use multiprocess::{Builder, StartMethod, Stdio, get_context};
+    /// fn line(_: ()) -> String {
+    ///     let mut s = String::new();
+    ///     std::io::stdin().read_line(&mut s).unwrap();
+    ///     s
+    /// }
+    /// fn read_then_fork(_: ()) -> (String, String) {
+    ///     let first = line(()); // "one\n"; "two\n" waits in the buffer
+    ///     let fork = get_context(StartMethod::Fork);
+    ///     let mut h = Builder::new().context(fork).stdin(Stdio::piped()).spawn(line, ()).unwrap();
+    ///     h.take_stdin().unwrap().write_all(b"piped\n").unwrap();
+    ///     (first, h.join().unwrap())
+    /// }
+    /// multiprocess::init();
+    /// let spawn = get_context(StartMethod::Spawn);
+    /// let mut h = Builder::new().context(spawn).stdin(Stdio::piped()).spawn(read_then_fork, ())?;
+    /// h.take_stdin().unwrap().write_all(b"one\ntwo\n")?;
+    /// assert_eq!(h.join()?, ("one\n".to_string(), "piped\n".to_string()));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stdin(mut self, s: impl Into<Stdio>) -> Self {

@@ -10,6 +10,7 @@ use super::child::{Child, Reap};
 use super::forkserver;
 use super::launcher::on_long_lived_thread;
 use super::method::StartMethod;
+use super::options;
 use super::spawn::start_spawn;
 use crate::error::{Error, Result};
 use crate::sys;
@@ -145,6 +146,9 @@ fn start_fork(boot: Boot, fds: Vec<RawFd>) -> Result<(u32, OwnedFd)> {
                 };
                 handles.close_inherited();
                 output.release();
+                if alone && boot.stdio[0] {
+                    options::forget_buffered_stdin();
+                }
                 bootstrap::run_child(boot, fds, None, None)
             }
             Ok(sys::process::Forked::Parent(pid)) => Ok(pid),

@@ -101,7 +101,6 @@ pub(crate) struct Runner {
     cfg: Config,
     workers: Vec<Worker>,
     pending: VecDeque<Task>,
-    started: usize,
     last_death_check: Instant,
     /// Large results taken from the rings, to decode once workers have new work.
     deferred: Vec<Deferred>,
@@ -120,7 +119,6 @@ impl Runner {
             cfg,
             workers: Vec::new(),
             pending: VecDeque::new(),
-            started: 0,
             last_death_check: Instant::now(),
             deferred: Vec::new(),
             published: 0,
@@ -137,8 +135,6 @@ impl Runner {
     }
 
     fn start_worker(&mut self) -> Result<Worker> {
-        self.started += 1;
-        let name = format!("{}-{}", self.cfg.name, self.started);
         let ring = ring_size(self.cfg.processes);
         let tasks = Queue::from_raw(RawQueue::new(0, ring)?);
         let results = Queue::from_raw(RawQueue::new(0, ring)?);
@@ -154,10 +150,11 @@ impl Runner {
             status: status.clone(),
             init,
         };
-        let mut proc = Process::new(worker_main, args)
-            .name(name.clone())
-            .daemon(true)
-            .context(self.cfg.ctx);
+        let proc = Process::new(worker_main, args);
+        // Numbered from this process's count of children, as Python names them
+        // (`Process-5` becomes `PoolWorker-5`): unique across pools.
+        let name = proc.get_name().replacen("Process", self.cfg.name, 1);
+        let mut proc = proc.name(name.clone()).daemon(true).context(self.cfg.ctx);
         proc.start()?;
         let pid = proc.pid().unwrap_or(0);
         trace!(debug, worker = %name, pid, "pool worker started");
