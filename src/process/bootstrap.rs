@@ -180,7 +180,10 @@ pub(crate) fn run_child(
         boot.start_method,
     );
     keyring::install(boot.keys);
-    if boot.start_method != Some(StartMethod::Spawn) {
+    if matches!(
+        boot.start_method,
+        Some(StartMethod::Fork | StartMethod::ForkServer)
+    ) {
         // Forked (by us or by the fork server): the exit handlers are the parent's.
         sys::process::end_at_exit(end_of_task);
     }
