@@ -666,3 +666,45 @@ fn barrier_abort_reset_and_timeout() {
 fn barrier_broken_party_default(b: multiprocess::Barrier) -> bool {
     matches!(b.wait(), Err(e) if e.kind() == ErrorKind::BrokenBarrier)
 }
+
+/// The other side of `condition_turns`: waits for each odd value, answers with the next.
+fn condition_turn_taker(
+    (cond, value, rounds): (multiprocess::Condition, multiprocess::Value<i64>, i64),
+) -> i64 {
+    for i in 0..rounds {
+        let mut g = cond.acquire();
+        if !cond.wait_for(&mut g, || value.get() == 2 * i + 1, Some(LONG)) {
+            return i;
+        }
+        value.set(2 * i + 2);
+        cond.notify().unwrap();
+    }
+    rounds
+}
+
+/// Two processes take turns on one condition: set the value, notify, wait for the
+/// answer. A notifier that waited at once used to take back its own notification, so
+/// the waiter it had woken slept on and the turns stopped at the first round or two.
+#[test]
+fn condition_turns() {
+    let rounds = 300;
+    for method in [
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::ForkServer,
+    ] {
+        let cond = multiprocess::Condition::new().unwrap();
+        let value = multiprocess::Value::new(0i64).unwrap();
+        let mut h = get_context(method)
+            .spawn(condition_turn_taker, (cond.clone(), value.clone(), rounds))
+            .unwrap();
+        for i in 0..rounds {
+            let mut g = cond.acquire();
+            value.set(2 * i + 1);
+            cond.notify().unwrap();
+            let answered = cond.wait_for(&mut g, || value.get() == 2 * i + 2, Some(LONG));
+            assert!(answered, "{method}: no answer in round {i}");
+        }
+        assert_eq!(h.join_timeout(LONG).unwrap(), rounds, "{method}");
+    }
+}

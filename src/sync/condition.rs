@@ -2,19 +2,28 @@
 //!
 //! # Algorithm
 //!
-//! Three words beside the condition's [`RLock`]: `seq` (the futex), `waiting` (waiters
-//! not yet notified) and `tickets` (notifications not yet taken). All three change only
-//! while the lock is held, except that a woken waiter takes a ticket before it has the
-//! lock again.
+//! Two words beside the condition's [`RLock`]: `seq` (the futex waiters sleep on) and
+//! `count`, which packs `waiting` (waiters not yet notified, low 16 bits) and `tickets`
+//! (notifications not yet taken, high 16 bits) so that a notify's move from one to the
+//! other and a waiter's withdrawal are each one atomic step.
 //!
-//! * `wait`: `waiting += 1`, release the lock fully (remembering the re-entry count),
-//!   then sleep on `seq` until a ticket can be taken (CAS `tickets -> tickets - 1`), or
-//!   the deadline passes; re-acquire the lock and restore the count.
-//! * `notify_n(k)`: `m = min(k, waiting)`; `waiting -= m`, `tickets += m`, `seq += 1`,
-//!   `FUTEX_WAKE` `m` sleepers. A sleeper that wakes and finds no ticket (another
-//!   waiter took it first) sleeps again, so exactly `m` waiters return per notify.
-//! * A waiter that times out takes a ticket if one is there (it was notified after
-//!   all), otherwise it withdraws from `waiting`.
+//! * `wait`: `waiting += 1` (with the lock held), release the lock fully (remembering
+//!   the re-entry count), then sleep on `seq` until a ticket can be taken
+//!   (`tickets -= 1`), or the deadline passes; re-acquire the lock and restore the
+//!   count.
+//! * `notify_n(k)`: `m = min(k, waiting)`; `waiting -= m, tickets += m`, `seq += 1`,
+//!   `FUTEX_WAKE` `m` sleepers; then, still holding the lock, wait until the `m`
+//!   tickets are taken (a taker wakes the notifier through `count`). As in CPython,
+//!   whose `notify` waits for the woken sleepers to acknowledge: while tickets are
+//!   out, no thread can start waiting (that needs the lock), so only the waiters the
+//!   notify counted can take them. Without that wait a thread that notified and then
+//!   waited at once (two processes taking turns) took its own ticket back, and the
+//!   waiter it had woken slept on, uncounted, for ever.
+//! * A waiter that times out takes a ticket if one is there (it was counted by a notify
+//!   still waiting for its tickets to go), otherwise it withdraws from `waiting`, in
+//!   one step, before it re-acquires the lock (which that notifier holds).
+//! * A notifier waits for its tickets at most [`ACK_PATIENCE`]: a woken waiter whose
+//!   process was killed never takes its ticket.
 
 use std::fmt;
 use std::sync::Arc;
@@ -30,8 +39,22 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::sys::{self, futex};
 
 const SEQ: usize = 0;
-const WAITING: usize = 1;
-const TICKETS: usize = 2;
+/// `waiting | tickets << 16` (see the module docs).
+const COUNT: usize = 1;
+
+const TICKET: u32 = 1 << 16;
+
+fn waiting(count: u32) -> u32 {
+    count & 0xffff
+}
+
+fn tickets(count: u32) -> u32 {
+    count >> 16
+}
+
+/// How long a notify waits for the waiters it woke to take their tickets: they need
+/// only to wake (microseconds); one that never does was killed.
+const ACK_PATIENCE: Duration = Duration::from_secs(1);
 
 /// A condition variable shared between processes, with its own [`RLock`].
 ///
@@ -70,7 +93,7 @@ pub struct Condition {
 impl fmt::Debug for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Condition")
-            .field("waiting", &self.seg.word(WAITING).load(SeqCst))
+            .field("waiting", &waiting(self.seg.word(COUNT).load(SeqCst)))
             .finish_non_exhaustive()
     }
 }
@@ -143,16 +166,36 @@ impl Condition {
         &self.lock
     }
 
+    /// Takes a ticket if one is out; the notifier that gave it waits for that.
     fn take_ticket(&self) -> bool {
-        let t = self.seg.word(TICKETS);
-        let mut cur = t.load(SeqCst);
-        while cur > 0 {
-            match t.compare_exchange(cur, cur - 1, SeqCst, SeqCst) {
-                Ok(_) => return true,
-                Err(now) => cur = now,
-            }
+        let count = self.seg.word(COUNT);
+        let taken = count
+            .fetch_update(SeqCst, SeqCst, |c| (tickets(c) > 0).then(|| c - TICKET))
+            .is_ok();
+        if taken {
+            futex::wake(count, 1);
         }
-        false
+        taken
+    }
+
+    /// A waiter whose deadline passed: takes a ticket if one is out (it was notified
+    /// after all), otherwise leaves `waiting`. `true` if it took a ticket.
+    fn ticket_or_withdraw(&self) -> bool {
+        let count = self.seg.word(COUNT);
+        let before = count
+            .fetch_update(SeqCst, SeqCst, |c| {
+                Some(if tickets(c) > 0 {
+                    c - TICKET
+                } else {
+                    c.saturating_sub(1)
+                })
+            })
+            .unwrap_or_else(|c| c);
+        let took = tickets(before) > 0;
+        if took {
+            futex::wake(count, 1);
+        }
+        took
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
@@ -160,7 +203,11 @@ impl Condition {
             // Not reachable through the typed API (a guard proves ownership).
             return false;
         }
-        self.seg.word(WAITING).fetch_add(1, SeqCst);
+        if waiting(self.seg.word(COUNT).fetch_add(1, SeqCst)) == 0xffff {
+            // 65,536 waiters at once: no room to count another; give up at once.
+            self.seg.word(COUNT).fetch_sub(1, SeqCst);
+            return false;
+        }
         let depth = self.lock.release_all();
         let seq = self.seg.word(SEQ);
         let notified = loop {
@@ -169,13 +216,7 @@ impl Condition {
                 break true;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                // Re-check under the lock, so a notify cannot count us after we left.
-                self.lock.acquire_all(depth);
-                if self.take_ticket() {
-                    return true;
-                }
-                self.seg.word(WAITING).fetch_sub(1, SeqCst);
-                return false;
+                break self.ticket_or_withdraw();
             }
             futex::wait(seq, s, deadline);
         };
@@ -298,16 +339,29 @@ impl Condition {
     /// ```
     pub fn notify_n(&self, n: u32) -> Result<u32> {
         self.check_owner()?;
-        let waiting = self.seg.word(WAITING);
-        let m = n.min(waiting.load(SeqCst));
+        let count = self.seg.word(COUNT);
+        let (mut m, mut out) = (0, 0);
+        let _ = count.fetch_update(SeqCst, SeqCst, |c| {
+            out = tickets(c);
+            m = n.min(waiting(c)).min(0xffff - out);
+            (m > 0).then(|| c - m + m * TICKET)
+        });
         if m == 0 {
             return Ok(0);
         }
-        waiting.fetch_sub(m, SeqCst);
-        self.seg.word(TICKETS).fetch_add(m, SeqCst);
         let seq = self.seg.word(SEQ);
         seq.fetch_add(1, SeqCst);
         futex::wake(seq, m);
+        // Hold the lock until the tickets are taken (see the module docs); `out` were
+        // left by a notify whose waiter died.
+        let patience = Instant::now() + ACK_PATIENCE;
+        loop {
+            let c = count.load(SeqCst);
+            if tickets(c) <= out || Instant::now() >= patience {
+                break;
+            }
+            futex::wait(count, c, Some(patience));
+        }
         Ok(m)
     }
 
