@@ -708,3 +708,26 @@ fn condition_turns() {
         assert_eq!(h.join_timeout(LONG).unwrap(), rounds, "{method}");
     }
 }
+
+/// Python's `n_waiting` is 0 once the barrier is broken: the parties that waited are
+/// leaving with an error, not waiting.
+#[test]
+fn barrier_n_waiting_after_a_break() {
+    let b = multiprocess::Barrier::new(3).unwrap();
+    let waiter = {
+        let b = b.clone();
+        std::thread::spawn(move || b.wait_timeout(LONG))
+    };
+    let until = Instant::now() + LONG;
+    while b.n_waiting() != 1 {
+        assert!(Instant::now() < until, "the party never waited");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    b.abort();
+    assert_eq!(b.n_waiting(), 0);
+    let r = waiter.join().unwrap();
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::BrokenBarrier);
+    assert_eq!(b.n_waiting(), 0);
+    b.reset();
+    assert_eq!(b.n_waiting(), 0);
+}

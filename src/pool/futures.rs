@@ -88,7 +88,8 @@ impl<R> Future<R> {
     ///
     /// The call's failure (as [`AsyncResult::get`](crate::AsyncResult::get)),
     /// [`ErrorKind::Cancelled`] if it was cancelled, [`ErrorKind::InvalidState`] if
-    /// the value was already taken.
+    /// the value was already taken. A failure is kept: every call returns it again, and
+    /// [`exception`](Future::exception) still sees it, as in Python.
     ///
     /// # Examples
     ///
@@ -128,6 +129,10 @@ impl<R> Future<R> {
     /// let ex = multiprocess::futures::ProcessPoolExecutor::new(1)?;
     /// let f = ex.submit(fail, ())?;
     /// assert_eq!(f.exception().unwrap().kind(), multiprocess::ErrorKind::Panicked);
+    /// // A failure stays: result() returns it each time, and exception() still sees it.
+    /// assert_eq!(f.result().unwrap_err().kind(), multiprocess::ErrorKind::Panicked);
+    /// assert_eq!(f.result().unwrap_err().kind(), multiprocess::ErrorKind::Panicked);
+    /// assert!(f.exception().is_some());
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn exception(&self) -> Option<Error> {

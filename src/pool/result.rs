@@ -51,7 +51,8 @@ impl<R> AsyncResult<R> {
     /// [`ErrorKind::ProcessDied`](crate::ErrorKind::ProcessDied) (its worker died: how, and which task),
     /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) (it ran past its timeout), [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled) (the
     /// pool was terminated first), [`ErrorKind::BrokenPool`](crate::ErrorKind::BrokenPool); or
-    /// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) if the result was already taken.
+    /// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) if the value was already taken (a
+    /// failure is kept and returned by every call, as Python raises it again).
     ///
     /// # Examples
     ///

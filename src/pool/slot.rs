@@ -271,6 +271,12 @@ impl<T> Slot<T> {
             s.waiters -= 1;
         }
         match s.result.take() {
+            // An error stays: a second `get` and `exception()` see it again, as in
+            // Python (only a value moves out).
+            Some(Err(e)) => {
+                s.result = Some(Err(e.duplicate()));
+                Err(e)
+            }
             Some(r) => {
                 s.taken = true;
                 r

@@ -495,15 +495,22 @@ impl Barrier {
         self.seg.word(BROKEN).load(SeqCst) != 0
     }
 
-    /// How many parties are waiting now.
+    /// How many parties are waiting now: 0 while the barrier is broken (its waiters
+    /// are leaving with [`ErrorKind::BrokenBarrier`]), as in Python.
     ///
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(multiprocess::Barrier::new(2)?.n_waiting(), 0);
+    /// let b = multiprocess::Barrier::new(2)?;
+    /// assert_eq!(b.n_waiting(), 0);
+    /// b.abort();
+    /// assert_eq!(b.n_waiting(), 0);
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn n_waiting(&self) -> u32 {
+        if self.is_broken() {
+            return 0;
+        }
         self.seg.word(COUNT).load(SeqCst)
     }
 
