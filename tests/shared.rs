@@ -328,3 +328,35 @@ fn tracker_leaves_a_reused_name_alone() {
     let _ = newcomer.unlink();
     assert!(still, "the tracker unlinked a segment it does not own");
 }
+
+/// Python's `get_lock()` is re-entrant; ours is not, so `get`/`set` while this thread
+/// holds a guard is a clear panic, not a hang (it waited for ever before).
+#[test]
+fn get_while_holding_the_lock_panics() {
+    let v = Value::new(1i64).unwrap();
+    let a = Array::from_slice(&[1u8, 2]).unwrap();
+    let g = v.lock();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| v.get()));
+    let msg = r.expect_err("get under our own guard must panic");
+    let text = msg
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| msg.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(text.contains("already holds"), "{text}");
+    drop(g);
+    assert_eq!(v.get(), 1, "the lock was left usable");
+    let g = a.lock();
+    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.set(0, 5))).is_err());
+    drop(g);
+    assert_eq!(a.to_vec(), vec![1, 2]);
+    // Another thread still waits for the guard, as before.
+    let g = v.lock();
+    let other = {
+        let v = v.clone();
+        std::thread::spawn(move || v.get())
+    };
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    drop(g);
+    assert_eq!(other.join().unwrap(), 1);
+}

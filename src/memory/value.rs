@@ -199,7 +199,28 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for SharedGuard<'_, T> {
 }
 
 fn lock_seg(seg: &Segment) -> bool {
-    raw::acquire(seg.raw_lock(W_LOCK, W_SLEEPERS), raw::Owner::me(), None)
+    let lock = seg.raw_lock(W_LOCK, W_SLEEPERS);
+    let me = raw::Owner::me();
+    match raw::try_acquire(lock.word, me) {
+        Some(a) => a.owner_died,
+        None => lock_seg_contended(lock, me),
+    }
+}
+
+/// The lock is taken: wait for it, unless this very thread holds it, which would wait
+/// for ever. Python's `get_lock()` is re-entrant, so `with v.get_lock(): v.value += 1`
+/// works there; its twin here, `v.get()` while a guard of `v.lock()` lives, is a
+/// mistake to report, not a hang.
+#[cold]
+#[inline(never)]
+fn lock_seg_contended(lock: raw::RawLock<'_>, me: raw::Owner) -> bool {
+    assert!(
+        raw::owner(lock.word) != Some(me),
+        "this thread already holds this shared value's lock (a guard from `lock()` is \
+         alive): read and write through that guard, not with get/set (the lock is not \
+         re-entrant)"
+    );
+    raw::acquire(lock, me, None)
         .expect("no deadline")
         .owner_died
 }
@@ -209,7 +230,9 @@ fn lock_seg(seg: &Segment) -> bool {
 ///
 /// Every access takes the lock: [`get`](Value::get) and [`set`](Value::set) each for
 /// one copy, [`lock`](Value::lock) for as long as its guard lives (for a
-/// read-modify-write such as `*v.lock() += 1`).
+/// read-modify-write such as `*v.lock() += 1`). The lock is not re-entrant: while a
+/// guard lives, go through it; `get` or `set` on the same thread panics (it would wait
+/// for ever), where Python's re-entrant `get_lock()` lets `v.value` through.
 ///
 /// # Examples
 ///
@@ -278,7 +301,9 @@ pub struct RawValue<T: Pod> {
 }
 
 /// An array in shared memory, with a lock: Python's `multiprocessing.Array`. For one
-/// without a lock, see [`RawArray`].
+/// without a lock, see [`RawArray`]. As for [`Value`], the lock is not re-entrant:
+/// while a guard of [`lock`](Array::lock) lives, the other accessors panic on the same
+/// thread.
 ///
 /// # Examples
 ///
