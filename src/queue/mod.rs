@@ -137,6 +137,11 @@ pub(crate) const DEFAULT_CAPACITY: usize = 4 << 20;
 /// How long a waiter spins before it sleeps.
 const SPIN: Duration = Duration::from_micros(20);
 
+/// How long a `put` past its deadline still waits for a producer lock whose holder is
+/// copying an item into a ring with room (see `RawQueue::put`): a copy takes
+/// microseconds, a holder preempted on a busy machine some milliseconds.
+const LOCK_GRACE: Duration = Duration::from_millis(50);
+
 /// An item that could not be put, given back with the reason.
 pub struct PutError<T> {
     error: Error,
@@ -321,10 +326,34 @@ impl RawQueue {
         let cap = self.capacity() as usize;
         let big = HEADER + bytes.len() > cap / 2;
         let memfd = if big { Some(big_item(bytes)?) } else { None };
-        let Some(held) = self.lock(Q_PLOCK, deadline) else {
-            return Err(full());
+        let held = match self.lock(Q_PLOCK, deadline) {
+            Some(h) => h,
+            None => {
+                // The producer lock is busy past the deadline (at once, for `try_put`).
+                // A holder that waits for room means the queue is full; one that copies
+                // its item lets go within microseconds, and the queue is not full for
+                // that: wait for it a little, so `Full` means full (as in Python).
+                let need = align8(HEADER + if big { 8 } else { bytes.len() });
+                if !self.has_room(need) {
+                    return Err(full());
+                }
+                match self.lock(Q_PLOCK, Some(Instant::now() + LOCK_GRACE)) {
+                    Some(h) => h,
+                    None => return Err(full()),
+                }
+            }
         };
         self.put_held(held, bytes, fds, memfd, deadline)
+    }
+
+    /// Whether a record of `need` bytes would fit now (a hint: the consumers may take
+    /// more meanwhile, never less).
+    fn has_room(&self, need: usize) -> bool {
+        let head = self.seg.word64(Q_HEAD).load(Acquire);
+        let tail = self.seg.word64(Q_TAIL).load(Acquire);
+        let maxsize = self.maxsize();
+        room(head, tail, self.capacity(), need as u64).is_some()
+            && (maxsize == 0 || self.len() < maxsize as usize)
     }
 
     /// [`put`](RawQueue::put) under the producer lock `_held`, with the large item's
@@ -771,7 +800,14 @@ impl<T> Queue<T> {
         &self.inner
     }
 
-    /// An unbounded queue.
+    /// A queue with no limit on the number of items (Python's `Queue()`).
+    ///
+    /// What it holds at once is bounded by its ring: 4 MiB of encoded items (an item
+    /// over 2 MiB travels in memory of its own and takes a few bytes of the ring).
+    /// When the ring is full, [`put`](Queue::put) waits for room and
+    /// [`try_put`](Queue::try_put) reports `Full`, where Python's feeder thread keeps
+    /// any number of items in the putting process. To put more before anyone gets,
+    /// give it a larger ring with [`with_capacity`](Queue::with_capacity).
     ///
     /// # Errors
     ///
@@ -786,6 +822,36 @@ impl<T> Queue<T> {
     /// ```
     pub fn new() -> Result<Self> {
         Ok(Self::from_raw(RawQueue::new(0, DEFAULT_CAPACITY)?))
+    }
+
+    /// An unbounded queue whose ring holds `bytes` of encoded items at once (rounded
+    /// up to a power of two, from 4 KiB to 1 GiB; [`new`](Queue::new) gives 4 MiB).
+    /// The ring is shared memory whose pages are touched as it goes round, so a ring
+    /// that fills once keeps that much memory until the queue is dropped everywhere.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] past 1 GiB; otherwise as [`new`](Queue::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // 10,000 items of 1 KiB before any get: more than `new()`'s 4 MiB ring holds.
+    /// let q = multiprocess::Queue::with_capacity(32 << 20)?;
+    /// for _ in 0..10_000 {
+    ///     q.try_put(vec![0u8; 1024]).unwrap();
+    /// }
+    /// assert_eq!(q.len(), 10_000);
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn with_capacity(bytes: usize) -> Result<Self> {
+        if bytes > 1 << 30 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("a queue's ring holds at most 1 GiB, not {bytes} bytes"),
+            ));
+        }
+        Ok(Self::from_raw(RawQueue::new(0, bytes)?))
     }
 
     /// A queue that holds at most `maxsize` items (Python's `Queue(maxsize)`).
