@@ -203,7 +203,9 @@ fn lock_seg(seg: &Segment) -> bool {
     let me = raw::Owner::me();
     match raw::try_acquire(lock.word, me) {
         Some(a) => a.owner_died,
-        None => lock_seg_contended(lock, me),
+        // The segment, not the lock's words: a `RawLock` argument would be written to
+        // the stack before every compare-and-swap (see `raw::acquire`).
+        None => lock_seg_contended(seg, me),
     }
 }
 
@@ -213,7 +215,8 @@ fn lock_seg(seg: &Segment) -> bool {
 /// mistake to report, not a hang.
 #[cold]
 #[inline(never)]
-fn lock_seg_contended(lock: raw::RawLock<'_>, me: raw::Owner) -> bool {
+fn lock_seg_contended(seg: &Segment, me: raw::Owner) -> bool {
+    let lock = seg.raw_lock(W_LOCK, W_SLEEPERS);
     assert!(
         raw::owner(lock.word) != Some(me),
         "this thread already holds this shared value's lock (a guard from `lock()` is \
