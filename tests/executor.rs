@@ -154,6 +154,7 @@ for_each_method!(
     killed_worker_fails_its_future_only,
     futures_queued_behind_a_killed_worker_complete,
     shutdown_cancel_futures,
+    shutdown_cancel_futures_cancels_map,
     shutdown_wait_runs_pending,
     wait_return_when,
     as_completed_finished_cancelled_failed,
@@ -309,7 +310,9 @@ fn futures_queued_behind_a_killed_worker_complete(method: StartMethod) {
     drop_and_check(ex, []);
 }
 
-fn shutdown_cancel_futures(method: StartMethod) {
+/// An executor of one worker, busy with a call that waits for `ev` (the first future,
+/// already running), and a counter that `bump` calls raise.
+fn busy_executor(method: StartMethod) -> (ProcessPoolExecutor, Event, Value<u32>, Future<u64>) {
     let ex = executor(method, 1);
     let ev = Event::new().unwrap();
     let ran = Value::new(0u32).unwrap();
@@ -318,6 +321,11 @@ fn shutdown_cancel_futures(method: StartMethod) {
         eventually(BOUND, || first.running()),
         "the first call starts"
     );
+    (ex, ev, ran, first)
+}
+
+fn shutdown_cancel_futures(method: StartMethod) {
+    let (ex, ev, ran, first) = busy_executor(method);
     let rest: Vec<_> = (0..5)
         .map(|_| ex.submit(bump, ran.clone()).unwrap())
         .collect();
@@ -351,6 +359,29 @@ fn shutdown_cancel_futures(method: StartMethod) {
     });
     let ex = rx.recv_timeout(BOUND).expect("shutdown(wait) returns");
     assert_eq!(ran.get(), 0, "no cancelled call ran");
+    drop_and_check(ex, []);
+}
+
+/// The calls of an executor's `map` are futures too: `shutdown(cancel_futures)`
+/// cancels those not started (Python's `map` submits each one), so they neither run
+/// nor hold up `shutdown(wait)`.
+fn shutdown_cancel_futures_cancels_map(method: StartMethod) {
+    let (ex, ev, ran, first) = busy_executor(method);
+    let mapped = ex
+        .map_with(bump, vec![ran.clone(); 5], Some(BOUND), 1)
+        .unwrap();
+    ex.shutdown(false, true);
+    ev.set();
+    assert_eq!(first.result_timeout(BOUND).unwrap(), 1);
+    let kinds: Vec<_> = mapped.map(|r| r.map_err(|e| e.kind())).collect();
+    assert_eq!(kinds, vec![Err(ErrorKind::Cancelled); 5]);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        ex.shutdown(true, false);
+        let _ = tx.send(ex);
+    });
+    let ex = rx.recv_timeout(BOUND).expect("shutdown(wait) returns");
+    assert_eq!(ran.get(), 0, "no cancelled map call ran");
     drop_and_check(ex, []);
 }
 
@@ -942,6 +973,61 @@ mod threads {
             assert!(first.result_timeout(BOUND).unwrap());
             ex.shutdown(true, false);
             assert_eq!(ran.load(SeqCst), 0, "no cancelled call ran");
+        });
+    }
+
+    /// `as_completed` yields the futures in the order they finished, also those that
+    /// finished while the caller was busy (Python's waiter lists them as they do),
+    /// not in the order they were passed.
+    #[test]
+    fn as_completed_in_completion_order() {
+        run(|| {
+            let ex = ThreadPoolExecutor::new(3).unwrap();
+            let gated = |ms: u64| {
+                let (tx, rx) = mpsc::channel::<()>();
+                let f = ex
+                    .submit(
+                        move |_: ()| {
+                            let _ = rx.recv_timeout(BOUND);
+                            ms
+                        },
+                        (),
+                    )
+                    .unwrap();
+                (f, tx)
+            };
+            let (a, go_a) = gated(1);
+            let (b, go_b) = gated(2);
+            let (c, go_c) = gated(3);
+            let mut it = as_completed([&a, &b, &c], Some(BOUND));
+            go_a.send(()).unwrap();
+            assert_eq!(it.next().unwrap().unwrap().result().unwrap(), 1);
+            // While nobody asks: c finishes, then b.
+            go_c.send(()).unwrap();
+            assert!(eventually(BOUND, || c.done()));
+            go_b.send(()).unwrap();
+            assert!(eventually(BOUND, || b.done()));
+            let rest: Vec<u64> = it.map(|f| f.unwrap().result().unwrap()).collect();
+            assert_eq!(rest, [3, 2], "in the order they finished");
+        });
+    }
+
+    /// An initializer that panics breaks the executor, as Python's
+    /// (`BrokenThreadPool`): the calls fail with its message instead of waiting for
+    /// threads that are gone.
+    #[test]
+    fn initializer_panic_breaks_executor() {
+        run(|| {
+            let ex = ThreadPoolExecutor::with_initializer(2, || panic!("executor init refuses"))
+                .unwrap();
+            let f = ex.submit(|x: u8| x, 1).unwrap();
+            let e = f.result_timeout(BOUND).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BrokenPool, "{e}");
+            assert!(e.to_string().contains("executor init refuses"), "{e}");
+            let e = ex.submit(|x: u8| x, 2).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BrokenPool, "{e}");
+            let (_, took) = timed(|| ex.shutdown(true, false));
+            assert!(took < SOON, "shutdown took {took:?}");
         });
     }
 

@@ -548,6 +548,17 @@ fn usage_errors(method: StartMethod) {
         ErrorKind::InvalidState,
         "map_async after close"
     );
+    // Even with nothing to run: Python's "Pool not running", not an empty result.
+    assert_eq!(
+        p.map(square, Vec::<u64>::new()).unwrap_err().kind(),
+        ErrorKind::InvalidState,
+        "an empty map after close"
+    );
+    assert_eq!(
+        p.starmap_async(add, Vec::new()).unwrap_err().kind(),
+        ErrorKind::InvalidState,
+        "an empty starmap_async after close"
+    );
     let imapped: Vec<_> = p.imap(square, 0..3).collect();
     assert!(
         imapped.len() == 1 && imapped[0].as_ref().unwrap_err().kind() == ErrorKind::InvalidState,
@@ -563,6 +574,11 @@ fn usage_errors(method: StartMethod) {
         p.apply(square, 1).unwrap_err().kind(),
         ErrorKind::BrokenPool,
         "apply after terminate"
+    );
+    assert_eq!(
+        p.map(square, 0..0).unwrap_err().kind(),
+        ErrorKind::BrokenPool,
+        "an empty map after terminate"
     );
     p.join().unwrap();
     drop_and_check(p, []);
@@ -1519,6 +1535,38 @@ mod thread_pool {
         p.join().unwrap();
         assert!(r.ready(), "join waits for the queued tasks");
         r.get().unwrap();
+    }
+
+    #[test]
+    fn initializer_panic_breaks_the_pool() {
+        let _g = crate::common::shared();
+        common::watchdog(initializer_panic_breaks_the_pool_body);
+    }
+
+    /// A panicking initializer breaks the pool, as a process pool's does: the tasks
+    /// fail with its message instead of waiting for threads that are gone.
+    fn initializer_panic_breaks_the_pool_body() {
+        let p = ThreadPool::builder()
+            .threads(2)
+            .initializer(|| panic!("thread init refuses"))
+            .build()
+            .unwrap();
+        let r = p.apply_async(|x: u8| x, 1).unwrap();
+        let m = p.map_async(|x: u8| x, 0..10);
+        let e = r.get_timeout(BOUND).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BrokenPool, "{e}");
+        assert!(e.to_string().contains("thread init refuses"), "{e}");
+        // A map queued before the pool broke fails; one submitted after is refused.
+        let e = match m {
+            Ok(m) => m.get_timeout(BOUND).unwrap_err(),
+            Err(e) => e,
+        };
+        assert_eq!(e.kind(), ErrorKind::BrokenPool, "{e}");
+        let e = p.apply(|x: u8| x, 2).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BrokenPool, "{e}");
+        assert!(e.to_string().contains("thread init refuses"), "{e}");
+        p.close();
+        p.join().unwrap();
     }
 
     #[test]

@@ -399,7 +399,14 @@ impl<'a, R> Iterator for AsCompleted<'a, R> {
                 return None;
             }
             let seen = self.watch.count();
-            if let Some(i) = self.left.iter().position(|f| f.done()) {
+            // The one that finished first, as Python's waiter lists them.
+            let first = self
+                .left
+                .iter()
+                .enumerate()
+                .filter_map(|(i, f)| f.slot.completed_at().map(|at| (at, i)))
+                .min();
+            if let Some((_, i)) = first {
                 let f = self.left.remove(i);
                 f.slot.unwatch(&self.watch);
                 return Some(Ok(f));
@@ -427,8 +434,9 @@ impl<R> Drop for AsCompleted<'_, R> {
     }
 }
 
-/// Yields the futures as they complete (finished or cancelled), the ones already
-/// done first (Python's `concurrent.futures.as_completed`). With a timeout, an
+/// Yields the futures as they complete (finished or cancelled), in the order they
+/// did, the ones already done first (Python's `concurrent.futures.as_completed`),
+/// however late the caller asks for the next one. With a timeout, an
 /// `Err` of kind [`ErrorKind::Timeout`] ends the iteration when it passes. A future
 /// passed more than once is yielded once, as from Python's set.
 ///
@@ -510,6 +518,13 @@ impl Issued {
             v.retain(|w| w.upgrade().is_some_and(|s| !s.is_done()));
         }
         v.push(weak);
+    }
+
+    /// The chunks of an executor's `map`, each a future of its own.
+    fn add_map<R: Send + 'static>(&self, it: &MapIter<R>) {
+        for slot in &it.chunks {
+            self.add(slot);
+        }
     }
 
     fn cancel_all(&self) {
@@ -867,7 +882,10 @@ impl ProcessPoolExecutor {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let flavor = self.backend.flavor(f);
-        submit_map(&flavor, items.into_iter().collect(), timeout, chunk_size)
+        let it = submit_map(&flavor, items.into_iter().collect(), timeout, chunk_size)?;
+        // Its chunks are futures too: `shutdown(cancel_futures)` cancels those pending.
+        self.issued.add_map(&it);
+        Ok(it)
     }
 
     /// Stops taking calls. With `cancel_futures`, calls not yet started are
@@ -948,7 +966,9 @@ impl ThreadPoolExecutor {
         })
     }
 
-    /// An executor whose threads each run `init` first (Python's `initializer`).
+    /// An executor whose threads each run `init` first (Python's `initializer`). If
+    /// it panics, the executor is broken, as Python's (`BrokenThreadPool`): pending
+    /// and later calls fail with [`ErrorKind::BrokenPool`] and the panic's message.
     ///
     /// # Errors
     ///
@@ -1023,7 +1043,9 @@ impl ThreadPoolExecutor {
         R: Send + 'static,
     {
         let flavor = Flavor::Thread(ThreadFlavor::new(&self.engine, f));
-        submit_map(&flavor, items.into_iter().collect(), timeout, 1)
+        let it = submit_map(&flavor, items.into_iter().collect(), timeout, 1)?;
+        self.issued.add_map(&it);
+        Ok(it)
     }
 
     /// As [`ProcessPoolExecutor::shutdown`] (running calls cannot be stopped).

@@ -55,6 +55,9 @@ where
     let slot = Slot::new(format!("map of {n} items"));
     opts.attach(&slot);
     if n == 0 {
+        // Nothing to queue, but a closed or broken pool still refuses (Python's
+        // "Pool not running").
+        flavor.submit(Vec::new())?;
         slot.complete(Ok(Vec::new()));
         return Ok(AsyncResult { slot });
     }

@@ -17,7 +17,7 @@
 //! costs no system call (std's condvar would always issue a futex wake).
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Instant;
@@ -57,6 +57,10 @@ impl Phase {
 }
 
 type Callback<T> = Box<dyn FnOnce(&Result<T>) + Send>;
+
+/// Numbers completions in the order they are published, so that `as_completed`
+/// yields futures in the order they finished.
+static COMPLETIONS: AtomicU64 = AtomicU64::new(1);
 
 /// Someone waiting on several slots at once (`futures::wait`, `as_completed`).
 #[derive(Debug, Default)]
@@ -103,6 +107,8 @@ struct State<T> {
     result: Option<Result<T>>,
     /// Set once a result (or the cancellation) is published.
     done: bool,
+    /// Where the publication came among all slots' (0 until done).
+    seq: u64,
     /// Whether the published result was `Ok` (kept after `take`).
     ok: bool,
     taken: bool,
@@ -139,6 +145,7 @@ impl<T> Slot<T> {
             state: Mutex::new(State {
                 result: None,
                 done: false,
+                seq: 0,
                 ok: false,
                 taken: false,
                 lent: false,
@@ -186,6 +193,7 @@ impl<T> Slot<T> {
             s.ok = r.is_ok();
             s.result = Some(r);
             s.done = true;
+            s.seq = COMPLETIONS.fetch_add(1, SeqCst);
             let _ = self.phase.0.compare_exchange(RUNNING, DONE, SeqCst, SeqCst);
             let _ = self.phase.0.compare_exchange(PENDING, DONE, SeqCst, SeqCst);
             (
@@ -224,6 +232,13 @@ impl<T> Slot<T> {
 
     pub(crate) fn is_done(&self) -> bool {
         self.lock().done
+    }
+
+    /// When it was done, as a rank among all completions (earlier is smaller);
+    /// `None` if not done yet.
+    pub(crate) fn completed_at(&self) -> Option<u64> {
+        let s = self.lock();
+        s.done.then_some(s.seq)
     }
 
     /// `Some(true)` if done with a value, `Some(false)` if done with an error.

@@ -104,11 +104,22 @@ impl ThreadPoolBuilder {
         self.threads(n)
     }
 
-    /// Runs `f` in each thread when it starts.
+    /// Runs `f` in each thread when it starts. If it panics, the pool is broken (as
+    /// a process [`Pool`](super::Pool)'s): queued and later tasks fail with
+    /// [`ErrorKind::BrokenPool`] and the panic's message.
     ///
     /// # Examples
     ///
-    /// See [`ThreadPoolBuilder`].
+    /// ```
+    /// let pool = multiprocess::ThreadPool::builder()
+    ///     .threads(1)
+    ///     .initializer(|| panic!("no config"))
+    ///     .build()?;
+    /// let e = pool.apply(|x: u8| x, 1).unwrap_err();
+    /// assert_eq!(e.kind(), multiprocess::ErrorKind::BrokenPool);
+    /// assert!(e.to_string().contains("no config"));
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
     pub fn initializer(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.init = Some(Arc::new(f));
         self

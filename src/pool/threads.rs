@@ -23,6 +23,8 @@ struct Jobs {
     queue: VecDeque<Job>,
     closed: bool,
     terminated: bool,
+    /// Why the pool broke: an initializer panicked.
+    broken: Option<String>,
 }
 
 /// The jobs waiting for a thread, shared by the pool's handles and its threads.
@@ -34,6 +36,23 @@ struct JobQueue {
 impl JobQueue {
     fn lock(&self) -> MutexGuard<'_, Jobs> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Breaks the pool (once): the queued jobs fail with `why`, and so does every
+    /// later submission; the threads exit once their running job is done.
+    fn break_down(&self, why: String) {
+        let rest: Vec<Job> = {
+            let mut q = self.lock();
+            if q.broken.is_some() {
+                return;
+            }
+            q.broken = Some(why.clone());
+            q.queue.drain(..).collect()
+        };
+        self.cv.notify_all();
+        for j in rest {
+            (j.run)(Some(Error::new(ErrorKind::BrokenPool, why.clone())));
+        }
     }
 }
 
@@ -63,11 +82,18 @@ impl ThreadEngine {
         for i in 0..workers {
             let q = queue.clone();
             let init = init.clone();
+            let thread = format!("{name}-{}", i + 1);
             let t = std::thread::Builder::new()
-                .name(format!("{name}-{}", i + 1))
+                .name(thread.clone())
                 .spawn(move || {
-                    if let Some(init) = init {
-                        init();
+                    if let Some(init) = init
+                        && let Err(msg) = catch_task(|| init())
+                    {
+                        // As Python's executor: the pool is broken, not left with
+                        // fewer (or no) threads and its tasks waiting for ever.
+                        return q.break_down(format!(
+                            "the pool's initializer failed in {thread}: {msg}"
+                        ));
                     }
                     thread_main(&q)
                 })
@@ -84,6 +110,9 @@ impl ThreadEngine {
     pub(crate) fn submit(&self, jobs: Vec<Job>) -> Result<()> {
         {
             let mut q = self.queue.lock();
+            if let Some(why) = &q.broken {
+                return Err(Error::new(ErrorKind::BrokenPool, why.clone()));
+            }
             if q.terminated {
                 return Err(Error::new(
                     ErrorKind::BrokenPool,
@@ -163,7 +192,7 @@ fn thread_main(q: &JobQueue) {
                 if let Some(j) = jobs.queue.pop_front() {
                     break j;
                 }
-                if jobs.closed || jobs.terminated {
+                if jobs.closed || jobs.terminated || jobs.broken.is_some() {
                     return;
                 }
                 jobs = q.cv.wait(jobs).unwrap_or_else(|e| e.into_inner());
