@@ -613,13 +613,23 @@ fn stored_proxies_keep_their_objects_and_freeing_releases_them() {
 fn owners_aborts_and_timeouts() {
     let _g = common::shared();
     let m = Manager::start().unwrap();
-    // RLock: a release by a thread that does not own it is an error.
+    // RLock: a release by a thread that does not own it is refused, with the kind
+    // the crate's own RLock gives (Python: RuntimeError); so is a release of a free
+    // one, and a notify or a release of a condition this thread does not hold.
     let r = m.rlock().unwrap();
     let g = r.acquire().unwrap();
     let r2 = r.clone();
     let other = std::thread::spawn(move || r2.release().unwrap_err().kind());
-    assert_eq!(other.join().unwrap(), ErrorKind::InvalidState);
+    assert_eq!(other.join().unwrap(), ErrorKind::NotPermitted);
     drop(g);
+    assert_eq!(r.release().unwrap_err().kind(), ErrorKind::NotPermitted);
+    let c = m.condition().unwrap();
+    assert_eq!(c.notify().unwrap_err().kind(), ErrorKind::NotPermitted);
+    assert_eq!(c.notify_all().unwrap_err().kind(), ErrorKind::NotPermitted);
+    assert_eq!(c.release().unwrap_err().kind(), ErrorKind::NotPermitted);
+    // A lock that is not locked says so with another kind, as the crate's own Lock.
+    let l = m.lock().unwrap();
+    assert_eq!(l.release().unwrap_err().kind(), ErrorKind::InvalidState);
     // Barrier: abort breaks the parties already waiting.
     let b = m.barrier(3).unwrap();
     let waiters: Vec<_> = (0..2)
@@ -646,6 +656,117 @@ fn owners_aborts_and_timeouts() {
     assert_eq!(e.into_inner(), "b");
     assert!(took >= Duration::from_millis(90) && took < LONG, "{took:?}");
     assert_eq!(q.len().unwrap(), 1);
+    stop(m);
+}
+
+/// Python's `Event.wait` returns `True` to a waiter woken by `set()` even if `clear()`
+/// came before it ran again (CPython's `test_set_and_clear`); the waiters here are many,
+/// so most of them run after the `clear`.
+#[test]
+fn a_set_then_clear_wakes_every_waiter() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let _g = common::shared();
+    let m = Manager::start().unwrap();
+    let ev = m.event().unwrap();
+    let n = 40;
+    let ready = Arc::new(AtomicUsize::new(0));
+    let waiters: Vec<_> = (0..n)
+        .map(|_| {
+            let (ev, ready) = (ev.clone(), ready.clone());
+            std::thread::spawn(move || {
+                assert!(!ev.is_set().unwrap()); // connected
+                ready.fetch_add(1, Ordering::SeqCst);
+                ev.wait_timeout(Duration::from_secs(5)).unwrap()
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + LONG;
+    while ready.load(Ordering::SeqCst) < n {
+        assert!(Instant::now() < deadline, "waiters did not start");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(300)); // into their waits
+    ev.set().unwrap();
+    ev.clear().unwrap();
+    let woken = waiters
+        .into_iter()
+        .map(|w| w.join().unwrap())
+        .filter(|&w| w)
+        .count();
+    assert_eq!(woken, n, "every waiter is woken by the set");
+    assert!(!ev.is_set().unwrap());
+    stop(m);
+}
+
+/// Python: every party waiting at an aborted barrier gets `BrokenBarrierError`, even
+/// when a `reset()` follows at once (before they run again).
+#[test]
+fn waiters_of_an_aborted_barrier_fail_even_after_a_reset() {
+    let _g = common::shared();
+    let m = Manager::start().unwrap();
+    let n = 40;
+    let b = m.barrier(n + 1).unwrap();
+    // A few rounds: how many waiters run only after the reset varies.
+    for _ in 0..3 {
+        let waiters: Vec<_> = (0..n)
+            .map(|_| {
+                let b = b.clone();
+                std::thread::spawn(move || b.wait_timeout(LONG).map_err(|e| e.kind()))
+            })
+            .collect();
+        let deadline = Instant::now() + LONG;
+        while b.n_waiting().unwrap() < n {
+            assert!(Instant::now() < deadline, "waiters did not arrive");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        b.abort().unwrap();
+        b.reset().unwrap();
+        for w in waiters {
+            assert_eq!(w.join().unwrap(), Err(ErrorKind::BrokenBarrier));
+        }
+        assert!(!b.is_broken().unwrap());
+    }
+    assert_eq!(b.n_waiting().unwrap(), 0);
+    stop(m);
+}
+
+struct Fragile;
+
+impl SharedObject for Fragile {
+    fn methods(&self) -> &'static [&'static str] {
+        &["boom", "inc"]
+    }
+    fn call(&mut self, method: &str, args: &[u8]) -> multiprocess::Result<Vec<u8>> {
+        match method {
+            "boom" => panic!("fragile broke"),
+            _ => invoke(args, |x: u32| x + 1),
+        }
+    }
+}
+
+fn new_fragile() -> Box<dyn SharedObject> {
+    Box::new(Fragile)
+}
+
+/// A method that panics fails its call with its message (a Python method's exception
+/// reaches its caller); the caller's connection lives on, with what it holds.
+#[test]
+fn a_custom_method_that_panics_fails_only_that_call() {
+    let _g = common::shared();
+    let m = Manager::builder()
+        .register_type("Fragile", new_fragile)
+        .start()
+        .unwrap();
+    let o = m.create("Fragile").unwrap();
+    let r = m.rlock().unwrap();
+    let g = r.acquire().unwrap();
+    let e = o.call::<_, u32>("boom", &()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Panicked, "{e}");
+    assert!(e.to_string().contains("fragile broke"), "{e}");
+    // Still this thread's connection: the rlock it holds is its own.
+    g.release().unwrap();
+    assert_eq!(o.call::<_, u32>("inc", &1u32).unwrap(), 2);
     stop(m);
 }
 

@@ -136,7 +136,7 @@ fn condition_and_barrier_across_processes() {
     }
     waiter.join().unwrap();
     // Without the lock: refused.
-    assert_eq!(c.notify().unwrap_err().kind(), ErrorKind::InvalidState);
+    assert_eq!(c.notify().unwrap_err().kind(), ErrorKind::NotPermitted);
 }
 
 // ------------------------------------------------------------- locked increments

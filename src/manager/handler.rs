@@ -206,10 +206,20 @@ pub(crate) fn index(i: i64, len: usize) -> Result<usize> {
     Ok(j as usize)
 }
 
-/// Releasing what is not held.
+/// Releasing a lock that is not locked (a `Lock`: any caller may release it).
 pub(crate) fn not_owner(what: &str) -> Error {
     Error::new(
         ErrorKind::InvalidState,
+        format!("cannot release an un-acquired {what}"),
+    )
+}
+
+/// Releasing (or waiting on, notifying) what has an owner that is not the caller:
+/// an `RLock` or a condition. [`ErrorKind::NotPermitted`], as the crate's own
+/// [`RLock`](crate::RLock) and [`Condition`](crate::Condition) say.
+pub(crate) fn not_the_owner(what: &str) -> Error {
+    Error::new(
+        ErrorKind::NotPermitted,
         format!("cannot release an un-acquired {what}"),
     )
 }

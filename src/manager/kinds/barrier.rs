@@ -182,8 +182,10 @@ pub(crate) struct State {
     /// Passes so far (and resets): a waiter is through when it changes.
     generation: u64,
     broken: bool,
-    /// Generations ended by a reset: their waiters fail instead of passing.
-    reset_generations: HashSet<u64>,
+    /// Generations broken (by `abort`, a timeout) or ended by a reset: their waiters
+    /// fail instead of passing, even if a reset moved the generation on before they
+    /// ran again (Python's waiters of an aborted barrier all fail).
+    failed_generations: HashSet<u64>,
 }
 
 impl State {
@@ -193,7 +195,7 @@ impl State {
             count: 0,
             generation: 0,
             broken: false,
-            reset_generations: HashSet::new(),
+            failed_generations: HashSet::new(),
         }
     }
 }
@@ -226,25 +228,30 @@ pub(crate) fn apply(cell: &Cell<State>, op: Op, cx: &mut Cx<'_>) -> Result<Reply
             if !ok {
                 // A party that times out breaks the barrier for everyone.
                 b.broken = true;
+                b.failed_generations.insert(gen_);
                 b.count = 0;
                 drop(g);
                 cell.notify_all();
                 return Err(broken_barrier());
             }
-            if b.generation != gen_ && !b.reset_generations.contains(&gen_) {
+            if b.generation != gen_ && !b.failed_generations.contains(&gen_) {
                 return Ok(Reply::U64(u64::from(index)));
             }
             return Err(broken_barrier());
         }
         Op::Abort => {
             b.broken = true;
+            if b.count > 0 {
+                // Its waiters fail, even if a reset comes before they run again.
+                b.failed_generations.insert(b.generation);
+            }
             b.count = 0;
             cell.notify_all();
             Reply::Unit
         }
         Op::Reset => {
             if b.count > 0 {
-                b.reset_generations.insert(b.generation);
+                b.failed_generations.insert(b.generation);
             }
             b.generation += 1;
             b.count = 0;

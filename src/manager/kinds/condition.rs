@@ -103,7 +103,8 @@ impl ConditionProxy {
         mut predicate: impl FnMut() -> bool,
         timeout: Option<Duration>,
     ) -> Result<bool> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long to add to now is no timeout (no panic on `Duration::MAX`).
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             if predicate() {
                 return Ok(true);
@@ -125,7 +126,8 @@ impl ConditionProxy {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) if this thread does not hold the lock.
+    /// [`ErrorKind::NotPermitted`] if this thread does not hold the lock (as
+    /// [`Condition`](crate::Condition)).
     ///
     /// # Examples
     ///
@@ -225,7 +227,7 @@ fn lock_of(s: &mut State) -> &mut Owner {
 
 fn not_acquired(what: &str) -> Error {
     Error::new(
-        ErrorKind::InvalidState,
+        ErrorKind::NotPermitted,
         format!("cannot {what} on an un-acquired condition"),
     )
 }

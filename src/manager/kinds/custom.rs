@@ -114,8 +114,9 @@ impl ObjectProxy {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound) for a method the object does not expose; whatever the
-    /// method returns; otherwise as [`DictProxy::get`](crate::DictProxy::get).
+    /// [`ErrorKind::NotFound`] for a method the object does not expose; whatever the
+    /// method returns; [`ErrorKind::Panicked`], with its message, if it panics (the
+    /// object stays served); otherwise as [`DictProxy::get`](crate::DictProxy::get).
     ///
     /// # Examples
     ///
@@ -158,7 +159,26 @@ pub(crate) fn apply(cell: &Cell<State>, op: Op, _cx: &mut Cx<'_>) -> Result<Repl
             ),
         ));
     }
-    Ok(Reply::Bytes(o.call(&name, &args)?))
+    // A method that panics fails this call with its message, as a Python method's
+    // exception reaches its caller; the connection, and the locks it holds, live on.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| o.call(&name, &args))) {
+        Ok(r) => Ok(Reply::Bytes(r?)),
+        Err(p) => Err(Error::new(
+            ErrorKind::Panicked,
+            format!("method {name:?} panicked: {}", panic_text(&*p)),
+        )),
+    }
+}
+
+/// The message of a panic's payload.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s
+    } else {
+        "(a panic without a message)"
+    }
 }
 
 #[cfg(test)]

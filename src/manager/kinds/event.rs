@@ -88,7 +88,8 @@ impl EventProxy {
         boolean(self.home.call(&Op::IsSet)?)
     }
 
-    /// Waits until the flag is set.
+    /// Waits until the flag is set. A waiter woken by a `set` returns even if the
+    /// flag was cleared again before it ran (as Python's `Event.wait`).
     ///
     /// # Errors
     ///
@@ -101,7 +102,8 @@ impl EventProxy {
         boolean(self.home.call(&Op::Wait(Wait::Block))?).map(|_| ())
     }
 
-    /// Waits at most `timeout`; `true` if the flag is set.
+    /// Waits at most `timeout`; `true` if the flag is set, or was set while this
+    /// waited (then cleared before this ran again: Python's `Event.wait`).
     ///
     /// # Errors
     ///
@@ -134,24 +136,34 @@ impl Ops for Op {
     const FAMILY: Family = Family::Event;
 }
 
-/// An event in the server: its flag.
-pub(crate) type State = bool;
+/// An event in the server: its flag, and how many times it was set.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    flag: bool,
+    /// Counts the `set`s: a waiter woken by one returns `true` even if a `clear`
+    /// came before it ran again (Python's `Event.wait` after `set(); clear()`).
+    sets: u64,
+}
 
 /// Applies `op` to the event.
 pub(crate) fn apply(cell: &Cell<State>, op: Op, cx: &mut Cx<'_>) -> Result<Reply> {
     let mut g = cell.lock();
     Ok(match op {
         Op::Set => {
-            *g = true;
+            g.flag = true;
+            g.sets = g.sets.wrapping_add(1);
             cell.notify_all();
             Reply::Unit
         }
         Op::Clear => {
-            *g = false;
+            g.flag = false;
             Reply::Unit
         }
-        Op::IsSet => Reply::Bool(*g),
-        Op::Wait(w) => Reply::Bool(cell.wait_until(g, cx, w, |f| *f)?.1),
+        Op::IsSet => Reply::Bool(g.flag),
+        Op::Wait(w) => {
+            let seen = g.sets;
+            Reply::Bool(cell.wait_until(g, cx, w, |s| s.flag || s.sets != seen)?.1)
+        }
     })
 }
 
@@ -164,7 +176,7 @@ mod tests {
 
     #[test]
     fn a_set_wakes_a_waiter() {
-        let e = Arc::new(Cell::new(false));
+        let e = Arc::new(Cell::new(State::default()));
         let e2 = e.clone();
         let waiter = std::thread::spawn(move || {
             let mut held = HashSet::new();

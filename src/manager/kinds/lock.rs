@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::manager::handler::{Cell, Cx, not_owner};
+use crate::manager::handler::{Cell, Cx, not_owner, not_the_owner};
 use crate::manager::home::Home;
 use crate::manager::protocol::{Family, Ops, Reply, Wait};
 use crate::manager::proxy::proxy_type;
@@ -213,9 +213,12 @@ macro_rules! acquire_methods {
             ///
             /// # Errors
             ///
-            /// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) when there is nothing to release: an
-            /// unlocked lock, an `RLock` or condition this thread does not own, a
-            /// bounded semaphore at its initial value.
+            /// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) when there
+            /// is nothing to release (an unlocked lock, a bounded semaphore at its
+            /// initial value);
+            /// [`ErrorKind::NotPermitted`](crate::ErrorKind::NotPermitted) for an
+            /// `RLock` or condition this thread does not own (as
+            /// [`RLock`](crate::RLock)).
             ///
             /// # Examples
             ///
@@ -418,7 +421,7 @@ impl Owner {
     /// `me` releases once; `Ok(true)` when that freed it.
     pub(crate) fn leave(&mut self, me: u64, what: &str) -> Result<bool> {
         if self.owner != Some(me) {
-            return Err(not_owner(what));
+            return Err(not_the_owner(what));
         }
         self.count -= 1;
         if self.count == 0 {
@@ -560,7 +563,7 @@ mod tests {
             let ok = apply_rlock(&r, Op::Acquire(Wait::Now), cx).unwrap();
             assert_eq!(ok, Reply::Bool(false));
             let e = apply_rlock(&r, Op::Release, cx).unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::InvalidState);
+            assert_eq!(e.kind(), ErrorKind::NotPermitted);
         });
         Cx::detached(1, &mut held, |cx| {
             apply_rlock(&r, Op::Release, cx).unwrap();

@@ -122,7 +122,7 @@ impl Object {
                 Kind::Condition,
                 Body::Condition(Cell::new(condition::State::new())),
             ),
-            Init::Event => (Kind::Event, Body::Event(Cell::new(false))),
+            Init::Event => (Kind::Event, Body::Event(Cell::new(event::State::default()))),
             Init::Barrier(parties) => (
                 Kind::Barrier,
                 Body::Barrier(Cell::new(barrier::State::new(parties))),

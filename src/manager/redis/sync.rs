@@ -257,7 +257,7 @@ pub(super) fn lock(cx: &Cx<'_>, op: lock::Op) -> Result<Reply> {
                     _ => return Err(lease_lost(r)),
                 },
                 None => match release_as(cx, "", "", true, false)? {
-                    -1 => return Err(not_owner("lock")),
+                    -1 => return Err(unlocked("lock")),
                     _ => Reply::Unit,
                 },
             }
@@ -265,9 +265,19 @@ pub(super) fn lock(cx: &Cx<'_>, op: lock::Op) -> Result<Reply> {
     })
 }
 
-fn not_owner(what: &str) -> Error {
+/// A plain lock released while nobody holds it (the local `Lock`'s kind).
+fn unlocked(what: &str) -> Error {
     Error::new(
         ErrorKind::InvalidState,
+        format!("cannot release an un-acquired {what}"),
+    )
+}
+
+/// An `RLock` or a condition released by a thread that does not own it: the local
+/// types' and the server manager's kind (Python's `RuntimeError`).
+fn not_owner(what: &str) -> Error {
+    Error::new(
+        ErrorKind::NotPermitted,
         format!("cannot release an un-acquired {what}"),
     )
 }
@@ -514,7 +524,7 @@ return c
 
 fn not_acquired(what: &str) -> Error {
     Error::new(
-        ErrorKind::InvalidState,
+        ErrorKind::NotPermitted,
         format!("cannot {what} on an un-acquired condition"),
     )
 }
