@@ -878,3 +878,60 @@ fn disconnected_in_process() {
     assert_eq!(a.send(&2).unwrap_err().kind(), ErrorKind::Disconnected);
     assert!(a.poll(Some(Duration::ZERO)).unwrap());
 }
+
+/// `wait` reports every object that is ready, as Python's does: a queue holding an
+/// item does not hide the connections and processes that are ready beside it (before,
+/// only the queue came back).
+#[test]
+fn wait_reports_every_ready_object_beside_a_ready_queue() {
+    let _g = common::shared();
+    let q = multiprocess::Queue::<u8>::new().unwrap();
+    let (a, b) = pipe::<u8>().unwrap();
+    let (_c, d) = pipe::<u8>().unwrap();
+    a.send(&1).unwrap();
+    q.put(2).unwrap();
+    let objs = [&d as &dyn Waitable, &q, &b];
+    assert_eq!(wait(&objs, Some(LONG)).unwrap(), [1, 2]);
+    assert_eq!(wait(&objs, Some(Duration::ZERO)).unwrap(), [1, 2]);
+    assert_eq!(b.recv().unwrap(), 1);
+    assert_eq!(wait(&objs, Some(Duration::ZERO)).unwrap(), [1]);
+    assert_eq!(q.get().unwrap(), 2);
+    assert!(wait(&objs, Some(Duration::ZERO)).unwrap().is_empty());
+}
+
+/// Says it is about to block, then blocks in `recv` (holding the receive lock).
+fn blocked_receiver((conn, ready): (Connection<u8>, Connection<()>)) {
+    ready.send(&()).unwrap();
+    let _ = conn.recv();
+}
+
+/// A receiver killed while blocked in `recv` on a shared end held its receive lock:
+/// `try_recv` on another copy takes the dead receiver's lock over and gets the message.
+/// Before, only a wait of 25 ms or more did (a `Timeout` for ever otherwise).
+#[test]
+fn try_recv_after_a_blocked_receiver_was_killed() {
+    let _g = common::shared();
+    let (a, b) = pipe::<u8>().unwrap();
+    let (here, there) = pipe::<()>().unwrap();
+    let mut p = get_context(StartMethod::ForkServer)
+        .process(blocked_receiver, (b.try_clone().unwrap(), there));
+    p.start().unwrap();
+    here.recv_timeout(LONG).unwrap();
+    std::thread::sleep(Duration::from_millis(100)); // asleep in `recv`
+    p.kill().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    a.send(&7).unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    let got = loop {
+        match b.try_recv() {
+            Ok(v) => break v,
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Timeout),
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "try_recv never took the lock over"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(got, 7);
+}

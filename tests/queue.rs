@@ -462,3 +462,44 @@ fn try_put_is_not_full_while_another_put_copies() {
     drain.join().unwrap();
     assert_eq!(full, 0, "{full} of {tries} try_put calls said Full");
 }
+
+/// Says it is about to block, then blocks in `get` (holding the consumer lock).
+fn blocked_getter((q, ready): (Queue<u32>, Connection<()>)) {
+    ready.send(&()).unwrap();
+    let _ = q.get();
+}
+
+/// A consumer killed while blocked in `get` held the consumer lock: `try_get` (and a
+/// `get_timeout` shorter than a lock's 25 ms check) takes the dead consumer's lock over
+/// and gets the item. Before, only a wait of 25 ms or more did: `try_get` said `Empty`
+/// for ever with an item in the queue (`len()` 1).
+#[test]
+fn try_get_after_a_blocked_consumer_was_killed() {
+    let _g = common::shared();
+    let q = Queue::<u32>::new().unwrap();
+    let mut victims = Vec::new();
+    for _ in 0..2 {
+        let (here, there) = multiprocess::pipe::<()>().unwrap();
+        let mut p = Process::new(blocked_getter, (q.clone(), there));
+        p.start().unwrap();
+        here.recv_timeout(LONG).unwrap();
+        victims.push(p);
+        std::thread::sleep(Duration::from_millis(100)); // asleep in `get`
+        victims.last_mut().unwrap().kill().unwrap();
+        assert!(victims.last_mut().unwrap().join_timeout(LONG).unwrap());
+    }
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    let first = loop {
+        match q.try_get() {
+            Ok(v) => break v,
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Empty),
+        }
+        assert!(Instant::now() < until, "try_get never took the lock over");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(first, 1);
+    assert_eq!(q.get_timeout(Duration::from_millis(10)).unwrap(), 2);
+    assert!(q.is_empty());
+}

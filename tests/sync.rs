@@ -9,6 +9,8 @@ use multiprocess::{Connection, ErrorKind, Lock, Process, RLock, StartMethod, get
 
 multiprocess::test_support!();
 
+mod common;
+
 const LONG: Duration = Duration::from_secs(30);
 
 #[test]
@@ -54,6 +56,35 @@ fn rlock_basics() {
     drop(a);
     assert_eq!(lock.count(), 0);
     assert_eq!(lock.release().unwrap_err().kind(), ErrorKind::NotPermitted);
+}
+
+/// Whether `T` is `Send`, at run time: an inherent constant (bounded by `Send`) wins
+/// over the trait's default when the bound holds.
+struct SendProbe<T: ?Sized>(std::marker::PhantomData<T>);
+trait NotSendFallback {
+    const IS_SEND: bool = false;
+}
+impl<T: ?Sized> NotSendFallback for SendProbe<T> {}
+impl<T: ?Sized + Send> SendProbe<T> {
+    const IS_SEND: bool = true;
+}
+
+/// An `RLockGuard` cannot leave its thread: dropped in another thread it could not
+/// release its level (the release is refused there), and the lock stayed held for ever
+/// with no error. A `LockGuard` may move (any thread may release a `Lock`).
+#[test]
+fn rlock_guard_stays_in_its_thread() {
+    let is_send = |probed: bool| std::hint::black_box(probed);
+    assert!(!is_send(
+        SendProbe::<multiprocess::RLockGuard<'static>>::IS_SEND
+    ));
+    assert!(is_send(
+        SendProbe::<multiprocess::LockGuard<'static>>::IS_SEND
+    ));
+    assert!(
+        is_send(SendProbe::<Lock>::IS_SEND),
+        "the probe sees Send types"
+    );
 }
 
 #[test]
@@ -179,6 +210,62 @@ fn holder_killed_forkserver() {
     holder_killed(StartMethod::ForkServer);
 }
 
+/// Takes the lock and the re-entrant lock, and exits holding both.
+fn take_both_and_exit((lock, rlock): (Lock, RLock)) {
+    lock.acquire().keep();
+    rlock.acquire().keep();
+}
+
+/// A holder that died is taken over by tries alone (each thread looks at most every
+/// 25 ms), and the taker is told. Before, only a wait of 25 ms or more did: tries (and
+/// shorter timeouts) failed for ever.
+#[test]
+fn try_acquire_takes_over_from_a_dead_holder() {
+    let (lock, rlock) = (Lock::new().unwrap(), RLock::new().unwrap());
+    let mut p = Process::new(take_both_and_exit, (lock.clone(), rlock.clone()));
+    p.start().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(p.exitcode(), Some(0));
+    assert!(lock.is_locked() && rlock.count() == 1);
+    let until = Instant::now() + Duration::from_secs(5);
+    let g = loop {
+        if let Some(g) = lock.try_acquire() {
+            break g;
+        }
+        assert!(
+            Instant::now() < until,
+            "try_acquire never took the lock over"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(g.owner_died());
+    let until = Instant::now() + Duration::from_secs(5);
+    let r = loop {
+        if let Some(r) = rlock.acquire_timeout(Duration::from_millis(1)) {
+            break r;
+        }
+        assert!(
+            Instant::now() < until,
+            "a short timeout never took the lock over"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(r.owner_died());
+    assert_eq!(rlock.count(), 1);
+    // A live holder's lock is never taken.
+    let other = lock.clone();
+    std::thread::spawn(move || {
+        for _ in 0..10 {
+            assert!(other.try_acquire().is_none());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    })
+    .join()
+    .unwrap();
+    drop((g, r));
+    assert!(!lock.is_locked() && rlock.count() == 0);
+}
+
 /// Acquires the RLock three times and reports the count seen in this process.
 fn rlock_child((lock, conn): (RLock, Connection<u32>)) {
     let _a = lock.acquire();
@@ -260,6 +347,60 @@ fn take_permit((sem, conn): (multiprocess::Semaphore, Connection<u32>)) {
 fn sets_after_delay(ev: multiprocess::Event) {
     std::thread::sleep(Duration::from_millis(100));
     ev.set();
+}
+
+/// How long the waiters of `event_pulse_wakes_the_waiters` wait at most.
+const PULSE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Says it is about to wait on the event, waits (at most `PULSE_PATIENCE`), and
+/// reports the flag.
+fn pulse_waiter((ev, conn): (multiprocess::Event, Connection<bool>)) {
+    conn.send(&false).unwrap();
+    conn.send(&ev.wait_timeout(PULSE_PATIENCE)).unwrap();
+}
+
+/// A `set()` followed at once by `clear()` (a pulse) wakes the processes and threads
+/// waiting then, as in Python (whose waiters return the flag they find: `False` once
+/// cleared). Before, a woken waiter that looked after the clear slept on until its
+/// timeout, and `wait()` without one hung for ever. The waiting child is stopped
+/// (`SIGSTOP`) during the pulse, so that it always looks after the clear.
+#[test]
+fn event_pulse_wakes_the_waiters() {
+    let ev = multiprocess::Event::new().unwrap();
+    let (here, there) = multiprocess::pipe::<bool>().unwrap();
+    let mut p = Process::new(pulse_waiter, (ev.clone(), there));
+    p.start().unwrap();
+    let ev2 = ev.clone();
+    let thread = std::thread::spawn(move || ev2.wait_timeout(PULSE_PATIENCE));
+    assert!(!here.recv_timeout(LONG).unwrap());
+    // Until both are asleep (the child after its message, the thread after its start).
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = p.pid().unwrap();
+    common::kill(pid, libc::SIGSTOP);
+    let t = Instant::now();
+    ev.set();
+    ev.clear();
+    common::kill(pid, libc::SIGCONT);
+    assert!(
+        !here.recv_timeout(LONG).unwrap(),
+        "the child found the flag clear"
+    );
+    // The thread finds the flag set if it looked before the clear.
+    thread.join().unwrap();
+    assert!(
+        t.elapsed() < PULSE_PATIENCE / 2,
+        "woken by the pulse, not the timeout"
+    );
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(p.exitcode(), Some(0));
+    // A waiter that starts after the pulse waits for the next set.
+    assert!(!ev.wait_timeout(Duration::from_millis(50)));
+    ev.set();
+    assert!(ev.wait_timeout(Duration::ZERO) && ev.is_set());
+    ev.set(); // already set: no change
+    ev.clear();
+    ev.clear();
+    assert!(!ev.is_set() && !ev.wait_timeout(Duration::ZERO));
 }
 
 fn semaphore_and_event(method: StartMethod) {
@@ -500,6 +641,29 @@ fn condition_wait_for() {
         drop(g);
         assert!(p.join_timeout(LONG).unwrap());
     }
+}
+
+/// Waiting with the guard of another lock than the condition's is refused (Python
+/// raises, std's `Condvar` panics); before, the wait returned at once, so a waiting
+/// loop spun. With the condition's own lock held, such a wait still works.
+#[test]
+fn condition_wait_with_a_foreign_guard_panics() {
+    let cond = multiprocess::Condition::new().unwrap();
+    let other = RLock::new().unwrap();
+    let mut g = other.acquire();
+    let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cond.wait_timeout(&mut g, LONG)
+    }));
+    assert!(waited.is_err(), "waited without the condition's lock");
+    let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cond.wait_for(&mut g, || false, Some(LONG))
+    }));
+    assert!(waited.is_err(), "waited without the condition's lock");
+    // A predicate already true needs no wait, as in Python.
+    assert!(cond.wait_for(&mut g, || true, Some(LONG)));
+    drop(g);
+    let mut g = cond.acquire();
+    assert!(!cond.wait_timeout(&mut g, Duration::from_millis(10)));
 }
 
 fn action_log() -> std::path::PathBuf {

@@ -191,7 +191,17 @@ pub fn wait<L: WaitList + ?Sized>(objects: &L, timeout: Option<Duration>) -> Res
     let result = if ready_now.is_empty() {
         sys::poll::wait_any(&fds, deadline).map_err(|e| Error::io("poll", e))
     } else {
-        Ok(ready_now)
+        // Some are ready already (a queue holding an item): still report every other
+        // one that is ready now, as Python's `wait` returns all the ready objects.
+        sys::poll::wait_any(&fds, Some(std::time::Instant::now()))
+            .map_err(|e| Error::io("poll", e))
+            .map(|polled| {
+                let mut all = ready_now;
+                all.extend(polled);
+                all.sort_unstable();
+                all.dedup();
+                all
+            })
     };
     for o in &objects {
         o.wait_end();

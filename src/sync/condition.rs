@@ -200,8 +200,10 @@ impl Condition {
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         if raw::owner(self.lock.word()) != Some(raw::Owner::me()) {
-            // Not reachable through the typed API (a guard proves ownership).
-            return false;
+            // The guard is another lock's (a guard proves its own lock is held, and
+            // cannot leave its thread): waiting here would return at once, and a
+            // waiting loop would spin. Python raises; std's `Condvar` panics likewise.
+            panic!("Condition::wait with a guard of another lock than the condition's");
         }
         if waiting(self.seg.word(COUNT).fetch_add(1, SeqCst)) == 0xffff {
             // 65,536 waiters at once: no room to count another; give up at once.
@@ -226,6 +228,11 @@ impl Condition {
 
     /// Releases the lock, waits for a notification, and re-acquires the lock.
     ///
+    /// # Panics
+    ///
+    /// If this thread does not hold the condition's [`lock`](Condition::lock) (`guard`
+    /// is another lock's), as Python raises and std's `Condvar` panics.
+    ///
     /// # Examples
     ///
     /// ```no_run
@@ -240,6 +247,11 @@ impl Condition {
     }
 
     /// As [`wait`](Condition::wait), giving up after `timeout`; `false` on timeout.
+    ///
+    /// # Panics
+    ///
+    /// If this thread does not hold the condition's [`lock`](Condition::lock) (`guard`
+    /// is another lock's), as Python raises and std's `Condvar` panics.
     ///
     /// # Examples
     ///
@@ -257,6 +269,12 @@ impl Condition {
 
     /// Waits until `predicate()` is true (checked with the lock held), or `timeout`
     /// (`None`: forever) passes; returns the last value of the predicate.
+    ///
+    /// # Panics
+    ///
+    /// If it has to wait while this thread does not hold the condition's
+    /// [`lock`](Condition::lock) (`guard` is another lock's), as for
+    /// [`wait`](Condition::wait).
     ///
     /// # Examples
     ///

@@ -2,6 +2,7 @@
 //! of their holder.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -215,7 +216,8 @@ impl Lock {
         Self::guard(raw, a)
     }
 
-    /// Acquires the lock if it is free, without waiting.
+    /// Acquires the lock if it is free, without waiting; or if its holder died (each
+    /// thread looks for a dead holder at most every 25 ms when its tries fail).
     ///
     /// # Examples
     ///
@@ -229,7 +231,10 @@ impl Lock {
     #[inline]
     pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
         let raw = self.raw();
-        raw::try_acquire(raw.word, Owner::me()).map(|a| Self::guard(raw, a))
+        let me = Owner::me();
+        raw::try_acquire(raw.word, me)
+            .or_else(|| raw::try_take_over(raw.word, me))
+            .map(|a| Self::guard(raw, a))
     }
 
     /// Acquires the lock, waiting at most `timeout`.
@@ -321,10 +326,24 @@ impl fmt::Debug for RLock {
 }
 
 /// Proof that an [`RLock`] is held (once more); releases one level on drop.
+///
+/// Not `Send`: an `RLock` belongs to the thread that acquired it, and only that
+/// thread may release it (as the guard of std's `ReentrantLock`). A guard dropped in
+/// another thread could not release its level, and the lock would stay held for ever.
+///
+/// ```compile_fail
+/// let lock = multiprocess::RLock::new().unwrap();
+/// let g = lock.acquire();
+/// std::thread::scope(|s| {
+///     s.spawn(move || drop(g)); // error: `RLockGuard` cannot be sent between threads
+/// });
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     lock: &'a RLock,
     owner_died: bool,
+    /// Not `Send` (see above), still `Sync`: a `MutexGuard` is both.
+    _owner_thread: PhantomData<std::sync::MutexGuard<'static, ()>>,
 }
 
 impl fmt::Debug for RLockGuard<'_> {
@@ -408,6 +427,7 @@ impl RLock {
             Some(RLockGuard {
                 lock: self,
                 owner_died: false,
+                _owner_thread: PhantomData,
             })
         } else {
             None
@@ -419,6 +439,7 @@ impl RLock {
         RLockGuard {
             lock: self,
             owner_died: a.owner_died,
+            _owner_thread: PhantomData,
         }
     }
 
@@ -441,7 +462,8 @@ impl RLock {
         self.acquired(a)
     }
 
-    /// Acquires without waiting, if free or already ours.
+    /// Acquires without waiting, if free or already ours (or its holder died, as for
+    /// [`Lock::try_acquire`]).
     ///
     /// # Examples
     ///
@@ -456,7 +478,9 @@ impl RLock {
         if let Some(g) = self.try_reenter(me) {
             return Some(g);
         }
-        raw::try_acquire(self.lock_word(), me).map(|a| self.acquired(a))
+        raw::try_acquire(self.lock_word(), me)
+            .or_else(|| raw::try_take_over(self.lock_word(), me))
+            .map(|a| self.acquired(a))
     }
 
     /// Acquires, waiting at most `timeout`.

@@ -45,7 +45,10 @@
 //!   owner is alive only if a thread `tid` exists, is not a zombie, *and* started at the
 //!   tick stored in the word. If not, the waiter takes the lock over with a CAS from
 //!   the dead owner's word and reports `owner_died`. So a lock whose holder was killed
-//!   costs its next acquirer at most one slice, never a deadlock.
+//!   costs its next acquirer at most one slice, never a deadlock. An acquirer that
+//!   runs out of time before a slice ends (a try, a short timeout) checks too, at most
+//!   once per [`CHECK_EVERY`] per thread (`late_check_due`), so that tries alone also
+//!   take a dead holder's lock over.
 //! * a sleeper killed while asleep leaves `sleepers` one too high: the next release
 //!   sends one wake-up that finds nobody, sets `PENDING`, and nothing more happens
 //!   until a live sleeper clears it. A releaser killed between setting `PENDING` and
@@ -395,11 +398,15 @@ fn sleep_until_acquired<W: LockWord, C: Word>(
         }
         let now = Instant::now();
         if timed_out {
-            if deadline.is_some_and(|d| now >= d) {
-                return None;
-            }
-            // A whole slice under one holder (short slices: every `CHECK_EVERY`).
-            if slice_len >= CHECK_EVERY || now >= next_check {
+            let late = deadline.is_some_and(|d| now >= d);
+            // A whole slice under one holder (short slices: every `CHECK_EVERY`); or
+            // out of time (a try, a short timeout) and due a check (`late_check_due`).
+            let check = if late {
+                late_check_due(now)
+            } else {
+                slice_len >= CHECK_EVERY || now >= next_check
+            };
+            if check {
                 next_check = now + CHECK_EVERY;
                 // The whole word, identity included: a new holder that got the dead
                 // owner's id differs in its start time, so this CAS cannot take its lock.
@@ -414,11 +421,53 @@ fn sleep_until_acquired<W: LockWord, C: Word>(
                     continue;
                 }
             }
+            if late {
+                return None;
+            }
         }
         let until = now + slice_len;
         let until = deadline.map_or(until, |d| d.min(until));
         timed_out = lock.seq.wait(seq, Some(until)) == futex::Woken::TimedOut;
     }
+}
+
+thread_local! {
+    /// When this thread may next look for a dead holder at the end of a try or a short
+    /// timeout (see [`late_check_due`]).
+    static NEXT_LATE_CHECK: std::cell::Cell<Option<Instant>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Whether an acquirer out of time (a try, or a timeout shorter than a slice, which
+/// ends before any check of the holder) looks for a dead holder now: at most once per
+/// [`CHECK_EVERY`] per thread. Without it, tries alone never took over a dead holder's
+/// lock (a consumer killed while blocked in a queue's `get` left `try_get` reporting
+/// `Empty` for ever); with no limit, each failed try on a live holder's lock would read
+/// `/proc`.
+fn late_check_due(now: Instant) -> bool {
+    NEXT_LATE_CHECK.with(|next| {
+        if next.get().is_some_and(|n| now < n) {
+            return false;
+        }
+        next.set(Some(now + CHECK_EVERY));
+        true
+    })
+}
+
+/// After a try (`try_acquire`) found the lock held: takes it over if its holder is dead
+/// and this thread is due such a check ([`late_check_due`]). The cold path of a failed
+/// try.
+#[cold]
+#[inline(never)]
+pub(crate) fn try_take_over<W: LockWord>(word: &W, me: Owner) -> Option<Acquired> {
+    let held = word.load(Ordering::Relaxed);
+    let dead =
+        Owner::of(held).is_some_and(|o| late_check_due(Instant::now()) && !W::owner_alive(o));
+    (dead
+        && word
+            .compare_exchange(held, me.bits(), Ordering::Acquire, Ordering::Relaxed)
+            .is_ok())
+    .then_some(Acquired { owner_died: true })
 }
 
 /// Releases a lock the caller holds: a plain store, a light fence, and, only if someone

@@ -11,7 +11,9 @@
 //! wake-up); the futex itself re-checks `count == 0` in the kernel.
 //!
 //! An `Event` is a `flag` word and a `waiters` word with the same protocol; `set` wakes
-//! every sleeper.
+//! every sleeper. The flag word also counts the sets (`generation << 1 | set`), and a
+//! waiter sleeps while the whole word is what it saw: a `set` wakes it even if a
+//! `clear` follows at once (a "pulse"), and it returns, as Python's waiters do.
 //!
 //! A process killed while asleep leaves `waiters` one too high: later releases make a
 //! `FUTEX_WAKE` call that finds nobody. That costs a system call, never a lost wake-up.
@@ -31,6 +33,9 @@ use crate::sys::{self, futex};
 const COUNT: usize = 0;
 const WAITERS: usize = 1;
 const MAX: usize = 2;
+
+/// In an `Event`'s flag word (at `COUNT`): the flag; the bits above count the sets.
+const EVENT_SET: u32 = 1;
 
 /// A counting semaphore shared between processes: Python's `multiprocessing.Semaphore`.
 ///
@@ -438,7 +443,7 @@ impl Event {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn is_set(&self) -> bool {
-        self.seg.word(COUNT).load(SeqCst) != 0
+        self.seg.word(COUNT).load(SeqCst) & EVENT_SET != 0
     }
 
     /// Sets the flag and wakes every waiter, in every process.
@@ -453,7 +458,11 @@ impl Event {
     /// ```
     pub fn set(&self) {
         let flag = self.seg.word(COUNT);
-        flag.store(1, SeqCst);
+        // Set, counting the set in the bits above the flag (a waiter that saw the flag
+        // clear wakes for this set even if a `clear` follows at once).
+        let _ = flag.fetch_update(SeqCst, SeqCst, |w| {
+            (w & EVENT_SET == 0).then(|| (w | EVENT_SET).wrapping_add(2))
+        });
         if self.seg.word(WAITERS).load(SeqCst) > 0 {
             futex::wake(flag, i32::MAX as u32);
         }
@@ -471,21 +480,29 @@ impl Event {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn clear(&self) {
-        self.seg.word(COUNT).store(0, SeqCst);
+        self.seg.word(COUNT).fetch_and(!EVENT_SET, SeqCst);
     }
 
+    /// Waits until the flag is set, or was set since the call began (and perhaps
+    /// cleared again), or `deadline`; returns the flag.
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         let flag = self.seg.word(COUNT);
-        while flag.load(SeqCst) == 0 {
+        let seen = flag.load(SeqCst);
+        loop {
+            let now = flag.load(SeqCst);
+            // Set, or changed since we looked: only a `set` changes a clear word.
+            if now & EVENT_SET != 0 || now != seen {
+                return now & EVENT_SET != 0;
+            }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
             }
-            raw::sleep_while(flag, self.seg.word(WAITERS), 0, deadline);
+            raw::sleep_while(flag, self.seg.word(WAITERS), seen, deadline);
         }
-        true
     }
 
-    /// Waits until the flag is set.
+    /// Waits until the flag is set. A [`set`](Event::set) while this waits wakes it
+    /// even if a [`clear`](Event::clear) follows at once, as in Python.
     ///
     /// # Examples
     ///
@@ -499,7 +516,9 @@ impl Event {
         self.wait_until(None);
     }
 
-    /// Waits at most `timeout`; returns the flag (`false` on timeout).
+    /// Waits at most `timeout`; returns the flag (`false` on timeout). As in Python, a
+    /// [`set`](Event::set) while this waits wakes it even if a [`clear`](Event::clear)
+    /// follows at once; it then returns the flag as it finds it (`false` if cleared).
     ///
     /// # Examples
     ///
