@@ -660,42 +660,12 @@ fn owners_aborts_and_timeouts() {
 }
 
 /// Python's `Event.wait` returns `True` to a waiter woken by `set()` even if `clear()`
-/// came before it ran again (CPython's `test_set_and_clear`); the waiters here are many,
-/// so most of them run after the `clear`.
+/// came before it ran again (CPython's `test_set_and_clear`).
 #[test]
 fn a_set_then_clear_wakes_every_waiter() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let _g = common::shared();
     let m = Manager::start().unwrap();
-    let ev = m.event().unwrap();
-    let n = 40;
-    let ready = Arc::new(AtomicUsize::new(0));
-    let waiters: Vec<_> = (0..n)
-        .map(|_| {
-            let (ev, ready) = (ev.clone(), ready.clone());
-            std::thread::spawn(move || {
-                assert!(!ev.is_set().unwrap()); // connected
-                ready.fetch_add(1, Ordering::SeqCst);
-                ev.wait_timeout(Duration::from_secs(5)).unwrap()
-            })
-        })
-        .collect();
-    let deadline = Instant::now() + LONG;
-    while ready.load(Ordering::SeqCst) < n {
-        assert!(Instant::now() < deadline, "waiters did not start");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    std::thread::sleep(Duration::from_millis(300)); // into their waits
-    ev.set().unwrap();
-    ev.clear().unwrap();
-    let woken = waiters
-        .into_iter()
-        .map(|w| w.join().unwrap())
-        .filter(|&w| w)
-        .count();
-    assert_eq!(woken, n, "every waiter is woken by the set");
-    assert!(!ev.is_set().unwrap());
+    common::objects::a_set_then_clear_wakes_every_waiter(&m, 40);
     stop(m);
 }
 

@@ -69,6 +69,16 @@ for_each_method!(
     barrier_of_five,
 );
 
+/// A `set()` then `clear()` wakes every waiter, as a server manager's event. Many
+/// waiters (a set pushes 64 wake tokens), so that most look only after the `clear`:
+/// with 60, a wait that looked at the flag alone woke 0-57 of them.
+#[test]
+fn a_set_then_clear_wakes_every_waiter() {
+    let _g = common::shared();
+    let r = redis();
+    common::objects::a_set_then_clear_wakes_every_waiter(&manager(&r), 60);
+}
+
 #[test]
 fn condition_notify_wakes_the_number_asked() {
     let _g = common::shared();

@@ -300,3 +300,38 @@ pub(crate) fn condition_notify_wakes_the_number_asked(m: &Manager) {
     all.sort();
     assert_eq!(all, vec![0, 1, 2, 3, 4, 5]);
 }
+
+/// `n` threads wait on an event; `set()` then `clear()` at once must wake them all
+/// (Python's `Event.wait` returns `True` to a waiter woken by the set, CPython's
+/// `test_set_and_clear`). The waiters are many, so most run only after the `clear`.
+pub(crate) fn a_set_then_clear_wakes_every_waiter(m: &Manager, n: usize) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let ev = m.event().unwrap();
+    let ready = Arc::new(AtomicUsize::new(0));
+    let waiters: Vec<_> = (0..n)
+        .map(|_| {
+            let (ev, ready) = (ev.clone(), ready.clone());
+            std::thread::spawn(move || {
+                assert!(!ev.is_set().unwrap()); // connected
+                ready.fetch_add(1, Ordering::SeqCst);
+                ev.wait_timeout(Duration::from_secs(5)).unwrap()
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + LONG;
+    while ready.load(Ordering::SeqCst) < n {
+        assert!(Instant::now() < deadline, "waiters did not start");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(300)); // into their waits
+    ev.set().unwrap();
+    ev.clear().unwrap();
+    let woken = waiters
+        .into_iter()
+        .map(|w| w.join().unwrap())
+        .filter(|&w| w)
+        .count();
+    assert_eq!(woken, n, "every waiter is woken by the set");
+    assert!(!ev.is_set().unwrap());
+}

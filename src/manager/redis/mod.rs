@@ -105,7 +105,7 @@ const DOMAIN: &[u8] = b"multiprocess-manager-value";
 /// objects without a name, deleted with the object.
 const DATA: &[&str] = &[
     "m", "h", "o", "seq", "l", "v", "sv", "hs", "fence", "hold", "rc", "q", "u", "cs", "e", "bg",
-    "rs", "cw", "cseq", "k", "lent",
+    "rs", "cw", "cseq", "k", "lent", "es",
 ];
 
 /// Suffixes of keys with a life of their own (a lock's lease, wake lists): deleted

@@ -423,7 +423,8 @@ static EVENT_SET: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
 redis.call('SET', KEYS[1], 1)
-touch(ARGV[1], KEYS[1])
+redis.call('INCR', KEYS[3])
+touch(ARGV[1], KEYS[1], KEYS[3])
 wake(KEYS[2], 64)
 return 1
 "#,
@@ -433,14 +434,25 @@ return 1
 pub(super) fn event(cx: &Cx<'_>, op: event::Op) -> Result<Reply> {
     let r = cx.r;
     let e = r.key("e");
+    // How many times it was set: a waiter woken by a `set` returns `true` even if a
+    // `clear` came before it looked (Python's manager `Event.wait`), as in the server
+    // manager.
+    let sets = r.key("es");
     let is_set =
         || -> Result<bool> { cx.run("event is_set", |c| ::redis::cmd("EXISTS").arg(&e).query(c)) };
+    let look = || -> Result<(bool, u64)> {
+        let (flag, n): (Option<i64>, Option<u64>) = cx.run("event wait", |c| {
+            ::redis::cmd("MGET").arg(&e).arg(&sets).query(c)
+        })?;
+        Ok((flag.is_some(), n.unwrap_or(0)))
+    };
     Ok(match op {
         event::Op::Set => {
             cx.run("event set", |c| {
                 EVENT_SET
                     .key(&e)
                     .key(r.key("ew"))
+                    .key(&sets)
                     .arg(r.ttl())
                     .invoke::<i64>(c)
             })?;
@@ -455,12 +467,17 @@ pub(super) fn event(cx: &Cx<'_>, op: event::Op) -> Result<Reply> {
         event::Op::IsSet => Reply::Bool(is_set()?),
         event::Op::Wait(w) => {
             let deadline = w.deadline();
+            let (set, seen) = look()?;
+            if set {
+                return Ok(Reply::Bool(true));
+            }
             loop {
-                if is_set()? {
-                    break Reply::Bool(true);
-                }
                 if nap(cx, &r.key("ew"), deadline, SLICE)? == Nap::Late {
                     break Reply::Bool(false);
+                }
+                let (set, n) = look()?;
+                if set || n != seen {
+                    break Reply::Bool(true);
                 }
             }
         }
