@@ -241,7 +241,9 @@ pub(crate) use acquire_methods;
 proxy_type!(
     /// A lock in a manager: Python's `manager.Lock()`. Any process may release it;
     /// releasing it unlocked is an error. If the process holding it dies (its
-    /// connection closes), the server releases it.
+    /// connection closes), the server releases it. Each thread has a connection of its
+    /// own, so a thread that ends while holding the lock releases it too (Python would
+    /// let another thread release it later).
     ///
     /// # Examples
     ///
