@@ -17,7 +17,8 @@
 //! costs no system call (std's condvar would always issue a futex wake).
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicU8, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Instant;
@@ -58,8 +59,9 @@ impl Phase {
 
 type Callback<T> = Box<dyn FnOnce(&Result<T>) + Send>;
 
-/// Numbers completions in the order they are published, so that `as_completed`
-/// yields futures in the order they finished.
+/// Numbers the completions of watched slots in the order they are published, so that
+/// `as_completed` yields futures in the order they finished. Only a slot someone
+/// watches takes a number: a task's hand-off without a watcher pays nothing.
 static COMPLETIONS: AtomicU64 = AtomicU64::new(1);
 
 /// Someone waiting on several slots at once (`futures::wait`, `as_completed`).
@@ -107,7 +109,8 @@ struct State<T> {
     result: Option<Result<T>>,
     /// Set once a result (or the cancellation) is published.
     done: bool,
-    /// Where the publication came among all slots' (0 until done).
+    /// Where the publication came among the watched slots' (0 until done, and for a
+    /// slot nobody watched when it was done).
     seq: u64,
     /// Whether the published result was `Ok` (kept after `take`).
     ok: bool,
@@ -193,7 +196,9 @@ impl<T> Slot<T> {
             s.ok = r.is_ok();
             s.result = Some(r);
             s.done = true;
-            s.seq = COMPLETIONS.fetch_add(1, SeqCst);
+            if !s.watches.is_empty() {
+                s.seq = COMPLETIONS.fetch_add(1, Relaxed);
+            }
             let _ = self.phase.0.compare_exchange(RUNNING, DONE, SeqCst, SeqCst);
             let _ = self.phase.0.compare_exchange(PENDING, DONE, SeqCst, SeqCst);
             (
@@ -234,8 +239,8 @@ impl<T> Slot<T> {
         self.lock().done
     }
 
-    /// When it was done, as a rank among all completions (earlier is smaller);
-    /// `None` if not done yet.
+    /// When it was done, as a rank among the completions of watched slots (earlier is
+    /// smaller; 0 if it was done before anyone watched it); `None` if not done yet.
     pub(crate) fn completed_at(&self) -> Option<u64> {
         let s = self.lock();
         s.done.then_some(s.seq)

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::chunk::{Chunk, Completion, Outcome, panicked};
 use super::slot::Phase;
 use crate::error::{Error, ErrorKind, Result};
+use crate::process::payload_text;
 
 /// A job: run it (`None`) or fail it (`Some(error)`), exactly once.
 pub(crate) struct Job {
@@ -226,7 +227,7 @@ fn install_task_hook() {
             if !IN_TASK.with(Cell::get) {
                 return previous(info);
             }
-            let msg = panic_message(info.payload());
+            let msg = payload_text(info.payload()).to_string();
             let mut text = match info.location() {
                 Some(l) => format!("{msg} (at {}:{}:{})", l.file(), l.line(), l.column()),
                 None => msg,
@@ -249,18 +250,8 @@ fn catch_task<R>(f: impl FnOnce() -> R) -> std::result::Result<R, String> {
     r.map_err(|p| {
         LAST_PANIC
             .with(|l| l.borrow_mut().take())
-            .unwrap_or_else(|| panic_message(&*p))
+            .unwrap_or_else(|| payload_text(&*p).to_string())
     })
-}
-
-pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_string()
-    }
 }
 
 /// The thread pool as a flavor, for a closure.

@@ -63,6 +63,6 @@ pub(crate) use join::{describe_exit, spawn_with, start_detached};
 
 pub(crate) use bootstrap::init;
 pub(crate) use forkserver::server_pid as fork_server_pid;
-pub(crate) use panic::{quiet_panics, take_panic, user_frames};
+pub(crate) use panic::{payload_text, quiet_panics, take_panic, user_frames};
 #[cfg(feature = "tracing")]
 pub(crate) use spawn::set_child_env;

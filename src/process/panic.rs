@@ -24,17 +24,23 @@ pub(crate) fn take_panic() -> Option<String> {
     LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
+/// The message a panic carries (`panic!("...")`'s text), or `Box<dyn Any>` for a
+/// payload of another type, as std's own report says.
+pub(crate) fn payload_text(p: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s
+    } else {
+        "Box<dyn Any>"
+    }
+}
+
 /// In a child: report panics as Python reports an exception in a process, with the
 /// process's name, and remember the message for `spawn`'s caller.
 pub(crate) fn install_panic_hook() {
     panic::set_hook(Box::new(|info| {
-        let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
-            (*s).to_string()
-        } else if let Some(s) = info.payload().downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "Box<dyn Any>".to_string()
-        };
+        let msg = payload_text(info.payload()).to_string();
         let loc = info
             .location()
             .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));

@@ -9,6 +9,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::manager::handler::{Cell, Cx};
 use crate::manager::protocol::{Bytes, Family, Ops, Reply, encode_args};
 use crate::manager::proxy::{proxy_type, value};
+use crate::process::payload_text;
 use crate::wire::codec;
 
 /// An object of your own type that lives in a manager's server and is called by
@@ -165,19 +166,8 @@ pub(crate) fn apply(cell: &Cell<State>, op: Op, _cx: &mut Cx<'_>) -> Result<Repl
         Ok(r) => Ok(Reply::Bytes(r?)),
         Err(p) => Err(Error::new(
             ErrorKind::Panicked,
-            format!("method {name:?} panicked: {}", panic_text(&*p)),
+            format!("method {name:?} panicked: {}", payload_text(&*p)),
         )),
-    }
-}
-
-/// The message of a panic's payload.
-fn panic_text(p: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s
-    } else {
-        "(a panic without a message)"
     }
 }
 

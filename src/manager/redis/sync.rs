@@ -438,10 +438,8 @@ pub(super) fn event(cx: &Cx<'_>, op: event::Op) -> Result<Reply> {
     // `clear` came before it looked (Python's manager `Event.wait`), as in the server
     // manager.
     let sets = r.key("es");
-    let is_set =
-        || -> Result<bool> { cx.run("event is_set", |c| ::redis::cmd("EXISTS").arg(&e).query(c)) };
     let look = || -> Result<(bool, u64)> {
-        let (flag, n): (Option<i64>, Option<u64>) = cx.run("event wait", |c| {
+        let (flag, n): (Option<i64>, Option<u64>) = cx.run("event state", |c| {
             ::redis::cmd("MGET").arg(&e).arg(&sets).query(c)
         })?;
         Ok((flag.is_some(), n.unwrap_or(0)))
@@ -464,7 +462,7 @@ pub(super) fn event(cx: &Cx<'_>, op: event::Op) -> Result<Reply> {
             })?;
             Reply::Unit
         }
-        event::Op::IsSet => Reply::Bool(is_set()?),
+        event::Op::IsSet => Reply::Bool(look()?.0),
         event::Op::Wait(w) => {
             let deadline = w.deadline();
             let (set, seen) = look()?;
