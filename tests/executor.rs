@@ -324,6 +324,17 @@ fn busy_executor(method: StartMethod) -> (ProcessPoolExecutor, Event, Value<u32>
     (ex, ev, ran, first)
 }
 
+/// `shutdown(wait = true, cancel_futures)`, which must return within [`BOUND`]; gives
+/// the executor back.
+fn shutdown_waiting(ex: ProcessPoolExecutor, cancel_futures: bool) -> ProcessPoolExecutor {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        ex.shutdown(true, cancel_futures);
+        let _ = tx.send(ex);
+    });
+    rx.recv_timeout(BOUND).expect("shutdown(wait) returns")
+}
+
 fn shutdown_cancel_futures(method: StartMethod) {
     let (ex, ev, ran, first) = busy_executor(method);
     let rest: Vec<_> = (0..5)
@@ -352,12 +363,7 @@ fn shutdown_cancel_futures(method: StartMethod) {
     ev.set();
     assert_eq!(first.result_timeout(BOUND).unwrap(), 1);
     // shutdown(wait) now returns once the worker exited.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        ex.shutdown(true, true);
-        let _ = tx.send(ex);
-    });
-    let ex = rx.recv_timeout(BOUND).expect("shutdown(wait) returns");
+    let ex = shutdown_waiting(ex, true);
     assert_eq!(ran.get(), 0, "no cancelled call ran");
     drop_and_check(ex, []);
 }
@@ -375,12 +381,7 @@ fn shutdown_cancel_futures_cancels_map(method: StartMethod) {
     assert_eq!(first.result_timeout(BOUND).unwrap(), 1);
     let kinds: Vec<_> = mapped.map(|r| r.map_err(|e| e.kind())).collect();
     assert_eq!(kinds, vec![Err(ErrorKind::Cancelled); 5]);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        ex.shutdown(true, false);
-        let _ = tx.send(ex);
-    });
-    let ex = rx.recv_timeout(BOUND).expect("shutdown(wait) returns");
+    let ex = shutdown_waiting(ex, false);
     assert_eq!(ran.get(), 0, "no cancelled map call ran");
     drop_and_check(ex, []);
 }
@@ -392,12 +393,7 @@ fn shutdown_wait_runs_pending(method: StartMethod) {
         .map(|_| ex.submit(bump, ran.clone()).unwrap())
         .collect();
     let slow = ex.submit(nap, 200).unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        ex.shutdown(true, false);
-        let _ = tx.send(ex);
-    });
-    let ex = rx.recv_timeout(BOUND).expect("shutdown(wait) returns");
+    let ex = shutdown_waiting(ex, false);
     assert!(fs.iter().all(Future::done) && slow.done(), "every call ran");
     assert_eq!(ran.get(), 10);
     assert_eq!(slow.result().unwrap(), 200);

@@ -685,11 +685,10 @@ fn waiters_of_an_aborted_barrier_fail_even_after_a_reset() {
                 std::thread::spawn(move || b.wait_timeout(LONG).map_err(|e| e.kind()))
             })
             .collect();
-        let deadline = Instant::now() + LONG;
-        while b.n_waiting().unwrap() < n {
-            assert!(Instant::now() < deadline, "waiters did not arrive");
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        assert!(
+            common::eventually(LONG, || b.n_waiting().unwrap() >= n),
+            "waiters did not arrive"
+        );
         b.abort().unwrap();
         b.reset().unwrap();
         for w in waiters {

@@ -477,28 +477,28 @@ fn blocked_getter((q, ready): (Queue<u32>, Connection<()>)) {
 fn try_get_after_a_blocked_consumer_was_killed() {
     let _g = common::shared();
     let q = Queue::<u32>::new().unwrap();
-    let mut victims = Vec::new();
     for _ in 0..2 {
         let (here, there) = multiprocess::pipe::<()>().unwrap();
         let mut p = Process::new(blocked_getter, (q.clone(), there));
         p.start().unwrap();
         here.recv_timeout(LONG).unwrap();
-        victims.push(p);
         std::thread::sleep(Duration::from_millis(100)); // asleep in `get`
-        victims.last_mut().unwrap().kill().unwrap();
-        assert!(victims.last_mut().unwrap().join_timeout(LONG).unwrap());
+        p.kill().unwrap();
+        assert!(p.join_timeout(LONG).unwrap());
     }
     q.put(1).unwrap();
     q.put(2).unwrap();
-    let until = Instant::now() + Duration::from_secs(5);
-    let first = loop {
-        match q.try_get() {
-            Ok(v) => break v,
-            Err(e) => assert_eq!(e.kind(), ErrorKind::Empty),
-        }
-        assert!(Instant::now() < until, "try_get never took the lock over");
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let first = common::within(
+        Duration::from_secs(5),
+        "try_get never took the lock over",
+        || match q.try_get() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Empty);
+                None
+            }
+        },
+    );
     assert_eq!(first, 1);
     assert_eq!(q.get_timeout(Duration::from_millis(10)).unwrap(), 2);
     assert!(q.is_empty());

@@ -227,29 +227,14 @@ fn try_acquire_takes_over_from_a_dead_holder() {
     assert!(p.join_timeout(LONG).unwrap());
     assert_eq!(p.exitcode(), Some(0));
     assert!(lock.is_locked() && rlock.count() == 1);
-    let until = Instant::now() + Duration::from_secs(5);
-    let g = loop {
-        if let Some(g) = lock.try_acquire() {
-            break g;
-        }
-        assert!(
-            Instant::now() < until,
-            "try_acquire never took the lock over"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let bound = Duration::from_secs(5);
+    let g = common::within(bound, "try_acquire never took the lock over", || {
+        lock.try_acquire()
+    });
     assert!(g.owner_died());
-    let until = Instant::now() + Duration::from_secs(5);
-    let r = loop {
-        if let Some(r) = rlock.acquire_timeout(Duration::from_millis(1)) {
-            break r;
-        }
-        assert!(
-            Instant::now() < until,
-            "a short timeout never took the lock over"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let r = common::within(bound, "a short timeout never took the lock over", || {
+        rlock.acquire_timeout(Duration::from_millis(1))
+    });
     assert!(r.owner_died());
     assert_eq!(rlock.count(), 1);
     // A live holder's lock is never taken.

@@ -390,6 +390,20 @@ pub(crate) fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> boo
     }
 }
 
+/// Calls `attempt` every 5 ms until it gives a value, and returns it; fails the test
+/// with `what` if `limit` passes first.
+pub(crate) fn within<T>(limit: Duration, what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
+    let mut got = None;
+    assert!(
+        eventually(limit, || {
+            got = attempt();
+            got.is_some()
+        }),
+        "{what}"
+    );
+    got.expect("eventually saw it")
+}
+
 // ------------------------------------------- small functions run in children
 
 /// How long a blocked child waits for its parent before giving up on its own.

@@ -319,11 +319,10 @@ pub(crate) fn a_set_then_clear_wakes_every_waiter(m: &Manager, n: usize) {
             })
         })
         .collect();
-    let deadline = Instant::now() + LONG;
-    while ready.load(Ordering::SeqCst) < n {
-        assert!(Instant::now() < deadline, "waiters did not start");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    assert!(
+        super::eventually(LONG, || ready.load(Ordering::SeqCst) >= n),
+        "waiters did not start"
+    );
     std::thread::sleep(Duration::from_millis(300)); // into their waits
     ev.set().unwrap();
     ev.clear().unwrap();
