@@ -619,3 +619,33 @@ fn the_futures_are_send_and_sync() {
     send_sync::<QueuePut<'static, String>>();
     send_sync::<QueueJoin<'static>>();
 }
+
+/// An async receiver on a pipe is present in the pipe's lane only during each try, so
+/// small messages reach it over the socket or, when one of its tries is under way,
+/// through the lane (and a message published just as a try leaves is announced by a
+/// nudge, see `lane.rs`). Many messages, each await bounded: none is missed.
+#[test]
+fn tokio_recv_async_never_misses_a_message_in_the_lane() {
+    let _g = common::shared();
+    runtime().block_on(async {
+        let (here, there) = multiprocess::pipe::<u32>().unwrap();
+        const N: u32 = 20_000;
+        let sender = std::thread::spawn(move || {
+            for i in 0..N {
+                there.send(&i).unwrap();
+                if i % 8 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        for i in 0..N {
+            let got = tokio::time::timeout(Duration::from_secs(5), here.recv_async())
+                .await
+                .unwrap_or_else(|_| panic!("message {i} was in the pipe, unannounced"));
+            assert_eq!(got.unwrap(), i);
+        }
+        tokio::task::spawn_blocking(move || sender.join().unwrap())
+            .await
+            .unwrap();
+    });
+}

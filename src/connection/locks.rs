@@ -63,6 +63,9 @@ const RECV_MARK: usize = 5;
 const SEND_SLEEPERS: usize = 6;
 const RECV_SLEEPERS: usize = 8;
 
+/// Where a pipe's lanes start in its segment: after its two ends' slots.
+pub(super) const PIPE_LANES_AT: usize = 2 * SLOT;
+
 /// A direction of an end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Dir {
@@ -106,6 +109,21 @@ impl EndLocks {
             seg: seg.clone(),
             slot,
         }))
+    }
+
+    /// Locks for the two ends of a pipe, in a segment of `len` bytes: room for the
+    /// pipe's two lanes after them (see `lane`), from byte [`PIPE_LANES_AT`].
+    pub(super) fn new_pipe(len: usize) -> Result<[EndLocks; 2]> {
+        let seg = Arc::new(Segment::new("multiprocess-pipe", len)?);
+        Ok(std::array::from_fn(|slot| EndLocks {
+            seg: seg.clone(),
+            slot,
+        }))
+    }
+
+    /// The shared segment and this end's slot in it.
+    pub(super) fn segment(&self) -> (&Arc<Segment>, usize) {
+        (&self.seg, self.slot)
     }
 
     fn word(&self, w: usize) -> &AtomicU32 {

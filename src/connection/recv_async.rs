@@ -42,6 +42,12 @@ impl<T> Connection<T> {
             Ok(Some(g)) => g,
             Err(e) => return Attempt::Done(Err(e)),
             Ok(None) => {
+                // A receiver present on a pipe takes what comes through its lane,
+                // which the socket does not show; if that receiver died, only a
+                // retry takes its lock over (see `lane`).
+                if self.lanes.as_ref().is_some_and(|l| l.receiver_present()) {
+                    return Attempt::Contended;
+                }
                 return match sys::poll::is_readable(self.fd.as_fd()) {
                     Ok(true) => Attempt::Contended,
                     Ok(false) => Attempt::WouldBlock,

@@ -93,6 +93,9 @@ impl<T> Waitable for crate::Connection<T> {
     fn wait_fd(&self) -> Result<BorrowedFd<'_>> {
         Ok(self.as_fd())
     }
+    fn wait_begin(&self) -> bool {
+        self.lane_has_message()
+    }
 }
 
 /// A reference to something waitable is waitable: lists of `&Connection`, `&Process`

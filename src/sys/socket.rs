@@ -100,6 +100,12 @@ pub(crate) fn send_record(
     Ok(())
 }
 
+/// Sends one small record without waiting: `WouldBlock` if the socket is full.
+pub(crate) fn send_record_now(fd: BorrowedFd<'_>, record: &[u8]) -> io::Result<()> {
+    retry(|| rustix::net::send(fd, record, SendFlags::NOSIGNAL | SendFlags::DONTWAIT))?;
+    Ok(())
+}
+
 fn too_many_fds(n: usize) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,

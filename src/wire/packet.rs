@@ -132,6 +132,15 @@ pub(crate) fn send_sync(fd: BorrowedFd<'_>) -> Result<()> {
     sys::socket::send_batch(fd, &records).map_err(|e| Error::io("send", e))
 }
 
+/// Sends one sync record without waiting, as a *nudge*: it makes the socket readable
+/// and every receiver skips it (see `connection::lane`). A full socket is readable
+/// already, so `WouldBlock` is not an error worth reporting; nor is any other.
+pub(crate) fn send_nudge(fd: BorrowedFd<'_>) -> Result<()> {
+    let mut sync = [0u8; PREFIX];
+    sync[..SYNC.len()].copy_from_slice(&SYNC);
+    sys::socket::send_record_now(fd, &sync).map_err(|e| Error::io("send", e))
+}
+
 fn header(nfds: usize, len: usize) -> [u8; HEADER] {
     Header {
         nfds: nfds as u32,
