@@ -59,8 +59,9 @@
 //!   held and a receiver present retries with a short backoff instead of waiting for
 //!   the socket, so it takes the lock over too. A sender killed between counting a
 //!   socket frame and sending it, or a receiver killed between taking a socket frame
-//!   and counting it, leaves the counts unequal for good: that pipe then sends
-//!   everything over its socket, as pipes did before the lane (slower, never wrong).
+//!   and counting it, leaves the counts unequal: senders then use the socket (slower,
+//!   never wrong) until a receiver finds the socket empty and no sender busy, and
+//!   sets the counts equal again (`Lanes::repair`).
 //!
 //! Cost: two eventfds more per pipe (each end holds both), and a segment of 33 KiB
 //! instead of one page, of which a round trip of small messages touches the control
@@ -72,6 +73,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
+use super::locks;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sync::segment::Segment;
 use crate::sys;
@@ -309,6 +311,9 @@ impl Lanes {
                 if let Some(f) = self.take_from_socket(l, fd, limits)? {
                     return Ok(Some(f));
                 }
+                if l.socket_busy() {
+                    self.repair(l, fd);
+                }
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
@@ -359,6 +364,30 @@ impl Lanes {
             taken.store(taken.load(Relaxed).wrapping_add(1), Release);
         }
         r
+    }
+
+    /// Sets the count of socket frames taken to the count sent when the two differ but
+    /// no frame can be in flight: a sender or receiver died between counting and
+    /// acting (see the module docs). Called by the receiver (under its receive lock)
+    /// after it found nothing in the socket.
+    ///
+    /// Every sender holds the send lock from counting a frame until the frame is in
+    /// the socket. So with `sent` read first: if the send lock is then free, every
+    /// frame counted in `sent` is in the socket or was taken by us (we hold the
+    /// receive lock); if the socket is then empty, all were taken, and a count that
+    /// differs was lost. A sender that takes the lock after our look and counts before
+    /// our second read of `sent` makes us give up; one that counts after it leaves the
+    /// counts unequal, as its frame is in flight. A dead sender still holds its lock,
+    /// so nothing is repaired until another sender has taken it over (and sent its
+    /// sync records, which a receive skips).
+    fn repair(&self, l: &Lane<'_>, fd: BorrowedFd<'_>) {
+        let sent = l.sock_sent().load(SeqCst);
+        if locks::send_lock_free(&self.seg, 1 - self.slot)
+            && !sys::poll::is_readable(fd).unwrap_or(true)
+            && l.sock_sent().load(SeqCst) == sent
+        {
+            l.sock_taken().store(sent, Release);
+        }
     }
 
     /// The oldest message in the ring, if any, freed.
@@ -463,6 +492,34 @@ mod tests {
         assert_eq!(b.take(&inb, &limits).unwrap().unwrap().body, fits);
         inb.sock_taken().store(inb.sock_sent().load(SeqCst), SeqCst);
         assert_eq!(a.route(fd, small, false), Route::Lane, "room again");
+    }
+
+    /// Counts left unequal by a sender that died between counting a socket frame and
+    /// sending it are set right by the next receive that finds the socket empty, so
+    /// the lane is used again; a frame really in flight is never counted away.
+    #[test]
+    fn counts_left_unequal_by_a_death_are_repaired() {
+        let [a, b] = lanes();
+        let (fa, fb) = sys::socket::pair_packets().unwrap();
+        let inb = b.inbound();
+        // A sender died after counting: nothing went out.
+        assert_eq!(a.route(fa.as_fd(), &[b"lost"], false), Route::Socket);
+        assert!(inb.socket_busy());
+        // A real frame in flight is not counted away.
+        assert_eq!(a.route(fa.as_fd(), &[b"real"], false), Route::Socket);
+        let limits = RecvLimits::trusted(u64::MAX);
+        packet::send_parts(fa.as_fd(), &[b"real"], &[]).unwrap();
+        let now = || Some(Instant::now());
+        let f = b.recv(fb.as_fd(), now(), &limits, Duration::ZERO).unwrap();
+        assert_eq!(f.unwrap().body, b"real");
+        assert!(
+            b.recv(fb.as_fd(), now(), &limits, Duration::ZERO)
+                .unwrap()
+                .is_none()
+        );
+        assert!(!inb.socket_busy(), "repaired");
+        inb.state().store(PRESENT, SeqCst);
+        assert_eq!(a.route(fa.as_fd(), &[b"fast"], false), Route::Lane);
     }
 
     /// A message over the receiver's size limit is consumed and refused; the next one

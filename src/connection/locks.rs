@@ -190,6 +190,14 @@ impl EndLocks {
     }
 }
 
+/// Is the send lock of end `slot` in `seg` free right now? (For `lane`'s repair of its
+/// counts: every sender holds it from counting a frame until the frame is sent.)
+pub(super) fn send_lock_free(seg: &Segment, slot: usize) -> bool {
+    seg.word64(slot * LOCKS_PER_SLOT + SEND_LOCK)
+        .load(Ordering::SeqCst)
+        == 0
+}
+
 /// Marks `dir` broken and shuts it down.
 #[cold]
 fn break_direction(mark: &AtomicU32, dir: Dir, fd: BorrowedFd<'_>) {
