@@ -154,9 +154,9 @@ fn blocked_receiver((conn, ready): (Connection<u32>, Connection<()>)) {
 }
 
 /// A receiver killed while it waited in `recv` leaves the lane saying a receiver is
-/// there, so senders keep using it: `poll` and `wait` still see those messages (the
-/// socket alone would not), and a new receiver gets them all, in order, with the
-/// ones sent after it over the socket.
+/// there, so senders keep using it: `poll` and `wait`, already asleep or called after,
+/// still see those messages (the socket alone would not), and a new receiver gets
+/// them all, in order, with the ones sent after it over the socket.
 fn a_receiver_killed_while_waiting_leaves_the_pipe_working(m: StartMethod) {
     let (a, b) = pipe::<u32>().unwrap();
     let (here, there) = pipe::<()>().unwrap();
@@ -166,9 +166,16 @@ fn a_receiver_killed_while_waiting_leaves_the_pipe_working(m: StartMethod) {
     std::thread::sleep(Duration::from_millis(100)); // asleep in `recv`
     p.kill().unwrap();
     assert!(p.join_timeout(LONG).unwrap());
+    // Pollers already asleep on copies of the end wake for what comes in the lane.
+    let (b2, b3) = (b.try_clone().unwrap(), b.try_clone().unwrap());
+    let waiter = std::thread::spawn(move || wait(&[&b2], Some(LONG)).unwrap());
+    let poller = std::thread::spawn(move || b3.poll(Some(LONG)).unwrap());
+    std::thread::sleep(Duration::from_millis(50));
     for i in 0..100 {
         a.send(&i).unwrap();
     }
+    assert_eq!(waiter.join().unwrap(), [0]);
+    assert!(poller.join().unwrap());
     assert!(b.poll(Some(Duration::ZERO)).unwrap());
     assert_eq!(wait(&[&b], Some(Duration::ZERO)).unwrap(), [0]);
     for i in 0..100 {

@@ -15,59 +15,63 @@
 //! eventfd, the lane's *bell*.
 //!
 //! ```text
-//! lane:  | sender line: head u64, sock_sent u32 |
-//!        | receiver line: tail u64, sock_taken u32, state u32 |
+//! lane:  | sender line: sock_sent u32 |
+//!        | receiver line: ctl u64 = head u32 | PRESENT | SLEEPING, tail u32,
+//!        |                sock_taken u32 |
 //!        | slot 0: len u32, 0u32, body ... | slot 1 ... | slot SLOTS-1 |
-//! state: PRESENT (a receiver is in a receive) | SLEEPING (and asleep in poll)
+//! PRESENT: a receiver is inside a receive; SLEEPING: and asleep in `poll`
 //! ```
 //!
 //! Senders write the lane under the sending end's send lock and receivers read it under
 //! the receiving end's receive lock, so each lane has one writer and one reader at a
 //! time: a single-producer, single-consumer ring.
 //!
-//! * **Only while a receiver is present.** A sender uses the lane only when the lane's
-//!   state says a receiver is inside a receive (`recv`, `try_recv`, `recv_timeout`, an
-//!   async receive's try). Otherwise the message goes over the socket as before, so a
-//!   message sent while nobody receives still makes the socket readable, for `poll`,
-//!   [`wait`](crate::wait), `recv_async` and outside event loops on the raw fd. A
-//!   receiver that leaves clears `PRESENT`, then looks at the ring once more; a sender
-//!   publishes, then looks at the state again (both sequentially consistent: one of the
-//!   two sees the other). If the receiver has left, the sender also sends one *nudge*
-//!   over the socket (a sync record, which every receiver skips, see `wire::packet`):
-//!   the socket turns readable, and whoever wakes takes the message from the ring.
+//! * **Only while a receiver is present.** A sender publishes a message (advances
+//!   `head`) with one compare-and-swap of `ctl` that succeeds only while `PRESENT` is
+//!   set; otherwise the message goes over the socket as before. A receiver leaves with
+//!   one read-modify-write of the same word, so it knows exactly what was published
+//!   while it was there, and nothing is published after. A message sent while nobody
+//!   receives therefore makes the socket readable, as before the lane, for `poll`,
+//!   [`wait`](crate::wait), `recv_async` and outside event loops on the raw fd.
+//! * **Leftovers.** A receive returns one message; a receiver that leaves with more in
+//!   the ring rings the bell, and `poll`, `wait` and `recv_async` watch the bell beside
+//!   the socket, so those messages are seen. (An outside event loop that watches only
+//!   the raw fd must keep calling `try_recv` until it says `Timeout`, the usual way to
+//!   drain a readiness.) A receiver that enters silences the bell; one that leaves
+//!   with nothing left silences it too, so a bell that rings means a message waits.
 //! * **Order.** A sender writes to the ring only when every frame it sent over the
-//!   socket has been taken (`sock_sent == sock_taken`, counted under the locks), and a
-//!   receiver always empties the ring before it reads the socket. So whatever is in the
-//!   ring is older than whatever is in the socket, and every message is received in
-//!   the order sent. Frames too large for a slot, frames with handles, and frames sent
+//!   socket has been taken (`sock_sent == sock_taken`, counted under the locks, a frame
+//!   counted before it is sent). So once a receiver has seen a socket frame counted and
+//!   not taken, no sender publishes in the ring until that receiver counts it taken,
+//!   and whatever the ring holds then is older: the receiver takes the ring first.
+//!   To look at the socket when nothing is counted (for the peer's close), it peeks and
+//!   takes no frame. Frames too large for a slot, frames with handles, and frames sent
 //!   while the ring is full go over the socket.
 //! * **Waiting.** A receiver spins on the ring (no system call) for as long as its
 //!   `AdaptiveSpin` says, then sets `SLEEPING` and sleeps in `poll` on the bell and the
 //!   socket: the socket brings large frames and the peer's close (`Disconnected`), and
-//!   a sender rings the bell only when it sees `SLEEPING`, so a receiver that is awake
-//!   costs its senders no system call.
+//!   a sender rings the bell only when its compare-and-swap saw `SLEEPING`, so a
+//!   receiver that is awake costs its senders no system call.
 //! * **Deaths.** A sender killed before it publishes leaves nothing; after, its message
 //!   is whole. If it was killed between publishing and ringing the bell, a sleeping
 //!   receiver finds the message when it next looks at the ring by itself: it sleeps
-//!   in slices of [`SLICE`]; if the receiver had left, `poll`, `wait` and every
-//!   receive look at the ring first, and only an async receiver already waiting for
-//!   the socket learns of it late, with the next message. A receiver killed after it
-//!   copied a slot but before it freed it leaves the message to the next receiver: it
-//!   was never returned to anyone, so it is delivered once. A receiver killed while
-//!   present leaves `PRESENT` set: the next receiver takes the receive lock over (see
-//!   `sync::raw`) and reads the ring first; an async receiver that finds the lock
-//!   held and a receiver present retries with a short backoff instead of waiting for
-//!   the socket, so it takes the lock over too. A sender killed between counting a
-//!   socket frame and sending it, or a receiver killed between taking a socket frame
-//!   and counting it, leaves the counts unequal: senders then use the socket (slower,
-//!   never wrong) until a receiver finds the socket empty and no sender busy, and
-//!   sets the counts equal again (`Lanes::repair`).
+//!   in slices of [`SLICE`]. A receiver killed after it copied a slot but before it
+//!   freed it leaves the message to the next receiver: it was never returned to
+//!   anyone, so it is delivered once. A receiver killed while present leaves `PRESENT`
+//!   set, and senders keep publishing: the next receiver takes the receive lock over
+//!   (see `sync::raw`) and reads the ring first; `poll` and `wait` look at the ring
+//!   again every [`SLICE`]; an async receiver that finds the lock held and a receiver
+//!   present retries with a short backoff, so it takes the lock over too. A sender
+//!   killed between counting a socket frame and sending it, or a receiver killed
+//!   between taking a socket frame and counting it, leaves the counts unequal: senders
+//!   then use the socket (slower, never wrong) until a receiver finds the socket empty
+//!   and no sender busy, and sets the counts equal again (`Lanes::repair`).
 //!
 //! Cost: two eventfds more per pipe (each end holds both), and a segment of 33 KiB
 //! instead of one page, of which a round trip of small messages touches the control
 //! lines and one page of slots per direction.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -78,10 +82,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::sync::segment::Segment;
 use crate::sys;
 use crate::wire::frame::{Frame, RecvLimits};
-use crate::wire::packet;
+use crate::wire::packet::{self, Peeked};
 
 /// Slots per lane.
-pub(super) const SLOTS: usize = 64;
+pub(super) const SLOTS: u32 = 64;
 /// Bytes per slot: a length word, a spare word, the body.
 const SLOT_BYTES: usize = 256;
 const SLOT_HEAD: usize = 8;
@@ -90,15 +94,18 @@ pub(super) const MAX_BODY: usize = SLOT_BYTES - SLOT_HEAD;
 /// The two control lines before the slots.
 const CONTROL: usize = 128;
 /// Bytes per lane.
-pub(super) const LANE_BYTES: usize = CONTROL + SLOTS * SLOT_BYTES;
+pub(super) const LANE_BYTES: usize = CONTROL + SLOTS as usize * SLOT_BYTES;
 
-/// The longest sleep of a receiver before it looks at the ring again by itself.
-const SLICE: Duration = Duration::from_millis(250);
+/// `ctl`: a receiver is inside a receive.
+const PRESENT: u64 = 1 << 32;
+/// `ctl`: and asleep in `poll` (a sender rings the bell).
+const SLEEPING: u64 = 1 << 33;
+/// `ctl`: the bits of `head`.
+const HEAD: u64 = u32::MAX as u64;
 
-/// Lane state: a receiver is inside a receive.
-const PRESENT: u32 = 1;
-/// Lane state: and asleep in `poll` (a sender rings the bell).
-const SLEEPING: u32 = 2;
+/// The longest sleep of a receiver (or of `poll` and `wait`) before it looks at the
+/// ring again by itself.
+pub(super) const SLICE: Duration = Duration::from_millis(250);
 
 /// One end's view of its pipe's two lanes: it receives on lane `slot` and sends on the
 /// other.
@@ -129,32 +136,29 @@ struct Lane<'a> {
 }
 
 impl<'a> Lane<'a> {
-    fn head(&self) -> &'a AtomicU64 {
-        self.seg.word64(self.off / 8)
-    }
     fn sock_sent(&self) -> &'a AtomicU32 {
-        self.seg.word((self.off + 8) / 4)
+        self.seg.word(self.off / 4)
     }
-    fn tail(&self) -> &'a AtomicU64 {
+    fn ctl(&self) -> &'a AtomicU64 {
         self.seg.word64((self.off + 64) / 8)
     }
-    fn sock_taken(&self) -> &'a AtomicU32 {
+    fn tail(&self) -> &'a AtomicU32 {
         self.seg.word((self.off + 72) / 4)
     }
-    fn state(&self) -> &'a AtomicU32 {
+    fn sock_taken(&self) -> &'a AtomicU32 {
         self.seg.word((self.off + 76) / 4)
     }
-    fn slot_off(&self, n: u64) -> usize {
-        self.off + CONTROL + (n % SLOTS as u64) as usize * SLOT_BYTES
+    fn slot_off(&self, n: u32) -> usize {
+        self.off + CONTROL + (n % SLOTS) as usize * SLOT_BYTES
     }
-    fn slot_len(&self, n: u64) -> &'a AtomicU32 {
+    fn slot_len(&self, n: u32) -> &'a AtomicU32 {
         self.seg.word(self.slot_off(n) / 4)
     }
     /// Messages waiting in the ring.
     fn waiting(&self) -> bool {
-        self.head().load(Acquire) != self.tail().load(Relaxed)
+        self.ctl().load(Acquire) as u32 != self.tail().load(Relaxed)
     }
-    /// Socket frames sent and not yet taken (or a sender or receiver that died
+    /// Socket frames counted and not yet taken (or a sender or receiver that died
     /// between counting and acting, see the module docs).
     fn socket_busy(&self) -> bool {
         self.sock_sent().load(Acquire) != self.sock_taken().load(Relaxed)
@@ -195,6 +199,13 @@ impl Lanes {
         &self.bells
     }
 
+    /// The bell of this end's inbound lane: readable while a message may wait in the
+    /// ring with no receiver present (see the module docs). Pollers watch it beside
+    /// the socket.
+    pub(super) fn bell(&self) -> BorrowedFd<'_> {
+        self.bells[self.slot].as_fd()
+    }
+
     fn lane(&self, n: usize) -> Lane<'_> {
         Lane {
             seg: &self.seg,
@@ -213,19 +224,29 @@ impl Lanes {
 
     /// Is a receiver inside a receive on this end (alive or not)?
     pub(super) fn receiver_present(&self) -> bool {
-        self.inbound().state().load(Relaxed) & PRESENT != 0
+        self.inbound().ctl().load(Relaxed) & PRESENT != 0
+    }
+
+    /// After a poller woke on the bell: if no message waits, the ring was a stale one;
+    /// silence it (and look again, in case one came meanwhile). Whether one waits.
+    pub(super) fn settle_bell(&self) -> bool {
+        if self.has_message() {
+            return true;
+        }
+        sys::poll::silence(self.bell());
+        self.has_message()
     }
 
     /// Sends a frame of `parts` (the body, in pieces) through the lane if it can (see
     /// the module docs); otherwise counts it as a socket frame, for the caller to send.
     /// Call under the sending end's send lock.
-    pub(super) fn route(&self, fd: BorrowedFd<'_>, parts: &[&[u8]], has_fds: bool) -> Route {
+    pub(super) fn route(&self, parts: &[&[u8]], has_fds: bool) -> Route {
         let l = self.lane(1 - self.slot);
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        if !has_fds && len <= MAX_BODY && l.state().load(SeqCst) & PRESENT != 0 && !l.socket_busy()
-        {
-            let head = l.head().load(Relaxed);
-            if head.wrapping_sub(l.tail().load(Acquire)) < SLOTS as u64 {
+        let mut ctl = l.ctl().load(Acquire);
+        if !has_fds && len <= MAX_BODY && ctl & PRESENT != 0 && !l.socket_busy() {
+            let head = ctl as u32;
+            if head.wrapping_sub(l.tail().load(Acquire)) < SLOTS {
                 let mut at = l.slot_off(head) + SLOT_HEAD;
                 for p in parts {
                     #[allow(unsafe_code)]
@@ -238,31 +259,32 @@ impl Lanes {
                     at += p.len();
                 }
                 l.slot_len(head).store(len as u32, Relaxed);
-                l.head().store(head.wrapping_add(1), SeqCst);
-                self.announce(&l, fd);
-                return Route::Lane;
+                // Publish while the receiver is present; only senders move `head`, and
+                // we hold the send lock, so only the receiver's bits can change here.
+                let next = u64::from(head.wrapping_add(1));
+                while ctl & PRESENT != 0 {
+                    match l
+                        .ctl()
+                        .compare_exchange_weak(ctl, (ctl & !HEAD) | next, SeqCst, Acquire)
+                    {
+                        Ok(_) => {
+                            if ctl & SLEEPING != 0 {
+                                sys::poll::ring(self.bells[1 - self.slot].as_fd());
+                            }
+                            return Route::Lane;
+                        }
+                        Err(now) => ctl = now,
+                    }
+                }
+                // The receiver left: the slot stays unpublished, the socket takes it.
             }
         }
         // Counted before it is sent: a receiver that sees the count may look at the
-        // socket a little early, but a later sender never puts a message in the ring
-        // while this one may still be in the socket.
+        // socket a little early, but no sender puts a message in the ring while this
+        // one may still be in the socket.
         l.sock_sent()
             .store(l.sock_sent().load(Relaxed).wrapping_add(1), Release);
         Route::Socket
-    }
-
-    /// After publishing a message in lane `l`, looks at its state again (pairs with the
-    /// receiver's store of the state and its load of `head`, all SeqCst): rings the
-    /// bell of a receiver that sleeps, and nudges the socket if the receiver left.
-    fn announce(&self, l: &Lane<'_>, fd: BorrowedFd<'_>) {
-        let state = l.state().load(SeqCst);
-        if state & SLEEPING != 0 {
-            sys::poll::ring(self.bells[1 - self.slot].as_fd());
-        }
-        if state & PRESENT == 0 {
-            // If the socket is full, it is readable anyway.
-            let _ = packet::send_nudge(fd);
-        }
     }
 
     /// Receives one frame on this end (under its receive lock): from the ring, or
@@ -276,19 +298,29 @@ impl Lanes {
         spin: Duration,
     ) -> Result<Option<Frame>> {
         let l = self.inbound();
-        l.state().store(PRESENT, SeqCst);
+        l.ctl().fetch_or(PRESENT, SeqCst);
+        // Present now: whatever a bell announced, this receive takes it in turn.
+        sys::poll::silence(self.bell());
         let r = self.wait(&l, fd, deadline, limits, spin);
-        l.state().store(0, SeqCst);
-        match r {
-            Ok(Some(f)) => Ok(Some(f)),
-            // A sender may have published just before we left (see the module docs);
-            // and a peer that sent, then closed, has its last messages in the ring.
+        // Leave: after this, nothing more is published in the ring.
+        l.ctl().fetch_and(!(PRESENT | SLEEPING), SeqCst);
+        let r = match r {
+            // A peer that sent, then closed, may have its last messages in the ring
+            // (published before the receive looked at the socket).
             Ok(None) => self.take(&l, limits),
             Err(e) if e.kind() == ErrorKind::Disconnected => {
                 self.take(&l, limits)?.map_or(Err(e), |f| Ok(Some(f)))
             }
-            Err(e) => Err(e),
+            r => r,
+        };
+        // A message left in the ring with nobody present: announce it to pollers. (No
+        // sender publishes now, and no other receiver is here: we hold the lock.)
+        if l.waiting() {
+            sys::poll::ring(self.bell());
+        } else {
+            sys::poll::silence(self.bell());
         }
+        r
     }
 
     fn wait(
@@ -299,7 +331,7 @@ impl Lanes {
         limits: &RecvLimits<'_>,
         spin: Duration,
     ) -> Result<Option<Frame>> {
-        let bell = self.bells[self.slot].as_fd();
+        let bell = self.bell();
         let mut spin_until = None;
         let mut look_at_socket = false;
         loop {
@@ -326,9 +358,11 @@ impl Lanes {
                 }
                 continue;
             }
-            l.state().store(PRESENT | SLEEPING, SeqCst);
-            if l.head().load(SeqCst) != l.tail().load(Relaxed) || l.socket_busy() {
-                l.state().store(PRESENT, SeqCst);
+            // Sleep, unless a message came. (A socket frame counted but not yet sent
+            // wakes the `poll` when it is sent.)
+            let ctl = l.ctl().fetch_or(SLEEPING, SeqCst);
+            if ctl as u32 != l.tail().load(Relaxed) {
+                l.ctl().fetch_and(!SLEEPING, SeqCst);
                 continue;
             }
             // In slices: a sender killed between publishing and ringing leaves a
@@ -337,7 +371,7 @@ impl Lanes {
             let until = deadline.map_or(slice, |d| d.min(slice));
             let ready = sys::poll::wait_any(&[raw(fd), raw(bell)], Some(until))
                 .map_err(|e| Error::io("poll", e));
-            l.state().store(PRESENT, SeqCst);
+            l.ctl().fetch_and(!SLEEPING, SeqCst);
             for i in ready? {
                 if i == 1 {
                     sys::poll::silence(bell);
@@ -349,13 +383,31 @@ impl Lanes {
     }
 
     /// One frame from the socket if one is there (without waiting for its first
-    /// record), counted as taken.
+    /// record), counted as taken; or a message from the ring, if the frame is newer.
     fn take_from_socket(
         &self,
         l: &Lane<'_>,
         fd: BorrowedFd<'_>,
         limits: &RecvLimits<'_>,
     ) -> Result<Option<Frame>> {
+        if !l.socket_busy() {
+            // Nothing counted: the socket holds at most the peer's close, records the
+            // dead left (skipped here), or a frame counted since we looked, which may
+            // be newer than a message published in the ring meanwhile. Take no frame.
+            match packet::peek_first(fd)? {
+                Peeked::Nothing => return Ok(None),
+                Peeked::Closed => return Err(Error::disconnected()),
+                Peeked::Frame => {}
+            }
+            // Its count (made before it was sent) is visible now; and with it every
+            // message published before.
+            let _ = l.socket_busy();
+        }
+        // A frame is counted and not taken: no sender publishes in the ring until we
+        // count it taken, so what the ring holds now is older than the frame.
+        if let Some(m) = self.take(l, limits)? {
+            return Ok(Some(m));
+        }
         let r = packet::recv(fd, Some(Instant::now()), limits, Duration::ZERO);
         // A frame refused at its header, or cut by a sender that died, was counted
         // when it was sent, and is taken now too.
@@ -393,14 +445,14 @@ impl Lanes {
     /// The oldest message in the ring, if any, freed.
     fn take(&self, l: &Lane<'_>, limits: &RecvLimits<'_>) -> Result<Option<Frame>> {
         let tail = l.tail().load(Relaxed);
-        if l.head().load(Acquire) == tail {
+        if l.ctl().load(Acquire) as u32 == tail {
             return Ok(None);
         }
         let len = l.slot_len(tail).load(Relaxed) as usize;
         let body = if len <= MAX_BODY {
             let mut body = vec![0u8; len];
             #[allow(unsafe_code)]
-            // SAFETY: the slot is published (`tail < head`, read with Acquire) and we
+            // SAFETY: the slot is published (`tail != head`, read with Acquire) and we
             // hold the receive lock: no sender writes it until we free it below.
             unsafe {
                 self.seg.read_at(l.slot_off(tail) + SLOT_HEAD, &mut body)
@@ -431,8 +483,7 @@ impl Lanes {
     }
 }
 
-fn raw(fd: BorrowedFd<'_>) -> std::os::fd::RawFd {
-    use std::os::fd::AsRawFd;
+fn raw(fd: BorrowedFd<'_>) -> RawFd {
     fd.as_raw_fd()
 }
 
@@ -452,74 +503,52 @@ mod tests {
         })
     }
 
+    fn present(l: &Lanes, on: bool) {
+        if on {
+            l.inbound().ctl().fetch_or(PRESENT, SeqCst);
+        } else {
+            l.inbound().ctl().fetch_and(!PRESENT, SeqCst);
+        }
+    }
+
+    fn settle_counts(l: &Lanes) {
+        let inb = l.inbound();
+        inb.sock_taken().store(inb.sock_sent().load(SeqCst), SeqCst);
+    }
+
     /// Where each frame goes: the lane only while a receiver is present, nothing is
     /// ahead in the socket, it fits a slot, it has no handles and the ring has room.
     #[test]
     fn frames_take_the_lane_only_when_they_may() {
         let [a, b] = lanes();
-        let (fa, _fb) = sys::socket::pair_packets().unwrap();
-        let fd = fa.as_fd();
         let small: &[&[u8]] = &[b"hi"];
-        assert_eq!(a.route(fd, small, false), Route::Socket, "nobody present");
-        let inb = b.inbound();
-        inb.state().store(PRESENT, SeqCst);
-        assert_eq!(
-            a.route(fd, small, false),
-            Route::Socket,
-            "a socket frame ahead"
-        );
-        inb.sock_taken().store(inb.sock_sent().load(SeqCst), SeqCst);
-        assert_eq!(a.route(fd, small, false), Route::Lane);
-        assert_eq!(a.route(fd, small, true), Route::Socket, "handles");
-        inb.sock_taken().store(inb.sock_sent().load(SeqCst), SeqCst);
+        assert_eq!(a.route(small, false), Route::Socket, "nobody present");
+        present(&b, true);
+        assert_eq!(a.route(small, false), Route::Socket, "a socket frame ahead");
+        settle_counts(&b);
+        assert_eq!(a.route(small, false), Route::Lane);
+        assert_eq!(a.route(small, true), Route::Socket, "handles");
+        settle_counts(&b);
         let big = [0u8; MAX_BODY + 1];
-        assert_eq!(a.route(fd, &[&big], false), Route::Socket, "too large");
-        inb.sock_taken().store(inb.sock_sent().load(SeqCst), SeqCst);
+        assert_eq!(a.route(&[&big], false), Route::Socket, "too large");
+        settle_counts(&b);
         let fits = [7u8; MAX_BODY];
-        assert_eq!(
-            a.route(fd, &[&fits[..100], &fits[100..]], false),
-            Route::Lane
-        );
+        assert_eq!(a.route(&[&fits[..100], &fits[100..]], false), Route::Lane);
         for _ in 2..SLOTS {
-            assert_eq!(a.route(fd, small, false), Route::Lane);
+            assert_eq!(a.route(small, false), Route::Lane);
         }
-        assert_eq!(a.route(fd, small, false), Route::Socket, "the ring is full");
+        assert_eq!(a.route(small, false), Route::Socket, "the ring is full");
         assert!(b.has_message());
         assert!(!a.has_message(), "the other direction is empty");
         // The receiver takes them in order, and frees their slots.
         let limits = RecvLimits::trusted(u64::MAX);
+        let inb = b.inbound();
         assert_eq!(b.take(&inb, &limits).unwrap().unwrap().body, b"hi");
         assert_eq!(b.take(&inb, &limits).unwrap().unwrap().body, fits);
-        inb.sock_taken().store(inb.sock_sent().load(SeqCst), SeqCst);
-        assert_eq!(a.route(fd, small, false), Route::Lane, "room again");
-    }
-
-    /// Counts left unequal by a sender that died between counting a socket frame and
-    /// sending it are set right by the next receive that finds the socket empty, so
-    /// the lane is used again; a frame really in flight is never counted away.
-    #[test]
-    fn counts_left_unequal_by_a_death_are_repaired() {
-        let [a, b] = lanes();
-        let (fa, fb) = sys::socket::pair_packets().unwrap();
-        let inb = b.inbound();
-        // A sender died after counting: nothing went out.
-        assert_eq!(a.route(fa.as_fd(), &[b"lost"], false), Route::Socket);
-        assert!(inb.socket_busy());
-        // A real frame in flight is not counted away.
-        assert_eq!(a.route(fa.as_fd(), &[b"real"], false), Route::Socket);
-        let limits = RecvLimits::trusted(u64::MAX);
-        packet::send_parts(fa.as_fd(), &[b"real"], &[]).unwrap();
-        let now = || Some(Instant::now());
-        let f = b.recv(fb.as_fd(), now(), &limits, Duration::ZERO).unwrap();
-        assert_eq!(f.unwrap().body, b"real");
-        assert!(
-            b.recv(fb.as_fd(), now(), &limits, Duration::ZERO)
-                .unwrap()
-                .is_none()
-        );
-        assert!(!inb.socket_busy(), "repaired");
-        inb.state().store(PRESENT, SeqCst);
-        assert_eq!(a.route(fa.as_fd(), &[b"fast"], false), Route::Lane);
+        settle_counts(&b);
+        assert_eq!(a.route(small, false), Route::Lane, "room again");
+        present(&b, false);
+        assert_eq!(a.route(small, false), Route::Socket, "the receiver left");
     }
 
     /// A message over the receiver's size limit is consumed and refused; the next one
@@ -527,10 +556,10 @@ mod tests {
     #[test]
     fn the_size_limit_holds_in_the_lane() {
         let [a, b] = lanes();
-        let (fa, fb) = sys::socket::pair_packets().unwrap();
-        b.inbound().state().store(PRESENT, SeqCst);
-        assert_eq!(a.route(fa.as_fd(), &[b"too long"], false), Route::Lane);
-        assert_eq!(a.route(fa.as_fd(), &[b"ok"], false), Route::Lane);
+        let (_fa, fb) = sys::socket::pair_packets().unwrap();
+        present(&b, true);
+        assert_eq!(a.route(&[b"too long"], false), Route::Lane);
+        assert_eq!(a.route(&[b"ok"], false), Route::Lane);
         let limits = RecvLimits::trusted(4);
         let e = b
             .recv(fb.as_fd(), None, &limits, Duration::ZERO)
@@ -543,40 +572,107 @@ mod tests {
         assert_eq!(f.body, b"ok");
     }
 
-    /// A message published as its receiver left is announced by a nudge (`route`'s
-    /// second look finds nobody): the socket turns readable, and the receive that takes
-    /// the message skips the nudge. A sleeping receiver's bell is rung.
+    /// A receiver that leaves with messages still in the ring rings the bell (pollers
+    /// watch it), and the receive that takes the last of them silences it; a sender
+    /// that sees the receiver asleep rings it too.
     #[test]
-    fn a_nudge_makes_the_socket_readable_and_is_skipped() {
+    fn the_bell_rings_for_leftovers_and_sleepers_only() {
         let [a, b] = lanes();
-        let (fa, fb) = sys::socket::pair_packets().unwrap();
-        let inb = b.inbound();
-        inb.state().store(PRESENT, SeqCst);
-        assert_eq!(a.route(fa.as_fd(), &[b"x"], false), Route::Lane);
+        let (_fa, fb) = sys::socket::pair_packets().unwrap();
+        let rung = || sys::poll::is_readable(b.bell()).unwrap();
+        present(&b, true);
+        assert_eq!(a.route(&[b"1"], false), Route::Lane);
+        assert_eq!(a.route(&[b"2"], false), Route::Lane);
         assert!(
-            !sys::poll::is_readable(fb.as_fd()).unwrap(),
-            "no nudge while present"
+            !rung(),
+            "an awake receiver costs its senders no system call"
         );
-        // The receiver leaves between the sender's first look and its publishing;
-        // the sender's second look sees that.
-        inb.state().store(0, SeqCst);
-        a.announce(&a.lane(1 - a.slot), fa.as_fd());
-        assert!(sys::poll::is_readable(fb.as_fd()).unwrap());
         let limits = RecvLimits::trusted(u64::MAX);
         let now = || Some(Instant::now());
         let f = b.recv(fb.as_fd(), now(), &limits, Duration::ZERO);
-        assert_eq!(f.unwrap().unwrap().body, b"x");
-        let none = b.recv(fb.as_fd(), now(), &limits, Duration::ZERO);
-        assert!(none.unwrap().is_none());
+        assert_eq!(f.unwrap().unwrap().body, b"1");
+        assert!(!b.receiver_present());
+        assert!(rung(), "a leftover is announced");
+        assert!(b.settle_bell());
+        let f = b.recv(fb.as_fd(), now(), &limits, Duration::ZERO);
+        assert_eq!(f.unwrap().unwrap().body, b"2");
+        assert!(!rung(), "nothing left: silent");
+        assert!(
+            b.recv(fb.as_fd(), now(), &limits, Duration::ZERO)
+                .unwrap()
+                .is_none()
+        );
+        b.inbound().ctl().fetch_or(PRESENT | SLEEPING, SeqCst);
+        assert_eq!(a.route(&[b"3"], false), Route::Lane);
+        assert!(rung(), "a sleeper is woken");
+    }
+
+    /// A frame in the socket is taken only after the ring's older messages, even when
+    /// the receiver had looked at the ring before the two were sent.
+    #[test]
+    fn the_ring_goes_before_a_newer_socket_frame() {
+        let [a, b] = lanes();
+        let (fa, fb) = sys::socket::pair_packets().unwrap();
+        present(&b, true);
+        assert_eq!(a.route(&[b"older"], false), Route::Lane);
+        assert_eq!(a.route(&[&[9u8; 4096]], false), Route::Socket);
+        packet::send_parts(fa.as_fd(), &[&[9u8; 4096]], &[]).unwrap();
+        let limits = RecvLimits::trusted(u64::MAX);
+        let inb = b.inbound();
+        // As a receiver that saw an empty ring and then the socket readable would.
+        let f = b
+            .take_from_socket(&inb, fb.as_fd(), &limits)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.body, b"older");
+        let f = b
+            .take_from_socket(&inb, fb.as_fd(), &limits)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.body.len(), 4096);
+        assert!(!inb.socket_busy());
+        // With nothing counted it takes no frame, but skips sync records and sees the
+        // close.
+        packet::send_sync(fa.as_fd()).unwrap();
+        assert!(
+            b.take_from_socket(&inb, fb.as_fd(), &limits)
+                .unwrap()
+                .is_none()
+        );
         assert!(
             !sys::poll::is_readable(fb.as_fd()).unwrap(),
-            "the nudge is gone"
+            "sync records skipped"
         );
-        let bell = b.bells[b.slot].as_fd();
-        assert!(!sys::poll::is_readable(bell).unwrap());
-        inb.state().store(PRESENT | SLEEPING, SeqCst);
-        a.announce(&a.lane(1 - a.slot), fa.as_fd());
-        assert!(sys::poll::is_readable(bell).unwrap(), "the bell rang");
-        assert!(!sys::poll::is_readable(fb.as_fd()).unwrap(), "and no nudge");
+        drop(fa);
+        let e = b.take_from_socket(&inb, fb.as_fd(), &limits).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Disconnected);
+    }
+
+    /// Counts left unequal by a sender that died between counting a socket frame and
+    /// sending it are set right by the next receive that finds the socket empty, so
+    /// the lane is used again; a frame really in flight is never counted away.
+    #[test]
+    fn counts_left_unequal_by_a_death_are_repaired() {
+        let [a, b] = lanes();
+        let (fa, fb) = sys::socket::pair_packets().unwrap();
+        let inb = b.inbound();
+        // A sender died after counting: nothing went out.
+        assert_eq!(a.route(&[b"lost"], false), Route::Socket);
+        assert!(inb.socket_busy());
+        // A real frame in flight is not counted away.
+        assert_eq!(a.route(&[b"real"], false), Route::Socket);
+        let limits = RecvLimits::trusted(u64::MAX);
+        packet::send_parts(fa.as_fd(), &[b"real"], &[]).unwrap();
+        let now = || Some(Instant::now());
+        let f = b.recv(fb.as_fd(), now(), &limits, Duration::ZERO).unwrap();
+        assert_eq!(f.unwrap().body, b"real");
+        assert!(
+            b.recv(fb.as_fd(), now(), &limits, Duration::ZERO)
+                .unwrap()
+                .is_none()
+        );
+        assert!(!inb.socket_busy(), "repaired");
+        present(&b, true);
+        assert_eq!(a.route(&[b"fast"], false), Route::Lane);
     }
 }

@@ -367,7 +367,7 @@ impl<T> Connection<T> {
     #[inline]
     fn lane_route(&self, parts: &[&[u8]], has_fds: bool) -> Route {
         match &self.lanes {
-            Some(l) => l.route(self.fd.as_fd(), parts, has_fds),
+            Some(l) => l.route(parts, has_fds),
             None => Route::Socket,
         }
     }
@@ -494,17 +494,47 @@ impl<T> Connection<T> {
     /// ```
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
         self.check_readable()?;
-        if self.lanes.as_ref().is_some_and(Lanes::has_message) {
-            return Ok(true);
-        }
         let deadline = sys::deadline_after_opt(timeout);
-        sys::poll::wait_readable(self.fd.as_fd(), deadline).map_err(|e| Error::io("poll", e))
+        let Some(lanes) = &self.lanes else {
+            return sys::poll::wait_readable(self.fd.as_fd(), deadline)
+                .map_err(|e| Error::io("poll", e));
+        };
+        // The socket, and the lane's bell beside it; in slices, since a message in the
+        // lane may come without a bell (see `lane`).
+        let fds = [self.fd.as_raw_fd(), lanes.bell().as_raw_fd()];
+        loop {
+            if lanes.has_message() {
+                return Ok(true);
+            }
+            let slice = Instant::now() + lane::SLICE;
+            let until = deadline.map_or(slice, |d| d.min(slice));
+            let ready = sys::poll::wait_any(&fds, Some(until)).map_err(|e| Error::io("poll", e))?;
+            if ready.contains(&0) || (ready.contains(&1) && lanes.settle_bell()) {
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(lanes.has_message());
+            }
+        }
     }
 
     /// Is a message waiting in this pipe end's lane (which `poll(2)` on the socket does
     /// not show)? For [`wait`].
     pub(crate) fn lane_has_message(&self) -> bool {
         self.readable && self.lanes.as_ref().is_some_and(Lanes::has_message)
+    }
+
+    /// The bell of this pipe end's lane, which pollers watch beside the socket.
+    pub(crate) fn lane_bell(&self) -> Option<BorrowedFd<'_>> {
+        self.lanes
+            .as_ref()
+            .filter(|_| self.readable)
+            .map(Lanes::bell)
+    }
+
+    /// The lane's bell was readable: does a message wait? (Silences a stale bell.)
+    pub(crate) fn lane_settle_bell(&self) -> bool {
+        self.readable && self.lanes.as_ref().is_some_and(Lanes::settle_bell)
     }
 
     /// Closes this end. The peer's next receive, once it has read what was sent, is
@@ -736,10 +766,11 @@ impl<T> AsFd for Connection<T> {
 /// [`try_recv`](Connection::try_recv). [`recv_async`](Connection::recv_async) does this
 /// for you.
 ///
-/// One exception on a pipe: after a receiver on another copy of this end was killed
-/// inside a receive, small messages wait in the pipe's shared lane (see the module
-/// docs), which the socket does not show, until a receive on this end takes the dead
-/// receiver's lock over (`try_recv` does; so does `recv_async`, which retries).
+/// On a pipe, a small message sent while a receive is under way on this end (on any
+/// copy) may wait in the pipe's shared lane instead (see the module docs), which the
+/// socket does not show: after a readiness, call `try_recv` until it says `Timeout`,
+/// the usual way to drain one. [`poll`](Connection::poll), [`wait`] and `recv_async`
+/// watch the lane too.
 ///
 /// # Examples
 ///
@@ -805,7 +836,12 @@ impl<'de, T> Deserialize<'de> for Connection<T> {
         // The socket says which transport it is (a pipe's, or a listener's stream).
         let packets = sys::socket::is_packets(fd.as_fd());
         let lanes = match bells {
-            Some([Fd(b0), Fd(b1)]) if packets => {
+            Some(_) if !packets => {
+                return Err(serde::de::Error::custom(
+                    "a pipe end arrived with a socket that is not a pipe's",
+                ));
+            }
+            Some([Fd(b0), Fd(b1)]) => {
                 let (seg, slot) = locks.segment();
                 let lanes = Lanes::new(seg.clone(), locks::PIPE_LANES_AT, slot, Arc::new([b0, b1]));
                 if lanes.is_none() {
@@ -815,7 +851,7 @@ impl<'de, T> Deserialize<'de> for Connection<T> {
                 }
                 lanes
             }
-            _ => None,
+            None => None,
         };
         Ok(Connection::with_locks(
             fd, readable, writable, locks, packets, lanes,

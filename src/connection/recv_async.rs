@@ -64,6 +64,19 @@ impl<T> Connection<T> {
 
     /// Polls for one whole frame (for the crate's other async waits, such as a
     /// `JoinHandle`'s result).
+    /// What an async receive waits on: the socket; for a pipe, an epoll set of the
+    /// socket and the lane's bell (see `lane`), which is readable when either is.
+    fn readable_watch(&self) -> std::io::Result<Readable> {
+        let Some(bell) = self.lane_bell() else {
+            return Readable::new(self.fd.as_fd());
+        };
+        let set = sys::epoll::create()?;
+        sys::epoll::add_level(set.as_fd(), self.fd.as_fd(), 0)?;
+        sys::epoll::add_level(set.as_fd(), bell, 1)?;
+        // (`Readable` keeps its own duplicate of the set's fd.)
+        Readable::new(set.as_fd())
+    }
+
     pub(crate) fn poll_frame(
         &self,
         cx: &mut Context<'_>,
@@ -73,7 +86,7 @@ impl<T> Connection<T> {
             cx,
             &mut st.readable,
             &mut st.backoff,
-            || Readable::new(self.fd.as_fd()),
+            || self.readable_watch(),
             || self.try_frame(),
             |e| Err(Error::io("waiting for a message", e)),
         )

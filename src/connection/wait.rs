@@ -41,6 +41,27 @@ pub trait Waitable {
     /// Called by [`wait`] after it woke: withdraw the interest of `wait_begin`.
     #[doc(hidden)]
     fn wait_end(&self) {}
+
+    /// A second fd whose readability may mean "ready" (a pipe's lane bell), to confirm
+    /// with [`wait_settle`](Waitable::wait_settle); while any object has one, [`wait`]
+    /// also looks at [`wait_ready`](Waitable::wait_ready) every `lane::SLICE`.
+    #[doc(hidden)]
+    fn wait_bell(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+
+    /// The second fd was readable: is the object ready? (It may silence a stale bell.)
+    #[doc(hidden)]
+    fn wait_settle(&self) -> bool {
+        false
+    }
+
+    /// Is the object ready by what its fds do not show? (No registration, unlike
+    /// `wait_begin`.)
+    #[doc(hidden)]
+    fn wait_ready(&self) -> bool {
+        false
+    }
 }
 
 /// A raw fd: ready when it is readable (or hung up), as `poll(2)` says. For sockets,
@@ -96,6 +117,15 @@ impl<T> Waitable for crate::Connection<T> {
     fn wait_begin(&self) -> bool {
         self.lane_has_message()
     }
+    fn wait_bell(&self) -> Option<BorrowedFd<'_>> {
+        self.lane_bell()
+    }
+    fn wait_settle(&self) -> bool {
+        self.lane_settle_bell()
+    }
+    fn wait_ready(&self) -> bool {
+        self.lane_has_message()
+    }
 }
 
 /// A reference to something waitable is waitable: lists of `&Connection`, `&Process`
@@ -109,6 +139,15 @@ impl<T: Waitable + ?Sized> Waitable for &T {
     }
     fn wait_end(&self) {
         (**self).wait_end()
+    }
+    fn wait_bell(&self) -> Option<BorrowedFd<'_>> {
+        (**self).wait_bell()
+    }
+    fn wait_settle(&self) -> bool {
+        (**self).wait_settle()
+    }
+    fn wait_ready(&self) -> bool {
+        (**self).wait_ready()
     }
 }
 
@@ -184,27 +223,53 @@ impl<T: Waitable> WaitList for Vec<T> {
 pub fn wait<L: WaitList + ?Sized>(objects: &L, timeout: Option<Duration>) -> Result<Vec<usize>> {
     let objects = objects.waitables();
     let deadline = sys::deadline_after_opt(timeout);
-    let fds = objects
-        .iter()
-        .map(|o| o.wait_fd().map(|f| f.as_raw_fd()))
-        .collect::<Result<Vec<_>>>()?;
-    let ready_now: Vec<usize> = (0..objects.len())
+    // Each object's fd, and a pipe's lane bell beside it: (fd, object, is a bell).
+    let mut fds = Vec::with_capacity(objects.len());
+    let mut whose = Vec::with_capacity(objects.len());
+    for (i, o) in objects.iter().enumerate() {
+        fds.push(o.wait_fd()?.as_raw_fd());
+        whose.push((i, false));
+        if let Some(b) = o.wait_bell() {
+            fds.push(b.as_raw_fd());
+            whose.push((i, true));
+        }
+    }
+    let sliced = whose.iter().any(|&(_, bell)| bell);
+    let mut ready: Vec<usize> = (0..objects.len())
         .filter(|&i| objects[i].wait_begin())
         .collect();
-    let result = if ready_now.is_empty() {
-        sys::poll::wait_any(&fds, deadline).map_err(|e| Error::io("poll", e))
-    } else {
+    let result = loop {
         // Some are ready already (a queue holding an item): still report every other
         // one that is ready now, as Python's `wait` returns all the ready objects.
-        sys::poll::wait_any(&fds, Some(std::time::Instant::now()))
-            .map_err(|e| Error::io("poll", e))
-            .map(|polled| {
-                let mut all = ready_now;
-                all.extend(polled);
-                all.sort_unstable();
-                all.dedup();
-                all
-            })
+        let now = std::time::Instant::now();
+        let until = if !ready.is_empty() {
+            Some(now)
+        } else if sliced {
+            // A message in a pipe's lane may come without a bell (see `lane`).
+            let slice = now + super::lane::SLICE;
+            Some(deadline.map_or(slice, |d| d.min(slice)))
+        } else {
+            deadline
+        };
+        match sys::poll::wait_any(&fds, until) {
+            Ok(polled) => {
+                for k in polled {
+                    let (i, bell) = whose[k];
+                    if !bell || objects[i].wait_settle() {
+                        ready.push(i);
+                    }
+                }
+            }
+            Err(e) => break Err(Error::io("poll", e)),
+        }
+        if ready.is_empty() && sliced {
+            ready.extend((0..objects.len()).filter(|&i| objects[i].wait_ready()));
+        }
+        if !ready.is_empty() || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            ready.sort_unstable();
+            ready.dedup();
+            break Ok(std::mem::take(&mut ready));
+        }
     };
     for o in &objects {
         o.wait_end();

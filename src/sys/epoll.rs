@@ -1,4 +1,5 @@
-//! An edge-triggered `epoll` set, for the crate's one shared reactor thread (`aio`).
+//! `epoll` sets: the edge-triggered one of the crate's shared reactor thread (`aio`), and
+//! level-triggered ones that are themselves watched (a pipe's async receive).
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -18,6 +19,14 @@ pub(crate) fn create() -> io::Result<OwnedFd> {
 /// and once at once if it is readable when added. `key` comes back with its events.
 pub(crate) fn add(ep: BorrowedFd<'_>, fd: BorrowedFd<'_>, key: u64) -> io::Result<()> {
     let flags = EventFlags::IN | EventFlags::RDHUP | EventFlags::ET;
+    retry(|| epoll::add(ep, fd, EventData::new_u64(key), flags))
+}
+
+/// Watches `fd` for readability (and hang-up), level-triggered: for a set that is itself
+/// watched (an epoll fd is readable while one of its fds is), as a pipe's async receive
+/// watches its socket and its lane's bell together.
+pub(crate) fn add_level(ep: BorrowedFd<'_>, fd: BorrowedFd<'_>, key: u64) -> io::Result<()> {
+    let flags = EventFlags::IN | EventFlags::RDHUP;
     retry(|| epoll::add(ep, fd, EventData::new_u64(key), flags))
 }
 

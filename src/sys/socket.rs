@@ -100,12 +100,6 @@ pub(crate) fn send_record(
     Ok(())
 }
 
-/// Sends one small record without waiting: `WouldBlock` if the socket is full.
-pub(crate) fn send_record_now(fd: BorrowedFd<'_>, record: &[u8]) -> io::Result<()> {
-    retry(|| rustix::net::send(fd, record, SendFlags::NOSIGNAL | SendFlags::DONTWAIT))?;
-    Ok(())
-}
-
 fn too_many_fds(n: usize) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
@@ -340,6 +334,13 @@ pub(crate) fn peek(fd: BorrowedFd<'_>, buf: &mut [u8], nonblocking: bool) -> io:
     }
     // `recv`, not `recvmsg`: a peek takes no fds, and skips the message header.
     retry(|| rustix::net::recv(fd, &mut *buf, flags).map(|(n, _)| n))
+}
+
+/// Takes the next record of a sequenced-packet socket and drops it (with any fds on it,
+/// which the kernel closes), without waiting.
+pub(crate) fn discard_record(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut buf = [0u8; 16];
+    retry(|| rustix::net::recv(fd, &mut buf, RecvFlags::DONTWAIT)).map(|_| ())
 }
 
 /// Receives up to `buf.len()` bytes from any connected socket (TCP too), without

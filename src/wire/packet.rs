@@ -132,13 +132,45 @@ pub(crate) fn send_sync(fd: BorrowedFd<'_>) -> Result<()> {
     sys::socket::send_batch(fd, &records).map_err(|e| Error::io("send", e))
 }
 
-/// Sends one sync record without waiting, as a *nudge*: it makes the socket readable
-/// and every receiver skips it (see `connection::lane`). A full socket is readable
-/// already, so `WouldBlock` is not an error worth reporting; nor is any other.
-pub(crate) fn send_nudge(fd: BorrowedFd<'_>) -> Result<()> {
-    let mut sync = [0u8; PREFIX];
-    sync[..SYNC.len()].copy_from_slice(&SYNC);
-    sys::socket::send_record_now(fd, &sync).map_err(|e| Error::io("send", e))
+/// What [`peek_first`] found at the head of a socket.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Peeked {
+    /// Nothing to read.
+    Nothing,
+    /// The peer closed (or shut down its sending side), and nothing is left.
+    Closed,
+    /// The first record of a frame (or something malformed, which [`recv`] reports).
+    Frame,
+}
+
+/// Looks at the head of `fd` without waiting and without taking a frame: skips (takes)
+/// what [`recv`] would skip at a frame boundary (sync records, what a dead receiver
+/// left of a frame), and says whether a frame, the peer's close or nothing is next.
+/// Call under the receive lock. (A pipe's lane uses it to look at the socket without
+/// taking a frame that may be newer than its ring, see `connection::lane`.)
+pub(crate) fn peek_first(fd: BorrowedFd<'_>) -> Result<Peeked> {
+    let mut head = [0u8; PREFIX];
+    loop {
+        let n = match sys::socket::peek(fd, &mut head, true) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(Peeked::Nothing),
+            Err(e) => return Err(Error::io("recv", e)),
+        };
+        if n == 0 {
+            return Ok(if sys::socket::peer_closed(fd) {
+                Peeked::Closed
+            } else {
+                Peeked::Frame
+            });
+        }
+        if n >= CONT.len() && (head[..CONT.len()] == CONT || head[..SYNC.len()] == SYNC) {
+            // Take that one record (the rest of a longer one is dropped with it, as
+            // are any fds on it).
+            sys::socket::discard_record(fd).map_err(|e| Error::io("recv", e))?;
+            continue;
+        }
+        return Ok(Peeked::Frame);
+    }
 }
 
 fn header(nfds: usize, len: usize) -> [u8; HEADER] {
