@@ -60,12 +60,14 @@
 //!   anyone, so it is delivered once. A receiver killed while present leaves `PRESENT`
 //!   set, and senders keep publishing: the next receiver takes the receive lock over
 //!   (see `sync::raw`) and reads the ring first; `poll` and `wait` look at the ring
-//!   again every [`SLICE`]; an async receiver that finds the lock held and a receiver
-//!   present retries with a short backoff, so it takes the lock over too. A sender
+//!   again every [`SLICE`], and so does an async receiver (a timer in what it
+//!   watches); one that finds the lock held and a receiver present retries with a
+//!   short backoff, so it takes the lock over too. A sender
 //!   killed between counting a socket frame and sending it, or a receiver killed
 //!   between taking a socket frame and counting it, leaves the counts unequal: senders
 //!   then use the socket (slower, never wrong) until a receiver finds the socket empty
-//!   and no sender busy, and sets the counts equal again (`Lanes::repair`).
+//!   and no sender busy, and sets the counts equal again (`Lanes::repair`); meanwhile
+//!   a receiver looks at the socket as it spins.
 //!
 //! Cost: two eventfds more per pipe (each end holds both), and a segment of 33 KiB
 //! instead of one page, of which a round trip of small messages touches the control
@@ -234,7 +236,13 @@ impl Lanes {
             return true;
         }
         sys::poll::silence(self.bell());
-        self.has_message()
+        if self.has_message() {
+            // Rung meanwhile, perhaps for a sleeping receiver that has not seen it
+            // yet: ring it again rather than eat its wake-up.
+            sys::poll::ring(self.bell());
+            return true;
+        }
+        false
     }
 
     /// Sends a frame of `parts` (the body, in pieces) through the lane if it can (see
@@ -298,7 +306,15 @@ impl Lanes {
         spin: Duration,
     ) -> Result<Option<Frame>> {
         let l = self.inbound();
-        l.ctl().fetch_or(PRESENT, SeqCst);
+        // Present, and not asleep (a receiver killed asleep left `SLEEPING` set, which
+        // would make every sender ring the bell).
+        let mut ctl = l.ctl().load(Relaxed);
+        while let Err(now) =
+            l.ctl()
+                .compare_exchange_weak(ctl, (ctl | PRESENT) & !SLEEPING, SeqCst, Relaxed)
+        {
+            ctl = now;
+        }
         // Present now: whatever a bell announced, this receive takes it in turn.
         sys::poll::silence(self.bell());
         let r = self.wait(&l, fd, deadline, limits, spin);
@@ -390,7 +406,8 @@ impl Lanes {
         fd: BorrowedFd<'_>,
         limits: &RecvLimits<'_>,
     ) -> Result<Option<Frame>> {
-        if !l.socket_busy() {
+        let mut counted = l.socket_busy();
+        if !counted {
             // Nothing counted: the socket holds at most the peer's close, records the
             // dead left (skipped here), or a frame counted since we looked, which may
             // be newer than a message published in the ring meanwhile. Take no frame.
@@ -399,9 +416,12 @@ impl Lanes {
                 Peeked::Closed => return Err(Error::disconnected()),
                 Peeked::Frame => {}
             }
-            // Its count (made before it was sent) is visible now; and with it every
-            // message published before.
-            let _ = l.socket_busy();
+            // A frame is counted before it is sent, so its count is visible now (the
+            // kernel's socket orders the sender's count before our peek; this load
+            // then acquires it, and every message published before it). Still equal:
+            // a sender without a lane sent it (a spawned child's bootstrap end, made
+            // from a bare fd), which never uses the ring; it is not counted taken.
+            counted = l.socket_busy();
         }
         // A frame is counted and not taken: no sender publishes in the ring until we
         // count it taken, so what the ring holds now is older than the frame.
@@ -411,7 +431,10 @@ impl Lanes {
         let r = packet::recv(fd, Some(Instant::now()), limits, Duration::ZERO);
         // A frame refused at its header, or cut by a sender that died, was counted
         // when it was sent, and is taken now too.
-        if matches!(&r, Ok(Some(_))) || r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Protocol) {
+        if counted
+            && (matches!(&r, Ok(Some(_)))
+                || r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Protocol))
+        {
             let taken = l.sock_taken();
             taken.store(taken.load(Relaxed).wrapping_add(1), Release);
         }
@@ -646,6 +669,50 @@ mod tests {
         drop(fa);
         let e = b.take_from_socket(&inb, fb.as_fd(), &limits).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Disconnected);
+    }
+
+    /// Polls `f` to completion on this thread, parking between wake-ups.
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        use std::task::{Context, Poll, Wake, Waker};
+        struct Unpark(std::thread::Thread);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park();
+        }
+    }
+
+    /// A message that comes into the lane with no bell (a receiver killed while present
+    /// and awake left `PRESENT` set, so senders publish and ring nothing) still reaches
+    /// an async receive that was already waiting: it looks again every slice.
+    #[test]
+    fn an_async_receive_finds_an_unannounced_message() {
+        crate::init();
+        let (a, b) = crate::pipe::<u32>().unwrap();
+        let lanes = b.lanes.clone().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _ = tx.send(block_on(b.recv_async()));
+        });
+        std::thread::sleep(Duration::from_millis(50)); // its first try found nothing
+        // What a receiver killed while present and awake leaves behind.
+        present(&lanes, true);
+        a.send(&7).unwrap();
+        assert!(lanes.has_message(), "published in the lane, with no bell");
+        let got = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the async receive hangs");
+        assert_eq!(got.unwrap(), 7);
+        waiter.join().unwrap();
     }
 
     /// Counts left unequal by a sender that died between counting a socket frame and

@@ -9,7 +9,7 @@
 //! socket's next edge like any other.
 
 use std::future::Future;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -17,6 +17,7 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 
 use super::Connection;
+use super::lane;
 use super::locks::Dir;
 use crate::aio::{self, Attempt, Backoff, Readable};
 use crate::error::{Error, Result};
@@ -29,6 +30,8 @@ use crate::wire::frame;
 pub(crate) struct RecvState {
     readable: Option<Readable>,
     backoff: Backoff,
+    /// A pipe's slice timer, watched with the socket (see `readable_watch`).
+    timer: Option<OwnedFd>,
 }
 
 impl<T> Connection<T> {
@@ -45,7 +48,13 @@ impl<T> Connection<T> {
                 // A receiver present on a pipe takes what comes through its lane,
                 // which the socket does not show; if that receiver died, only a
                 // retry takes its lock over (see `lane`).
-                if self.lanes.as_ref().is_some_and(|l| l.receiver_present()) {
+                // And a message left in the lane as its receiver was leaving is
+                // announced by a bell that may ring before the lock is free.
+                if self
+                    .lanes
+                    .as_ref()
+                    .is_some_and(|l| l.receiver_present() || l.has_message())
+                {
                     return Attempt::Contended;
                 }
                 return match sys::poll::is_readable(self.fd.as_fd()) {
@@ -62,31 +71,39 @@ impl<T> Connection<T> {
         }
     }
 
-    /// Polls for one whole frame (for the crate's other async waits, such as a
-    /// `JoinHandle`'s result).
     /// What an async receive waits on: the socket; for a pipe, an epoll set of the
-    /// socket and the lane's bell (see `lane`), which is readable when either is.
-    fn readable_watch(&self) -> std::io::Result<Readable> {
+    /// socket, the lane's bell and a timer that fires every `lane::SLICE` (kept in
+    /// `timer`), which is readable when any of them is. The timer covers what comes
+    /// into the lane with no bell: a receiver killed while present, or between its
+    /// leaving and its ring (see `lane`), as `poll` and `wait` sleep in slices.
+    fn readable_watch(&self, timer: &mut Option<OwnedFd>) -> std::io::Result<Readable> {
         let Some(bell) = self.lane_bell() else {
             return Readable::new(self.fd.as_fd());
         };
         let set = sys::epoll::create()?;
+        let t = sys::poll::periodic_timer(lane::SLICE)?;
         sys::epoll::add_level(set.as_fd(), self.fd.as_fd(), 0)?;
         sys::epoll::add_level(set.as_fd(), bell, 1)?;
+        // Never read: each expiry is a new event for the outer, edge-triggered watch.
+        sys::epoll::add_level(set.as_fd(), t.as_fd(), 2)?;
+        *timer = Some(t);
         // (`Readable` keeps its own duplicate of the set's fd.)
         Readable::new(set.as_fd())
     }
 
+    /// Polls for one whole frame (for the crate's other async waits, such as a
+    /// `JoinHandle`'s result).
     pub(crate) fn poll_frame(
         &self,
         cx: &mut Context<'_>,
         st: &mut RecvState,
     ) -> Poll<Result<frame::Frame>> {
+        let timer = &mut st.timer;
         aio::poll_attempts(
             cx,
             &mut st.readable,
             &mut st.backoff,
-            || self.readable_watch(),
+            || self.readable_watch(timer),
             || self.try_frame(),
             |e| Err(Error::io("waiting for a message", e)),
         )

@@ -86,6 +86,32 @@ pub(crate) fn silence(fd: BorrowedFd<'_>) {
     let _ = rustix::io::read(fd, &mut buf);
 }
 
+/// A close-on-exec, non-blocking timerfd that expires every `period` (a watched fd that
+/// turns readable again and again, for waits that must look at something by
+/// themselves now and then).
+pub(crate) fn periodic_timer(period: Duration) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::time::{
+        Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, timerfd_create,
+        timerfd_settime,
+    };
+    let t = super::retry(|| {
+        timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
+        )
+    })?;
+    let every = Timespec {
+        tv_sec: period.as_secs() as _,
+        tv_nsec: period.subsec_nanos() as _,
+    };
+    let spec = Itimerspec {
+        it_interval: every,
+        it_value: every,
+    };
+    timerfd_settime(&t, TimerfdTimerFlags::empty(), &spec)?;
+    Ok(t)
+}
+
 /// A close-on-exec, non-blocking eventfd in semaphore mode: [`ring`] adds one,
 /// [`take`] takes one; `poll` sees it readable while its count is non-zero (a count of
 /// ready items that any thread can wait on).
