@@ -91,7 +91,10 @@ fn order_is_kept_across_the_lane_and_the_socket(m: StartMethod) {
         seq += 1;
     }
     assert!(p.join_timeout(LONG).unwrap());
-    assert_eq!(here.recv().unwrap_err().kind(), ErrorKind::Disconnected);
+    assert_eq!(
+        here.recv_timeout(LONG).unwrap_err().kind(),
+        ErrorKind::Disconnected
+    );
 }
 
 for_each_method!(order_is_kept_across_the_lane_and_the_socket);
@@ -144,7 +147,10 @@ fn a_receiver_that_keeps_leaving_loses_nothing() {
         }
     }
     sender.join().unwrap();
-    assert_eq!(b.recv().unwrap_err().kind(), ErrorKind::Disconnected);
+    assert_eq!(
+        b.recv_timeout(LONG).unwrap_err().kind(),
+        ErrorKind::Disconnected
+    );
 }
 
 /// Says it is about to block, then blocks in `recv` (present in the lane).
@@ -184,7 +190,10 @@ fn a_receiver_killed_while_waiting_leaves_the_pipe_working(m: StartMethod) {
     a.send(&100).unwrap();
     drop(a);
     assert_eq!(b.recv_timeout(LONG).unwrap(), 100);
-    assert_eq!(b.recv().unwrap_err().kind(), ErrorKind::Disconnected);
+    assert_eq!(
+        b.recv_timeout(LONG).unwrap_err().kind(),
+        ErrorKind::Disconnected
+    );
 }
 
 for_each_method!(a_receiver_killed_while_waiting_leaves_the_pipe_working);

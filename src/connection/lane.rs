@@ -16,10 +16,11 @@
 //!
 //! ```text
 //! lane:  | sender line: sock_sent u32 |
-//!        | receiver line: ctl u64 = head u32 | PRESENT | SLEEPING, tail u32,
+//!        | receiver line: ctl u64 = head u32 | PRESENT | SLEEPING | RUNG, tail u32,
 //!        |                sock_taken u32 |
 //!        | slot 0: len u32, 0u32, body ... | slot 1 ... | slot SLOTS-1 |
-//! PRESENT: a receiver is inside a receive; SLEEPING: and asleep in `poll`
+//! PRESENT: a receiver is inside a receive; SLEEPING: and asleep in `poll`;
+//! RUNG: the bell may be rung (so that silencing it costs no system call when not)
 //! ```
 //!
 //! Senders write the lane under the sending end's send lock and receivers read it under
@@ -37,8 +38,9 @@
 //!   the ring rings the bell, and `poll`, `wait` and `recv_async` watch the bell beside
 //!   the socket, so those messages are seen. (An outside event loop that watches only
 //!   the raw fd must keep calling `try_recv` until it says `Timeout`, the usual way to
-//!   drain a readiness.) A receiver that enters silences the bell; one that leaves
-//!   with nothing left silences it too, so a bell that rings means a message waits.
+//!   drain a readiness.) A receiver that leaves with nothing left silences the bell,
+//!   so a bell that rings means a message waits; whoever rings it sets `RUNG` first,
+//!   so a receive that finds `RUNG` clear makes no system call for the bell.
 //! * **Order.** A sender writes to the ring only when every frame it sent over the
 //!   socket has been taken (`sock_sent == sock_taken`, counted under the locks, a frame
 //!   counted before it is sent). So once a receiver has seen a socket frame counted and
@@ -102,6 +104,8 @@ pub(super) const LANE_BYTES: usize = CONTROL + SLOTS as usize * SLOT_BYTES;
 const PRESENT: u64 = 1 << 32;
 /// `ctl`: and asleep in `poll` (a sender rings the bell).
 const SLEEPING: u64 = 1 << 33;
+/// `ctl`: the bell may be rung (set before ringing it, cleared before silencing it).
+const RUNG: u64 = 1 << 34;
 /// `ctl`: the bits of `head`.
 const HEAD: u64 = u32::MAX as u64;
 
@@ -235,14 +239,28 @@ impl Lanes {
         if self.has_message() {
             return true;
         }
-        sys::poll::silence(self.bell());
+        self.silence_bell();
         if self.has_message() {
             // Rung meanwhile, perhaps for a sleeping receiver that has not seen it
             // yet: ring it again rather than eat its wake-up.
-            sys::poll::ring(self.bell());
+            self.ring_bell();
             return true;
         }
         false
+    }
+
+    /// Rings this end's inbound bell, with `RUNG` set first.
+    fn ring_bell(&self) {
+        self.inbound().ctl().fetch_or(RUNG, SeqCst);
+        sys::poll::ring(self.bell());
+    }
+
+    /// Silences this end's inbound bell, with `RUNG` cleared first (a ring that comes
+    /// between the two is left with `RUNG` clear: one spurious wake-up of a poller,
+    /// which silences it then).
+    fn silence_bell(&self) {
+        self.inbound().ctl().fetch_and(!RUNG, SeqCst);
+        sys::poll::silence(self.bell());
     }
 
     /// Sends a frame of `parts` (the body, in pieces) through the lane if it can (see
@@ -271,10 +289,14 @@ impl Lanes {
                 // we hold the send lock, so only the receiver's bits can change here.
                 let next = u64::from(head.wrapping_add(1));
                 while ctl & PRESENT != 0 {
-                    match l
-                        .ctl()
-                        .compare_exchange_weak(ctl, (ctl & !HEAD) | next, SeqCst, Acquire)
-                    {
+                    // A sleeping receiver's bell is rung below: mark it so in the CAS.
+                    let rung = if ctl & SLEEPING != 0 { RUNG } else { 0 };
+                    match l.ctl().compare_exchange_weak(
+                        ctl,
+                        (ctl & !HEAD) | next | rung,
+                        SeqCst,
+                        Acquire,
+                    ) {
                         Ok(_) => {
                             if ctl & SLEEPING != 0 {
                                 sys::poll::ring(self.bells[1 - self.slot].as_fd());
@@ -315,8 +337,6 @@ impl Lanes {
         {
             ctl = now;
         }
-        // Present now: whatever a bell announced, this receive takes it in turn.
-        sys::poll::silence(self.bell());
         let r = self.wait(&l, fd, deadline, limits, spin);
         // Leave: after this, nothing more is published in the ring.
         l.ctl().fetch_and(!(PRESENT | SLEEPING), SeqCst);
@@ -332,9 +352,9 @@ impl Lanes {
         // A message left in the ring with nobody present: announce it to pollers. (No
         // sender publishes now, and no other receiver is here: we hold the lock.)
         if l.waiting() {
-            sys::poll::ring(self.bell());
-        } else {
-            sys::poll::silence(self.bell());
+            self.ring_bell();
+        } else if l.ctl().load(SeqCst) & RUNG != 0 {
+            self.silence_bell();
         }
         r
     }
@@ -390,7 +410,7 @@ impl Lanes {
             l.ctl().fetch_and(!SLEEPING, SeqCst);
             for i in ready? {
                 if i == 1 {
-                    sys::poll::silence(bell);
+                    self.silence_bell();
                 } else {
                     look_at_socket = true;
                 }
