@@ -301,7 +301,7 @@ fn entry_server(cx: EntryCtx) -> i32 {
                             // the server, a long-lived one), as for a forked child.
                             sys::process::die_with_parent(boot.parent_pid);
                         }
-                        bootstrap::run_child(boot, fds, None, None)
+                        bootstrap::run_child(&mut boot, fds, None, None)
                     }
                     Ok(sys::process::Forked::Parent(pid)) => {
                         drop(fds);
@@ -345,7 +345,7 @@ fn entry_server(cx: EntryCtx) -> i32 {
                     } else {
                         drop(client_pidfd);
                     }
-                    bootstrap::run_child(boot, fds, None, Some(status))
+                    bootstrap::run_child(&mut boot, fds, None, Some(status))
                 }
                 Ok(sys::process::Forked::Parent(pid)) => {
                     drop(fds);

@@ -282,9 +282,10 @@ fn check_name(k: &OsStr) -> Result<()> {
 /// streams `which` marks (in order). A failure is reported and ends the child with 1:
 /// a task must not run with streams or variables other than asked.
 ///
-/// The check for nothing to do is inlined into the caller: in a fresh fork child every
-/// page of code run for the first time is a page fault.
-#[inline]
+/// It lives with the child's path ("Child text" in `bootstrap`): in a fresh fork child
+/// every page of code run for the first time is a page fault.
+#[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+#[unsafe(link_section = "multiprocess_child_text")]
 pub(crate) fn apply_in_child(env: Option<Env>, which: [bool; 3], fds: Vec<OwnedFd>) {
     if env.is_some() || which.contains(&true) {
         apply_in_child_now(env, which, fds);

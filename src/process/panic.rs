@@ -38,6 +38,8 @@ pub(crate) fn payload_text(p: &(dyn std::any::Any + Send)) -> &str {
 
 /// In a child: report panics as Python reports an exception in a process, with the
 /// process's name, and remember the message for `spawn`'s caller.
+#[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+#[unsafe(link_section = "multiprocess_child_text")]
 pub(crate) fn install_panic_hook() {
     panic::set_hook(Box::new(|info| {
         let msg = payload_text(info.payload()).to_string();

@@ -111,7 +111,7 @@ impl OutputLocks {
 
     /// Releases the locks taken. Inlined, and a drop only where one was taken: in a
     /// fresh fork child even dropping a `None` calls code it must fault in.
-    #[inline]
+    #[inline(always)]
     pub(super) fn release(self) {
         if let Some(e) = self.err {
             drop(e);
@@ -123,39 +123,48 @@ impl OutputLocks {
 }
 
 /// Fork: the child is a copy of the launcher (or main) thread and runs the task there.
-fn start_fork(boot: Boot, fds: Vec<RawFd>) -> Result<(u32, OwnedFd)> {
+fn start_fork(mut boot: Boot, fds: Vec<RawFd>) -> Result<(u32, OwnedFd)> {
     let parent = sys::process::getpid();
-    let pid = on_long_lived_thread(move || {
-        let alone = sys::process::single_threaded();
-        let output = OutputLocks::for_fork(alone);
-        let handles = handles::hold_for_fork(alone);
-        codec::prepare_thread_for_fork();
-        #[allow(unsafe_code)]
-        // SAFETY: the child only runs `run_child`, which ends with `_exit`.
-        match unsafe { sys::process::fork() } {
-            Ok(sys::process::Forked::Child) => {
-                if boot.die_with_parent {
-                    sys::process::die_with_parent(parent);
-                }
-                let fds = match codec::dup_inherited(&fds) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        report!("multiprocess: forked child cannot take its handles: {e}");
-                        sys::process::exit_now(1)
-                    }
-                };
-                handles.close_inherited();
-                output.release();
-                if alone && boot.stdio[0] {
-                    options::forget_buffered_stdin();
-                }
-                bootstrap::run_child(boot, fds, None, None)
-            }
-            Ok(sys::process::Forked::Parent(pid)) => Ok(pid),
-            Err(e) => Err(e),
-        }
-    })
-    .map_err(|e| Error::io("fork", e))?;
+    let pid = on_long_lived_thread(move || fork_to_run(&mut boot, &fds, parent))
+        .map_err(|e| Error::io("fork", e))?;
     let pidfd = sys::pidfd::open(pid).map_err(|e| Error::io("pidfd_open", e))?;
     Ok((pid, pidfd))
+}
+
+/// Forks; the child runs `boot` and never returns, the parent gets the child's pid.
+///
+/// `boot` is borrowed, not moved: moving the start message would call `memmove` in the
+/// child, one more page of libc's code to fault in. The function lives beside the rest
+/// of the child's path ("Child text" in `bootstrap`), since the child returns from
+/// the fork into it.
+#[inline(never)]
+#[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+#[unsafe(link_section = "multiprocess_child_text")]
+fn fork_to_run(boot: &mut Boot, fds: &[RawFd], parent: u32) -> std::io::Result<u32> {
+    let alone = sys::process::single_threaded();
+    let output = OutputLocks::for_fork(alone);
+    let handles = handles::hold_for_fork(alone);
+    codec::prepare_thread_for_fork();
+    #[allow(unsafe_code)]
+    // SAFETY: the child only runs `run_child`, which ends with `_exit`.
+    match unsafe { sys::process::fork() }? {
+        sys::process::Forked::Parent(pid) => return Ok(pid),
+        sys::process::Forked::Child => {}
+    }
+    if boot.die_with_parent {
+        sys::process::die_with_parent(parent);
+    }
+    let fds = match codec::dup_inherited(fds) {
+        Ok(f) => f,
+        Err(e) => {
+            report!("multiprocess: forked child cannot take its handles: {e}");
+            sys::process::exit_now(1)
+        }
+    };
+    handles.close_inherited();
+    output.release();
+    if alone && boot.stdio[0] {
+        options::forget_buffered_stdin();
+    }
+    bootstrap::run_child(boot, fds, None, None)
 }

@@ -33,6 +33,8 @@ impl ParentInfo {
     /// our parent in the OS's sense (`getppid`), which can then vouch for it; otherwise
     /// (a fork server's child in the watching mode, whose OS parent is the server) it
     /// is opened now, while the parent is known to be alive.
+    #[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+    #[unsafe(link_section = "multiprocess_child_text")]
     pub(crate) fn new(pid: u32, name: String) -> ParentInfo {
         let fd = if sys::process::getppid() == pid {
             ParentFd::UNOPENED
@@ -128,6 +130,8 @@ pub(crate) struct State {
 static STATE: AtomicPtr<State> = AtomicPtr::new(std::ptr::null_mut());
 
 impl State {
+    #[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+    #[unsafe(link_section = "multiprocess_child_text")]
     fn new(
         name: String,
         identity: Vec<u32>,
@@ -203,6 +207,8 @@ pub(crate) fn state() -> &'static State {
 /// Replaces this process's state (in a new child, before anything else runs). Inlined
 /// into the child's start (one code page less to fault in).
 #[inline]
+#[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+#[unsafe(link_section = "multiprocess_child_text")]
 pub(crate) fn become_child(
     name: String,
     identity: Vec<u32>,
@@ -210,8 +216,8 @@ pub(crate) fn become_child(
     parent: Option<ParentInfo>,
     start_method: Option<StartMethod>,
 ) {
-    let fresh = State::new(name, identity, daemon, parent, start_method);
-    STATE.store(in_child_slot(fresh), Ordering::Release);
+    let fresh = in_child_slot(|| State::new(name, identity, daemon, parent, start_method));
+    STATE.store(fresh, Ordering::Release);
 }
 
 /// A child's state is written into a static instead of the heap: a forked child's first
@@ -221,7 +227,9 @@ pub(crate) fn become_child(
 /// server's children are the second generation), so a child never writes over the
 /// state it inherited, which the stack that forked may still reference. Past the last
 /// slot, a child boxes its state.
-fn in_child_slot(state: State) -> *mut State {
+#[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+#[unsafe(link_section = "multiprocess_child_text")]
+fn in_child_slot(make: impl FnOnce() -> State) -> *mut State {
     struct Slot(std::cell::UnsafeCell<std::mem::MaybeUninit<State>>);
     #[allow(unsafe_code)]
     // SAFETY: a slot is written once per line of processes, by `become_child` in the
@@ -234,7 +242,7 @@ fn in_child_slot(state: State) -> *mut State {
     static GENERATION: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let g = GENERATION.fetch_add(1, Ordering::AcqRel);
     let Some(slot) = SLOTS.get(g) else {
-        return Box::into_raw(Box::new(state));
+        return Box::into_raw(Box::new(make()));
     };
     #[allow(unsafe_code)]
     // SAFETY: slot `g` is this call's alone: every earlier call in this line of
@@ -242,7 +250,7 @@ fn in_child_slot(state: State) -> *mut State {
     // reference) only slots before it, and every later call, here or in a descendant,
     // takes a larger one.
     unsafe {
-        (*slot.0.get()).write(state) as *mut State
+        (*slot.0.get()).write(make()) as *mut State
     }
 }
 
@@ -285,6 +293,8 @@ extern "C" fn exit_handler() {
 
 /// Terminates daemonic children, then joins every child. Runs at normal exit of any
 /// process, and at the end of a child's task.
+#[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+#[unsafe(link_section = "multiprocess_child_text")]
 pub(crate) fn exit_cleanup() {
     let st = state();
     if st.pid != sys::process::getpid() {

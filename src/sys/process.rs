@@ -28,11 +28,15 @@ pub(crate) const SIGTERM: i32 = libc::SIGTERM;
 pub(crate) const SIGKILL: i32 = libc::SIGKILL;
 
 /// The calling process's pid.
+#[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+#[unsafe(link_section = "multiprocess_child_text")]
 pub(crate) fn getpid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
 /// The parent's pid (0 if we have none, for example in a container's init).
+#[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+#[unsafe(link_section = "multiprocess_child_text")]
 pub(crate) fn getppid() -> u32 {
     rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32)
 }
@@ -232,6 +236,8 @@ pub(crate) unsafe fn fork_sibling(how: &SiblingFork) -> io::Result<Forked> {
 }
 
 /// Ends the process at once with `code`: no atexit handlers, no destructors.
+#[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+#[unsafe(link_section = "multiprocess_child_text")]
 pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: `_exit` is always safe to call; it does not return.
     unsafe { libc::_exit(code) }
@@ -417,6 +423,8 @@ pub(crate) fn at_exit(f: extern "C" fn()) {
 /// does); `cleanup` flushes Rust's standard streams.
 ///
 /// glibc's `on_exit`, which hands the handler the exit status; elsewhere a no-op.
+#[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+#[unsafe(link_section = "multiprocess_child_text")]
 pub(crate) fn end_at_exit(cleanup: fn()) {
     #[cfg(target_env = "gnu")]
     {

@@ -225,6 +225,8 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
 /// generic, so every [`decode`] shares one copy of it (and a fresh fork child, which
 /// faults in each code page it runs first, runs fewer pages).
 #[inline(never)]
+#[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+#[unsafe(link_section = "multiprocess_child_text")]
 fn begin_decode(fds: Vec<OwnedFd>) -> Option<Vec<Option<OwnedFd>>> {
     DE_MESSAGE.with(|m| m.borrow_mut().take());
     let table = fds.into_iter().map(Some).collect();
@@ -234,6 +236,8 @@ fn begin_decode(fds: Vec<OwnedFd>) -> Option<Vec<Option<OwnedFd>>> {
 /// The end of a [`decode`]: puts back the receive table [`begin_decode`] replaced
 /// (closing the fds no handle claimed).
 #[inline(never)]
+#[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+#[unsafe(link_section = "multiprocess_child_text")]
 fn end_decode(saved: Option<Vec<Option<OwnedFd>>>) {
     RECV.with(|s| *s.borrow_mut() = saved);
 }

@@ -122,7 +122,8 @@ impl ForkHold {
     /// child must not close whatever reuses them. Inlined: in a fresh fork child every
     /// page of code run for the first time is a page fault, and there is usually
     /// nothing to close.
-    #[inline]
+    #[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+    #[unsafe(link_section = "multiprocess_child_text")]
     pub(crate) fn close_inherited(self) {
         if let Some(mut guard) = self.0
             && let Some(set) = guard.as_mut()
