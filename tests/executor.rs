@@ -241,6 +241,9 @@ fn map_with_timeout(method: StartMethod) {
     );
     assert!(it.next().is_none(), "the iteration ends after the timeout");
     drop(it);
+    // Python's `ValueError` for a chunk size below 1, before any work.
+    let e = ex.map_with(square, [1u64, 2], None, 0).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     // The executor goes on.
     assert_eq!(
         ex.submit(square, 3).unwrap().result_timeout(BOUND).unwrap(),

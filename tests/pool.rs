@@ -531,6 +531,20 @@ fn usage_errors(method: StartMethod) {
         ErrorKind::InvalidInput,
         "chunk size 0"
     );
+    for ordered in [true, false] {
+        let opts = Options::new().chunk_size(0);
+        let got: Vec<_> = if ordered {
+            p.imap_with(square, 0..10, opts).collect()
+        } else {
+            p.imap_unordered_with(square, 0..10, opts).collect()
+        };
+        assert_eq!(
+            got.len(),
+            1,
+            "imap with chunk size 0 (ordered {ordered}): one error"
+        );
+        assert_eq!(got[0].as_ref().unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
     let r = p.apply_async(nap, 300).unwrap();
     assert_eq!(
         r.successful().unwrap_err().kind(),

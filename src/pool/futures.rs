@@ -606,8 +606,15 @@ where
     A: Send + 'static,
     R: Send + 'static,
 {
+    if chunk_size == 0 {
+        // Python: `ValueError: chunksize must be >= 1.`
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "chunk size must be at least 1",
+        ));
+    }
     let deadline = timeout.and_then(deadline_after);
-    let cs = chunk_size.max(1);
+    let cs = chunk_size;
     let mut slots = std::collections::VecDeque::new();
     let mut chunks = Vec::new();
     let mut it = items.into_iter().peekable();
@@ -855,7 +862,8 @@ impl ProcessPoolExecutor {
     ///
     /// # Errors
     ///
-    /// As [`submit`](ProcessPoolExecutor::submit).
+    /// As [`submit`](ProcessPoolExecutor::submit); [`ErrorKind::InvalidInput`] for a
+    /// chunk size of 0 (Python's `ValueError`), before any work starts.
     ///
     /// # Examples
     ///

@@ -88,6 +88,10 @@ where
         ordered: bool,
         timeout: Option<Duration>,
     ) -> Self {
+        // Python's `imap` raises `ValueError` for a chunk size below 1, before any
+        // work: here the first item is that error, and nothing is submitted.
+        let refused = (chunk == 0)
+            .then(|| Error::new(ErrorKind::InvalidInput, "chunk size must be at least 1"));
         let chunk = chunk.max(1);
         let limit = in_flight_limit(flavor.processes(), chunk);
         let (tx, rx) = mpsc::channel();
@@ -102,8 +106,8 @@ where
             next_chunk: 0,
             next_item: 0,
             next_emit: 0,
-            exhausted: false,
-            input_error: None,
+            exhausted: refused.is_some(),
+            input_error: refused,
             tx,
             rx,
             buffer: BTreeMap::new(),

@@ -88,7 +88,9 @@ impl<T> Options<T> {
     }
 
     /// Items per task for `map`/`imap` (Python's `chunksize`). `map` defaults to
-    /// about four chunks per worker, `imap` to 1.
+    /// about four chunks per worker, `imap` to 1. Zero is refused before any work, as
+    /// Python's `ValueError`: `map` returns [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), and
+    /// `imap`'s first and only item is that error.
     ///
     /// # Examples
     ///
