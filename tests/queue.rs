@@ -232,6 +232,41 @@ fn joinable_four_workers(method: StartMethod) {
     }
 }
 
+/// As in Python, a `JoinableQueue` counts an item once it has room: a `join` does not
+/// wait for a put still blocked on a full queue, and a put that times out was never
+/// counted (it used to be counted while it waited, and its uncounting woke no joiner).
+#[test]
+fn joinable_counts_a_put_once_it_has_room() {
+    let q = JoinableQueue::<u32>::bounded(1).unwrap();
+    q.queue().put(0).unwrap(); // full, with nothing unfinished
+    let (q2, q3) = (q.clone(), q.clone());
+    let blocked = std::thread::spawn(move || q2.put_timeout(1, Duration::from_millis(400)));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        q.unfinished(),
+        0,
+        "a put waiting for room is not counted yet"
+    );
+    assert!(q.join_timeout(Duration::ZERO), "join does not wait for it");
+    // A joiner that sleeps while the put times out.
+    let joiner = std::thread::spawn(move || q3.join_timeout(LONG));
+    let e = blocked.join().unwrap().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Full);
+    assert!(joiner.join().unwrap(), "the joiner returned");
+    assert_eq!(q.unfinished(), 0);
+    // Room: counted, then acknowledged.
+    assert_eq!(q.get_timeout(LONG).unwrap(), 0);
+    q.put_timeout(2, LONG).unwrap();
+    assert_eq!(q.unfinished(), 1);
+    assert!(!q.join_timeout(Duration::ZERO));
+    assert_eq!(q.get_timeout(LONG).unwrap(), 2);
+    q.task_done().unwrap();
+    assert!(q.join_timeout(Duration::ZERO));
+    assert_eq!(q.try_put(3).map(|_| q.unfinished()).unwrap(), 1);
+    assert_eq!(q.try_put(4).unwrap_err().kind(), ErrorKind::Full);
+    assert_eq!(q.unfinished(), 1, "a refused try_put is not counted");
+}
+
 const PER_PRODUCER: u64 = 100_000;
 
 fn produce((q, id): (Queue<u64>, u64)) {

@@ -92,7 +92,7 @@ impl RawQueue {
                 Attempt::Contended
             };
         };
-        match self.put_held(held, bytes, fds, memfd, now) {
+        match self.put_held(held, bytes, fds, memfd, now, false) {
             Err(e) if e.kind() == ErrorKind::Full => Attempt::WouldBlock,
             r => Attempt::Done(r),
         }

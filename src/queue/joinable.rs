@@ -14,9 +14,10 @@ use crate::sys::{self, futex};
 
 /// Python's `multiprocessing.JoinableQueue`.
 ///
-/// Every [`put`](JoinableQueue::put) adds an unfinished task; every
-/// [`task_done`](JoinableQueue::task_done) finishes one; [`join`](JoinableQueue::join)
-/// waits until none is unfinished. The counter lives in shared memory, so producers,
+/// Every [`put`](JoinableQueue::put) adds an unfinished task (once its item has room
+/// in the queue, as in Python: a put still waiting on a full queue is not waited for
+/// by `join`); every [`task_done`](JoinableQueue::task_done) finishes one;
+/// [`join`](JoinableQueue::join) waits until none is unfinished. The counter lives in shared memory, so producers,
 /// consumers and joiners can be in any processes.
 ///
 /// # Examples
@@ -261,22 +262,6 @@ impl<T> JoinableQueue<T> {
 }
 
 impl<T: Serialize> JoinableQueue<T> {
-    fn put_with(
-        &self,
-        item: T,
-        f: impl FnOnce(&Queue<T>, T) -> std::result::Result<(), PutError<T>>,
-    ) -> std::result::Result<(), PutError<T>> {
-        // Counted before the item becomes visible (a consumer's fast task_done must
-        // never see 0 and fail), and uncounted if the put fails.
-        let w = self.0.raw().seg.word(W_UNFINISHED);
-        w.fetch_add(1, SeqCst);
-        let r = f(&self.0, item);
-        if r.is_err() {
-            w.fetch_sub(1, SeqCst);
-        }
-        r
-    }
-
     /// Puts an item and counts it as an unfinished task.
     ///
     /// # Errors
@@ -291,7 +276,7 @@ impl<T: Serialize> JoinableQueue<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn put(&self, item: T) -> std::result::Result<(), PutError<T>> {
-        self.put_with(item, |q, i| q.put(i))
+        self.0.put_until_counted(item, None, true)
     }
 
     /// As [`Queue::try_put`], counted.
@@ -310,7 +295,7 @@ impl<T: Serialize> JoinableQueue<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn try_put(&self, item: T) -> std::result::Result<(), PutError<T>> {
-        self.put_with(item, |q, i| q.try_put(i))
+        self.0.put_until_counted(item, Some(Instant::now()), true)
     }
 
     /// As [`Queue::put_timeout`], counted.
@@ -328,7 +313,8 @@ impl<T: Serialize> JoinableQueue<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn put_timeout(&self, item: T, timeout: Duration) -> std::result::Result<(), PutError<T>> {
-        self.put_with(item, |q, i| q.put_timeout(i, timeout))
+        self.0
+            .put_until_counted(item, sys::deadline_after(timeout), true)
     }
 }
 

@@ -323,6 +323,18 @@ impl RawQueue {
         fds: &[BorrowedFd<'_>],
         deadline: Option<Instant>,
     ) -> Result<()> {
+        self.put_counted(bytes, fds, deadline, false)
+    }
+
+    /// [`put`](RawQueue::put); with `counted`, also adds an unfinished task (a
+    /// `JoinableQueue`'s put): see [`put_held`](RawQueue::put_held).
+    pub(crate) fn put_counted(
+        &self,
+        bytes: &[u8],
+        fds: &[BorrowedFd<'_>],
+        deadline: Option<Instant>,
+        counted: bool,
+    ) -> Result<()> {
         let cap = self.capacity() as usize;
         let big = HEADER + bytes.len() > cap / 2;
         let memfd = if big { Some(big_item(bytes)?) } else { None };
@@ -343,7 +355,7 @@ impl RawQueue {
                 }
             }
         };
-        self.put_held(held, bytes, fds, memfd, deadline)
+        self.put_held(held, bytes, fds, memfd, deadline, counted)
     }
 
     /// Whether a record of `need` bytes would fit now (a hint: the consumers may take
@@ -358,6 +370,12 @@ impl RawQueue {
 
     /// [`put`](RawQueue::put) under the producer lock `_held`, with the large item's
     /// memfd made.
+    ///
+    /// With `counted` (a `JoinableQueue`), the unfinished-task count goes up once the
+    /// item has room and just before it becomes visible, as in Python (whose
+    /// `JoinableQueue.put` counts after its semaphore gives room): a `join` meanwhile
+    /// does not wait for a put still blocked on a full queue, a consumer's quick
+    /// `task_done` never finds the count at 0, and a put that fails was never counted.
     fn put_held(
         &self,
         _held: Held<'_>,
@@ -365,6 +383,7 @@ impl RawQueue {
         fds: &[BorrowedFd<'_>],
         memfd: Option<OwnedFd>,
         deadline: Option<Instant>,
+        counted: bool,
     ) -> Result<()> {
         let cap = self.capacity() as usize;
         let big = memfd.is_some();
@@ -411,6 +430,9 @@ impl RawQueue {
             } else {
                 self.seg.write_at(at + HEADER, bytes);
             }
+        }
+        if counted {
+            self.seg.word(W_UNFINISHED).fetch_add(1, SeqCst);
         }
         self.seg.word64(Q_TAIL).store(tail + need as u64, Release);
         let published = self.seg.word64(Q_PUBLISHED);
@@ -958,6 +980,16 @@ impl<T: Serialize> Queue<T> {
         item: T,
         deadline: Option<Instant>,
     ) -> std::result::Result<(), PutError<T>> {
+        self.put_until_counted(item, deadline, false)
+    }
+
+    /// A put; with `counted`, a `JoinableQueue`'s (see `RawQueue::put_held`).
+    pub(crate) fn put_until_counted(
+        &self,
+        item: T,
+        deadline: Option<Instant>,
+        counted: bool,
+    ) -> std::result::Result<(), PutError<T>> {
         if self.closed.load(Relaxed) {
             return Err(PutError {
                 error: closed_error(),
@@ -970,7 +1002,7 @@ impl<T: Serialize> Queue<T> {
         };
         let bytes = std::mem::take(&mut enc.bytes);
         let fds = enc.borrowed_fds();
-        let r = self.inner.put(&bytes, &fds, deadline);
+        let r = self.inner.put_counted(&bytes, &fds, deadline, counted);
         drop(fds);
         codec::recycle(bytes);
         r.map_err(|error| PutError { error, item })
