@@ -479,7 +479,7 @@ pub use manager::{
 /// | [`futures::Future::result`] | `future.await` ([`FutureAwait`](futures::FutureAwait)) | a waker, woken by the pool's thread |
 /// | [`Connection::recv`], [`recv_bytes`](Connection::recv_bytes) | [`recv_async`](Connection::recv_async) ([`Recv`](asyncio::Recv)), [`recv_bytes_async`](Connection::recv_bytes_async) | the socket |
 /// | [`Queue::get`], [`Queue::put`] | [`get_async`](Queue::get_async) ([`QueueGet`](asyncio::QueueGet)), [`put_async`](Queue::put_async) ([`QueuePut`](asyncio::QueuePut)) | the queue's async bell (an eventfd) |
-/// | [`JoinableQueue::join`] | [`join_async`](JoinableQueue::join_async) ([`QueueJoin`](asyncio::QueueJoin)) | the queue's async bell |
+/// | [`JoinableQueue::join`], [`put`](JoinableQueue::put), [`get`](JoinableQueue::get) | [`join_async`](JoinableQueue::join_async) ([`QueueJoin`](asyncio::QueueJoin)), [`put_async`](JoinableQueue::put_async), [`get_async`](JoinableQueue::get_async) | the queue's async bell |
 ///
 /// **How fds are waited on.** With the `tokio` feature, inside a tokio runtime (which
 /// must have I/O enabled, as `#[tokio::main]` does), with tokio's `AsyncFd`. Otherwise

@@ -278,13 +278,14 @@ fn joinable_worker(q: multiprocess::JoinableQueue<u64>) {
 }
 
 /// `join_async` on a joinable queue that worker processes drain: ready once every
-/// item is acknowledged, not before.
+/// item is acknowledged, not before. The jobs go in with `put_async` on a small
+/// bounded queue (so most puts wait for room), each counted as it lands.
 #[test]
 fn tokio_joins_a_joinable_queue() {
     let _g = serial();
     let server = Some(fork_server_pid());
     runtime().block_on(async {
-        let q = multiprocess::JoinableQueue::<u64>::new().unwrap();
+        let q = multiprocess::JoinableQueue::<u64>::bounded(4).unwrap();
         // Nothing put: ready at once.
         bounded(q.join_async()).await.unwrap();
         let workers: Vec<_> = (0..2)
@@ -295,7 +296,7 @@ fn tokio_joins_a_joinable_queue() {
             })
             .collect();
         for i in 0..40 {
-            q.put(i).unwrap();
+            bounded(q.put_async(i)).await.unwrap();
         }
         bounded(q.join_async()).await.unwrap();
         assert!(q.is_empty());

@@ -541,6 +541,12 @@ impl Issued {
 /// `Err` of kind [`ErrorKind::Timeout`] when a result is not ready by the deadline
 /// (counted from the `map` call), after which the rest are cancelled and the
 /// iteration ends.
+///
+/// A call that failed (panicked, or its worker died) is an `Err` item, and the
+/// iteration goes on with the next results. Python's `map` generator ends at the first
+/// exception instead, cancelling the calls not yet started: here that is what
+/// dropping the iterator does, so `for r in it { r?; }` and `collect::<Result<_>>()`
+/// behave as in Python.
 pub struct MapIter<R> {
     chunks: std::collections::VecDeque<Arc<Slot<Vec<Result<R>>>>>,
     ready: std::collections::VecDeque<Result<R>>,

@@ -430,6 +430,44 @@ impl<T> JoinableQueue<T> {
     }
 }
 
+/// The async twin of `put` (the producer's side).
+impl<T: Serialize> JoinableQueue<T> {
+    /// Puts `item`, waiting for room in a bounded queue, and counts it as an
+    /// unfinished task once it lands: the async twin of [`put`](JoinableQueue::put).
+    ///
+    /// Dropping the future before it is ready drops the item unput (and uncounted).
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::put`]: the item comes back in the [`PutError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct T(std::thread::Thread);
+    /// #     impl std::task::Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let w = std::task::Waker::from(std::sync::Arc::new(T(std::thread::current())));
+    /// #     let mut cx = std::task::Context::from_waker(&w);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// let q = multiprocess::JoinableQueue::new()?;
+    /// block_on(q.put_async(7u32))?;
+    /// assert_eq!(q.unfinished(), 1);
+    /// assert_eq!(q.get()?, 7);
+    /// q.task_done()?;
+    /// block_on(q.join_async())?;
+    /// # Ok::<(), multiprocess::Error>(())
+    /// ```
+    pub fn put_async(&self, item: T) -> super::QueuePut<'_, T> {
+        self.0.put_async_counted(item, true)
+    }
+}
+
 /// The async twin of `get` (a worker's side).
 impl<T: DeserializeOwned> JoinableQueue<T> {
     /// As [`Queue::get_async`]; call [`task_done`](JoinableQueue::task_done) when the
