@@ -234,37 +234,54 @@ fn joinable_four_workers(method: StartMethod) {
 
 /// As in Python, a `JoinableQueue` counts an item once it has room: a `join` does not
 /// wait for a put still blocked on a full queue, and a put that times out was never
-/// counted (it used to be counted while it waited, and its uncounting woke no joiner).
+/// counted (it used to be counted while it waited). Every put counts, also one made
+/// through `queue()` (it used not to, and its `task_done` then failed or used up
+/// another item's count).
 #[test]
 fn joinable_counts_a_put_once_it_has_room() {
     let q = JoinableQueue::<u32>::bounded(1).unwrap();
-    q.queue().put(0).unwrap(); // full, with nothing unfinished
-    let (q2, q3) = (q.clone(), q.clone());
+    q.put(0).unwrap();
+    let q2 = q.clone();
     let blocked = std::thread::spawn(move || q2.put_timeout(1, Duration::from_millis(400)));
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(
         q.unfinished(),
-        0,
+        1,
         "a put waiting for room is not counted yet"
     );
-    assert!(q.join_timeout(Duration::ZERO), "join does not wait for it");
-    // A joiner that sleeps while the put times out.
-    let joiner = std::thread::spawn(move || q3.join_timeout(LONG));
     let e = blocked.join().unwrap().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Full);
-    assert!(joiner.join().unwrap(), "the joiner returned");
-    assert_eq!(q.unfinished(), 0);
-    // Room: counted, then acknowledged.
+    assert_eq!(q.unfinished(), 1, "nor after it timed out");
     assert_eq!(q.get_timeout(LONG).unwrap(), 0);
-    q.put_timeout(2, LONG).unwrap();
-    assert_eq!(q.unfinished(), 1);
-    assert!(!q.join_timeout(Duration::ZERO));
-    assert_eq!(q.get_timeout(LONG).unwrap(), 2);
     q.task_done().unwrap();
     assert!(q.join_timeout(Duration::ZERO));
     assert_eq!(q.try_put(3).map(|_| q.unfinished()).unwrap(), 1);
     assert_eq!(q.try_put(4).unwrap_err().kind(), ErrorKind::Full);
     assert_eq!(q.unfinished(), 1, "a refused try_put is not counted");
+    assert_eq!(q.get_timeout(LONG).unwrap(), 3);
+    q.task_done().unwrap();
+    // Through the underlying queue, and through a plain `Queue` handle in a child.
+    q.queue().put(5).unwrap();
+    assert_eq!(q.unfinished(), 1);
+    assert_eq!(q.get_timeout(LONG).unwrap(), 5);
+    q.task_done().unwrap();
+    let mut p = Process::new(put_via_plain_handle, q.queue().clone());
+    p.start().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(p.exitcode(), Some(0));
+    assert_eq!(
+        q.unfinished(),
+        1,
+        "the child's put through a Queue handle counted"
+    );
+    assert_eq!(q.get_timeout(LONG).unwrap(), 6);
+    q.task_done().unwrap();
+    assert!(q.join_timeout(Duration::ZERO));
+    assert!(q.task_done().is_err());
+}
+
+fn put_via_plain_handle(q: Queue<u32>) {
+    q.put_timeout(6, LONG).unwrap();
 }
 
 const PER_PRODUCER: u64 = 100_000;

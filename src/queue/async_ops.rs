@@ -72,13 +72,8 @@ impl RawQueue {
         }
     }
 
-    /// One try of a put without waiting for anything; `counted` for a `JoinableQueue`.
-    fn try_put_async(
-        &self,
-        bytes: &[u8],
-        fds: &[BorrowedFd<'_>],
-        counted: bool,
-    ) -> Attempt<Result<()>> {
+    /// One try of a put without waiting for anything.
+    fn try_put_async(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Attempt<Result<()>> {
         let big = HEADER + bytes.len() > self.capacity() as usize / 2;
         let memfd = if big {
             match big_item(bytes) {
@@ -97,7 +92,7 @@ impl RawQueue {
                 Attempt::Contended
             };
         };
-        match self.put_held(held, bytes, fds, memfd, now, counted) {
+        match self.put_held(held, bytes, fds, memfd, now) {
             Err(e) if e.kind() == ErrorKind::Full => Attempt::WouldBlock,
             r => Attempt::Done(r),
         }
@@ -245,15 +240,9 @@ impl<T: Serialize> Queue<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn put_async(&self, item: T) -> QueuePut<'_, T> {
-        self.put_async_counted(item, false)
-    }
-
-    /// A `put_async`; with `counted`, a `JoinableQueue`'s.
-    pub(crate) fn put_async_counted(&self, item: T, counted: bool) -> QueuePut<'_, T> {
         QueuePut {
             q: self,
             item: Some(item),
-            counted,
             waiting: Waiting::default(),
         }
     }
@@ -295,8 +284,6 @@ impl<T> Drop for QueueGet<'_, T> {
 pub struct QueuePut<'a, T> {
     q: &'a Queue<T>,
     item: Option<T>,
-    /// A `JoinableQueue`'s put: counted as an unfinished task when it lands.
-    counted: bool,
     waiting: Waiting,
 }
 
@@ -317,7 +304,7 @@ impl<T: Serialize> Future for QueuePut<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let (q, counted) = (this.q, this.counted);
+        let q = this.q;
         let Some(item) = this.item.as_ref() else {
             return Poll::Ready(Ok(()));
         };
@@ -333,7 +320,7 @@ impl<T: Serialize> Future for QueuePut<'_, T> {
                 .poll(&q.inner, cx, || match codec::encode(item) {
                     Ok(enc) => {
                         let fds = enc.borrowed_fds();
-                        q.inner.try_put_async(&enc.bytes, &fds, counted)
+                        q.inner.try_put_async(&enc.bytes, &fds)
                     }
                     Err(e) => Attempt::Done(Err(e)),
                 }) {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{PutError, Queue, W_JOIN_WAITERS, W_UNFINISHED};
+use super::{PutError, Queue, W_JOIN_WAITERS, W_JOINABLE, W_UNFINISHED};
 use crate::error::{Error, Result};
 use crate::sys::{self, futex};
 
@@ -76,7 +76,7 @@ impl<T> JoinableQueue<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn new() -> Result<Self> {
-        Ok(JoinableQueue(Queue::new()?))
+        Ok(Self::joinable(Queue::new()?))
     }
 
     /// A joinable queue of at most `maxsize` items.
@@ -95,10 +95,18 @@ impl<T> JoinableQueue<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn bounded(maxsize: u32) -> Result<Self> {
-        Ok(JoinableQueue(Queue::bounded(maxsize)?))
+        Ok(Self::joinable(Queue::bounded(maxsize)?))
     }
 
-    /// The underlying [`Queue`] (sharing the same items).
+    /// Marks a queue just made, before anyone else has it, as joinable: its puts
+    /// count, through any handle (see `W_JOINABLE`).
+    fn joinable(q: Queue<T>) -> Self {
+        q.raw().seg.word(W_JOINABLE).store(1, SeqCst);
+        JoinableQueue(q)
+    }
+
+    /// The underlying [`Queue`] (sharing the same items; a put through it counts an
+    /// unfinished task too, as every put on a joinable queue does).
     ///
     /// # Examples
     ///
@@ -276,7 +284,7 @@ impl<T: Serialize> JoinableQueue<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn put(&self, item: T) -> std::result::Result<(), PutError<T>> {
-        self.0.put_until_counted(item, None, true)
+        self.0.put(item)
     }
 
     /// As [`Queue::try_put`], counted.
@@ -295,7 +303,7 @@ impl<T: Serialize> JoinableQueue<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn try_put(&self, item: T) -> std::result::Result<(), PutError<T>> {
-        self.0.put_until_counted(item, Some(Instant::now()), true)
+        self.0.try_put(item)
     }
 
     /// As [`Queue::put_timeout`], counted.
@@ -313,8 +321,7 @@ impl<T: Serialize> JoinableQueue<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn put_timeout(&self, item: T, timeout: Duration) -> std::result::Result<(), PutError<T>> {
-        self.0
-            .put_until_counted(item, sys::deadline_after(timeout), true)
+        self.0.put_timeout(item, timeout)
     }
 }
 
@@ -464,7 +471,7 @@ impl<T: Serialize> JoinableQueue<T> {
     /// # Ok::<(), multiprocess::Error>(())
     /// ```
     pub fn put_async(&self, item: T) -> super::QueuePut<'_, T> {
-        self.0.put_async_counted(item, true)
+        self.0.put_async(item)
     }
 }
 

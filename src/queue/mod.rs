@@ -111,6 +111,10 @@ const W_CAPACITY: usize = 33;
 const W_MAXSIZE: usize = 34;
 pub(crate) const W_UNFINISHED: usize = 35;
 pub(crate) const W_JOIN_WAITERS: usize = 36;
+/// 1 in a `JoinableQueue`'s segment (set when it is made, before it is shared): every
+/// put counts an unfinished task, whichever handle it comes through (the
+/// `JoinableQueue`, its `queue()`, or a clone of that sent to another process).
+pub(crate) const W_JOINABLE: usize = 41;
 /// Callers of `multiprocess::wait` watching this queue.
 const W_POLL_WAITERS: usize = 37;
 /// Async getters and putters waiting on this queue (they watch the async bell).
@@ -323,18 +327,6 @@ impl RawQueue {
         fds: &[BorrowedFd<'_>],
         deadline: Option<Instant>,
     ) -> Result<()> {
-        self.put_counted(bytes, fds, deadline, false)
-    }
-
-    /// [`put`](RawQueue::put); with `counted`, also adds an unfinished task (a
-    /// `JoinableQueue`'s put): see [`put_held`](RawQueue::put_held).
-    pub(crate) fn put_counted(
-        &self,
-        bytes: &[u8],
-        fds: &[BorrowedFd<'_>],
-        deadline: Option<Instant>,
-        counted: bool,
-    ) -> Result<()> {
         let cap = self.capacity() as usize;
         let big = HEADER + bytes.len() > cap / 2;
         let memfd = if big { Some(big_item(bytes)?) } else { None };
@@ -355,7 +347,7 @@ impl RawQueue {
                 }
             }
         };
-        self.put_held(held, bytes, fds, memfd, deadline, counted)
+        self.put_held(held, bytes, fds, memfd, deadline)
     }
 
     /// Whether a record of `need` bytes would fit now (a hint: the consumers may take
@@ -371,11 +363,14 @@ impl RawQueue {
     /// [`put`](RawQueue::put) under the producer lock `_held`, with the large item's
     /// memfd made.
     ///
-    /// With `counted` (a `JoinableQueue`), the unfinished-task count goes up once the
-    /// item has room and just before it becomes visible, as in Python (whose
+    /// In a `JoinableQueue` (see [`W_JOINABLE`]), the unfinished-task count goes up
+    /// once the item has room and just before it becomes visible, as in Python (whose
     /// `JoinableQueue.put` counts after its semaphore gives room): a `join` meanwhile
     /// does not wait for a put still blocked on a full queue, a consumer's quick
     /// `task_done` never finds the count at 0, and a put that fails was never counted.
+    /// (A producer killed between the count and the tail's store leaves one task
+    /// unfinished for ever: a window of two instructions, which no lock takeover can
+    /// tell from a death just before the count.)
     fn put_held(
         &self,
         _held: Held<'_>,
@@ -383,7 +378,6 @@ impl RawQueue {
         fds: &[BorrowedFd<'_>],
         memfd: Option<OwnedFd>,
         deadline: Option<Instant>,
-        counted: bool,
     ) -> Result<()> {
         let cap = self.capacity() as usize;
         let big = memfd.is_some();
@@ -431,7 +425,7 @@ impl RawQueue {
                 self.seg.write_at(at + HEADER, bytes);
             }
         }
-        if counted {
+        if self.seg.word(W_JOINABLE).load(Relaxed) != 0 {
             self.seg.word(W_UNFINISHED).fetch_add(1, SeqCst);
         }
         self.seg.word64(Q_TAIL).store(tail + need as u64, Release);
@@ -990,16 +984,6 @@ impl<T: Serialize> Queue<T> {
         item: T,
         deadline: Option<Instant>,
     ) -> std::result::Result<(), PutError<T>> {
-        self.put_until_counted(item, deadline, false)
-    }
-
-    /// A put; with `counted`, a `JoinableQueue`'s (see `RawQueue::put_held`).
-    pub(crate) fn put_until_counted(
-        &self,
-        item: T,
-        deadline: Option<Instant>,
-        counted: bool,
-    ) -> std::result::Result<(), PutError<T>> {
         if self.closed.load(Relaxed) {
             return Err(PutError {
                 error: closed_error(),
@@ -1012,7 +996,7 @@ impl<T: Serialize> Queue<T> {
         };
         let bytes = std::mem::take(&mut enc.bytes);
         let fds = enc.borrowed_fds();
-        let r = self.inner.put_counted(&bytes, &fds, deadline, counted);
+        let r = self.inner.put(&bytes, &fds, deadline);
         drop(fds);
         codec::recycle(bytes);
         r.map_err(|error| PutError { error, item })
@@ -1279,6 +1263,9 @@ impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
 }
 
 /// A queue is ready for [`multiprocess::wait`](crate::wait) when it holds an item.
+/// With other consumers, another may take that item first (as in Python): take it with
+/// [`try_get`](Queue::try_get) or [`get_timeout`](Queue::get_timeout), not a `get`
+/// that could then block.
 ///
 /// # Examples
 ///
