@@ -26,9 +26,12 @@
 //! put the functions. The functions that every forked child runs (`run_child` and what
 //! it calls, the fork's child side, `exit_now`) carry
 //! `#[link_section = "multiprocess_child_text"]`: the linker gathers sections of one
-//! name into one output section, so they share one or two windows (a name without a
-//! leading `.text.` keeps them out of `.text`, where lld would leave them in the
-//! order of their object files). Measured with `perf record -e page-faults -c 1` over
+//! name into one output section, so they share one window, or two when the section
+//! straddles a window's edge. It starts at a random 4 KiB offset (address layout
+//! randomization), so the smaller it is, the likelier one window: the generic entries,
+//! one per task type, stay out of it. A name without a leading `.text.` keeps it out of
+//! `.text`, where lld would leave the functions in the order of their object files.
+//! Measured with `perf record -e page-faults -c 1` over
 //! 2,000 fork starts of an empty task: see the README's process-start notes.
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -103,8 +106,6 @@ pub(crate) struct EntryCtx {
 pub(crate) type EntryFn = fn(EntryCtx) -> i32;
 
 /// The entry of `Process::<A>`: decodes `A`, calls `fn(A)`.
-#[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
-#[unsafe(link_section = "multiprocess_child_text")]
 pub(crate) fn entry_process<A: DeserializeOwned>(cx: EntryCtx) -> i32 {
     #[allow(unsafe_code)]
     // SAFETY: `func` was made by `code_offset(f as *const ())` for an `f: fn(A)` of this

@@ -276,6 +276,10 @@ pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(d: D) -> Result<OwnedFd,
 }
 
 /// Duplicates raw fds inherited through `fork` so each decoded handle owns its own.
+/// Every fork child runs it: it lives with their code ("Child text" in
+/// `process::bootstrap`).
+#[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+#[unsafe(link_section = "multiprocess_child_text")]
 pub(crate) fn dup_inherited(fds: &[RawFd]) -> Result<Vec<OwnedFd>> {
     if fds.is_empty() {
         // The common case in a fresh fork child, where every code page touched costs
