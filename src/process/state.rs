@@ -170,6 +170,8 @@ fn child_name(identity: &[u32]) -> String {
 }
 
 /// This process's state (created as `MainProcess` on first use).
+#[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
+#[unsafe(link_section = "multiprocess_child_text")]
 pub(crate) fn state() -> &'static State {
     let p = STATE.load(Ordering::Acquire);
     if !p.is_null() {

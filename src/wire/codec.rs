@@ -180,10 +180,15 @@ const ZERO_SIZED_ITEMS: usize = 1 << 20;
 /// byte string that is not exactly one encoded `T` gives an error of kind
 /// [`ErrorKind::Deserialize`] (never a panic or an abort), and the caller can go on.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T> {
-    struct Reset(Option<Vec<Option<OwnedFd>>>);
+    struct Reset(Option<Option<Vec<Option<OwnedFd>>>>);
     impl Drop for Reset {
+        // Inlined: with nothing to put back (most decodes) it is one test, and a call
+        // would be one more page of code for a fork child to fault in.
+        #[inline]
         fn drop(&mut self) {
-            end_decode(self.0.take());
+            if let Some(saved) = self.0.take() {
+                end_decode(saved);
+            }
         }
     }
     let _reset = Reset(begin_decode(fds));
@@ -224,13 +229,30 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
 /// last custom error message; returns the table it replaced, for [`end_decode`]. Not
 /// generic, so every [`decode`] shares one copy of it (and a fresh fork child, which
 /// faults in each code page it runs first, runs fewer pages).
+///
+/// With no fds, no table in use (not inside another decode) and no message left, it
+/// changes nothing and returns `None`: a handle in the value then finds no table and
+/// fails, as it would find none of its fds in an empty one. So decoding a value
+/// without handles writes nothing to thread-local storage, which in a fresh fork
+/// child is a page shared with the parent, copied at the first write.
 #[inline(never)]
 #[allow(unsafe_code)] // the section only groups code: "Child text" in process::bootstrap
 #[unsafe(link_section = "multiprocess_child_text")]
-fn begin_decode(fds: Vec<OwnedFd>) -> Option<Vec<Option<OwnedFd>>> {
+fn begin_decode(fds: Vec<OwnedFd>) -> Option<Option<Vec<Option<OwnedFd>>>> {
+    #[allow(unsafe_code)]
+    // SAFETY: each reference lives only for the `is_none()` on this thread, inside
+    // `with`; no mutable borrow of either cell is held here (their `borrow_mut`s are
+    // all in scopes that end before any decode code runs).
+    let idle = || unsafe {
+        RECV.with(|s| s.try_borrow_unguarded().is_ok_and(Option::is_none))
+            && DE_MESSAGE.with(|m| m.try_borrow_unguarded().is_ok_and(Option::is_none))
+    };
+    if fds.is_empty() && idle() {
+        return None;
+    }
     DE_MESSAGE.with(|m| m.borrow_mut().take());
     let table = fds.into_iter().map(Some).collect();
-    RECV.with(|s| s.borrow_mut().replace(table))
+    Some(RECV.with(|s| s.borrow_mut().replace(table)))
 }
 
 /// The end of a [`decode`]: puts back the receive table [`begin_decode`] replaced
@@ -264,7 +286,8 @@ pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(d: D) -> Result<OwnedFd,
     let idx = u32::deserialize(d)? as usize;
     RECV.with(|t| match t.borrow_mut().as_mut() {
         None => Err(serde::de::Error::custom(
-            "a multiprocess handle can only be deserialized by multiprocess itself",
+            "a multiprocess handle can only be deserialized by multiprocess itself, from a \
+             message that carries its fd",
         )),
         Some(v) => match v.get_mut(idx).and_then(Option::take) {
             Some(fd) => Ok(fd),

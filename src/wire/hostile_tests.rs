@@ -596,3 +596,29 @@ fn decode_timing() {
         );
     }
 }
+
+/// A handle whose fd did not come with the bytes is refused with a clear error, also
+/// when the decode of a value with no fds leaves the thread's tables untouched (its
+/// fast path); with its fd it decodes. A custom message left by an earlier decode does
+/// not leak into a later error.
+#[test]
+fn a_handle_without_its_fd_is_refused() {
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let fd = crate::Fd::new(file);
+    let enc = codec::encode(&fd).unwrap();
+    let bytes = enc.bytes.clone();
+    let e = codec::decode::<crate::Fd>(&bytes, Vec::new()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Deserialize);
+    assert!(e.to_string().contains("carries its fd"), "{e}");
+    let dup = std::os::fd::AsFd::as_fd(&fd).try_clone_to_owned().unwrap();
+    assert!(codec::decode::<crate::Fd>(&bytes, vec![dup]).is_ok());
+    drop(enc);
+    // The same in a pair, after a value that decodes with no fds at all.
+    assert_eq!(codec::decode::<u32>(&encode(&7u32), Vec::new()).unwrap(), 7);
+    let value = (1u8, &fd);
+    let pair = codec::encode(&value).unwrap();
+    let e = codec::decode::<(u8, crate::Fd)>(&pair.bytes, Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("carries its fd"), "{e}");
+    let e = codec::decode::<String>(&[9, 0, 0, 0, 0, 0, 0, 0, b'x'], Vec::new()).unwrap_err();
+    assert!(!e.to_string().contains("fd"), "no stale message: {e}");
+}
