@@ -234,19 +234,13 @@ impl Lanes {
     }
 
     /// After a poller woke on the bell: if no message waits, the ring was a stale one;
-    /// silence it (and look again, in case one came meanwhile). Whether one waits.
+    /// silence it (see `sys::poll::settle`). Whether one waits.
     pub(super) fn settle_bell(&self) -> bool {
-        if self.has_message() {
-            return true;
-        }
-        self.silence_bell();
-        if self.has_message() {
-            // Rung meanwhile, perhaps for a sleeping receiver that has not seen it
-            // yet: ring it again rather than eat its wake-up.
-            self.ring_bell();
-            return true;
-        }
-        false
+        sys::poll::settle(
+            || self.has_message(),
+            || self.silence_bell(),
+            || self.ring_bell(),
+        )
     }
 
     /// Rings this end's inbound bell, with `RUNG` set first.

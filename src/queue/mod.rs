@@ -454,22 +454,16 @@ impl RawQueue {
     /// For `multiprocess::wait`: register, clear a stale bell, and say if an item is
     /// there already (checked after registering, so a put cannot slip between).
     ///
-    /// The bell is shared by every waiter on the queue, in any thread or process. A
-    /// put that lands between our first look and the silence rang it for all of them,
-    /// and the silence took that ring from a waiter already asleep in `poll` (which
-    /// looks at the eventfd again when woken and finds it quiet): so a silence that
-    /// finds an item after all rings the bell again.
+    /// The bell is shared by every waiter on the queue, in any thread or process: a
+    /// stale ring is silenced without eating a fresh one (`sys::poll::settle`).
     pub(crate) fn wait_begin(&self) -> bool {
         self.seg.word(W_POLL_WAITERS).fetch_add(1, SeqCst);
-        if self.len() > 0 {
-            return true;
-        }
-        sys::poll::silence(self.bell.as_fd());
-        if self.len() > 0 {
-            sys::poll::ring(self.bell.as_fd());
-            return true;
-        }
-        false
+        let bell = self.bell.as_fd();
+        sys::poll::settle(
+            || self.len() > 0,
+            || sys::poll::silence(bell),
+            || sys::poll::ring(bell),
+        )
     }
 
     pub(crate) fn wait_end(&self) {

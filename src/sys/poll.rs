@@ -86,6 +86,27 @@ pub(crate) fn silence(fd: BorrowedFd<'_>) {
     let _ = rustix::io::read(fd, &mut buf);
 }
 
+/// For a bell (an eventfd) that several waiters may watch, after one woke on it or
+/// before it sleeps: says whether what the bell announces is `pending()`, and if not,
+/// `silence`s the bell. If it came while the bell was being silenced, it `ring`s it
+/// again: the silence may have taken the ring from a waiter already asleep in `poll`,
+/// which looks at the eventfd again when woken and would find it quiet.
+pub(crate) fn settle(
+    pending: impl Fn() -> bool,
+    silence: impl FnOnce(),
+    ring: impl FnOnce(),
+) -> bool {
+    if pending() {
+        return true;
+    }
+    silence();
+    if pending() {
+        ring();
+        return true;
+    }
+    false
+}
+
 /// A close-on-exec, non-blocking timerfd that expires every `period` (a watched fd that
 /// turns readable again and again, for waits that must look at something by
 /// themselves now and then).

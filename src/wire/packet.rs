@@ -132,6 +132,13 @@ pub(crate) fn send_sync(fd: BorrowedFd<'_>) -> Result<()> {
     sys::socket::send_batch(fd, &records).map_err(|e| Error::io("send", e))
 }
 
+/// Is a record that starts with `head` one a receiver skips where a frame should begin:
+/// a continuation (what a receiver that died, or a refused frame, left of its frame) or
+/// a sync record (sent after a sender that died; see the module docs)?
+fn skipped_at_boundary(head: &[u8]) -> bool {
+    head.starts_with(&CONT) || head.starts_with(&SYNC)
+}
+
 /// What [`peek_first`] found at the head of a socket.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Peeked {
@@ -163,7 +170,7 @@ pub(crate) fn peek_first(fd: BorrowedFd<'_>) -> Result<Peeked> {
                 Peeked::Frame
             });
         }
-        if n >= CONT.len() && (head[..CONT.len()] == CONT || head[..SYNC.len()] == SYNC) {
+        if skipped_at_boundary(&head[..n]) {
             // Take that one record (the rest of a longer one is dropped with it, as
             // are any fds on it).
             sys::socket::discard_record(fd).map_err(|e| Error::io("recv", e))?;
@@ -261,7 +268,7 @@ pub(crate) fn recv(
                 }
                 return Err(malformed("an empty record"));
             }
-            if n >= CONT.len() && (head[..CONT.len()] == CONT || head[..SYNC.len()] == SYNC) {
+            if skipped_at_boundary(&head[..n.min(HEADER)]) {
                 // What a receiver that died (or a refused frame) left of its frame, or
                 // sync records after a sender that died (see the module docs).
                 continue;
