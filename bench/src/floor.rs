@@ -79,6 +79,17 @@ pub fn helper_main() -> Option<std::process::ExitCode> {
             }
             Some(ExitCode::SUCCESS)
         }
+        "paired" => {
+            let quick = std::env::var(QUICK_ENV).is_ok_and(|v| v == "1");
+            let Ok(floors) =
+                serde_json::from_str::<Vec<Floor>>(&std::env::var(FLOORS_ENV).unwrap_or_default())
+            else {
+                eprintln!("error: {FLOORS_ENV} is not a JSON array of floors");
+                return Some(ExitCode::from(2));
+            };
+            serve_rounds(&floors, quick);
+            Some(ExitCode::SUCCESS)
+        }
         other => {
             eprintln!("error: unknown {MODE_ENV}={other:?}");
             Some(ExitCode::from(2))
@@ -114,6 +125,167 @@ fn parse_helper(stdout: &str) -> std::collections::BTreeMap<Floor, f64> {
         .filter_map(|l| serde_json::from_str::<FloorLine>(l).ok())
         .filter_map(|l| Some((l.floor, l.value.filter(|v| v.is_finite() && *v > 0.0)?)))
         .collect()
+}
+
+/// The `paired` helper: for every line on stdin, one repetition of each of
+/// `floors` ([`measure_once`]), one [`FloorLine`] each on stdout; ends at end of input.
+fn serve_rounds(floors: &[Floor], quick: bool) {
+    use std::io::{BufRead, Write};
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lock().lines() {
+        if line.is_err() {
+            return;
+        }
+        for &floor in floors {
+            let value = std::panic::catch_unwind(|| measure_once(floor, quick))
+                .ok()
+                .flatten();
+            let line = serde_json::to_string(&FloorLine { floor, value }).expect("json");
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A floor helper that measures beside a workload, round by round (see
+/// [`Floor::pairs`]): after each repetition of the workload, [`Paired::round`]
+/// has the helper measure one repetition of each floor, so that both sides of a
+/// ratio see the host in the same few milliseconds. The helper waits in a `read`
+/// meanwhile (it takes no CPU while the workload runs).
+pub struct Paired {
+    child: std::process::Child,
+    to: Option<std::process::ChildStdin>,
+    from: std::io::BufReader<std::process::ChildStdout>,
+    floors: Vec<Floor>,
+    samples: std::collections::BTreeMap<Floor, Vec<f64>>,
+    workload: &'static str,
+    rounds: usize,
+    broken: bool,
+}
+
+impl Paired {
+    /// Starts a `paired` helper (this binary again) for `floors`.
+    pub fn start(workload: &'static str, floors: &[Floor], quick: bool) -> std::io::Result<Paired> {
+        Self::start_exe(&std::env::current_exe()?, workload, floors, quick)
+    }
+
+    /// As [`Paired::start`], with the benchmark binary at `exe` as the helper.
+    pub fn start_exe(
+        exe: &std::path::Path,
+        workload: &'static str,
+        floors: &[Floor],
+        quick: bool,
+    ) -> std::io::Result<Paired> {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(exe)
+            .env(MODE_ENV, "paired")
+            .env(FLOORS_ENV, serde_json::to_string(floors)?)
+            .env(QUICK_ENV, if quick { "1" } else { "0" })
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let (Some(to), Some(from)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::other("helper without pipes"));
+        };
+        Ok(Paired {
+            child,
+            to: Some(to),
+            from: std::io::BufReader::new(from),
+            floors: floors.to_vec(),
+            samples: Default::default(),
+            workload,
+            rounds: 0,
+            broken: false,
+        })
+    }
+
+    /// One round: the helper measures one repetition of each floor. `ours` is the
+    /// workload's figure of the repetition just done, printed beside them on stderr.
+    /// A helper that fails is reported once and left out of later rounds.
+    pub fn round(&mut self, ours: f64) {
+        if self.broken {
+            return;
+        }
+        self.rounds += 1;
+        match self.ask() {
+            Ok(values) => {
+                let shown: Vec<String> = values
+                    .iter()
+                    .map(|(f, v)| format!("{} {}", f.short(), crate::report::fmt_opt(*v)))
+                    .collect();
+                eprintln!(
+                    "[pair]   {:<30} round {}: ours {}, {}",
+                    self.workload,
+                    self.rounds,
+                    crate::report::fmt_opt(Some(ours)),
+                    shown.join(", ")
+                );
+                for (f, v) in values {
+                    if let Some(v) = v.filter(|v| v.is_finite() && *v > 0.0) {
+                        self.samples.entry(f).or_default().push(v);
+                    }
+                }
+            }
+            Err(err) => {
+                eprintln!("warning: paired floor helper failed: {err}");
+                self.broken = true;
+            }
+        }
+    }
+
+    fn ask(&mut self) -> std::io::Result<Vec<(Floor, Option<f64>)>> {
+        use std::io::{BufRead, Write};
+        let to = self.to.as_mut().ok_or(std::io::ErrorKind::BrokenPipe)?;
+        to.write_all(b"round\n")?;
+        to.flush()?;
+        let mut values = Vec::with_capacity(self.floors.len());
+        for _ in &self.floors {
+            let mut line = String::new();
+            if self.from.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let l: FloorLine = serde_json::from_str(&line).map_err(std::io::Error::other)?;
+            values.push((l.floor, l.value));
+        }
+        Ok(values)
+    }
+
+    /// Ends the helper and returns each floor's median over the rounds (a floor
+    /// with no sample is missing).
+    pub fn finish(mut self) -> std::collections::BTreeMap<Floor, f64> {
+        drop(self.to.take());
+        let _ = self.child.wait();
+        std::mem::take(&mut self.samples)
+            .into_iter()
+            .map(|(f, mut v)| (f, crate::measure::median(&mut v)))
+            .collect()
+    }
+}
+
+impl Drop for Paired {
+    fn drop(&mut self) {
+        drop(self.to.take());
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One repetition of `floor` for a [`Paired`] helper: the process-start floors
+/// ([`Floor::pairs`]) measure one repetition; the others, which set up a child
+/// or buffers first, measure as [`measure`] does.
+pub fn measure_once(floor: Floor, quick: bool) -> Option<f64> {
+    match floor {
+        Floor::ForkWait => Some(fork_wait_once(quick)),
+        Floor::SpawnExec => spawn_exec_once(quick),
+        Floor::SpawnSelf => spawn_self_once(quick),
+        other => measure(other, quick),
+    }
 }
 
 /// Measures `floor` in this process; `None` if it cannot be measured on this machine.
@@ -178,16 +350,19 @@ fn wait_ok(pid: libc::pid_t) {
 ///
 /// The floor for the fork and forkserver start methods.
 pub fn fork_wait_us(quick: bool) -> f64 {
+    median_of(REPS.get(quick), || fork_wait_once(quick))
+}
+
+/// One repetition of [`fork_wait_us`]: [`FLOOR_FORKS`] forks, us per fork.
+fn fork_wait_once(quick: bool) -> f64 {
     let n = FLOOR_FORKS.get(quick);
-    median_of(REPS.get(quick), || {
-        let start = Instant::now();
-        for _ in 0..n {
-            // SAFETY: the child does nothing but `_exit(0)`.
-            let pid = unsafe { fork_child(|| 0) };
-            wait_ok(pid);
-        }
-        us_per(start.elapsed(), n)
-    })
+    let start = Instant::now();
+    for _ in 0..n {
+        // SAFETY: the child does nothing but `_exit(0)`.
+        let pid = unsafe { fork_child(|| 0) };
+        wait_ok(pid);
+    }
+    us_per(start.elapsed(), n)
 }
 
 /// us per `posix_spawn` of `/bin/true` (empty environment) plus `waitpid`.
@@ -195,10 +370,15 @@ pub fn fork_wait_us(quick: bool) -> f64 {
 /// The floor for the spawn start method, which must exec a fresh program.
 /// `None` if no `true` binary is found.
 pub fn spawn_exec_us(quick: bool) -> Option<f64> {
+    median_opt(REPS.get(quick), || spawn_exec_once(quick))
+}
+
+/// One repetition of [`spawn_exec_us`]; `None` if no `true` binary is found.
+fn spawn_exec_once(quick: bool) -> Option<f64> {
     let path = [c"/bin/true", c"/usr/bin/true"]
         .into_iter()
         .find(|p| std::path::Path::new(p.to_str().unwrap_or_default()).exists())?;
-    Some(posix_spawn_wait_us(path, &[], quick))
+    Some(posix_spawn_wait_once(path, &[], quick))
 }
 
 /// us per `posix_spawn` of this benchmark binary with only `MP_BENCH_MODE=exit`
@@ -207,16 +387,31 @@ pub fn spawn_exec_us(quick: bool) -> Option<f64> {
 /// The second spawn floor: a Rust binary costs more to load than `/bin/true`,
 /// and the spawn start method must exec exactly this binary.
 pub fn spawn_self_us(quick: bool) -> Option<f64> {
+    median_opt(REPS.get(quick), || spawn_self_once(quick))
+}
+
+/// One repetition of [`spawn_self_us`]; `None` if this binary cannot be named.
+fn spawn_self_once(quick: bool) -> Option<f64> {
     use std::os::unix::ffi::OsStrExt;
     let exe = std::env::current_exe().ok()?;
     let path = std::ffi::CString::new(exe.as_os_str().as_bytes()).ok()?;
     let env = std::ffi::CString::new(format!("{MODE_ENV}=exit")).ok()?;
-    Some(posix_spawn_wait_us(&path, &[&env], quick))
+    Some(posix_spawn_wait_once(&path, &[&env], quick))
+}
+
+/// The median of `reps` repetitions of `once`; `None` as soon as one yields `None`.
+fn median_opt(reps: usize, mut once: impl FnMut() -> Option<f64>) -> Option<f64> {
+    let mut values = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        values.push(once()?);
+    }
+    Some(crate::measure::median(&mut values))
 }
 
 /// us per `posix_spawn` of `path` (argv: the path; environment: `env`) plus
-/// `waitpid` of a child that must exit with status 0.
-fn posix_spawn_wait_us(path: &std::ffi::CStr, env: &[&std::ffi::CStr], quick: bool) -> f64 {
+/// `waitpid` of a child that must exit with status 0: one repetition of
+/// [`FLOOR_SPAWNS`] spawns.
+fn posix_spawn_wait_once(path: &std::ffi::CStr, env: &[&std::ffi::CStr], quick: bool) -> f64 {
     let argv = [path.as_ptr().cast_mut(), null_mut()];
     let envp: Vec<*mut libc::c_char> = env
         .iter()
@@ -224,33 +419,31 @@ fn posix_spawn_wait_us(path: &std::ffi::CStr, env: &[&std::ffi::CStr], quick: bo
         .chain([null_mut()])
         .collect();
     let n = FLOOR_SPAWNS.get(quick);
-    median_of(REPS.get(quick), || {
-        let start = Instant::now();
-        for _ in 0..n {
-            let mut pid: libc::pid_t = 0;
-            // SAFETY: `path` is a valid C string; `argv` and `envp` are
-            // null-terminated arrays of valid C strings that outlive the call;
-            // null file actions and attributes mean the defaults.
-            let rc = unsafe {
-                libc::posix_spawn(
-                    &mut pid,
-                    path.as_ptr(),
-                    null(),
-                    null(),
-                    argv.as_ptr(),
-                    envp.as_ptr(),
-                )
-            };
-            assert_eq!(
-                rc,
-                0,
-                "posix_spawn: {}",
-                std::io::Error::from_raw_os_error(rc)
-            );
-            wait_ok(pid);
-        }
-        us_per(start.elapsed(), n)
-    })
+    let start = Instant::now();
+    for _ in 0..n {
+        let mut pid: libc::pid_t = 0;
+        // SAFETY: `path` is a valid C string; `argv` and `envp` are
+        // null-terminated arrays of valid C strings that outlive the call;
+        // null file actions and attributes mean the defaults.
+        let rc = unsafe {
+            libc::posix_spawn(
+                &mut pid,
+                path.as_ptr(),
+                null(),
+                null(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "posix_spawn: {}",
+            std::io::Error::from_raw_os_error(rc)
+        );
+        wait_ok(pid);
+    }
+    us_per(start.elapsed(), n)
 }
 
 /// Reads exactly `buf.len()` bytes; false on end of file or error.

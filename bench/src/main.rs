@@ -54,19 +54,29 @@ fn main() -> ExitCode {
     let mut rows = Vec::with_capacity(opts.selected.len());
     let mut floors_seen: BTreeMap<Floor, Vec<f64>> = BTreeMap::new();
     for w in &opts.selected {
-        let mut row = Row::new(
-            w,
-            run_side("ours", w.name, || ours::run(w.name, quick)),
-            None,
-        );
+        let floors = row_floors(w);
+        // The start rows' floors are measured round by round beside ours; the
+        // others' right after the row (see `floor::Paired`).
+        let mut paired = if w.paired() {
+            floor::Paired::start(w.name, &floors, quick)
+                .inspect_err(|e| {
+                    eprintln!("warning: paired floor helper: {e}; floors after the row")
+                })
+                .ok()
+        } else {
+            None
+        };
+        let ours_value = run_side("ours", w.name, || match paired.as_mut() {
+            Some(helper) => ours::run_paired(w.name, quick, &mut |v| helper.round(v)),
+            None => ours::run(w.name, quick),
+        });
+        let mut row = Row::new(w, ours_value, None);
         row.peer = run_side("peer", w.name, || peers::run(w.name, quick));
         row.ceiling = run_side("ceiling", w.name, || ceiling::run(w.name, quick));
-        let floors = row_floors(w);
-        let measured = if floors.is_empty() {
-            Default::default()
-        } else {
-            floor::in_helper(&floors, quick)
-        };
+        let mut measured = paired.map(floor::Paired::finish).unwrap_or_default();
+        if !floors.is_empty() && measured.len() < floors.len() {
+            measured = floor::in_helper(&floors, quick);
+        }
         for (f, v) in &measured {
             floors_seen.entry(*f).or_default().push(*v);
         }

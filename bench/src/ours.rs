@@ -12,10 +12,32 @@
 
 /// Runs the workload `name` with this crate; `None` if it is not implemented.
 pub fn run(name: &str, quick: bool) -> Option<f64> {
+    run_paired(name, quick, &mut |_| {})
+}
+
+/// As [`run`]; a row whose floors are paired ([`crate::workloads::Workload::paired`])
+/// calls `between` after each repetition with that repetition's figure, outside
+/// its timing, and runs [`crate::params::START_ROUNDS`] of them. Other rows never call it.
+pub fn run_paired(name: &str, quick: bool, between: &mut dyn FnMut(f64)) -> Option<f64> {
     match name {
-        "process_start_join_fork" => process_start_join_fork(quick),
-        "process_start_join_spawn" => process_start_join_spawn(quick),
-        "process_start_join_forkserver" => process_start_join_forkserver(quick),
+        "process_start_join_fork" => start_join(
+            StartMethod::Fork,
+            params::START_FORK.get(quick),
+            quick,
+            between,
+        ),
+        "process_start_join_spawn" => start_join(
+            StartMethod::Spawn,
+            params::START_SPAWN.get(quick),
+            quick,
+            between,
+        ),
+        "process_start_join_forkserver" => start_join(
+            StartMethod::ForkServer,
+            params::START_FORKSERVER.get(quick),
+            quick,
+            between,
+        ),
         "pipe_roundtrip_small" => pipe_roundtrip_small(quick),
         "pipe_throughput_1MiB" => pipe_throughput_1mib(quick),
         "queue_1p1c_small" => queue_1p1c_small(quick),
@@ -55,8 +77,18 @@ use crate::params::{self, MIB, REPS};
 
 fn empty(_: ()) {}
 
-/// us per start+join of a process running an empty function with `method`.
-fn start_join(method: StartMethod, cycles: usize, quick: bool) -> Option<f64> {
+/// us per start+join of a process running an empty function with `method`: one
+/// warm-up start first (it also starts the fork server for that method), then
+/// [`crate::params::START_ROUNDS`] repetitions of `cycles` start+join cycles, each
+/// followed by `between` (outside the timing). The cycles per repetition are
+/// [`crate::params::START_FORK`], [`crate::params::START_SPAWN`] and
+/// [`crate::params::START_FORKSERVER`].
+fn start_join(
+    method: StartMethod,
+    cycles: usize,
+    quick: bool,
+    between: &mut dyn FnMut(f64),
+) -> Option<f64> {
     let ctx = get_context(method);
     let once = || {
         let mut p = ctx.process(empty, ());
@@ -64,36 +96,16 @@ fn start_join(method: StartMethod, cycles: usize, quick: bool) -> Option<f64> {
         p.join().expect("join");
         assert_eq!(p.exitcode(), Some(0));
     };
-    once(); // warm-up (starts the fork server for that method)
-    Some(median_of(REPS.get(quick), || {
+    once();
+    Some(median_of(params::START_ROUNDS.get(quick), || {
         let t = Instant::now();
         for _ in 0..cycles {
             once();
         }
-        us_per(t.elapsed(), cycles)
+        let us = us_per(t.elapsed(), cycles);
+        between(us);
+        us
     }))
-}
-
-/// us per start+join of a fork-started process running an empty function;
-/// one warm-up start first, then [`crate::params::START_FORK`] cycles per repetition.
-fn process_start_join_fork(quick: bool) -> Option<f64> {
-    start_join(StartMethod::Fork, params::START_FORK.get(quick), quick)
-}
-
-/// us per start+join with the spawn start method (exec of a fresh program);
-/// warm-up start first, [`crate::params::START_SPAWN`] cycles per repetition.
-fn process_start_join_spawn(quick: bool) -> Option<f64> {
-    start_join(StartMethod::Spawn, params::START_SPAWN.get(quick), quick)
-}
-
-/// us per start+join with the forkserver start method; the warm-up start
-/// (which launches the server) is excluded; [`crate::params::START_FORKSERVER`] cycles.
-fn process_start_join_forkserver(quick: bool) -> Option<f64> {
-    start_join(
-        StartMethod::ForkServer,
-        params::START_FORKSERVER.get(quick),
-        quick,
-    )
 }
 
 fn echo_plus_one(c: Connection<u64>) {

@@ -36,6 +36,9 @@ pub const MIB: usize = 1024 * 1024;
 /// Repetitions per figure; the figure is their median.
 pub const REPS: Size = size(5, 3);
 
+/// Repetitions of the process-start rows, each followed by one repetition of the
+/// row's floors ([`crate::floor::Paired`]); the figures are the medians.
+pub const START_ROUNDS: Size = size(15, 3);
 /// `process_start_join_fork`: start+join cycles per repetition.
 pub const START_FORK: Size = size(50, 20);
 /// `process_start_join_spawn`: start+join cycles per repetition.

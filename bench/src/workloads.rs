@@ -89,6 +89,29 @@ impl Floor {
         }
     }
 
+    /// A short name for the per-round lines on stderr.
+    pub const fn short(self) -> &'static str {
+        match self {
+            Floor::ForkWait => "fork",
+            Floor::SpawnExec => "spawn(/bin/true)",
+            Floor::SpawnSelf => "spawn(self)",
+            Floor::SocketRoundTrip => "socket",
+            Floor::SpinRoundTrip => "spin",
+            Floor::Memcpy => "memcpy",
+            Floor::MemcpyHot => "memcpy-hot",
+            Floor::CasLock => "cas",
+        }
+    }
+
+    /// Whether the floor is measured round by round beside its workload, in one
+    /// helper that lives as long as the row ([`crate::floor::Paired`]), rather than
+    /// once after it: the process-start floors. A start's cost follows the host's
+    /// state of the moment (steal, reclaim), and their workloads' repetitions are a
+    /// few milliseconds long, so a floor measured after the row can see another host.
+    pub const fn pairs(self) -> bool {
+        matches!(self, Floor::ForkWait | Floor::SpawnExec | Floor::SpawnSelf)
+    }
+
     /// The unit the floor is measured in.
     pub const fn unit(self) -> Unit {
         match self {
@@ -120,6 +143,12 @@ impl Workload {
     /// (larger) binary.
     pub fn floor2(&self) -> Option<Floor> {
         (self.floor == Some(Floor::SpawnExec)).then_some(Floor::SpawnSelf)
+    }
+
+    /// Whether the row's floors are measured round by round beside it
+    /// ([`Floor::pairs`]).
+    pub fn paired(&self) -> bool {
+        self.floor.is_some_and(Floor::pairs)
     }
 
     /// For a `_loaded` row, the quiet workload it repeats under load.
@@ -220,6 +249,25 @@ mod tests {
         assert_eq!(spawn.floor2(), Some(Floor::SpawnSelf));
         assert_eq!(find("process_start_join_fork").unwrap().floor2(), None);
         assert!(!Unit::TasksPerS.is_time());
+    }
+
+    #[test]
+    fn the_start_rows_and_only_they_are_paired() {
+        let paired: Vec<&str> = WORKLOADS
+            .iter()
+            .filter(|w| w.paired())
+            .map(|w| w.name)
+            .collect();
+        assert_eq!(
+            paired,
+            [
+                "process_start_join_fork",
+                "process_start_join_spawn",
+                "process_start_join_forkserver"
+            ]
+        );
+        let spawn = find("process_start_join_spawn").unwrap();
+        assert!(spawn.floor2().is_some_and(Floor::pairs));
     }
 
     #[test]

@@ -203,10 +203,10 @@ pub(crate) fn run_child(
         boot.start_method,
     );
     keyring::install(std::mem::take(&mut boot.keys));
-    if matches!(
-        boot.start_method,
-        Some(StartMethod::Fork | StartMethod::ForkServer)
-    ) {
+    // Two comparisons, not a `match` of the four values: LLVM makes a jump table of
+    // those, a page of read-only data that a fork child would fault in for nothing.
+    let forked = boot.start_method.is_some() && boot.start_method != Some(StartMethod::Spawn);
+    if forked {
         // Forked (by us or by the fork server): the exit handlers are the parent's.
         sys::process::end_at_exit(end_of_task);
     }
