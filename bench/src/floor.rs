@@ -60,53 +60,68 @@ struct FloorLine {
 /// process is a helper (then `main` returns it at once), `None` otherwise.
 pub fn helper_main() -> Option<std::process::ExitCode> {
     use std::process::ExitCode;
-    match std::env::var(MODE_ENV).ok()?.as_str() {
-        "exit" => Some(ExitCode::SUCCESS),
-        "floors" => {
-            let quick = std::env::var(QUICK_ENV).is_ok_and(|v| v == "1");
-            let Ok(floors) =
-                serde_json::from_str::<Vec<Floor>>(&std::env::var(FLOORS_ENV).unwrap_or_default())
-            else {
-                eprintln!("error: {FLOORS_ENV} is not a JSON array of floors");
-                return Some(ExitCode::from(2));
-            };
-            for floor in floors {
-                let value = std::panic::catch_unwind(|| measure(floor, quick))
-                    .ok()
-                    .flatten();
-                let line = serde_json::to_string(&FloorLine { floor, value }).expect("json");
-                println!("{line}");
-            }
-            Some(ExitCode::SUCCESS)
-        }
-        "paired" => {
-            let quick = std::env::var(QUICK_ENV).is_ok_and(|v| v == "1");
-            let Ok(floors) =
-                serde_json::from_str::<Vec<Floor>>(&std::env::var(FLOORS_ENV).unwrap_or_default())
-            else {
-                eprintln!("error: {FLOORS_ENV} is not a JSON array of floors");
-                return Some(ExitCode::from(2));
-            };
-            serve_rounds(&floors, quick);
-            Some(ExitCode::SUCCESS)
-        }
-        other => {
-            eprintln!("error: unknown {MODE_ENV}={other:?}");
-            Some(ExitCode::from(2))
-        }
+    let mode = std::env::var(MODE_ENV).ok()?;
+    if mode == "exit" {
+        return Some(ExitCode::SUCCESS);
     }
+    if mode != "floors" && mode != "paired" {
+        eprintln!("error: unknown {MODE_ENV}={mode:?}");
+        return Some(ExitCode::from(2));
+    }
+    let quick = std::env::var(QUICK_ENV).is_ok_and(|v| v == "1");
+    let Ok(floors) =
+        serde_json::from_str::<Vec<Floor>>(&std::env::var(FLOORS_ENV).unwrap_or_default())
+    else {
+        eprintln!("error: {FLOORS_ENV} is not a JSON array of floors");
+        return Some(ExitCode::from(2));
+    };
+    let mut out = std::io::stdout().lock();
+    if mode == "floors" {
+        for &floor in &floors {
+            if answer(&mut out, floor, || measure(floor, quick)).is_err() {
+                break;
+            }
+        }
+    } else {
+        serve_rounds(&mut out, &floors, quick);
+    }
+    Some(ExitCode::SUCCESS)
+}
+
+/// Writes `floor`'s [`FloorLine`] with the value `measure` gives (none if it
+/// panics) and flushes it.
+fn answer(
+    out: &mut impl std::io::Write,
+    floor: Floor,
+    measure: impl FnOnce() -> Option<f64> + std::panic::UnwindSafe,
+) -> std::io::Result<()> {
+    let value = std::panic::catch_unwind(measure).ok().flatten();
+    let line = serde_json::to_string(&FloorLine { floor, value }).map_err(std::io::Error::other)?;
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+/// This binary as a floors helper in `mode` (`floors` or `paired`) for `floors`.
+fn helper_command(
+    exe: &std::path::Path,
+    mode: &str,
+    floors: &[Floor],
+    quick: bool,
+) -> std::io::Result<std::process::Command> {
+    let mut cmd = std::process::Command::new(exe);
+    cmd.env(MODE_ENV, mode)
+        .env(FLOORS_ENV, serde_json::to_string(floors)?)
+        .env(QUICK_ENV, if quick { "1" } else { "0" })
+        .stderr(std::process::Stdio::inherit());
+    Ok(cmd)
 }
 
 /// Measures `floors` in a fresh helper process (this binary in `floors`
 /// mode); a floor the helper could not measure is missing from the answer.
 pub fn in_helper(floors: &[Floor], quick: bool) -> std::collections::BTreeMap<Floor, f64> {
     let run = || -> std::io::Result<std::process::Output> {
-        std::process::Command::new(std::env::current_exe()?)
-            .env(MODE_ENV, "floors")
-            .env(FLOORS_ENV, serde_json::to_string(floors)?)
-            .env(QUICK_ENV, if quick { "1" } else { "0" })
+        helper_command(&std::env::current_exe()?, "floors", floors, quick)?
             .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
             .output()
     };
     match run() {
@@ -129,19 +144,14 @@ fn parse_helper(stdout: &str) -> std::collections::BTreeMap<Floor, f64> {
 
 /// The `paired` helper: for every line on stdin, one repetition of each of
 /// `floors` ([`measure_once`]), one [`FloorLine`] each on stdout; ends at end of input.
-fn serve_rounds(floors: &[Floor], quick: bool) {
-    use std::io::{BufRead, Write};
-    let mut out = std::io::stdout().lock();
+fn serve_rounds(out: &mut impl std::io::Write, floors: &[Floor], quick: bool) {
+    use std::io::BufRead;
     for line in std::io::stdin().lock().lines() {
         if line.is_err() {
             return;
         }
         for &floor in floors {
-            let value = std::panic::catch_unwind(|| measure_once(floor, quick))
-                .ok()
-                .flatten();
-            let line = serde_json::to_string(&FloorLine { floor, value }).expect("json");
-            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            if answer(out, floor, || measure_once(floor, quick)).is_err() {
                 return;
             }
         }
@@ -177,14 +187,10 @@ impl Paired {
         floors: &[Floor],
         quick: bool,
     ) -> std::io::Result<Paired> {
-        use std::process::{Command, Stdio};
-        let mut child = Command::new(exe)
-            .env(MODE_ENV, "paired")
-            .env(FLOORS_ENV, serde_json::to_string(floors)?)
-            .env(QUICK_ENV, if quick { "1" } else { "0" })
+        use std::process::Stdio;
+        let mut child = helper_command(exe, "paired", floors, quick)?
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()?;
         let (Some(to), Some(from)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
