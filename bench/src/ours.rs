@@ -5,7 +5,9 @@
 //! report then shows `-`). Every workload must do what
 //! `bench/python/baseline.py` does, with the sizes of [`crate::params`] and the
 //! median of [`crate::params::REPS`] repetitions via
-//! [`crate::measure::median_of`]. Start-up of the processes, pools, executors and
+//! [`crate::measure::median_of`] (the process-start rows: of
+//! [`crate::params::START_ROUNDS`], each followed by a repetition of their floors,
+//! see [`run_paired`]). Start-up of the processes, pools, executors and
 //! managers (and a first-use warm-up) is excluded from timings unless the
 //! workload is process start itself; everything except the explicit
 //! start-method workloads uses the fork start method, like the baseline.
