@@ -12,6 +12,12 @@ use std::time::Duration;
 use super::slot::{Phase, Slot};
 use crate::error::{Error, ErrorKind, Result};
 
+/// The error for a chunk size of 0, refused before any work is submitted (Python's
+/// `ValueError: chunksize must be >= 1`) by `map`, `imap` and the executors' `map`.
+pub(crate) fn zero_chunk_size() -> Error {
+    Error::new(ErrorKind::InvalidInput, "chunk size must be at least 1")
+}
+
 /// The results of one chunk.
 pub(crate) enum Outcome<R> {
     /// Every call returned.

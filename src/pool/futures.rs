@@ -613,20 +613,15 @@ where
     R: Send + 'static,
 {
     if chunk_size == 0 {
-        // Python: `ValueError: chunksize must be >= 1.`
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "chunk size must be at least 1",
-        ));
+        return Err(super::chunk::zero_chunk_size());
     }
     let deadline = timeout.and_then(deadline_after);
-    let cs = chunk_size;
     let mut slots = std::collections::VecDeque::new();
     let mut chunks = Vec::new();
     let mut it = items.into_iter().peekable();
     let mut first = 0;
     while it.peek().is_some() {
-        let part: Vec<A> = it.by_ref().take(cs).collect();
+        let part: Vec<A> = it.by_ref().take(chunk_size).collect();
         let n = part.len();
         let slot: Arc<Slot<Vec<Result<R>>>> =
             Slot::new(format!("map items {first}..{}", first + n));

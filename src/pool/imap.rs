@@ -90,8 +90,7 @@ where
     ) -> Self {
         // Python's `imap` raises `ValueError` for a chunk size below 1, before any
         // work: here the first item is that error, and nothing is submitted.
-        let refused = (chunk == 0)
-            .then(|| Error::new(ErrorKind::InvalidInput, "chunk size must be at least 1"));
+        let refused = (chunk == 0).then(super::chunk::zero_chunk_size);
         let chunk = chunk.max(1);
         let limit = in_flight_limit(flavor.processes(), chunk);
         let (tx, rx) = mpsc::channel();

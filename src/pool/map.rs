@@ -8,7 +8,7 @@ use super::flavor::Flavor;
 use super::options::Options;
 use super::result::AsyncResult;
 use super::slot::Slot;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 
 /// Python's default `map` chunk size: about four chunks per worker.
 pub(crate) fn default_chunksize(len: usize, workers: usize) -> usize {
@@ -31,10 +31,7 @@ where
     R: Send + 'static,
 {
     if opts.chunk_size == Some(0) {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "chunk size must be at least 1",
-        ));
+        return Err(super::chunk::zero_chunk_size());
     }
     // The length decides the default chunk size: taken from an exact size hint, or
     // by collecting the input (as Python's `list(iterable)`).
